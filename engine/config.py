@@ -1,0 +1,171 @@
+"""Node config schemas: field descriptions for forms, and parsing with per-field errors.
+
+Every node type's ``Config`` is a ``msgspec.Struct``. Field metadata comes from
+``Annotated[T, msgspec.Meta(title=..., description=..., extra={"widget": ...})]``. The same
+parser serves the editor's forms (strings), imported JSON and the run loop, so a config is
+validated on save and again on load by one piece of code.
+"""
+
+from __future__ import annotations
+
+import json
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import msgspec
+
+from engine.errors import ConfigError
+
+MAX_FIELD_CHARS = 100_000
+
+
+class KeyValue(msgspec.Struct, forbid_unknown_fields=True):
+    """One row of a key–value list field (headers, Set fields, …)."""
+
+    name: str
+    value: str = ""
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    name: str
+    kind: str  # text | expression | textarea | number | boolean | select | keyvalue | json
+    title: str
+    description: str
+    required: bool
+    default: Any
+    choices: tuple[str, ...] = ()
+
+
+def _meta_of(annotation: Any) -> tuple[Any, msgspec.Meta | None]:
+    if typing.get_origin(annotation) is typing.Annotated:
+        base, *extras = typing.get_args(annotation)
+        metas = [m for m in extras if isinstance(m, msgspec.Meta)]
+        return base, (metas[0] if metas else None)
+    return annotation, None
+
+
+def _kind_of(base: Any, widget: str | None) -> tuple[str, tuple[str, ...]]:
+    if widget:
+        return widget, ()
+    origin = typing.get_origin(base)
+    if origin is Literal:
+        return "select", tuple(str(a) for a in typing.get_args(base))
+    if base is bool:
+        return "boolean", ()
+    if base in (int, float):
+        return "number", ()
+    if origin is list and typing.get_args(base) == (KeyValue,):
+        return "keyvalue", ()
+    if base is str:
+        return "text", ()
+    return "json", ()
+
+
+def field_specs(config_type: type[msgspec.Struct]) -> list[FieldSpec]:
+    hints = typing.get_type_hints(config_type, include_extras=True)
+    specs = []
+    for f in msgspec.structs.fields(config_type):
+        base, meta = _meta_of(hints[f.name])
+        extra = (meta.extra or {}) if meta else {}
+        kind, choices = _kind_of(base, extra.get("widget"))
+        default = f.default if f.default is not msgspec.NODEFAULT else (
+            f.default_factory() if f.default_factory is not msgspec.NODEFAULT else None
+        )
+        specs.append(FieldSpec(
+            name=f.name, kind=kind, title=(meta.title if meta and meta.title else f.name.replace("_", " ").capitalize()),
+            description=(meta.description or "") if meta else "", required=f.required, default=default, choices=choices,
+        ))
+    return specs
+
+
+def _field_type(config_type: type[msgspec.Struct], name: str) -> Any:
+    return typing.get_type_hints(config_type, include_extras=True)[name]
+
+
+def _is_blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def parse_config(config_type: type[msgspec.Struct], raw: Mapping[str, Any]) -> msgspec.Struct:
+    """Validate ``raw`` field by field; raise ``ConfigError`` naming every bad field."""
+    if not isinstance(raw, Mapping):
+        raise ConfigError({"config": "must be an object"})
+    known = {f.name: f for f in msgspec.structs.fields(config_type)}
+    errors = {name: "unknown field" for name in raw if name not in known}
+    values: dict[str, Any] = {}
+    for name, f in known.items():
+        if name not in raw or (f.required and _is_blank(raw[name])):
+            if f.required:
+                errors[name] = "This field is required."
+            continue
+        try:
+            values[name] = msgspec.convert(raw[name], _field_type(config_type, name), strict=False)
+        except msgspec.ValidationError as exc:
+            errors[name] = _friendly(str(exc))
+    if errors:
+        raise ConfigError(errors)
+    config = config_type(**values)
+    problems = getattr(config, "problems", None)
+    if problems and (found := problems()):
+        raise ConfigError(found)
+    return config
+
+
+def _friendly(message: str) -> str:
+    """msgspec's "Expected `int`, got `str` - at `$[0].name`" → "Expected int, got str at [0].name"."""
+    return message.replace("`", "").replace(" - at $", " at ")
+
+
+def config_to_dict(config: msgspec.Struct) -> dict[str, Any]:
+    return msgspec.to_builtins(config)
+
+
+def config_from_form(config_type: type[msgspec.Struct], form: Mapping[str, list[str]]) -> dict[str, Any]:
+    """Turn submitted form fields (a multi-dict as ``{name: [values]}``) into a raw config dict.
+
+    Values stay strings where the schema decides their type (``parse_config`` converts them);
+    JSON fields that are not valid JSON raise ``ConfigError`` for that field.
+    """
+    raw: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    for spec in field_specs(config_type):
+        values = form.get(spec.name, [])
+        if any(len(v) > MAX_FIELD_CHARS for v in values):
+            errors[spec.name] = f"Too long (at most {MAX_FIELD_CHARS:,} characters)."
+            continue
+        if spec.kind == "boolean":
+            raw[spec.name] = any(v in ("on", "true", "1") for v in values)
+        elif spec.kind == "keyvalue":
+            raw[spec.name] = _keyvalue_rows(form, spec.name)
+        elif spec.kind == "json":
+            text = values[-1] if values else ""
+            if text.strip():
+                try:
+                    raw[spec.name] = json.loads(text)
+                except json.JSONDecodeError as exc:
+                    errors[spec.name] = f"Not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})."
+        elif values:
+            raw[spec.name] = values[-1]
+    if errors:
+        raise ConfigError(errors)
+    return raw
+
+
+def _keyvalue_rows(form: Mapping[str, list[str]], name: str) -> list[dict[str, str]]:
+    keys = form.get(f"{name}.name", [])
+    vals = form.get(f"{name}.value", [])
+    rows = []
+    for i, key in enumerate(keys):
+        value = vals[i] if i < len(vals) else ""
+        if key.strip() or value.strip():
+            rows.append({"name": key.strip(), "value": value})
+    return rows
+
+
+def default_config(config_type: type[msgspec.Struct]) -> dict[str, Any]:
+    """The defaults of a schema, for a freshly dropped node (required fields left out)."""
+    return {s.name: msgspec.to_builtins(s.default) for s in field_specs(config_type) if not s.required and s.default is not None}
+

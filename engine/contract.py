@@ -1,0 +1,76 @@
+"""The node contract: what a node type is and what it may use while it runs.
+
+A node type is a class with a stable ``type_name``, an integer ``version``, a ``Config``
+(a ``msgspec.Struct`` — the one schema language used everywhere), its ports, and
+``async def run(self, ctx, config, items) -> NodeResult``. Node types never touch the
+database, the queue, or the web layer: everything they may use comes through ``ctx``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
+
+import httpx
+import msgspec
+
+Item = dict[str, Any]
+"""One JSON object travelling along a connection."""
+
+
+class EmptyConfig(msgspec.Struct, forbid_unknown_fields=True):
+    pass
+
+
+@dataclass(frozen=True)
+class NodeResult:
+    """Which output port carries which items. A port that is absent was not taken."""
+
+    outputs: dict[str, list[Item]]
+
+    @classmethod
+    def main(cls, items: list[Item]) -> NodeResult:
+        return cls({"main": items})
+
+
+class Expressions(Protocol):
+    def render(self, value: Any, *, item: Item, field: str) -> Any: ...
+
+
+@dataclass
+class NodeContext:
+    """Everything a running node may use. One per node run."""
+
+    execution_id: int
+    workflow_id: int
+    node_id: str
+    node_name: str
+    attempt: int
+    http: httpx.AsyncClient
+    expressions: Expressions
+    trigger_input: Item = field(default_factory=dict)
+    logger: logging.Logger = field(default_factory=lambda: logging.getLogger("patchwire.node"))
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"{self.execution_id}:{self.node_id}"
+
+
+class NodeType:
+    """Base class of every node type. Subclasses set the class attributes and ``run``."""
+
+    type_name: ClassVar[str]
+    version: ClassVar[int] = 1
+    title: ClassVar[str]
+    category: ClassVar[str] = "Actions"
+    description: ClassVar[str] = ""
+    Config: ClassVar[type[msgspec.Struct]] = EmptyConfig
+    inputs: ClassVar[tuple[str, ...]] = ("main",)
+    outputs: ClassVar[tuple[str, ...]] = ("main",)
+    is_trigger: ClassVar[bool] = False
+    expression_fields: ClassVar[tuple[str, ...]] = ()
+    """Config fields whose strings may hold ``{{ }}`` and are rendered per item by the node."""
+
+    async def run(self, ctx: NodeContext, config: Any, items: list[Item]) -> NodeResult:
+        raise NotImplementedError

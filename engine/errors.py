@@ -1,0 +1,54 @@
+"""The engine's error tree.
+
+    PatchwireError
+    ├── GraphError            a graph that cannot be saved or run (carries ``problems``)
+    ├── ConfigError           a node config that does not fit its schema (carries ``field_errors``)
+    ├── RegistryError         unknown or duplicate node type
+    ├── ExpressionError       a ``{{ }}`` expression failed to compile or evaluate
+    └── NodeError             a node's own code failed; stored on the node run, never swallowed
+        └── NodeTimeout       the node exceeded its time limit
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class PatchwireError(Exception):
+    """Base of every error the engine raises on purpose."""
+
+
+class RegistryError(PatchwireError):
+    pass
+
+
+class GraphError(PatchwireError):
+    def __init__(self, problems: list[Any]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(str(p) for p in problems))
+
+
+class ConfigError(PatchwireError):
+    def __init__(self, field_errors: dict[str, str]) -> None:
+        self.field_errors = field_errors
+        super().__init__("; ".join(f"{k}: {v}" for k, v in field_errors.items()))
+
+
+class ExpressionError(PatchwireError):
+    def __init__(self, message: str, *, expression: str = "", field: str = "") -> None:
+        self.expression = expression
+        self.field = field
+        where = f" in field '{field}'" if field else ""
+        super().__init__(f"{message}{where}: {expression}" if expression else f"{message}{where}")
+
+
+class NodeError(PatchwireError):
+    """Raised by node code for an expected failure (bad response, invalid data, …)."""
+
+    def __init__(self, message: str, *, data: dict[str, Any] | None = None) -> None:
+        self.data = data or {}
+        super().__init__(message)
+
+
+class NodeTimeout(NodeError):
+    pass

@@ -1,0 +1,69 @@
+"""Lifecycle events — their names are part of the public contract.
+
+Every state change is persisted by the run store first and published here second.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Protocol
+
+import msgspec
+
+EventType = Literal[
+    "workflow.started",
+    "node.started",
+    "node.retrying",
+    "node.completed",
+    "node.failed",
+    "node.skipped",
+    "workflow.finished",
+]
+
+
+class Event(msgspec.Struct, kw_only=True, omit_defaults=True):
+    type: EventType
+    execution_id: int
+    workflow_id: int
+    seq: int
+    at: float
+    node_id: str | None = None
+    node_name: str | None = None
+    status: str | None = None
+    attempt: int | None = None
+    duration_ms: float | None = None
+    summary: str | None = None
+
+    def to_json(self) -> bytes:
+        return msgspec.json.encode(self)
+
+    @classmethod
+    def from_json(cls, data: bytes | str) -> Event:
+        return msgspec.json.decode(data, type=cls)
+
+
+def channel_for(execution_id: int) -> str:
+    """The pub/sub channel of one execution's events."""
+    return f"pw_execution_{execution_id}"
+
+
+class EventSink(Protocol):
+    async def publish(self, event: Event) -> None: ...
+
+
+class MemorySink:
+    """Keeps events in a list; for tests."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    async def publish(self, event: Event) -> None:
+        self.events.append(event)
+
+    def types(self, node_id: str | None = None) -> list[str]:
+        return [e.type for e in self.events if node_id is None or e.node_id == node_id]
+
+
+def summarize(items: Any, limit: int = 80) -> str:
+    if isinstance(items, list):
+        return f"{len(items)} item{'s' if len(items) != 1 else ''}"
+    return str(items)[:limit]

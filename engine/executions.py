@@ -1,0 +1,72 @@
+"""Creating executions: snapshot the graph, pin a version, commit, and only then enqueue."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from saq import Queue
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from engine.graph import ConnectionSpec, Graph, NodeSpec, Position, ensure_valid
+from engine.models import Connection, Execution, Node, Workflow, WorkflowVersion
+from engine.registry import Registry
+
+JOB_FUNCTION = "run_execution"
+
+
+async def load_graph(session: AsyncSession, workflow_id: int) -> Graph:
+    nodes = await session.scalars(select(Node).where(Node.workflow_id == workflow_id).order_by(Node.created_at, Node.id))
+    conns = await session.scalars(select(Connection).where(Connection.workflow_id == workflow_id).order_by(Connection.id))
+    return Graph(
+        nodes=[NodeSpec(id=n.id, type=n.type_name, version=n.type_version, name=n.name, config=n.config,
+                        position=Position(n.pos_x, n.pos_y)) for n in nodes],
+        connections=[ConnectionSpec(source=c.source_node_id, target=c.target_node_id, source_port=c.source_port,
+                                    target_port=c.target_port) for c in conns],
+    )
+
+
+def graph_to_json(graph: Graph) -> dict[str, Any]:
+    return msgspec.to_builtins(graph)
+
+
+def graph_from_json(data: dict[str, Any]) -> Graph:
+    return msgspec.convert(data, Graph)
+
+
+async def pin_version(session: AsyncSession, workflow: Workflow, graph: Graph, author_id: int | None) -> WorkflowVersion:
+    """The newest version if it equals ``graph``; otherwise a new immutable snapshot."""
+    snapshot = graph_to_json(graph)
+    latest = await session.scalar(select(WorkflowVersion).where(WorkflowVersion.workflow_id == workflow.id)
+                                  .order_by(WorkflowVersion.number.desc()).limit(1))
+    if latest is not None and latest.graph == snapshot:
+        return latest
+    number = (await session.scalar(select(func.max(WorkflowVersion.number))
+                                   .where(WorkflowVersion.workflow_id == workflow.id)) or 0) + 1
+    version = WorkflowVersion(workflow_id=workflow.id, number=number, graph=snapshot, author_id=author_id)
+    session.add(version)
+    await session.flush()
+    return version
+
+
+async def create_execution(session: AsyncSession, workflow: Workflow, registry: Registry, *,
+                           input: dict[str, Any] | None = None, trigger: str = "manual",
+                           author_id: int | None = None) -> Execution:
+    """Validate the draft (``GraphError`` lists the problems), pin it, and add a queued execution.
+
+    The caller commits, then calls ``enqueue_execution`` — never the other way round.
+    """
+    graph = await load_graph(session, workflow.id)
+    ensure_valid(graph, registry)
+    version = await pin_version(session, workflow, graph, author_id)
+    execution = Execution(workflow_id=workflow.id, owner_id=workflow.owner_id, version_id=version.id,
+                          status="queued", trigger=trigger, input=input or {})
+    session.add(execution)
+    await session.flush()
+    return execution
+
+
+async def enqueue_execution(queue: Queue, execution_id: int, *, timeout: int, heartbeat: int) -> None:
+    await queue.enqueue(JOB_FUNCTION, key=str(execution_id), execution_id=execution_id,
+                        timeout=timeout, heartbeat=heartbeat, retries=3)

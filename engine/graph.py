@@ -1,0 +1,218 @@
+"""The workflow graph: one validated schema, enforced on save and again on load.
+
+The same structs are the ``patchwire.workflow`` JSON format (docs/workflow-format.md) and the
+immutable snapshot stored in ``workflow_versions``.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict, deque
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import msgspec
+
+from engine.config import parse_config
+from engine.errors import ConfigError, GraphError, RegistryError
+from engine.registry import Registry
+
+FORMAT = "patchwire.workflow"
+MAX_NODES = 2_000
+MAX_CONNECTIONS = 5_000
+
+
+class Position(msgspec.Struct, forbid_unknown_fields=True):
+    x: float = 0.0
+    y: float = 0.0
+
+
+class NodeSpec(msgspec.Struct, forbid_unknown_fields=True):
+    id: str
+    type: str
+    name: str
+    version: int = 1
+    config: dict[str, Any] = {}
+    position: Position = msgspec.field(default_factory=Position)
+
+
+class ConnectionSpec(msgspec.Struct, forbid_unknown_fields=True):
+    source: str
+    target: str
+    source_port: str = "main"
+    target_port: str = "main"
+
+
+class Graph(msgspec.Struct, forbid_unknown_fields=True):
+    nodes: list[NodeSpec] = []
+    connections: list[ConnectionSpec] = []
+
+    def node(self, node_id: str) -> NodeSpec:
+        for node in self.nodes:
+            if node.id == node_id:
+                return node
+        raise KeyError(node_id)
+
+
+class WorkflowDocument(msgspec.Struct, forbid_unknown_fields=True):
+    """A whole workflow as exported and imported."""
+
+    name: str
+    format: Literal["patchwire.workflow"] = FORMAT
+    format_version: Literal[1] = 1
+    nodes: list[NodeSpec] = []
+    connections: list[ConnectionSpec] = []
+
+    @property
+    def graph(self) -> Graph:
+        return Graph(nodes=self.nodes, connections=self.connections)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One reason a graph cannot run; ``node_id`` is set when a node is concerned."""
+
+    message: str
+    node_id: str | None = None
+    field: str | None = None
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def decode_document(data: bytes | str) -> WorkflowDocument:
+    """Parse the workflow JSON format; raise ``GraphError`` with a precise message."""
+    try:
+        return msgspec.json.decode(data, type=WorkflowDocument)
+    except msgspec.DecodeError as exc:
+        raise GraphError([Problem(f"Not a Patchwire workflow: {str(exc).replace('`', '')}")]) from None
+
+
+def validate_graph(graph: Graph, registry: Registry) -> list[Problem]:
+    """Every reason the graph cannot run, in a stable order (empty list: it can run)."""
+    problems = _check_sizes(graph) or _check_nodes(graph, registry)
+    if problems:
+        return problems
+    problems += _check_connections(graph, registry)
+    if not problems:
+        problems += _check_cycles(graph)
+    if not any(registry.get(n.type, n.version).is_trigger for n in graph.nodes):
+        problems.append(Problem("The workflow needs a trigger node (e.g. Manual Trigger) to start from."))
+    return problems
+
+
+def _check_sizes(graph: Graph) -> list[Problem]:
+    if len(graph.nodes) > MAX_NODES or len(graph.connections) > MAX_CONNECTIONS:
+        return [Problem(f"Too large: at most {MAX_NODES} nodes and {MAX_CONNECTIONS} connections.")]
+    return []
+
+
+def _check_nodes(graph: Graph, registry: Registry) -> list[Problem]:
+    problems: list[Problem] = []
+    seen_ids: set[str] = set()
+    seen_names: set[str] = set()
+    for node in graph.nodes:
+        if node.id in seen_ids:
+            problems.append(Problem(f"Duplicate node id {node.id!r}.", node.id))
+        if node.name in seen_names:
+            problems.append(Problem(f"Duplicate node name {node.name!r}: names must be unique.", node.id))
+        seen_ids.add(node.id)
+        seen_names.add(node.name)
+        problems += _check_node_config(node, registry)
+    return problems
+
+
+def _check_node_config(node: NodeSpec, registry: Registry) -> list[Problem]:
+    try:
+        node_type = registry.get(node.type, node.version)
+    except RegistryError as exc:
+        return [Problem(f"{node.name}: {exc}.", node.id)]
+    try:
+        parse_config(node_type.Config, node.config)
+    except ConfigError as exc:
+        return [Problem(f"{node.name}: {field}: {msg}", node.id, field) for field, msg in exc.field_errors.items()]
+    return []
+
+
+def _check_connections(graph: Graph, registry: Registry) -> list[Problem]:
+    by_id = {n.id: n for n in graph.nodes}
+    problems: list[Problem] = []
+    seen: set[tuple[str, str, str, str]] = set()
+    for c in graph.connections:
+        key = (c.source, c.source_port, c.target, c.target_port)
+        if key in seen:
+            problems.append(Problem(f"Duplicate connection {c.source}.{c.source_port} → {c.target}.{c.target_port}.", c.target))
+        seen.add(key)
+        problems += _check_endpoint(by_id, registry, c.source, c.source_port, "outputs")
+        problems += _check_endpoint(by_id, registry, c.target, c.target_port, "inputs")
+    return problems
+
+
+def _check_endpoint(by_id: dict[str, NodeSpec], registry: Registry, node_id: str, port: str, side: str) -> list[Problem]:
+    node = by_id.get(node_id)
+    if node is None:
+        return [Problem(f"A connection refers to a node that does not exist: {node_id!r}.")]
+    ports = getattr(registry.get(node.type, node.version), side)
+    if port not in ports:
+        kind = "output" if side == "outputs" else "input"
+        return [Problem(f"{node.name} has no {kind} port {port!r} (it has: {', '.join(ports) or 'none'}).", node.id)]
+    return []
+
+
+def successors(graph: Graph) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = defaultdict(set)
+    for c in graph.connections:
+        out[c.source].add(c.target)
+    return out
+
+
+def _check_cycles(graph: Graph) -> list[Problem]:
+    order = topological_order(graph)
+    if len(order) == len(graph.nodes):
+        return []
+    stuck = sorted(set(n.id for n in graph.nodes) - set(order))
+    names = ", ".join(graph.node(i).name for i in stuck)
+    return [Problem(f"The connections form a cycle through: {names}.", i) for i in stuck[:1]] + [
+        Problem("Part of a cycle.", i) for i in stuck[1:]
+    ]
+
+
+def topological_order(graph: Graph) -> list[str]:
+    """Kahn's algorithm; nodes on a cycle are left out (callers compare lengths)."""
+    succ = successors(graph)
+    indegree = {n.id: 0 for n in graph.nodes}
+    for c in graph.connections:
+        if c.target in indegree:
+            indegree[c.target] += 1
+    ready = deque(n.id for n in graph.nodes if indegree[n.id] == 0)
+    order = []
+    while ready:
+        node_id = ready.popleft()
+        order.append(node_id)
+        for nxt in sorted(succ.get(node_id, ())):
+            indegree[nxt] -= 1
+            if indegree[nxt] == 0:
+                ready.append(nxt)
+    return order
+
+
+def would_close_cycle(edges: list[tuple[str, str]], source: str, target: str) -> bool:
+    """True when adding ``source → target`` to ``edges`` makes a cycle (target reaches source)."""
+    if source == target:
+        return True
+    succ: dict[str, set[str]] = defaultdict(set)
+    for a, b in edges:
+        succ[a].add(b)
+    stack, seen = [target], {target}
+    while stack:
+        for nxt in succ.get(stack.pop(), ()):
+            if nxt == source:
+                return True
+            if nxt not in seen:
+                seen.add(nxt)
+                stack.append(nxt)
+    return False
+
+
+def ensure_valid(graph: Graph, registry: Registry) -> None:
+    if problems := validate_graph(graph, registry):
+        raise GraphError(problems)

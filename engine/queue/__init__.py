@@ -1,0 +1,46 @@
+"""The SAQ queue of a deployment profile, chosen by URL.
+
+| URL | queue |
+| --- | --- |
+| ``sqlite:///relative.db``, ``sqlite:////abs/queue.db`` | :class:`SQLiteQueue` (embedded) |
+| ``redis://…``, ``rediss://…`` | SAQ's ``RedisQueue`` |
+| ``postgres://…``, ``postgresql://…`` (also ``postgresql+psycopg/asyncpg://``) | SAQ's ``PostgresQueue`` |
+
+Every queue must be connected before use (``await queue.connect()``) and disconnected after
+(``await queue.disconnect()``); the Postgres queue creates its tables on connect.
+"""
+
+from __future__ import annotations
+
+import typing as t
+from urllib.parse import urlsplit
+
+import saq
+
+from engine.queue.sqlite import SQLiteQueue
+
+__all__ = ["SQLiteQueue", "queue_from_url"]
+
+SQLITE_SCHEMES = {"sqlite", "sqlite+aiosqlite"}
+REDIS_SCHEMES = {"redis", "rediss"}
+POSTGRES_SCHEMES = {"postgres", "postgresql", "postgresql+psycopg", "postgresql+psycopg2", "postgresql+asyncpg"}
+
+
+def queue_from_url(url: str, *, name: str = "patchwire", **kwargs: t.Any) -> saq.Queue:
+    """The SAQ queue named ``name`` for ``url``; ``kwargs`` go to the queue's constructor."""
+    scheme = urlsplit(url).scheme.lower()
+    if scheme in SQLITE_SCHEMES:
+        return SQLiteQueue.from_url(url, name=name, **kwargs)
+    if scheme in REDIS_SCHEMES:
+        return saq.Queue.from_url(url, name=name, **kwargs)
+    if scheme in POSTGRES_SCHEMES:
+        return saq.Queue.from_url(_libpq_url(url), name=name, **kwargs)
+    raise ValueError(
+        f"Unsupported queue URL scheme {scheme or '(none)'!r} in {url!r}: "
+        "use sqlite:///path, redis://host or postgresql://host/db"
+    )
+
+
+def _libpq_url(url: str) -> str:
+    """``postgresql://…``: the scheme psycopg/libpq accepts, without a SQLAlchemy driver suffix."""
+    return "postgresql://" + url.split("://", 1)[1]

@@ -1,0 +1,229 @@
+"""The run loop: pure asyncio, talking to the outside only through a run store and an event sink.
+
+Recipe: load the finished node runs (resume) → repeatedly start every node whose
+predecessors are all settled → each node persists ``started``, runs, persists its outcome,
+and only then publishes its event → successors see the outcome. A node none of whose
+incoming connections carried items is *skipped*, and skipping propagates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from engine.config import parse_config
+from engine.contract import Item, NodeContext, NodeResult, NodeType
+from engine.errors import ExpressionError, NodeError, NodeTimeout, PatchwireError
+from engine.events import Event, EventSink, summarize
+from engine.expressions import Expressions
+from engine.graph import ConnectionSpec, Graph, NodeSpec, ensure_valid
+from engine.registry import Registry
+from engine.store import NodeRunRecord, RunStore
+
+DEFAULT_NODE_TIMEOUT = 300.0
+SETTLED = ("succeeded", "skipped", "failed")
+
+
+@dataclass
+class Outcome:
+    """How an execution ended: ``succeeded`` or ``failed``, with the leaves' outputs or the error."""
+
+    status: str
+    output: dict[str, list[Item]] = field(default_factory=dict)
+    error: dict[str, Any] | None = None
+
+
+@dataclass
+class Run:
+    """Per-execution state, passed explicitly; never shared between executions."""
+
+    execution_id: int
+    workflow_id: int
+    graph: Graph
+    registry: Registry
+    store: RunStore
+    sink: EventSink
+    http: httpx.AsyncClient
+    trigger_input: Item = field(default_factory=dict)
+    node_timeout: float = DEFAULT_NODE_TIMEOUT
+    status: dict[str, str] = field(default_factory=dict)
+    results: dict[str, dict[str, list[Item]]] = field(default_factory=dict)
+    error: dict[str, Any] | None = None
+    _seq: int = 0
+
+    def incoming(self, node_id: str) -> list[ConnectionSpec]:
+        return [c for c in self.graph.connections if c.target == node_id]
+
+    async def emit(self, type_: str, node: NodeSpec | None = None, **fields: Any) -> None:
+        self._seq += 1
+        await self.sink.publish(Event(
+            type=type_, execution_id=self.execution_id, workflow_id=self.workflow_id, seq=self._seq,
+            at=time.time(), node_id=node.id if node else None, node_name=node.name if node else None, **fields,
+        ))
+
+
+async def execute(run: Run) -> Outcome:
+    """Run (or resume) the graph to the end; the caller persists the returned outcome."""
+    ensure_valid(run.graph, run.registry)
+    for node_id, record in (await run.store.finished_runs(run.execution_id)).items():
+        run.status[node_id] = record.status
+        run.results[node_id] = record.output or {}
+    await run.emit("workflow.started", status="running")
+    await _drive(run)
+    outcome = _outcome(run)
+    await run.emit("workflow.finished", status=outcome.status, summary=_error_text(outcome.error))
+    return outcome
+
+
+async def _drive(run: Run) -> None:
+    running: dict[asyncio.Task[None], str] = {}
+    while True:
+        if run.error is None:
+            for node in await _start_ready(run):
+                running[asyncio.create_task(_run_node(run, node))] = node.id
+        if not running:
+            return
+        done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            running.pop(task)
+            task.result()
+
+
+async def _start_ready(run: Run) -> list[NodeSpec]:
+    """Mark ready nodes as running (returned) or skipped (handled here), until nothing changes."""
+    to_run: list[NodeSpec] = []
+    changed = True
+    while changed:
+        changed = False
+        for node in run.graph.nodes:
+            if node.id in run.status or not _predecessors_settled(run, node.id):
+                continue
+            changed = True
+            if _is_start(run, node) or _live_inputs(run, node.id):
+                run.status[node.id] = "running"
+                to_run.append(node)
+            else:
+                await _skip(run, node)
+    return to_run
+
+
+def _predecessors_settled(run: Run, node_id: str) -> bool:
+    return all(run.status.get(c.source) in SETTLED for c in run.incoming(node_id))
+
+
+def _is_start(run: Run, node: NodeSpec) -> bool:
+    return not run.incoming(node.id) and run.registry.get(node.type, node.version).is_trigger
+
+
+def _live_inputs(run: Run, node_id: str) -> bool:
+    return any(
+        run.status.get(c.source) == "succeeded" and c.source_port in run.results.get(c.source, {})
+        for c in run.incoming(node_id)
+    )
+
+
+def _input_items(run: Run, node: NodeSpec) -> list[Item]:
+    if _is_start(run, node):
+        return [dict(run.trigger_input)]
+    items: list[Item] = []
+    for c in run.incoming(node.id):
+        items += run.results.get(c.source, {}).get(c.source_port, [])
+    return items
+
+
+async def _skip(run: Run, node: NodeSpec) -> None:
+    now = time.time()
+    record = NodeRunRecord(node.id, node.name, node.type, 1, "skipped", started_at=now, finished_at=now)
+    await run.store.node_finished(run.execution_id, record)
+    run.status[node.id] = "skipped"
+    await run.emit("node.skipped", node, status="skipped", attempt=1)
+
+
+async def _run_node(run: Run, node: NodeSpec) -> None:
+    node_type = run.registry.get(node.type, node.version)
+    items = _input_items(run, node)
+    record = NodeRunRecord(node.id, node.name, node.type, 1, "running", input=items, started_at=time.time())
+    await run.store.node_started(run.execution_id, record)
+    await run.emit("node.started", node, status="running", attempt=1)
+    try:
+        result = await _call(run, node, node_type, items)
+    except (PatchwireError, httpx.HTTPError, TimeoutError) as exc:
+        await _handle_failure(run, node, record, exc)
+    except Exception as exc:  # a bug in node code: still data on the node run, never swallowed
+        await _handle_failure(run, node, record, exc, with_traceback=True)
+    else:
+        await _handle_success(run, node, record, result)
+
+
+async def _call(run: Run, node: NodeSpec, node_type: type[NodeType], items: list[Item]) -> NodeResult:
+    config = parse_config(node_type.Config, node.config)
+    ctx = NodeContext(
+        execution_id=run.execution_id, workflow_id=run.workflow_id, node_id=node.id, node_name=node.name,
+        attempt=1, http=run.http, expressions=Expressions(run.trigger_input), trigger_input=run.trigger_input,
+    )
+    try:
+        async with asyncio.timeout(run.node_timeout):
+            result = await node_type().run(ctx, config, items)
+    except TimeoutError:
+        raise NodeTimeout(f"{node.name} did not finish within {run.node_timeout:g} s") from None
+    unknown = set(result.outputs) - set(node_type.outputs)
+    if unknown:
+        raise NodeError(f"{node.name} returned items on unknown output(s): {', '.join(sorted(unknown))}")
+    return result
+
+
+async def _handle_success(run: Run, node: NodeSpec, record: NodeRunRecord, result: NodeResult) -> None:
+    record.status, record.output, record.finished_at = "succeeded", result.outputs, time.time()
+    await run.store.node_finished(run.execution_id, record)
+    run.results[node.id] = result.outputs
+    run.status[node.id] = "succeeded"
+    count = sum(len(v) for v in result.outputs.values())
+    await run.emit("node.completed", node, status="succeeded", attempt=record.attempt,
+                   duration_ms=_duration_ms(record), summary=summarize([None] * count))
+
+
+async def _handle_failure(run: Run, node: NodeSpec, record: NodeRunRecord, exc: BaseException,
+                          with_traceback: bool = False) -> None:
+    error = _error_data(node, exc, with_traceback)
+    record.status, record.error, record.finished_at = "failed", error, time.time()
+    await run.store.node_finished(run.execution_id, record)
+    run.status[node.id] = "failed"
+    run.error = run.error or error
+    await run.emit("node.failed", node, status="failed", attempt=record.attempt,
+                   duration_ms=_duration_ms(record), summary=error["message"][:200])
+
+
+def _error_data(node: NodeSpec, exc: BaseException, with_traceback: bool) -> dict[str, Any]:
+    error: dict[str, Any] = {"node_id": node.id, "node_name": node.name, "type": type(exc).__name__, "message": str(exc)}
+    if isinstance(exc, NodeError) and exc.data:
+        error["data"] = exc.data
+    if isinstance(exc, ExpressionError):
+        error.update(field=exc.field, expression=exc.expression)
+    if with_traceback:
+        error["traceback"] = "".join(traceback.format_exception(exc))
+    return error
+
+
+def _duration_ms(record: NodeRunRecord) -> float:
+    return round(((record.finished_at or 0) - (record.started_at or 0)) * 1000, 1)
+
+
+def _outcome(run: Run) -> Outcome:
+    if run.error is not None:
+        return Outcome("failed", error=run.error)
+    has_successor = {c.source for c in run.graph.connections}
+    output = {
+        node.name: [i for items in run.results.get(node.id, {}).values() for i in items]
+        for node in run.graph.nodes
+        if node.id not in has_successor and run.status.get(node.id) == "succeeded"
+    }
+    return Outcome("succeeded", output=output)
+
+
+def _error_text(error: dict[str, Any] | None) -> str | None:
+    return f"{error['node_name']}: {error['message']}" if error else None

@@ -1,0 +1,55 @@
+"""The run store seam: where the run loop persists what happened.
+
+``SQLRunStore`` (engine/sqlstore.py) writes ``executions`` and ``node_runs``;
+``MemoryRunStore`` keeps the same records in memory for engine tests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+NodeStatus = str  # running | succeeded | failed | skipped
+
+
+@dataclass
+class NodeRunRecord:
+    node_id: str
+    node_name: str
+    node_type: str
+    attempt: int
+    status: NodeStatus
+    input: list[dict[str, Any]] | None = None
+    output: dict[str, list[dict[str, Any]]] | None = None
+    error: dict[str, Any] | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+
+
+class RunStore(Protocol):
+    async def finished_runs(self, execution_id: int) -> dict[str, NodeRunRecord]:
+        """Node runs that reached succeeded or skipped (a resumed run does not repeat them)."""
+        ...
+
+    async def node_started(self, execution_id: int, record: NodeRunRecord) -> None: ...
+
+    async def node_finished(self, execution_id: int, record: NodeRunRecord) -> None: ...
+
+
+@dataclass
+class MemoryRunStore:
+    runs: dict[int, dict[tuple[str, int], NodeRunRecord]] = field(default_factory=dict)
+
+    async def finished_runs(self, execution_id: int) -> dict[str, NodeRunRecord]:
+        records = self.runs.get(execution_id, {}).values()
+        return {r.node_id: r for r in records if r.status in ("succeeded", "skipped")}
+
+    async def node_started(self, execution_id: int, record: NodeRunRecord) -> None:
+        self.runs.setdefault(execution_id, {})[(record.node_id, record.attempt)] = record
+
+    async def node_finished(self, execution_id: int, record: NodeRunRecord) -> None:
+        self.runs.setdefault(execution_id, {})[(record.node_id, record.attempt)] = record
+
+    def status_of(self, execution_id: int, node_id: str) -> str | None:
+        found = [r for (n, _), r in self.runs.get(execution_id, {}).items() if n == node_id]
+        return found[-1].status if found else None

@@ -1,0 +1,183 @@
+// The canvas adapter: Drawflow stays behind this file. Every change the user makes on the
+// canvas is saved as it happens as node / connection rows; the server answers with HTML.
+(function () {
+  'use strict';
+  const root = document.getElementById('editor-root');
+  if (!root) return;
+
+  const workflowId = root.dataset.workflowId;
+  const base = `/workflows/${workflowId}`;
+  const csrf = document.querySelector('meta[name=csrf-token]').content;
+  const nodeTypes = JSON.parse(document.getElementById('node-types').textContent);
+  const canvas = document.getElementById('canvas');
+  const saveState = document.getElementById('save-state');
+  const flash = document.getElementById('flash');
+
+  const editor = new Drawflow(canvas);
+  editor.reroute = false;
+  editor.draggable_inputs = false;
+  editor.start();
+  window.patchwireEditor = editor; // for tests and debugging
+
+  const dfToNode = new Map();   // Drawflow id (string) -> node row id
+  const nodeToDf = new Map();   // node row id -> Drawflow id (string)
+  const nodeTypeOf = new Map(); // node row id -> type name
+  let quiet = 0;                // > 0 while we change the canvas ourselves (no saving back)
+
+  function setState(text) { saveState.textContent = text; }
+
+  async function send(method, url, data) {
+    setState('Saving…');
+    const response = await fetch(url, {
+      method,
+      credentials: 'same-origin',
+      headers: { 'X-CSRFToken': csrf, 'HX-Request': 'true', 'Accept': 'text/html' },
+      body: data ? new URLSearchParams(data) : undefined,
+    });
+    if (!response.ok) {
+      flash.innerHTML = await response.text();
+      setState('Not saved');
+      const error = new Error(`HTTP ${response.status}`);
+      error.status = response.status;
+      throw error;
+    }
+    flash.innerHTML = '';
+    setState('Saved');
+    return response;
+  }
+
+  function portName(typeName, side, cls) {
+    const index = parseInt(cls.split('_')[1], 10) - 1;
+    return nodeTypes[typeName][side][index];
+  }
+
+  function portClass(typeName, side, name) {
+    return `${side === 'outputs' ? 'output' : 'input'}_${nodeTypes[typeName][side].indexOf(name) + 1}`;
+  }
+
+  function addNodeFromHtml(html) {
+    const holder = document.createElement('template');
+    holder.innerHTML = html.trim();
+    const el = holder.content.firstElementChild;
+    const d = el.dataset;
+    quiet++;
+    const dfId = String(editor.addNode(d.type, +d.inputs, +d.outputs, +d.x, +d.y, `pw-${d.type}`,
+                                       { node_id: d.nodeId }, el.outerHTML));
+    quiet--;
+    dfToNode.set(dfId, d.nodeId);
+    nodeToDf.set(d.nodeId, dfId);
+    nodeTypeOf.set(d.nodeId, d.type);
+    const dom = document.getElementById(`node-${dfId}`);
+    dom.dataset.nodeId = d.nodeId;
+    dom.setAttribute('aria-label', `${d.type} node`);
+    htmx.process(dom);
+    return d.nodeId;
+  }
+
+  function loadInitialGraph() {
+    for (const el of document.getElementById('initial-nodes').content.querySelectorAll('.pw-node')) {
+      addNodeFromHtml(el.outerHTML);
+    }
+    const connections = JSON.parse(document.getElementById('initial-connections').textContent);
+    quiet++;
+    for (const c of connections) {
+      editor.addConnection(nodeToDf.get(c.source), nodeToDf.get(c.target),
+        portClass(nodeTypeOf.get(c.source), 'outputs', c.source_port),
+        portClass(nodeTypeOf.get(c.target), 'inputs', c.target_port));
+    }
+    quiet--;
+  }
+
+  function connectionData(c) {
+    const source = dfToNode.get(String(c.output_id));
+    const target = dfToNode.get(String(c.input_id));
+    return {
+      source, target,
+      source_port: portName(nodeTypeOf.get(source), 'outputs', c.output_class),
+      target_port: portName(nodeTypeOf.get(target), 'inputs', c.input_class),
+    };
+  }
+
+  function openPanel(nodeId) {
+    htmx.ajax('GET', `${base}/nodes/${nodeId}`, { target: '#panel', swap: 'innerHTML' });
+  }
+
+  async function createNode(type, x, y) {
+    const response = await send('POST', `${base}/nodes`, { type, x: Math.round(x), y: Math.round(y) });
+    const nodeId = addNodeFromHtml(await response.text());
+    openPanel(nodeId);
+    return nodeId;
+  }
+
+  function clientToCanvas(clientX, clientY) {
+    const rect = editor.precanvas.getBoundingClientRect();
+    return { x: (clientX - rect.x) / editor.zoom, y: (clientY - rect.y) / editor.zoom };
+  }
+
+  function nextFreePosition() {
+    const nodes = Object.values(editor.export().drawflow.Home.data);
+    if (!nodes.length) return { x: 80, y: 120 };
+    const selected = document.querySelector('.drawflow-node.selected');
+    const anchor = selected ? editor.getNodeFromId(selected.id.slice(5))
+      : nodes.reduce((a, b) => (b.pos_x > a.pos_x ? b : a));
+    return { x: anchor.pos_x + 240, y: anchor.pos_y };
+  }
+
+  // --- canvas events -> rows --------------------------------------------------------------
+  editor.on('connectionCreated', async (c) => {
+    if (quiet) return;
+    try {
+      await send('POST', `${base}/connections`, connectionData(c));
+    } catch (error) {
+      quiet++;
+      editor.removeSingleConnection(c.output_id, c.input_id, c.output_class, c.input_class);
+      quiet--;
+    }
+  });
+
+  editor.on('connectionRemoved', (c) => {
+    if (quiet || !dfToNode.has(String(c.output_id)) || !dfToNode.has(String(c.input_id))) return;
+    send('POST', `${base}/connections/delete`, connectionData(c)).catch(() => {});
+  });
+
+  editor.on('nodeRemoved', (dfId) => {
+    const nodeId = dfToNode.get(String(dfId));
+    if (quiet || !nodeId) return;
+    dfToNode.delete(String(dfId));
+    nodeToDf.delete(nodeId);
+    send('DELETE', `${base}/nodes/${nodeId}`).catch(() => {});
+    const form = document.querySelector('#panel .node-form');
+    if (form && form.dataset.nodeId === nodeId) {
+      document.getElementById('panel').innerHTML = '<p class="muted">Select a node to configure it.</p>';
+    }
+  });
+
+  editor.on('nodeMoved', (dfId) => {
+    const node = editor.getNodeFromId(dfId);
+    send('POST', `${base}/nodes/${dfToNode.get(String(dfId))}/position`,
+      { x: Math.round(node.pos_x), y: Math.round(node.pos_y) }).catch(() => {});
+  });
+
+  editor.on('nodeSelected', (dfId) => openPanel(dfToNode.get(String(dfId))));
+
+  // --- palette: drag onto the canvas, or Enter to add next to the selected node ------------
+  for (const item of document.querySelectorAll('.palette-item')) {
+    item.addEventListener('dragstart', (e) => e.dataTransfer.setData('text/plain', item.dataset.type));
+    item.addEventListener('keydown', (e) => {
+      if (e.key !== 'Enter') return;
+      e.preventDefault();
+      const p = nextFreePosition();
+      createNode(item.dataset.type, p.x, p.y).catch(() => {});
+    });
+  }
+  canvas.addEventListener('dragover', (e) => e.preventDefault());
+  canvas.addEventListener('drop', (e) => {
+    e.preventDefault();
+    const type = e.dataTransfer.getData('text/plain');
+    if (!nodeTypes[type]) return;
+    const p = clientToCanvas(e.clientX, e.clientY);
+    createNode(type, p.x, p.y).catch(() => {});
+  });
+
+  loadInitialGraph();
+})();

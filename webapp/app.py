@@ -1,0 +1,126 @@
+"""The Litestar application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from litestar import Litestar, Request, get
+from litestar.config.csrf import CSRFConfig
+from litestar.connection import ASGIConnection
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.middleware.session.server_side import ServerSideSessionBackend, ServerSideSessionConfig
+from litestar.plugins.jinja import JinjaTemplateEngine
+from litestar.response import Redirect
+from litestar.security.session_auth import SessionAuth
+from litestar.static_files import create_static_files_router
+from litestar.template.config import TemplateConfig
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from engine.database import make_engine, make_sessionmaker
+from engine.models import User
+from engine.settings import Settings, load_settings
+from nodes import registry
+from webapp.accounts.controllers import AccountController
+from webapp.errors import EXCEPTION_HANDLERS
+from webapp.executions.controllers import ExecutionController, execution_stream
+from webapp.executions.services import ExecutionService
+from webapp.runtime import Runtime, channels_plugin, lifespan_runtime
+from webapp.sessions import SQLSessionStore
+from webapp.templating import configure_templates
+from webapp.workflows.controllers import WorkflowController
+from webapp.workflows.services import WorkflowService
+
+ROOT = Path(__file__).resolve().parents[1]
+PUBLIC_PATHS = ["/login", "/register", "/static", "/healthz"]
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+       "connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'")
+
+
+async def retrieve_user(session: dict[str, Any], connection: ASGIConnection[Any, Any, Any, Any]) -> User | None:
+    user_id = session.get("user_id")
+    if not isinstance(user_id, int):
+        return None
+    async with connection.app.state.runtime.sessions() as db:
+        return await db.get(User, user_id)
+
+
+async def provide_db(state: State) -> AsyncIterator[AsyncSession]:
+    async with state.runtime.sessions() as session:
+        yield session
+
+
+def provide_runtime(state: State) -> Runtime:
+    return state.runtime
+
+
+def provide_workflows(request: Request[User, Any, Any], db: AsyncSession) -> WorkflowService:
+    return WorkflowService(db, request.user.id, registry)
+
+
+def provide_executions(request: Request[User, Any, Any], db: AsyncSession) -> ExecutionService:
+    return ExecutionService(db, request.user.id)
+
+
+@get("/healthz", exclude_from_auth=True, sync_to_thread=False)
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@get("/", sync_to_thread=False)
+def home() -> Redirect:
+    return Redirect("/workflows")
+
+
+def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Litestar:
+    settings = settings or load_settings()
+    channels = channels_plugin(settings)
+    # Sessions need the database before the lifespan runs: the store gets its own small engine.
+    store = SQLSessionStore(make_sessionmaker(make_engine(settings.database_url)))
+    session_auth = SessionAuth[User, ServerSideSessionBackend](
+        retrieve_user_handler=retrieve_user,
+        session_backend_config=ServerSideSessionConfig(
+            secure=settings.secure_cookies, samesite="lax", httponly=True, max_age=14 * 24 * 3600),
+        exclude=PUBLIC_PATHS,
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        async with lifespan_runtime(settings, channels, migrate=migrate) as runtime:
+            app.state.runtime = runtime
+            yield
+
+    return Litestar(
+        route_handlers=[
+            healthz, home, AccountController, WorkflowController, ExecutionController, execution_stream,
+            create_static_files_router(path="/static", directories=[ROOT / "static"], name="static"),
+        ],
+        dependencies={
+            "db": Provide(provide_db),
+            "runtime": Provide(provide_runtime, sync_to_thread=False),
+            "workflows": Provide(provide_workflows, sync_to_thread=False),
+            "executions": Provide(provide_executions, sync_to_thread=False),
+        },
+        plugins=[channels],
+        stores={"sessions": store},
+        on_app_init=[session_auth.on_app_init],
+        csrf_config=CSRFConfig(secret=settings.secret_key, cookie_secure=settings.secure_cookies,
+                               header_name="x-csrftoken", cookie_samesite="lax", exclude=["/static"]),
+        template_config=TemplateConfig(directory=ROOT / "templates", engine=JinjaTemplateEngine,
+                                       engine_callback=configure_templates),
+        exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=[lifespan],
+        before_send=[_add_security_headers],
+        request_max_body_size=2 * 1024 * 1024,
+        debug=False,
+    )
+
+
+async def _add_security_headers(message: Any, scope: Any) -> None:
+    if message["type"] == "http.response.start":
+        headers = message.setdefault("headers", [])
+        headers += [(b"content-security-policy", CSP.encode()), (b"x-content-type-options", b"nosniff"),
+                    (b"referrer-policy", b"same-origin"), (b"x-frame-options", b"DENY")]

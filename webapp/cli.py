@@ -1,0 +1,236 @@
+"""The ``patchwire`` command. Output is stable and machine-readable (JSON where it is data).
+
+    patchwire serve [--host H] [--port P]    migrate, then serve (embedded queue: worker in-process)
+    patchwire worker                         a separate worker (PostgreSQL / Redis queue profiles)
+    patchwire migrate                        upgrade the database to the newest schema
+    patchwire createuser EMAIL [--password-stdin]
+    patchwire import FILE --owner EMAIL      print the new workflow id
+    patchwire export ID                      print the workflow JSON
+    patchwire run FILE_OR_ID --owner EMAIL [--input JSON] [--wait]
+    patchwire executions show ID --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from engine.settings import Settings, load_settings
+
+EXIT_USAGE = 2
+EXIT_FAILED = 1
+
+
+class CLIError(Exception):
+    """A problem to report in one line on stderr, with exit status 2."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="patchwire", description="Self-hosted visual workflow automation.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="migrate, then run the web server (and the embedded worker)")
+    serve.add_argument("--host", help="interface to bind (default PATCHWIRE_HOST or 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default PATCHWIRE_PORT or 8000)")
+
+    sub.add_parser("worker", help="run a worker process for the PostgreSQL or Redis queue")
+    sub.add_parser("migrate", help="upgrade the database schema to the newest version")
+
+    create = sub.add_parser("createuser", help="create a user account")
+    create.add_argument("email")
+    create.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+
+    imp = sub.add_parser("import", help="import a workflow JSON file; prints the new workflow id")
+    imp.add_argument("file", type=Path)
+    imp.add_argument("--owner", required=True, help="email of the owning user")
+
+    exp = sub.add_parser("export", help="print a workflow as JSON")
+    exp.add_argument("id", type=int)
+
+    run = sub.add_parser("run", help="run a workflow headless; prints the execution id")
+    run.add_argument("target", help="a workflow id, or a workflow JSON file (imported first)")
+    run.add_argument("--owner", help="email of the owning user (needed with a file)")
+    run.add_argument("--input", default="{}", help="JSON object passed to the trigger")
+    run.add_argument("--wait", action="store_true", help="wait for the end; print status and outputs as JSON")
+    run.add_argument("--timeout", type=float, default=600.0, help="seconds to wait with --wait (default 600)")
+
+    executions = sub.add_parser("executions", help="inspect executions")
+    ex_sub = executions.add_subparsers(dest="executions_command", required=True, metavar="SUBCOMMAND")
+    show = ex_sub.add_parser("show", help="show one execution")
+    show.add_argument("id", type=int)
+    show.add_argument("--json", action="store_true", help="print as JSON (the only format for now)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = load_settings()
+    command = args.command if args.command != "executions" else f"executions_{args.executions_command}"
+    handler: Callable[[Settings, argparse.Namespace], int] = COMMANDS[command]
+    try:
+        return handler(settings, args)
+    except CLIError as exc:
+        print(f"patchwire: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from webapp.app import create_app
+
+    host, port = args.host or settings.host, args.port or settings.port
+    print(f"Patchwire ({settings.profile} profile) at http://{host}:{port}/", flush=True)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info", lifespan="on")
+    return 0
+
+
+def _worker(settings: Settings, args: argparse.Namespace) -> int:
+    from webapp.worker import run_worker
+
+    if settings.embedded_queue:
+        raise CLIError("QUEUE_URL is the embedded SQLite queue: `patchwire serve` runs the worker in-process. "
+                       "Set QUEUE_URL=redis://… or postgresql://… for separate workers.")
+    asyncio.run(run_worker(settings))
+    return 0
+
+
+def _migrate(settings: Settings, args: argparse.Namespace) -> int:
+    from engine.migrate import upgrade
+
+    upgrade(settings.database_url)
+    print(json.dumps({"migrated": True, "database": _redact(settings.database_url)}))
+    return 0
+
+
+def _redact(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def _db_call(settings: Settings, fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+    async def call() -> Any:
+        from engine.database import make_engine, make_sessionmaker
+        from engine.migrate import upgrade_async
+
+        await upgrade_async(settings.database_url)
+        engine = make_engine(settings.database_url)
+        try:
+            async with make_sessionmaker(engine)() as db:
+                return await fn(db, *args)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(call())
+
+
+def _createuser(settings: Settings, args: argparse.Namespace) -> int:
+    from webapp.accounts.services import AccountError, register
+
+    password = sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass("Password: ")
+    try:
+        user = _db_call(settings, register, args.email, password)
+    except AccountError as exc:
+        raise CLIError(str(exc)) from None
+    print(json.dumps({"id": user.id, "email": user.email}))
+    return 0
+
+
+async def _owner(db: Any, email: str | None) -> int:
+    from sqlalchemy import select
+
+    from engine.models import User
+    from webapp.accounts.services import normalize_email
+
+    if not email:
+        raise CLIError("--owner EMAIL is required")
+    user_id = await db.scalar(select(User.id).where(User.email == normalize_email(email)))
+    if user_id is None:
+        raise CLIError(f"no user {email!r} (create one with `patchwire createuser`)")
+    return int(user_id)
+
+
+async def _import_document(db: Any, path: Path, owner_email: str | None) -> int:
+    from engine.errors import GraphError
+    from engine.graph import decode_document
+    from nodes import registry
+    from webapp.workflows.services import WorkflowService
+
+    try:
+        document = decode_document(path.read_bytes())
+        workflow = await WorkflowService(db, await _owner(db, owner_email), registry).import_document(document)
+    except OSError as exc:
+        raise CLIError(f"cannot read {path}: {exc.strerror}") from None
+    except GraphError as exc:
+        raise CLIError(f"{path} is not a valid workflow: {exc}") from None
+    return workflow.id
+
+
+def _import(settings: Settings, args: argparse.Namespace) -> int:
+    print(json.dumps({"workflow_id": _db_call(settings, _import_document, args.file, args.owner)}))
+    return 0
+
+
+def _export(settings: Settings, args: argparse.Namespace) -> int:
+    import msgspec
+
+    from engine.executions import load_graph
+    from engine.graph import WorkflowDocument
+    from engine.models import Workflow
+
+    async def export(db: Any) -> bytes:
+        workflow = await db.get(Workflow, args.id)
+        if workflow is None:
+            raise CLIError(f"no workflow {args.id}")
+        graph = await load_graph(db, workflow.id)
+        document = WorkflowDocument(name=workflow.name, nodes=graph.nodes, connections=graph.connections)
+        return msgspec.json.format(msgspec.json.encode(document))
+
+    sys.stdout.write(_db_call(settings, export).decode() + "\n")
+    return 0
+
+
+def _run(settings: Settings, args: argparse.Namespace) -> int:
+    from webapp.headless import run_headless
+
+    try:
+        trigger_input = json.loads(args.input)
+    except json.JSONDecodeError as exc:
+        raise CLIError(f"--input is not valid JSON: {exc.msg}") from None
+    if not isinstance(trigger_input, dict):
+        raise CLIError("--input must be a JSON object")
+    result = asyncio.run(run_headless(settings, args.target, args.owner, trigger_input, args.wait, args.timeout))
+    print(json.dumps(result, default=str))
+    return 0 if not args.wait or result["status"] == "succeeded" else EXIT_FAILED
+
+
+def _executions_show(settings: Settings, args: argparse.Namespace) -> int:
+    from webapp.headless import execution_json
+
+    async def show(db: Any) -> dict[str, Any]:
+        data = await execution_json(db, args.id)
+        if data is None:
+            raise CLIError(f"no execution {args.id}")
+        return data
+
+    print(json.dumps(_db_call(settings, show), default=str, indent=2 if not args.json else None))
+    return 0
+
+
+COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
+    "serve": _serve, "worker": _worker, "migrate": _migrate, "createuser": _createuser, "import": _import,
+    "export": _export, "run": _run, "executions_show": _executions_show,
+}
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

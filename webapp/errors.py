@@ -1,0 +1,95 @@
+"""The one place where errors become HTTP responses.
+
+Browser requests get an HTML page or, for htmx, an HTML partial with the message; API
+requests (``Accept: application/json`` or ``/api/``) get ``application/problem+json``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from litestar import MediaType, Request, Response
+from litestar.exceptions import HTTPException, NotAuthorizedException, NotFoundException, PermissionDeniedException
+from litestar.response import Redirect, Template
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+
+from engine.errors import ConfigError, GraphError
+
+log = logging.getLogger("patchwire.web")
+
+
+class Conflict(HTTPException):
+    status_code = 409
+
+
+class Invalid(HTTPException):
+    """Bad input with a message for the person who sent it (422)."""
+
+    status_code = 422
+
+
+def _wants_json(request: Request[Any, Any, Any]) -> bool:
+    return request.url.path.startswith("/api/") or "application/json" in request.headers.get("accept", "")
+
+
+def _is_htmx(request: Request[Any, Any, Any]) -> bool:
+    return request.headers.get("hx-request") == "true"
+
+
+def error_response(request: Request[Any, Any, Any], status: int, title: str, detail: str,
+                   problems: list[Any] | None = None) -> Response[Any]:
+    if _wants_json(request):
+        body = {"type": "about:blank", "title": title, "status": status, "detail": detail}
+        if problems:
+            body["problems"] = problems
+        return Response(body, status_code=status, media_type="application/problem+json")
+    context = {"status": status, "title": title, "detail": detail, "problems": problems or []}
+    if _is_htmx(request):
+        # Errors of htmx requests land in the page's flash area, never in the element that asked.
+        return Template("_error_partial.html", context=context, status_code=status, media_type=MediaType.HTML,
+                        headers={"HX-Retarget": "#flash", "HX-Reswap": "innerHTML"})
+    return Template("error.html", context=context, status_code=status, media_type=MediaType.HTML)
+
+
+def handle_http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    titles = {404: "Not found", 403: "Forbidden", 409: "Conflict", 422: "Invalid input", 400: "Bad request"}
+    detail = exc.detail if exc.detail and exc.detail != titles.get(exc.status_code) else ""
+    if exc.status_code == 404:
+        detail = detail or "There is nothing here, or it belongs to someone else."
+    return error_response(request, exc.status_code, titles.get(exc.status_code, "Error"), detail or str(exc.detail))
+
+
+def handle_unauthorized(request: Request[Any, Any, Any], exc: NotAuthorizedException) -> Response[Any]:
+    if _wants_json(request):
+        return error_response(request, 401, "Not logged in", "Log in to continue.")
+    if _is_htmx(request):
+        return Response("", status_code=401, headers={"HX-Redirect": "/login"})
+    return Redirect(f"/login?next={request.url.path}")
+
+
+def handle_graph_error(request: Request[Any, Any, Any], exc: GraphError) -> Response[Any]:
+    problems = [{"message": p.message, "node_id": getattr(p, "node_id", None)} for p in exc.problems]
+    return error_response(request, 422, "Invalid workflow", "The workflow has problems.", problems)
+
+
+def handle_config_error(request: Request[Any, Any, Any], exc: ConfigError) -> Response[Any]:
+    problems = [{"field": k, "message": v} for k, v in exc.field_errors.items()]
+    return error_response(request, 422, "Invalid configuration", str(exc), problems)
+
+
+def handle_server_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return error_response(request, HTTP_500_INTERNAL_SERVER_ERROR, "Something went wrong",
+                          "The error was logged. Nothing you saved was lost.")
+
+
+EXCEPTION_HANDLERS: dict[Any, Any] = {
+    NotAuthorizedException: handle_unauthorized,
+    NotFoundException: handle_http,
+    PermissionDeniedException: handle_http,
+    HTTPException: handle_http,
+    GraphError: handle_graph_error,
+    ConfigError: handle_config_error,
+    HTTP_500_INTERNAL_SERVER_ERROR: handle_server_error,
+}

@@ -1,0 +1,51 @@
+"""Executions seen from the web: start one (commit, then enqueue), read them, scoped to the owner."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from litestar.exceptions import NotFoundException
+from saq import Queue
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from engine.executions import create_execution, enqueue_execution
+from engine.models import Execution, NodeRun, Workflow
+from engine.registry import Registry
+from engine.worker import HEARTBEAT
+
+
+@dataclass
+class ExecutionService:
+    db: AsyncSession
+    owner_id: int
+
+    async def get(self, execution_id: int) -> Execution:
+        execution = await self.db.scalar(select(Execution).where(Execution.id == execution_id,
+                                                                 Execution.owner_id == self.owner_id))
+        if execution is None:
+            raise NotFoundException()
+        return execution
+
+    async def node_runs(self, execution_id: int) -> list[NodeRun]:
+        await self.get(execution_id)
+        return list(await self.db.scalars(select(NodeRun).where(NodeRun.execution_id == execution_id)
+                                          .order_by(NodeRun.started_at, NodeRun.id)))
+
+    async def recent(self, limit: int = 50, workflow_id: int | None = None) -> list[tuple[Execution, str]]:
+        query = (select(Execution, Workflow.name).join(Workflow, Workflow.id == Execution.workflow_id)
+                 .where(Execution.owner_id == self.owner_id).order_by(Execution.id.desc()).limit(limit))
+        if workflow_id is not None:
+            query = query.where(Execution.workflow_id == workflow_id)
+        return [(e, name) for e, name in (await self.db.execute(query)).all()]
+
+
+async def start(db: AsyncSession, queue: Queue, registry: Registry, workflow: Workflow, *,
+                input: dict[str, Any] | None = None, trigger: str = "manual", author_id: int | None = None,
+                timeout: int = 3600) -> Execution:
+    """Create the execution, **commit**, then enqueue ``run_execution`` keyed by its id."""
+    execution = await create_execution(db, workflow, registry, input=input, trigger=trigger, author_id=author_id)
+    await db.commit()
+    await enqueue_execution(queue, execution.id, timeout=timeout, heartbeat=HEARTBEAT)
+    return execution

@@ -1,0 +1,62 @@
+"""A Litestar ``Store`` on the ``sessions`` table: server-side sessions on every profile."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from litestar.stores.base import Store
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from engine.models import SessionRow
+
+
+def _expiry(expires_in: int | timedelta | None) -> datetime | None:
+    if expires_in is None:
+        return None
+    seconds = expires_in.total_seconds() if isinstance(expires_in, timedelta) else expires_in
+    return datetime.now(UTC) + timedelta(seconds=seconds)
+
+
+class SQLSessionStore(Store):
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    async def set(self, key: str, value: str | bytes, expires_in: int | timedelta | None = None) -> None:
+        data = value.encode() if isinstance(value, str) else value
+        async with self._sessions.begin() as db:
+            row = await db.get(SessionRow, key)
+            if row is None:
+                db.add(SessionRow(key=key, data=data, expires_at=_expiry(expires_in)))
+            else:
+                row.data, row.expires_at = data, _expiry(expires_in)
+
+    async def get(self, key: str, renew_for: int | timedelta | None = None) -> bytes | None:
+        async with self._sessions.begin() as db:
+            row = await db.get(SessionRow, key)
+            if row is None:
+                return None
+            if row.expires_at is not None and row.expires_at <= datetime.now(UTC):
+                await db.delete(row)
+                return None
+            if renew_for is not None and row.expires_at is not None:
+                row.expires_at = _expiry(renew_for)
+            return row.data
+
+    async def delete(self, key: str) -> None:
+        async with self._sessions.begin() as db:
+            await db.execute(delete(SessionRow).where(SessionRow.key == key))
+
+    async def delete_all(self) -> None:
+        async with self._sessions.begin() as db:
+            await db.execute(delete(SessionRow))
+
+    async def exists(self, key: str) -> bool:
+        return await self.get(key) is not None
+
+    async def expires_in(self, key: str) -> int | None:
+        async with self._sessions() as db:
+            expires_at = await db.scalar(select(SessionRow.expires_at).where(SessionRow.key == key))
+        if expires_at is None:
+            return None
+        return max(0, int((expires_at - datetime.now(UTC)).total_seconds()))

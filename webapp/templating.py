@@ -1,0 +1,33 @@
+"""Jinja setup: autoescape on, plus a few filters the templates share."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from litestar.plugins.jinja import JinjaTemplateEngine
+
+from engine.config import field_specs
+from nodes import registry
+
+
+def pretty_json(value: Any, limit: int = 200_000) -> str:
+    text = json.dumps(value, indent=2, ensure_ascii=False, default=str)
+    return text if len(text) <= limit else text[:limit] + "\n… (truncated)"
+
+
+def duration(start: datetime | None, end: datetime | None) -> str:
+    if start is None or end is None:
+        return ""
+    ms = (end - start).total_seconds() * 1000
+    return f"{ms:.0f} ms" if ms < 10_000 else f"{ms / 1000:.1f} s"
+
+
+def configure_templates(engine: JinjaTemplateEngine) -> None:
+    env = engine.engine
+    env.autoescape = True
+    env.filters["pretty_json"] = pretty_json
+    env.globals["duration"] = duration
+    env.globals["registry"] = registry
+    env.globals["field_specs"] = field_specs

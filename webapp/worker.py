@@ -1,0 +1,29 @@
+"""``patchwire worker``: a separate SAQ worker process for the PostgreSQL and Redis profiles."""
+
+from __future__ import annotations
+
+import httpx
+
+from engine.database import make_engine, make_sessionmaker
+from engine.publisher import sink_from_url
+from engine.queue import queue_from_url
+from engine.settings import Settings
+from engine.worker import WorkerServices, build_worker
+from nodes import registry
+
+
+async def run_worker(settings: Settings) -> None:
+    engine = make_engine(settings.database_url)
+    queue = queue_from_url(settings.queue_url)
+    sink = sink_from_url(settings.channels_url)
+    await queue.connect()
+    try:
+        async with httpx.AsyncClient() as http:
+            services = WorkerServices(sessions=make_sessionmaker(engine), sink=sink, registry=registry, http=http)
+            worker = build_worker(queue, services, concurrency=settings.worker_concurrency)
+            print(f"Patchwire worker {worker.id} on {settings.profile} queue", flush=True)
+            await worker.start()
+    finally:
+        await sink.close()
+        await queue.disconnect()
+        await engine.dispose()

@@ -1,0 +1,199 @@
+"""Workflow pages and the editor's partials. Thin: the rules live in ``WorkflowService``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Request, Response, delete, get, post
+from litestar.enums import RequestEncodingType
+from litestar.params import Body, FromPath
+from litestar.response import Redirect, Template
+from msgspec import Struct
+
+from engine.config import config_from_form
+from engine.errors import ConfigError, GraphError
+from engine.graph import validate_graph
+from engine.executions import load_graph
+from engine.models import Node
+from nodes import registry
+from webapp.executions.services import start
+from webapp.runtime import Runtime
+from webapp.workflows.services import WorkflowService
+
+Form = Body(media_type=RequestEncodingType.URL_ENCODED)
+
+
+class NameForm(Struct):
+    name: str = ""
+
+
+class NewNodeForm(Struct):
+    type: str = ""
+    x: float = 0.0
+    y: float = 0.0
+
+
+class PositionForm(Struct):
+    x: float = 0.0
+    y: float = 0.0
+
+
+class ConnectionForm(Struct):
+    source: str = ""
+    source_port: str = "main"
+    target: str = ""
+    target_port: str = "main"
+
+
+def _multidict(form: Any) -> dict[str, list[str]]:
+    return {key: form.getall(key) for key in form.keys()}
+
+
+def node_view(node: Node) -> dict[str, Any]:
+    node_type = registry.get(node.type_name, node.type_version)
+    return {"node": node, "type": node_type}
+
+
+def _is_htmx(request: Request[Any, Any, Any]) -> bool:
+    return request.headers.get("hx-request") == "true"
+
+
+class WorkflowController(Controller):
+    path = "/workflows"
+
+    @get("/")
+    async def list_page(self, request: Request[Any, Any, Any], workflows: WorkflowService) -> Template:
+        return Template("workflows/list.html", context={"workflows": await workflows.list(), "user": request.user})
+
+    @post("/")
+    async def create(self, workflows: WorkflowService, data: Annotated[NameForm, Form]) -> Redirect:
+        workflow = await workflows.create(data.name or "Untitled workflow")
+        return Redirect(f"/workflows/{workflow.id}", status_code=303)
+
+    @post("/{workflow_id:int}/rename")
+    async def rename(self, request: Request[Any, Any, Any], workflows: WorkflowService,
+                     workflow_id: FromPath[int], data: Annotated[NameForm, Form]) -> Template | Redirect:
+        workflow = await workflows.rename(workflow_id, data.name)
+        if _is_htmx(request):
+            return Template("workflows/_row.html", context={"workflow": workflow})
+        return Redirect("/workflows", status_code=303)
+
+    @delete("/{workflow_id:int}", status_code=200)
+    async def remove(self, workflows: WorkflowService, workflow_id: FromPath[int]) -> Response[str]:
+        await workflows.delete(workflow_id)
+        return Response("", status_code=200)
+
+    @get("/{workflow_id:int}")
+    async def editor(self, request: Request[Any, Any, Any], workflows: WorkflowService,
+                     workflow_id: FromPath[int]) -> Template:
+        workflow = await workflows.get(workflow_id)
+        nodes = await workflows.nodes(workflow_id)
+        connections = await workflows.connections(workflow_id)
+        return Template("workflows/editor.html", context={
+            "workflow": workflow, "nodes": [node_view(n) for n in nodes], "palette": registry.latest_types(),
+            "node_types": {t.type_name: {"inputs": list(t.inputs), "outputs": list(t.outputs)} for t in registry},
+            "connection_list": [{"source": c.source_node_id, "source_port": c.source_port,
+                                 "target": c.target_node_id, "target_port": c.target_port} for c in connections],
+            "user": request.user})
+
+    @get("/{workflow_id:int}/export")
+    async def export(self, workflows: WorkflowService, workflow_id: FromPath[int]) -> Response[bytes]:
+        document = await workflows.export(workflow_id)
+        filename = f"workflow-{workflow_id}.json"
+        return Response(msgspec.json.format(msgspec.json.encode(document)), media_type="application/json",
+                        headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+    # nodes -------------------------------------------------------------------------------
+    @post("/{workflow_id:int}/nodes")
+    async def add_node(self, workflows: WorkflowService, workflow_id: FromPath[int],
+                       data: Annotated[NewNodeForm, Form]) -> Template:
+        node = await workflows.add_node(workflow_id, data.type, data.x, data.y)
+        return Template("nodes/_canvas_node.html", context=node_view(node), status_code=201)
+
+    @get("/{workflow_id:int}/nodes/{node_id:str}")
+    async def node_panel(self, workflows: WorkflowService, workflow_id: FromPath[int],
+                         node_id: FromPath[str]) -> Template:
+        node = await workflows.node(workflow_id, node_id)
+        return _panel(node, node.config, {})
+
+    @post("/{workflow_id:int}/nodes/{node_id:str}")
+    async def save_node(self, request: Request[Any, Any, Any], workflows: WorkflowService,
+                        workflow_id: FromPath[int], node_id: FromPath[str]) -> Template:
+        node = await workflows.node(workflow_id, node_id)
+        form = _multidict(await request.form())
+        name = (form.get("name") or [""])[-1]
+        version = (form.get("version") or [""])[-1]
+        raw: dict[str, Any] = {}
+        try:
+            raw = config_from_form(workflows.node_type(node).Config, form)
+            node = await workflows.update_node(workflow_id, node_id, name, raw,
+                                               int(version) if version.isdigit() else None)
+        except ConfigError as exc:
+            return _panel(node, {**node.config, **raw}, exc.field_errors, name=name, status_code=422)
+        return _panel(node, node.config, {}, saved=True)
+
+    @post("/{workflow_id:int}/nodes/{node_id:str}/position")
+    async def move_node(self, workflows: WorkflowService, workflow_id: FromPath[int], node_id: FromPath[str],
+                        data: Annotated[PositionForm, Form]) -> Response[str]:
+        await workflows.move_node(workflow_id, node_id, data.x, data.y)
+        return Response("", status_code=204)
+
+    @delete("/{workflow_id:int}/nodes/{node_id:str}", status_code=204)
+    async def delete_node(self, workflows: WorkflowService, workflow_id: FromPath[int],
+                          node_id: FromPath[str]) -> None:
+        await workflows.delete_node(workflow_id, node_id)
+
+    # connections ---------------------------------------------------------------------------
+    @post("/{workflow_id:int}/connections")
+    async def add_connection(self, workflows: WorkflowService, workflow_id: FromPath[int],
+                             data: Annotated[ConnectionForm, Form]) -> Response[str]:
+        await workflows.add_connection(workflow_id, data.source, data.source_port, data.target, data.target_port)
+        return Response("", status_code=201)
+
+    @post("/{workflow_id:int}/connections/delete")
+    async def delete_connection(self, workflows: WorkflowService, workflow_id: FromPath[int],
+                                data: Annotated[ConnectionForm, Form]) -> Response[str]:
+        await workflows.delete_connection(workflow_id, data.source, data.source_port, data.target, data.target_port)
+        return Response("", status_code=204)
+
+    # running -------------------------------------------------------------------------------
+    @post("/{workflow_id:int}/run")
+    async def run(self, request: Request[Any, Any, Any], workflows: WorkflowService, runtime: Runtime,
+                  workflow_id: FromPath[int]) -> Template:
+        workflow = await workflows.get(workflow_id)
+        try:
+            execution = await start(workflows.db, runtime.queue, registry, workflow, author_id=request.user.id,
+                                    timeout=runtime.settings.execution_timeout)
+        except GraphError as exc:
+            graph = await load_graph(workflows.db, workflow_id)
+            return Template("executions/_run_refused.html", status_code=422, context={
+                "problems": exc.problems, "graph": graph,
+                "node_problems": _problems_by_node(exc.problems)})
+        nodes = await workflows.nodes(workflow_id)
+        return Template("executions/_run_started.html", context={"execution": execution, "nodes": nodes})
+
+    @get("/{workflow_id:int}/problems")
+    async def problems(self, workflows: WorkflowService, workflow_id: FromPath[int]) -> Template:
+        await workflows.get(workflow_id)
+        graph = await load_graph(workflows.db, workflow_id)
+        problems = validate_graph(graph, registry)
+        return Template("executions/_run_refused.html", context={
+            "problems": problems, "graph": graph, "node_problems": _problems_by_node(problems)})
+
+
+def _problems_by_node(problems: list[Any]) -> dict[str, list[str]]:
+    by_node: dict[str, list[str]] = {}
+    for problem in problems:
+        if problem.node_id:
+            by_node.setdefault(problem.node_id, []).append(problem.message)
+    return by_node
+
+
+def _panel(node: Node, config: dict[str, Any], errors: dict[str, str], *, name: str | None = None,
+           saved: bool = False, status_code: int = 200) -> Template:
+    return Template("nodes/_panel.html", status_code=status_code, context={
+        **node_view(node), "config": config, "errors": errors, "name": node.name if name is None else name,
+        "saved": saved})
+
+
