@@ -89,12 +89,13 @@ def decode_document(data: bytes | str) -> WorkflowDocument:
 
 def validate_graph(graph: Graph, registry: Registry) -> list[Problem]:
     """Every reason the graph cannot run, in a stable order (empty list: it can run)."""
-    problems = _check_sizes(graph) or _check_nodes(graph, registry)
-    if problems:
+    if problems := _check_sizes(graph):
         return problems
-    problems += _check_connections(graph, registry)
-    if not problems:
-        problems += _check_cycles(graph)
+    problems = _check_nodes(graph, registry)
+    if not all(registry.has(n.type, n.version) for n in graph.nodes):
+        return problems
+    connection_problems = _check_connections(graph, registry)
+    problems += connection_problems or _check_cycles(graph)
     if not any(registry.get(n.type, n.version).is_trigger for n in graph.nodes):
         problems.append(Problem("The workflow needs a trigger node (e.g. Manual Trigger) to start from."))
     return problems

@@ -11,6 +11,7 @@ import os
 import socket
 import uuid
 from collections.abc import Iterator
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -74,3 +75,43 @@ def redis_url() -> Iterator[str]:
     yield url
     client.flushdb()
     client.close()
+
+
+@pytest.fixture
+def sink_server() -> Iterator[Any]:
+    """A real HTTP server on loopback: ``/ok`` JSON, ``/fail`` 500, ``/slow`` sleeps 3 s; records requests."""
+    import json
+    import threading
+    import time
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    received: list[dict[str, Any]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def _reply(self) -> None:
+            length = int(self.headers.get("content-length") or 0)
+            body = self.rfile.read(length).decode() if length else ""
+            received.append({"method": self.command, "path": self.path, "headers": dict(self.headers), "body": body})
+            if self.path.startswith("/slow"):
+                time.sleep(3)
+            status = 500 if self.path.startswith("/fail") else 200
+            payload = json.dumps({"ok": status == 200, "greeting": "hello from the sink", "path": self.path}).encode()
+            self.send_response(status)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _reply
+
+        def log_message(self, *args: Any) -> None:
+            return None
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    server.url = f"http://127.0.0.1:{server.server_address[1]}"  # type: ignore[attr-defined]
+    server.received = received  # type: ignore[attr-defined]
+    yield server
+    server.shutdown()
+    server.server_close()

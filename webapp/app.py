@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+from litestar.di import NamedDependency
 from litestar import Litestar, Request, get
 from litestar.config.csrf import CSRFConfig
 from litestar.connection import ASGIConnection
@@ -20,7 +21,6 @@ from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from engine.database import make_engine, make_sessionmaker
 from engine.models import User
 from engine.settings import Settings, load_settings
 from nodes import registry
@@ -57,11 +57,11 @@ def provide_runtime(state: State) -> Runtime:
     return state.runtime
 
 
-def provide_workflows(request: Request[User, Any, Any], db: AsyncSession) -> WorkflowService:
+def provide_workflows(request: Request[User, Any, Any], db: NamedDependency[AsyncSession]) -> WorkflowService:
     return WorkflowService(db, request.user.id, registry)
 
 
-def provide_executions(request: Request[User, Any, Any], db: AsyncSession) -> ExecutionService:
+def provide_executions(request: Request[User, Any, Any], db: NamedDependency[AsyncSession]) -> ExecutionService:
     return ExecutionService(db, request.user.id)
 
 
@@ -78,8 +78,8 @@ def home() -> Redirect:
 def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Litestar:
     settings = settings or load_settings()
     channels = channels_plugin(settings)
-    # Sessions need the database before the lifespan runs: the store gets its own small engine.
-    store = SQLSessionStore(make_sessionmaker(make_engine(settings.database_url)))
+    opened: dict[str, Runtime] = {}
+    store = SQLSessionStore(lambda: opened["runtime"].sessions)
     session_auth = SessionAuth[User, ServerSideSessionBackend](
         retrieve_user_handler=retrieve_user,
         session_backend_config=ServerSideSessionConfig(
@@ -90,7 +90,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Lit
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         async with lifespan_runtime(settings, channels, migrate=migrate) as runtime:
-            app.state.runtime = runtime
+            app.state.runtime = opened["runtime"] = runtime
             yield
 
     return Litestar(

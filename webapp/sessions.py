@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from litestar.stores.base import Store
@@ -19,8 +20,14 @@ def _expiry(expires_in: int | timedelta | None) -> datetime | None:
 
 
 class SQLSessionStore(Store):
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        self._sessions = sessions
+    """``sessions`` returns the app's session factory once the lifespan has opened the database."""
+
+    def __init__(self, sessions: Callable[[], async_sessionmaker[AsyncSession]]) -> None:
+        self._get_sessions = sessions
+
+    @property
+    def _sessions(self) -> async_sessionmaker[AsyncSession]:
+        return self._get_sessions()
 
     async def set(self, key: str, value: str | bytes, expires_in: int | timedelta | None = None) -> None:
         data = value.encode() if isinstance(value, str) else value

@@ -24,6 +24,14 @@
   const nodeTypeOf = new Map(); // node row id -> type name
   let quiet = 0;                // > 0 while we change the canvas ourselves (no saving back)
 
+  // Drawflow draws a wire once, from the port positions of that moment. A node that grows or
+  // shrinks later (a status badge, a longer name) would leave its wires behind: redraw them.
+  const resized = new ResizeObserver((entries) => {
+    for (const entry of entries) {
+      if (entry.target.isConnected) editor.updateConnectionNodes(entry.target.id);
+    }
+  });
+
   function setState(text) { saveState.textContent = text; }
 
   async function send(method, url, data) {
@@ -71,6 +79,7 @@
     dom.dataset.nodeId = d.nodeId;
     dom.setAttribute('aria-label', `${d.type} node`);
     htmx.process(dom);
+    resized.observe(dom);
     return d.nodeId;
   }
 

@@ -99,7 +99,14 @@ async def status_is(queue: saq.Queue, key: str, status: Status) -> Job | None:
 
 @asynccontextmanager
 async def running_worker(queue: saq.Queue, functions: list, **kwargs: object) -> AsyncIterator[saq.Worker]:
-    """A real ``saq.Worker`` on ``queue`` without signal handlers, stopped on exit."""
+    """A real ``saq.Worker`` on ``queue`` without signal handlers, stopped on exit.
+
+    The worker sweeps as soon as it starts. SAQ's Redis sweep treats every job in the active
+    list whose stored status is not yet ``active`` as stuck, so it can sweep a job another
+    worker task has just dequeued. Sweeping once here first takes the sweep lock (Redis: a
+    key with a ``lock`` TTL) so the worker's own sweep cannot race with the test's jobs.
+    """
+    await queue.sweep(lock=600)
     timers = {"abort": 0.1, "schedule": 1, "worker_info": 1, "sweep": 600}
     worker = saq.Worker(queue, functions, concurrency=2, timers=timers, **kwargs)  # type: ignore[arg-type]
     worker.SIGNALS = []
@@ -377,7 +384,7 @@ class TestSQLiteQueueFile:
 
     async def test_another_process_shares_the_queue_without_duplicates(self, tmp_path: Path) -> None:
         path = tmp_path / "queue.db"
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
         async with sqlite_queue(path) as queue:
             child = await asyncio.create_subprocess_exec(
                 sys.executable, "-c", CONSUMER, str(path), cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE
@@ -436,7 +443,7 @@ class TestQueueFromUrl:
     async def test_service_urls(self) -> None:
         redis_queue = queue_from_url("rediss://example.invalid:6380/0")
         assert isinstance(redis_queue, RedisQueue) and redis_queue.name == "patchwire"
-        await redis_queue.disconnect()
+        await redis_queue.redis.aclose()  # never connected: disconnect() would try to
         for url in ("postgres://u@h/db", "postgresql://u@h/db", "postgresql+asyncpg://u@h/db"):
             pg_queue = queue_from_url(url)
             assert isinstance(pg_queue, PostgresQueue)

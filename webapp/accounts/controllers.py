@@ -2,9 +2,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+from litestar.di import NamedDependency
 from litestar import Controller, Request, get, post
 from litestar.enums import RequestEncodingType
-from litestar.params import Body
+from litestar.params import Body, FromQuery
 from litestar.response import Redirect, Template
 from msgspec import Struct
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,12 +26,12 @@ def _safe_next(target: str | None) -> str:
 
 class AccountController(Controller):
     @get("/login", exclude_from_auth=True)
-    async def login_page(self, next: str | None = None) -> Template:
+    async def login_page(self, next: FromQuery[str | None] = None) -> Template:
         return Template("accounts/login.html", context={"next": _safe_next(next), "errors": {}, "email": ""})
 
     @post("/login", exclude_from_auth=True)
-    async def login(self, request: Request[Any, Any, Any], db: AsyncSession,
-                    data: Annotated[Credentials, Form], next: str | None = None) -> Template | Redirect:
+    async def login(self, request: Request[Any, Any, Any], db: NamedDependency[AsyncSession],
+                    data: Annotated[Credentials, Form], next: FromQuery[str | None] = None) -> Template | Redirect:
         user = await authenticate(db, data.email, data.password)
         if user is None:
             return Template("accounts/login.html", status_code=400, context={
@@ -44,7 +45,7 @@ class AccountController(Controller):
         return Template("accounts/register.html", context={"errors": {}, "email": ""})
 
     @post("/register", exclude_from_auth=True)
-    async def register(self, request: Request[Any, Any, Any], db: AsyncSession,
+    async def register(self, request: Request[Any, Any, Any], db: NamedDependency[AsyncSession],
                        data: Annotated[Credentials, Form]) -> Template | Redirect:
         try:
             user = await register(db, data.email, data.password)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
+from litestar.di import NamedDependency
 from litestar import Controller, Request, WebSocket, get, websocket
 from litestar.channels import ChannelsPlugin
 from litestar.exceptions import NotFoundException, WebSocketDisconnect
@@ -24,11 +25,11 @@ class ExecutionController(Controller):
     path = "/executions"
 
     @get("/")
-    async def list_page(self, request: Request[Any, Any, Any], executions: ExecutionService) -> Template:
+    async def list_page(self, request: Request[Any, Any, Any], executions: NamedDependency[ExecutionService]) -> Template:
         return Template("executions/list.html", context={"rows": await executions.recent(), "user": request.user})
 
     @get("/{execution_id:int}")
-    async def detail(self, request: Request[Any, Any, Any], executions: ExecutionService,
+    async def detail(self, request: Request[Any, Any, Any], executions: NamedDependency[ExecutionService],
                      execution_id: FromPath[int]) -> Template:
         execution = await executions.get(execution_id)
         runs = await executions.node_runs(execution_id)
@@ -52,7 +53,7 @@ def render(socket: WebSocket[Any, Any, Any], name: str, **context: Any) -> str:
 
 
 @websocket("/ws/executions/{execution_id:int}")
-async def execution_stream(socket: WebSocket[Any, Any, Any], channels: ChannelsPlugin,
+async def execution_stream(socket: WebSocket[Any, Any, Any], channels: NamedDependency[ChannelsPlugin],
                            execution_id: FromPath[int]) -> None:
     """Streams node status badges as htmx out-of-band fragments until the execution ends."""
     if not same_origin(socket):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import msgspec
+from litestar.di import NamedDependency
 from litestar import Controller, Request, Response, delete, get, post
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath
@@ -63,16 +64,16 @@ class WorkflowController(Controller):
     path = "/workflows"
 
     @get("/")
-    async def list_page(self, request: Request[Any, Any, Any], workflows: WorkflowService) -> Template:
+    async def list_page(self, request: Request[Any, Any, Any], workflows: NamedDependency[WorkflowService]) -> Template:
         return Template("workflows/list.html", context={"workflows": await workflows.list(), "user": request.user})
 
     @post("/")
-    async def create(self, workflows: WorkflowService, data: Annotated[NameForm, Form]) -> Redirect:
+    async def create(self, workflows: NamedDependency[WorkflowService], data: Annotated[NameForm, Form]) -> Redirect:
         workflow = await workflows.create(data.name or "Untitled workflow")
         return Redirect(f"/workflows/{workflow.id}", status_code=303)
 
     @post("/{workflow_id:int}/rename")
-    async def rename(self, request: Request[Any, Any, Any], workflows: WorkflowService,
+    async def rename(self, request: Request[Any, Any, Any], workflows: NamedDependency[WorkflowService],
                      workflow_id: FromPath[int], data: Annotated[NameForm, Form]) -> Template | Redirect:
         workflow = await workflows.rename(workflow_id, data.name)
         if _is_htmx(request):
@@ -80,12 +81,12 @@ class WorkflowController(Controller):
         return Redirect("/workflows", status_code=303)
 
     @delete("/{workflow_id:int}", status_code=200)
-    async def remove(self, workflows: WorkflowService, workflow_id: FromPath[int]) -> Response[str]:
+    async def remove(self, workflows: NamedDependency[WorkflowService], workflow_id: FromPath[int]) -> Response[str]:
         await workflows.delete(workflow_id)
         return Response("", status_code=200)
 
     @get("/{workflow_id:int}")
-    async def editor(self, request: Request[Any, Any, Any], workflows: WorkflowService,
+    async def editor(self, request: Request[Any, Any, Any], workflows: NamedDependency[WorkflowService],
                      workflow_id: FromPath[int]) -> Template:
         workflow = await workflows.get(workflow_id)
         nodes = await workflows.nodes(workflow_id)
@@ -98,7 +99,7 @@ class WorkflowController(Controller):
             "user": request.user})
 
     @get("/{workflow_id:int}/export")
-    async def export(self, workflows: WorkflowService, workflow_id: FromPath[int]) -> Response[bytes]:
+    async def export(self, workflows: NamedDependency[WorkflowService], workflow_id: FromPath[int]) -> Response[bytes]:
         document = await workflows.export(workflow_id)
         filename = f"workflow-{workflow_id}.json"
         return Response(msgspec.json.format(msgspec.json.encode(document)), media_type="application/json",
@@ -106,19 +107,19 @@ class WorkflowController(Controller):
 
     # nodes -------------------------------------------------------------------------------
     @post("/{workflow_id:int}/nodes")
-    async def add_node(self, workflows: WorkflowService, workflow_id: FromPath[int],
+    async def add_node(self, workflows: NamedDependency[WorkflowService], workflow_id: FromPath[int],
                        data: Annotated[NewNodeForm, Form]) -> Template:
         node = await workflows.add_node(workflow_id, data.type, data.x, data.y)
         return Template("nodes/_canvas_node.html", context=node_view(node), status_code=201)
 
     @get("/{workflow_id:int}/nodes/{node_id:str}")
-    async def node_panel(self, workflows: WorkflowService, workflow_id: FromPath[int],
+    async def node_panel(self, workflows: NamedDependency[WorkflowService], workflow_id: FromPath[int],
                          node_id: FromPath[str]) -> Template:
         node = await workflows.node(workflow_id, node_id)
         return _panel(node, node.config, {})
 
     @post("/{workflow_id:int}/nodes/{node_id:str}")
-    async def save_node(self, request: Request[Any, Any, Any], workflows: WorkflowService,
+    async def save_node(self, request: Request[Any, Any, Any], workflows: NamedDependency[WorkflowService],
                         workflow_id: FromPath[int], node_id: FromPath[str]) -> Template:
         node = await workflows.node(workflow_id, node_id)
         form = _multidict(await request.form())
@@ -130,36 +131,37 @@ class WorkflowController(Controller):
             node = await workflows.update_node(workflow_id, node_id, name, raw,
                                                int(version) if version.isdigit() else None)
         except ConfigError as exc:
+            node = await workflows.node(workflow_id, node_id)  # reloaded: a failed commit expired it
             return _panel(node, {**node.config, **raw}, exc.field_errors, name=name, status_code=422)
         return _panel(node, node.config, {}, saved=True)
 
     @post("/{workflow_id:int}/nodes/{node_id:str}/position")
-    async def move_node(self, workflows: WorkflowService, workflow_id: FromPath[int], node_id: FromPath[str],
+    async def move_node(self, workflows: NamedDependency[WorkflowService], workflow_id: FromPath[int], node_id: FromPath[str],
                         data: Annotated[PositionForm, Form]) -> Response[str]:
         await workflows.move_node(workflow_id, node_id, data.x, data.y)
         return Response("", status_code=204)
 
     @delete("/{workflow_id:int}/nodes/{node_id:str}", status_code=204)
-    async def delete_node(self, workflows: WorkflowService, workflow_id: FromPath[int],
+    async def delete_node(self, workflows: NamedDependency[WorkflowService], workflow_id: FromPath[int],
                           node_id: FromPath[str]) -> None:
         await workflows.delete_node(workflow_id, node_id)
 
     # connections ---------------------------------------------------------------------------
     @post("/{workflow_id:int}/connections")
-    async def add_connection(self, workflows: WorkflowService, workflow_id: FromPath[int],
+    async def add_connection(self, workflows: NamedDependency[WorkflowService], workflow_id: FromPath[int],
                              data: Annotated[ConnectionForm, Form]) -> Response[str]:
         await workflows.add_connection(workflow_id, data.source, data.source_port, data.target, data.target_port)
         return Response("", status_code=201)
 
     @post("/{workflow_id:int}/connections/delete")
-    async def delete_connection(self, workflows: WorkflowService, workflow_id: FromPath[int],
+    async def delete_connection(self, workflows: NamedDependency[WorkflowService], workflow_id: FromPath[int],
                                 data: Annotated[ConnectionForm, Form]) -> Response[str]:
         await workflows.delete_connection(workflow_id, data.source, data.source_port, data.target, data.target_port)
         return Response("", status_code=204)
 
     # running -------------------------------------------------------------------------------
     @post("/{workflow_id:int}/run")
-    async def run(self, request: Request[Any, Any, Any], workflows: WorkflowService, runtime: Runtime,
+    async def run(self, request: Request[Any, Any, Any], workflows: NamedDependency[WorkflowService], runtime: NamedDependency[Runtime],
                   workflow_id: FromPath[int]) -> Template:
         workflow = await workflows.get(workflow_id)
         try:
@@ -174,7 +176,7 @@ class WorkflowController(Controller):
         return Template("executions/_run_started.html", context={"execution": execution, "nodes": nodes})
 
     @get("/{workflow_id:int}/problems")
-    async def problems(self, workflows: WorkflowService, workflow_id: FromPath[int]) -> Template:
+    async def problems(self, workflows: NamedDependency[WorkflowService], workflow_id: FromPath[int]) -> Template:
         await workflows.get(workflow_id)
         graph = await load_graph(workflows.db, workflow_id)
         problems = validate_graph(graph, registry)

@@ -170,11 +170,12 @@ class WorkflowService:
         conn = Connection(workflow_id=workflow_id, source_node_id=source, source_port=source_port,
                           target_node_id=target, target_port=target_port)
         self.db.add(conn)
+        names = (src.name, dst.name)  # read before a failed commit expires the rows
         try:
             await self.db.commit()
         except IntegrityError:
             await self.db.rollback()
-            raise Conflict(f"{src.name} and {dst.name} are already connected this way.") from None
+            raise Conflict(f"{names[0]} and {names[1]} are already connected this way.") from None
         return conn
 
     def _check_port(self, node: Node, port: str, side: str) -> None:

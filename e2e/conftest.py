@@ -1,0 +1,325 @@
+"""End-to-end fixtures: a real Patchwire server (two profiles), Debian's Chromium, a loopback sink.
+
+Profiles (the ``server`` fixture is parametrized, module scope):
+
+* ``embedded``: one ``patchwire serve`` subprocess, SQLite database, embedded SQLite queue with
+  the in-process worker, in-memory channels.
+* ``postgres+redis``: a fresh PostgreSQL database (created here, dropped ``WITH (FORCE)`` at
+  teardown), ``QUEUE_URL=redis://127.0.0.1:6379/14`` (flushed before and after), the web server
+  and a separate ``patchwire worker`` subprocess with the same environment.
+
+Missing Chromium, PostgreSQL or Redis skips the test with the reason, unless
+``PATCHWIRE_REQUIRE_SERVICES=1``, in which case it fails (same rule as ``tests/conftest.py``).
+Subprocess output goes to files under a temporary directory; it is printed when a test fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PATCHWIRE = Path(sys.executable).with_name("patchwire")
+CHROMIUM = os.environ.get("PATCHWIRE_E2E_CHROMIUM", "/usr/bin/chromium")
+POSTGRES_URL = os.environ.get("PATCHWIRE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_SERVER_URL = os.environ.get("PATCHWIRE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+E2E_REDIS_DB = 14
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+READY_TIMEOUT = 40.0  # seconds for `patchwire serve` to migrate and answer /healthz
+STOP_TIMEOUT = 10.0
+
+
+# --- skip-or-fail ----------------------------------------------------------------------------
+def services_required() -> bool:
+    return os.environ.get("PATCHWIRE_REQUIRE_SERVICES", "") in {"1", "true", "yes"}
+
+
+def unavailable(message: str) -> None:
+    """Skip with ``message``, or fail when PATCHWIRE_REQUIRE_SERVICES=1."""
+    if services_required():
+        pytest.fail(f"{message} and PATCHWIRE_REQUIRE_SERVICES=1", pytrace=False)
+    pytest.skip(message)
+
+
+def _reachable(url: str) -> bool:
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 0), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def need_service(name: str, url: str) -> None:
+    if not _reachable(url):
+        unavailable(f"{name} is not reachable at {url} (set PATCHWIRE_TEST_{name.upper()}_URL or start it)")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# --- the Patchwire server ----------------------------------------------------------------------
+@dataclass
+class Proc:
+    name: str
+    popen: subprocess.Popen[bytes]
+    log: Path
+
+    def output(self) -> str:
+        try:
+            return self.log.read_text(errors="replace")
+        except OSError:
+            return "(no output file)"
+
+
+@dataclass
+class Server:
+    profile: str
+    url: str
+    env: dict[str, str]
+    procs: list[Proc] = field(default_factory=list)
+
+    def logs(self) -> str:
+        parts = []
+        for proc in self.procs:
+            status = proc.popen.poll()
+            state = "running" if status is None else f"exited with {status}"
+            parts.append(f"===== {proc.name} ({state}) — {proc.log} =====\n{proc.output()[-20000:]}")
+        return "\n".join(parts)
+
+    def check_alive(self) -> None:
+        for proc in self.procs:
+            if proc.popen.poll() is not None:
+                raise RuntimeError(f"{proc.name} exited with {proc.popen.returncode}\n{self.logs()}")
+
+
+def _start(name: str, args: list[str], env: dict[str, str], workdir: Path) -> Proc:
+    log = workdir / f"{name}.log"
+    with log.open("wb") as out:
+        popen = subprocess.Popen([str(PATCHWIRE), *args], cwd=workdir, env=env, stdout=out,
+                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    return Proc(name, popen, log)
+
+
+def _stop(proc: Proc) -> None:
+    if proc.popen.poll() is not None:
+        return
+    proc.popen.send_signal(signal.SIGINT)  # uvicorn and the SAQ worker both shut down cleanly on SIGINT
+    try:
+        proc.popen.wait(STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        proc.popen.kill()
+        proc.popen.wait(STOP_TIMEOUT)
+
+
+def _wait_healthy(server: Server, deadline: float) -> None:
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        server.check_alive()
+        try:
+            with urllib.request.urlopen(f"{server.url}/healthz", timeout=2) as response:
+                if response.status == 200 and json.loads(response.read()) == {"status": "ok"}:
+                    return
+        except (OSError, urllib.error.URLError, ValueError) as exc:
+            last = exc
+        time.sleep(0.1)
+    raise RuntimeError(f"{server.url}/healthz did not answer in {READY_TIMEOUT:.0f} s ({last!r})\n{server.logs()}")
+
+
+def _wait_for_line(server: Server, proc: Proc, text: str, deadline: float) -> None:
+    while time.monotonic() < deadline:
+        server.check_alive()
+        if text in proc.output():
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"{proc.name} did not print {text!r} in time\n{server.logs()}")
+
+
+def _base_env(data_dir: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if k not in {"DATABASE_URL", "QUEUE_URL", "CHANNELS_URL", "REDIS_URL", "PATCHWIRE_HOST", "PATCHWIRE_PORT"}}
+    env.update(PATCHWIRE_DATA_DIR=str(data_dir), PATCHWIRE_SECRET_KEY=uuid.uuid4().hex * 2,
+               PYTHONUNBUFFERED="1", PATCHWIRE_WORKER_CONCURRENCY="4")
+    return env
+
+
+@pytest.fixture(scope="module", params=["embedded", "postgres+redis"])
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    profile: str = request.param
+    workdir = tmp_path_factory.mktemp(f"server-{profile.replace('+', '-')}")
+    env = _base_env(workdir / "data")
+    cleanups: list[Any] = []
+
+    if profile == "postgres+redis":
+        need_service("postgres", POSTGRES_URL)
+        need_service("redis", REDIS_SERVER_URL)
+        import psycopg
+        import redis
+
+        db_name = f"pw_e2e_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{db_name}"')
+
+        def drop_database() -> None:
+            with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
+
+        cleanups.append(drop_database)
+        queue_url = REDIS_SERVER_URL.rsplit("/", 1)[0] + f"/{E2E_REDIS_DB}"
+        client = redis.Redis.from_url(queue_url)
+        client.flushdb()
+
+        def flush_redis() -> None:
+            client.flushdb()
+            client.close()
+
+        cleanups.append(flush_redis)
+        env.update(DATABASE_URL=f"{POSTGRES_URL.rsplit('/', 1)[0]}/{db_name}", QUEUE_URL=queue_url)
+
+    port = free_port()
+    server = Server(profile, f"http://127.0.0.1:{port}", env)
+    try:
+        server.procs.append(_start("web", ["serve", "--host", "127.0.0.1", "--port", str(port)], env, workdir))
+        deadline = time.monotonic() + READY_TIMEOUT
+        _wait_healthy(server, deadline)  # `serve` migrates first, so the worker starts on a ready schema
+        if profile != "embedded":
+            worker = _start("worker", ["worker"], env, workdir)
+            server.procs.append(worker)
+            _wait_for_line(server, worker, "Patchwire worker", deadline)
+        yield server
+    finally:
+        for proc in reversed(server.procs):
+            _stop(proc)
+        for cleanup in reversed(cleanups):
+            cleanup()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> Any:
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report
+
+
+@pytest.fixture(autouse=True)
+def _print_logs_on_failure(request: pytest.FixtureRequest) -> Iterator[None]:
+    yield
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed and "server" in request.fixturenames:
+        server: Server = request.getfixturevalue("server")
+        print(f"\n--- Patchwire output ({server.profile}) ---\n{server.logs()}", file=sys.stderr)
+
+
+# --- the loopback HTTP sink ---------------------------------------------------------------------
+@dataclass
+class Sink:
+    url: str
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    delay: float = 0.0
+    body: dict[str, Any] = field(default_factory=lambda: {"ok": True, "greeting": "hello from the sink"})
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+@pytest.fixture(scope="session")
+def sink() -> Iterator[Sink]:
+    """A JSON endpoint on 127.0.0.1 that records every request (method, path, headers, body)."""
+    state = Sink(url="")
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _answer(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            with state.lock:
+                state.requests.append({"method": self.command, "path": self.path,
+                                       "headers": {k.lower(): v for k, v in self.headers.items()},
+                                       "body": body.decode(errors="replace")})
+                delay, payload = state.delay, json.dumps(state.body).encode()
+            if delay:
+                time.sleep(delay)  # keeps the HTTP Request node "running" long enough to watch it
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _answer
+
+        def log_message(self, format: str, *args: Any) -> None:  # keep pytest output quiet
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.daemon_threads = True
+    state.url = f"http://127.0.0.1:{httpd.server_address[1]}"
+    thread = threading.Thread(target=httpd.serve_forever, name="e2e-sink", daemon=True)
+    thread.start()
+    yield state
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.fixture
+def fresh_sink(sink: Sink) -> Sink:
+    with sink.lock:
+        sink.requests.clear()
+        sink.delay = 0.0
+    return sink
+
+
+# --- the browser ----------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    if not os.access(CHROMIUM, os.X_OK):
+        unavailable(f"Chromium is not installed at {CHROMIUM} (apt-get install -y chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@dataclass
+class PageErrors:
+    page_errors: list[str] = field(default_factory=list)
+    console_errors: list[str] = field(default_factory=list)
+
+
+@pytest.fixture
+def page_errors() -> PageErrors:
+    return PageErrors()
+
+
+@pytest.fixture
+def page(browser: Any, page_errors: PageErrors) -> Iterator[Any]:
+    """A fresh context (no cookies) and page; JS errors and console errors are collected."""
+    context = browser.new_context(viewport={"width": 1600, "height": 900}, device_scale_factor=1)
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    page.on("pageerror", lambda exc: page_errors.page_errors.append(f"{exc.name}: {exc.message}\n{exc.stack}"))
+    page.on("console", lambda msg: page_errors.console_errors.append(f"{msg.text} @ {msg.location}")
+            if msg.type == "error" else None)
+    yield page
+    context.close()

@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+from typing import Any
+
+from tests.webapp.conftest import Browser
+
+
+def test_register_login_logout(browser: Browser) -> None:
+    assert browser.get("/workflows/", follow_redirects=False).headers["location"].startswith("/login")
+    browser.register("Ada@Example.com")
+    assert "ada@example.com" in browser.get("/workflows/").text
+    browser.post("/logout", htmx=False, follow_redirects=False)
+    assert browser.get("/workflows/", follow_redirects=False).status_code in (302, 303)
+    bad = browser.post("/login", {"email": "ada@example.com", "password": "wrong password"}, htmx=False)
+    assert bad.status_code == 400 and "Email or password is not right" in bad.text
+    ok = browser.post("/login?next=/executions", {"email": "ADA@example.com", "password": "correct horse battery"},
+                      htmx=False, follow_redirects=False)
+    assert ok.status_code == 303 and ok.headers["location"] == "/executions"
+
+
+def test_registration_errors_are_specific(browser: Browser, second_browser: Browser) -> None:
+    response = browser.post("/register", {"email": "not-an-email", "password": "short"}, htmx=False)
+    assert response.status_code == 400
+    assert "Enter a valid email address." in response.text and "at least 8 characters" in response.text
+    browser.register("grace@example.com")
+    again = second_browser.post("/register", {"email": "grace@example.com", "password": "another password"}, htmx=False)
+    assert again.status_code == 400 and "already exists" in again.text
+
+
+def test_open_redirects_are_refused(browser: Browser) -> None:
+    browser.register("eve@example.com")
+    browser.post("/logout", htmx=False)
+    response = browser.post("/login?next=//evil.example/", {"email": "eve@example.com", "password": "correct horse battery"},
+                            htmx=False, follow_redirects=False)
+    assert response.headers["location"] == "/"
+
+
+def test_unsafe_requests_need_the_csrf_token(browser: Browser, client: Any) -> None:
+    browser.register("csrf@example.com")
+    response = browser._call("post", "/workflows/", data={"name": "x"})  # no X-CSRFToken header
+    assert response.status_code == 403
+    assert "x</a>" not in browser.get("/workflows/").text
+
+
+def test_passwords_are_stored_as_argon2_hashes(browser: Browser, db_call: Any) -> None:
+    from sqlalchemy import select
+
+    from engine.models import User
+
+    browser.register("hash@example.com", "my secret password")
+    stored = db_call(lambda db: db.scalar(select(User.password_hash).where(User.email == "hash@example.com")))
+    assert stored.startswith("$argon2id$") and "my secret password" not in stored

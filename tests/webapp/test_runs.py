@@ -1,0 +1,93 @@
+"""Running from the editor: commit, enqueue, the in-process worker runs it, results are rows."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from sqlalchemy import select
+
+from engine.models import Execution, NodeRun
+from tests.webapp.conftest import Browser
+
+
+def build_flow(browser: Browser, url: str) -> tuple[int, dict[str, str]]:
+    wid = browser.create_workflow("Live")
+    ids = {
+        "trigger": browser.add_node(wid, "manual_trigger"),
+        "http": browser.add_node(wid, "http_request"),
+        "if": browser.add_node(wid, "if"),
+        "yes": browser.add_node(wid, "set"),
+        "no": browser.add_node(wid, "set"),
+    }
+    assert browser.configure(wid, ids["http"], {"name": "Fetch", "url": url, "fail_on_error_status": "on"}).status_code == 200
+    assert browser.configure(wid, ids["if"], {"name": "Ok?", "field": "body.ok", "operator": "equals",
+                                              "value": "true"}).status_code == 200
+    assert browser.configure(wid, ids["yes"], {"name": "Shout", "fields.name": ["loud"],
+                                               "fields.value": ["{{ item.body.greeting | upper }}"],
+                                               "keep_existing": "on"}).status_code == 200
+    assert browser.configure(wid, ids["no"], {"name": "Sad", "fields.name": ["sad"], "fields.value": ["yes"]}).status_code == 200
+    for source, target, port in [("trigger", "http", "main"), ("http", "if", "main"), ("if", "yes", "true"),
+                                 ("if", "no", "false")]:
+        assert browser.connect(wid, ids[source], ids[target], source_port=port).status_code == 201
+    return wid, ids
+
+
+def run(browser: Browser, wid: int) -> int:
+    response = browser.post(f"/workflows/{wid}/run")
+    assert response.status_code == 200, response.text
+    assert "hx-ws:connect" in response.text
+    return int(re.search(r"/executions/(\d+)", response.text).group(1))
+
+
+def test_run_executes_the_graph_and_records_each_node(browser: Browser, sink_server: Any, db_call: Any) -> None:
+    browser.register("runner@example.com")
+    wid, ids = build_flow(browser, f"{sink_server.url}/ok")
+    execution_id = run(browser, wid)
+    assert browser.wait_for_execution(execution_id) == "succeeded"
+    runs = {r.node_id: r for r in db_call(lambda db: _all_runs(db, execution_id))}
+    assert {ids[k]: runs[ids[k]].status for k in ids} == {
+        ids["trigger"]: "succeeded", ids["http"]: "succeeded", ids["if"]: "succeeded", ids["yes"]: "succeeded",
+        ids["no"]: "skipped"}
+    assert runs[ids["yes"]].output["main"][0]["loud"] == "HELLO FROM THE SINK"
+    assert sink_server.received[0]["headers"]["Idempotency-Key"] == f"{execution_id}:{ids['http']}"
+    page = browser.get(f"/executions/{execution_id}").text
+    assert "hello from the sink" in page and "HELLO FROM THE SINK" in page
+    execution = db_call(lambda db: db.get(Execution, execution_id))
+    assert execution.output == {"Shout": [runs[ids["yes"]].output["main"][0]]}
+    assert execution.version_id is not None
+
+
+async def _all_runs(db: Any, execution_id: int) -> list[NodeRun]:
+    return list(await db.scalars(select(NodeRun).where(NodeRun.execution_id == execution_id)))
+
+
+def test_http_500_fails_the_node_with_a_clear_error(browser: Browser, sink_server: Any, db_call: Any) -> None:
+    browser.register("fail@example.com")
+    wid, ids = build_flow(browser, f"{sink_server.url}/fail")
+    execution_id = run(browser, wid)
+    assert browser.wait_for_execution(execution_id) == "failed"
+    page = browser.get(f"/executions/{execution_id}").text
+    assert "returned HTTP 500" in page
+    execution = db_call(lambda db: db.get(Execution, execution_id))
+    assert execution.error["node_id"] == ids["http"] and execution.error["data"]["status"] == 500
+
+
+def test_http_timeout_fails_the_node_with_a_clear_error(browser: Browser, sink_server: Any) -> None:
+    browser.register("slow@example.com")
+    wid, ids = build_flow(browser, f"{sink_server.url}/slow")
+    browser.configure(wid, ids["http"], {"name": "Fetch", "url": f"{sink_server.url}/slow", "timeout": "0.5", "fail_on_error_status": "on"})
+    execution_id = run(browser, wid)
+    assert browser.wait_for_execution(execution_id) == "failed"
+    assert "timed out after 0.5 s" in browser.get(f"/executions/{execution_id}").text
+
+
+def test_invalid_graph_is_refused_with_problems_and_marked_nodes(browser: Browser, db_call: Any) -> None:
+    browser.register("invalid@example.com")
+    wid = browser.create_workflow()
+    http = browser.add_node(wid, "http_request")  # no URL, and no trigger
+    response = browser.post(f"/workflows/{wid}/run")
+    assert response.status_code == 422
+    assert "needs a trigger" in response.text and "This field is required" in response.text
+    assert f'id="status-{http}" data-status="invalid"' in response.text
+    assert db_call(lambda db: db.scalar(select(Execution.id))) is None

@@ -1,0 +1,73 @@
+"""The live-status WebSocket: session and same-origin required; streams htmx OOB badge fragments."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from litestar.exceptions import WebSocketDisconnect
+
+from tests.webapp.conftest import Browser
+
+
+def slow_flow(browser: Browser, seconds: str = "0.6") -> tuple[int, str, str]:
+    wid = browser.create_workflow("Slow")
+    trigger = browser.add_node(wid, "manual_trigger")
+    delay = browser.add_node(wid, "delay")
+    browser.configure(wid, delay, {"name": "Wait", "seconds": seconds})
+    browser.connect(wid, trigger, delay)
+    return wid, trigger, delay
+
+
+def start(browser: Browser, wid: int) -> int:
+    return int(re.search(r"/executions/(\d+)", browser.post(f"/workflows/{wid}/run").text).group(1))
+
+
+def test_stream_sends_badges_until_the_execution_finishes(browser: Browser) -> None:
+    browser.register("ws@example.com")
+    wid, trigger, delay = slow_flow(browser)
+    execution_id = start(browser, wid)
+    messages = []
+    with browser.websocket(f"/ws/executions/{execution_id}") as ws:
+        while True:
+            try:
+                messages.append(ws.receive_text())
+            except WebSocketDisconnect:
+                break
+    stream = "\n".join(messages)
+    assert f'id="status-{delay}" data-status="succeeded" hx-swap-oob="true"' in stream
+    assert f'id="status-{trigger}" data-status="succeeded"' in stream
+    assert re.search(r'id="run-status" hx-swap-oob="true" data-status="succeeded"', stream)
+    assert f'id="status-{delay}" data-status="running"' in stream, "the running state was streamed live"
+
+
+def test_finished_execution_gets_its_final_state_at_once(browser: Browser) -> None:
+    browser.register("late@example.com")
+    wid, _, delay = slow_flow(browser, "0")
+    execution_id = start(browser, wid)
+    browser.wait_for_execution(execution_id)
+    with browser.websocket(f"/ws/executions/{execution_id}") as ws:
+        snapshot = ws.receive_text()
+        with pytest.raises(WebSocketDisconnect):
+            ws.receive_text()
+    assert f'id="status-{delay}" data-status="succeeded"' in snapshot
+
+
+@pytest.mark.parametrize("origin", [None, "http://evil.example", "null", "http://testserver.local.evil.example"])
+def test_cross_origin_or_missing_origin_is_refused(browser: Browser, origin: str | None) -> None:
+    browser.register("origin@example.com")
+    wid, _, _ = slow_flow(browser, "0")
+    execution_id = start(browser, wid)
+    with pytest.raises(WebSocketDisconnect) as closed, browser.websocket(f"/ws/executions/{execution_id}", origin=origin) as ws:
+        ws.receive_text()
+    assert closed.value.code == 4403
+
+
+def test_anonymous_websocket_is_refused(browser: Browser, client: Any) -> None:
+    browser.register("anon@example.com")
+    wid, _, _ = slow_flow(browser, "0")
+    execution_id = start(browser, wid)
+    anonymous = Browser(client)
+    with pytest.raises(WebSocketDisconnect), anonymous.websocket(f"/ws/executions/{execution_id}") as ws:
+        ws.receive_text()
