@@ -3,6 +3,7 @@
     patchwire serve [--host H] [--port P]    migrate, then serve (embedded queue: worker in-process)
     patchwire worker                         a separate worker (PostgreSQL / Redis queue profiles)
     patchwire migrate                        upgrade the database to the newest schema
+    patchwire health [--workers]             check database and queue (exit 1 when unhealthy)
     patchwire createuser EMAIL [--password-stdin]
     patchwire import FILE --owner EMAIL      print the new workflow id
     patchwire export ID                      print the workflow JSON
@@ -42,6 +43,9 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("worker", help="run a worker process for the PostgreSQL or Redis queue")
     sub.add_parser("migrate", help="upgrade the database schema to the newest version")
+
+    health = sub.add_parser("health", help="check the database and the queue; exit 1 when unhealthy")
+    health.add_argument("--workers", action="store_true", help="also require at least one live worker")
 
     create = sub.add_parser("createuser", help="create a user account")
     create.add_argument("email")
@@ -109,6 +113,35 @@ def _migrate(settings: Settings, args: argparse.Namespace) -> int:
     upgrade(settings.database_url)
     print(json.dumps({"migrated": True, "database": _redact(settings.database_url)}))
     return 0
+
+
+def _health(settings: Settings, args: argparse.Namespace) -> int:
+    from sqlalchemy import text
+
+    from engine.database import make_engine
+    from engine.queue import queue_from_url
+
+    async def check() -> dict[str, Any]:
+        engine = make_engine(settings.database_url)
+        queue = queue_from_url(settings.queue_url)
+        try:
+            async with engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+            await queue.connect()
+            info = await queue.info()
+            return {"database": "ok", "queue": queue.name, "workers": len(info.get("workers") or {})}
+        finally:
+            await queue.disconnect()
+            await engine.dispose()
+
+    try:
+        report = asyncio.run(check())
+    except (OSError, ConnectionError) as exc:
+        print(json.dumps({"healthy": False, "error": str(exc)}))
+        return EXIT_FAILED
+    healthy = not args.workers or report["workers"] > 0
+    print(json.dumps({"healthy": healthy, **report}))
+    return 0 if healthy else EXIT_FAILED
 
 
 def _redact(url: str) -> str:
@@ -227,10 +260,7 @@ def _executions_show(settings: Settings, args: argparse.Namespace) -> int:
 
 
 COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
-    "serve": _serve, "worker": _worker, "migrate": _migrate, "createuser": _createuser, "import": _import,
+    "serve": _serve, "worker": _worker, "migrate": _migrate, "health": _health, "createuser": _createuser, "import": _import,
     "export": _export, "run": _run, "executions_show": _executions_show,
 }
 
-
-if __name__ == "__main__":
-    raise SystemExit(main())

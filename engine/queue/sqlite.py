@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import math
@@ -168,9 +167,8 @@ async def _run_to_completion(
         raise
 
 
-async def _wait_for_event(event: asyncio.Event, timeout: float) -> None:
-    with contextlib.suppress(asyncio.TimeoutError):
-        await asyncio.wait_for(event.wait(), None if math.isinf(timeout) else timeout)
+async def _wait(waiter: asyncio.Future[None], timeout: float) -> None:
+    await asyncio.wait([waiter], timeout=None if math.isinf(timeout) else timeout)
 
 
 class SQLiteQueue(Queue):
@@ -193,11 +191,11 @@ class SQLiteQueue(Queue):
       one ``BEGIN IMMEDIATE`` transaction, which takes SQLite's write lock up front, so two
       queues — in this process or another one — can never claim the same job. If the caller
       is cancelled after the claim committed, the job is put back to ``queued``.
-    * **Waiting without spinning.** ``dequeue`` waiters of this instance sleep on an event
-      that local enqueues/retries set. One waiter at a time (the poller) also re-checks the
-      database every ``poll_interval`` seconds, which covers jobs enqueued by other
-      processes and scheduled jobs that become due; when it leaves it wakes the others so
-      one of them takes over.
+    * **Waiting without spinning.** Idle ``dequeue`` calls of this instance sleep on
+      futures; a local enqueue or retry wakes one of them. One waiter at a time (the poller)
+      also looks at the database every ``poll_interval`` seconds — a plain read that takes
+      no write lock — which covers jobs enqueued by other processes and scheduled jobs that
+      become due; when it leaves it wakes another waiter to take over.
     * **Semantics mirror ``saq.queue.postgres``.** Dedup: an enqueue whose key exists
       returns ``None`` unless the stored job is finished and the new ``scheduled`` is later.
       Abort: a queued (or unknown) job is finished as ``aborted``; a running one is set to
@@ -220,7 +218,7 @@ class SQLiteQueue(Queue):
         poll_interval: seconds between database checks of an idle dequeue.
         busy_timeout_ms: how long to wait for another process's write lock.
         synchronous: SQLite ``synchronous`` pragma. ``FULL`` (default) fsyncs every commit, so
-            a committed job survives a power cut; ``NORMAL`` is about 10x faster and survives
+            a committed job survives a power cut; ``NORMAL`` is faster and survives
             a crash of the process, not of the machine.
     """
 
@@ -255,7 +253,7 @@ class SQLiteQueue(Queue):
         self._conn: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
         self._connect_lock = asyncio.Lock()
-        self._wakeup = asyncio.Event()
+        self._waiters: dict[asyncio.Future[None], None] = {}
         self._poller_present = False
 
     def __repr__(self) -> str:
@@ -307,7 +305,7 @@ class SQLiteQueue(Queue):
             await self._write(self._release_sweep_lease)
             async with self._lock:
                 conn, self._conn = self._conn, None
-                self._wake_local_waiters()
+                self._wake_all()
                 await conn.close()
 
     def _connection(self) -> aiosqlite.Connection:
@@ -400,13 +398,27 @@ class SQLiteQueue(Queue):
 
         if not await self._write(insert):
             return None
-        self._wake_local_waiters()
+        self._wake_one()
         logger.info("Enqueuing %s", job.info(logger.isEnabledFor(logging.DEBUG)))
         return job
 
-    def _wake_local_waiters(self) -> None:
-        self._wakeup.set()
-        self._wakeup = asyncio.Event()
+    def _add_waiter(self) -> asyncio.Future[None]:
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters[waiter] = None
+        return waiter
+
+    def _wake_one(self) -> None:
+        """Wake the longest-waiting local dequeue (one new job needs one consumer)."""
+        while self._waiters:
+            waiter = next(iter(self._waiters))
+            del self._waiters[waiter]
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+    def _wake_all(self) -> None:
+        while self._waiters:
+            self._wake_one()
 
     def _become_poller(self) -> bool:
         if self._poller_present:
@@ -423,32 +435,42 @@ class SQLiteQueue(Queue):
         polling = self._become_poller()
         try:
             while self._connected:
-                wakeup = self._wakeup
-                job = await self._claim()
-                if job is not None:
-                    return job
-                remaining = deadline - clock()
-                if remaining <= 0:
-                    return None
-                polling = polling or self._become_poller()
-                await _wait_for_event(wakeup, min(remaining, interval) if polling else remaining)
+                waiter = self._add_waiter()  # before the claim, so no wake-up is missed
+                try:
+                    job = await self._claim()
+                    if job is not None:
+                        return job
+                    remaining = deadline - clock()
+                    if remaining <= 0:
+                        return None
+                    polling = polling or self._become_poller()
+                    await _wait(waiter, min(remaining, interval) if polling else remaining)
+                finally:
+                    self._waiters.pop(waiter, None)
             return None
         finally:
             if polling:
                 self._poller_present = False
-                self._wake_local_waiters()
+            if not self._poller_present:
+                self._wake_one()  # hand over polling to a waiter
 
     async def _claim(self) -> Job | None:
+        """Claim a due job; look first without the write lock, which idle polls never take."""
+        if await self._read(self._due_job) is None:
+            return None
         return await self._write(self._claim_due_job, on_abandoned=self._unclaim)
 
-    async def _claim_due_job(self, conn: aiosqlite.Connection) -> Job | None:
+    async def _due_job(self, conn: aiosqlite.Connection) -> t.Any:
         params = {
             "queue": self.name,
             "now": now_seconds(),
             "plow": self.priorities[0],
             "phigh": self.priorities[1],
         }
-        row = await self._fetch_one(conn, SELECT_DUE_JOB, params)
+        return await self._fetch_one(conn, SELECT_DUE_JOB, params)
+
+    async def _claim_due_job(self, conn: aiosqlite.Connection) -> Job | None:
+        row = await self._due_job(conn)
         if row is None:
             return None
         job = self._job_from_row(row[1], Status.ACTIVE)
@@ -462,7 +484,7 @@ class SQLiteQueue(Queue):
             return
         job.started = 0
         await self._write(partial(self._store_job, job, Status.QUEUED, KEEP))
-        self._wake_local_waiters()
+        self._wake_one()
 
     # -- updates, retries, finishing, aborting ------------------------------------------
 
@@ -475,7 +497,7 @@ class SQLiteQueue(Queue):
         delay = job.next_retry_delay()
         scheduled = time.time() + delay if delay else job.scheduled or now_seconds()
         await self.update(job, status=Status.QUEUED, scheduled=int(scheduled), expire_at=None)
-        self._wake_local_waiters()
+        self._wake_one()
 
     async def _finish(
         self,

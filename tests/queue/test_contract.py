@@ -413,14 +413,24 @@ class TestSQLiteQueueFile:
             job = await queue.dequeue(timeout=1)
             assert job is not None and job.key == "kept"
 
-    async def test_dequeue_cancelled_mid_claim_puts_the_job_back(self, tmp_path: Path) -> None:
+    async def test_dequeue_cancelled_mid_claim_puts_the_job_back(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         async with sqlite_queue(tmp_path / "queue.db") as queue:
             await queue.enqueue("echo", key="claimed")
+            claim = queue._claim_due_job
+
+            async def claim_then_get_cancelled(conn: object) -> Job | None:
+                job = await claim(conn)  # type: ignore[arg-type]
+                claiming.cancel()  # e.g. the worker stops while the claim commits
+                return job
+
+            monkeypatch.setattr(queue, "_claim_due_job", claim_then_get_cancelled)
             claiming = asyncio.create_task(queue.dequeue())
-            await asyncio.sleep(0)  # the claim transaction is now scheduled
-            claiming.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await claiming
+            monkeypatch.undo()
+
             assert (await stored(queue, "claimed")).status == Status.QUEUED
             job = await queue.dequeue(timeout=1)
             assert job is not None and job.key == "claimed"
