@@ -236,9 +236,24 @@ def _print_logs_on_failure(request: pytest.FixtureRequest) -> Iterator[None]:
 class Sink:
     url: str
     requests: list[dict[str, Any]] = field(default_factory=list)
-    delay: float = 0.0
     body: dict[str, Any] = field(default_factory=lambda: {"ok": True, "greeting": "hello from the sink"})
     lock: threading.Lock = field(default_factory=threading.Lock)
+    gate: threading.Event = field(default_factory=threading.Event)  # set = answer at once
+    hold_limit: float = 20.0  # a held request is answered after this many seconds at the latest
+
+    def __post_init__(self) -> None:
+        self.gate.set()
+
+    def hold(self) -> None:
+        """Keep the next requests waiting (the calling node stays "running") until ``release()``."""
+        self.gate.clear()
+
+    def release(self) -> None:
+        self.gate.set()
+
+    def received(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return list(self.requests)
 
 
 @pytest.fixture(scope="session")
@@ -256,9 +271,8 @@ def sink() -> Iterator[Sink]:
                 state.requests.append({"method": self.command, "path": self.path,
                                        "headers": {k.lower(): v for k, v in self.headers.items()},
                                        "body": body.decode(errors="replace")})
-                delay, payload = state.delay, json.dumps(state.body).encode()
-            if delay:
-                time.sleep(delay)  # keeps the HTTP Request node "running" long enough to watch it
+                payload = json.dumps(state.body).encode()
+            state.gate.wait(state.hold_limit)
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(payload)))
@@ -276,16 +290,18 @@ def sink() -> Iterator[Sink]:
     thread = threading.Thread(target=httpd.serve_forever, name="e2e-sink", daemon=True)
     thread.start()
     yield state
+    state.release()
     httpd.shutdown()
     httpd.server_close()
 
 
 @pytest.fixture
-def fresh_sink(sink: Sink) -> Sink:
+def fresh_sink(sink: Sink) -> Iterator[Sink]:
     with sink.lock:
         sink.requests.clear()
-        sink.delay = 0.0
-    return sink
+    sink.release()
+    yield sink
+    sink.release()
 
 
 # --- the browser ----------------------------------------------------------------------------------

@@ -24,8 +24,7 @@ pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[1]
 SCREENSHOT = ROOT / "docs" / "editor-screenshot.png"
-RUN_TIMEOUT = 30_000  # ms for the whole execution to finish (the sink answers after SINK_DELAY)
-SINK_DELAY = 1.5      # s: the HTTP Request node stays "running" this long — the mid-run screenshot
+RUN_TIMEOUT = 30_000  # ms: bound for each live status change
 
 
 @dataclass
@@ -55,6 +54,8 @@ def drop_node(page: Page, type_name: str, x: int, y: int) -> CanvasNode:
     df_id = node.get_attribute("id").removeprefix("node-")
     node_id = node.get_attribute("data-node-id")
     assert node_id, "the editor tags each Drawflow node with its row id"
+    # The editor opens the new node's settings at once.
+    expect(page.locator(f'#panel form.node-form[data-node-id="{node_id}"]')).to_be_visible()
     box = node.bounding_box()
     canvas_box = page.locator("#canvas").bounding_box()
     assert abs(box["x"] - canvas_box["x"] - x) <= 2 and abs(box["y"] - canvas_box["y"] - y) <= 2, \
@@ -72,7 +73,8 @@ def open_config(page: Page, node: CanvasNode) -> Locator:
 
 
 def save(page: Page, form: Locator) -> None:
-    with page.expect_response(lambda r: r.request.method == "POST" and "/nodes/" in r.url) as saved:
+    node_id = form.get_attribute("data-node-id")
+    with page.expect_response(lambda r: r.request.method == "POST" and r.url.endswith(f"/nodes/{node_id}")) as saved:
         form.get_by_role("button", name="Save").click()
     assert saved.value.status == 200, saved.value.text()
     expect(page.locator("#panel .saved")).to_have_text("Saved.")
@@ -231,7 +233,7 @@ def test_new_user_builds_and_runs_a_workflow(page: Page, server: Server, fresh_s
     assert_wires_attached(page)
 
     # 5. Run, and watch the badges change live (no reload). ---------------------------------------
-    sink.delay = SINK_DELAY
+    sink.hold()  # the HTTP Request node stays "running" until the screenshot is taken
     page.evaluate("() => { window.__sameDocument = true; }")
     page.get_by_role("button", name="Run").click()
     run_status = page.locator("#run-status")
@@ -243,6 +245,7 @@ def test_new_user_builds_and_runs_a_workflow(page: Page, server: Server, fresh_s
     expect(run_status).to_have_attribute("data-status", "running")
     if server.profile == "embedded":
         page.screenshot(path=str(SCREENSHOT))
+    sink.release()
     for node, final in ((http, "succeeded"), (branch, "succeeded"), (shout, "succeeded"), (not_ok, "skipped")):
         expect(status(page, node)).to_have_attribute("data-status", final, timeout=RUN_TIMEOUT)
     expect(status(page, trigger)).to_have_attribute("data-status", "succeeded")
@@ -253,14 +256,30 @@ def test_new_user_builds_and_runs_a_workflow(page: Page, server: Server, fresh_s
     assert page.url == editor_url
 
     # The sink got exactly one request, with an Idempotency-Key.
-    assert len(sink.requests) == 1, sink.requests
-    request = sink.requests[0]
+    received = sink.received()
+    assert len(received) == 1, received
+    request = received[0]
     assert request["method"] == "GET" and request["path"] == "/greet?from=patchwire"
     assert request["headers"].get("idempotency-key"), request["headers"]
 
+    first_execution = run_status.get_by_role("link").get_attribute("href")
+
+    # Run it again in the same page: a new execution, every badge back to queued, then final again.
+    page.get_by_role("button", name="Run").click()
+    expect(run_status.get_by_role("link")).not_to_have_attribute("href", first_execution)
+    second_execution = run_status.get_by_role("link").get_attribute("href")
+    for node, final in ((trigger, "succeeded"), (http, "succeeded"), (branch, "succeeded"),
+                        (shout, "succeeded"), (not_ok, "skipped")):
+        expect(status(page, node)).to_have_attribute("data-status", final, timeout=RUN_TIMEOUT)
+    expect(run_status).to_have_attribute("data-status", "succeeded", timeout=RUN_TIMEOUT)
+    received = sink.received()
+    assert len(received) == 2, received
+    assert received[1]["headers"].get("idempotency-key") not in (None, request["headers"]["idempotency-key"])
+    assert page.evaluate("() => window.__sameDocument === true")
+
     # 6. The execution page shows each node's input and output. -----------------------------------
     run_status.get_by_role("link").click()
-    expect(page).to_have_url(re.compile(rf"^{re.escape(base)}/executions/\d+$"))
+    expect(page).to_have_url(f"{base}{second_execution}")
     expect(page.locator("#execution-status")).to_have_attribute("data-status", "succeeded")
     page.get_by_text("Input and output of HTTP Request").click()
     http_output = page.locator('pre.node-output[data-node-name="HTTP Request"]')

@@ -75,7 +75,13 @@ async def execute(run: Run) -> Outcome:
         run.results[node_id] = record.output or {}
     await run.emit("workflow.started", status="running")
     await _drive(run)
-    outcome = _outcome(run)
+    return await finish(run, _outcome(run))
+
+
+async def finish(run: Run, outcome: Outcome) -> Outcome:
+    """Persist the execution's outcome, then publish ``workflow.finished``."""
+    output = outcome.output if outcome.status == "succeeded" else None
+    await run.store.execution_finished(run.execution_id, outcome.status, output, outcome.error)
     await run.emit("workflow.finished", status=outcome.status, summary=_error_text(outcome.error))
     return outcome
 

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from engine.models import NodeRun
+from engine.models import Execution, NodeRun
 from engine.store import NodeRunRecord
 
 
@@ -44,6 +44,13 @@ class SQLRunStore:
 
     async def node_finished(self, execution_id: int, record: NodeRunRecord) -> None:
         await self._upsert(execution_id, record)
+
+    async def execution_finished(self, execution_id: int, status: str, output: dict[str, Any] | None,
+                                 error: dict[str, Any] | None) -> None:
+        async with self._sessions.begin() as session:
+            execution = await session.get_one(Execution, execution_id)
+            execution.status, execution.output, execution.error = status, output, error
+            execution.finished_at = datetime.now(UTC)
 
     async def _upsert(self, execution_id: int, record: NodeRunRecord) -> None:
         """One row per (execution, node, attempt); a re-run after a crash overwrites its attempt."""

@@ -35,10 +35,18 @@ class RunStore(Protocol):
 
     async def node_finished(self, execution_id: int, record: NodeRunRecord) -> None: ...
 
+    async def execution_finished(self, execution_id: int, status: str, output: dict[str, Any] | None,
+                                 error: dict[str, Any] | None) -> None: ...
+
 
 @dataclass
 class MemoryRunStore:
     runs: dict[int, dict[tuple[str, int], NodeRunRecord]] = field(default_factory=dict)
+    outcomes: dict[int, tuple[str, dict[str, Any] | None, dict[str, Any] | None]] = field(default_factory=dict)
+
+    async def execution_finished(self, execution_id: int, status: str, output: dict[str, Any] | None,
+                                 error: dict[str, Any] | None) -> None:
+        self.outcomes[execution_id] = (status, output, error)
 
     async def finished_runs(self, execution_id: int) -> dict[str, NodeRunRecord]:
         records = self.runs.get(execution_id, {}).values()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -23,7 +22,7 @@ from engine.events import EventSink
 from engine.executions import JOB_FUNCTION, graph_from_json
 from engine.models import TERMINAL_STATUSES, Execution, WorkflowVersion
 from engine.registry import Registry
-from engine.runner import Outcome, Run, execute
+from engine.runner import Outcome, Run, execute, finish
 from engine.sqlstore import SQLRunStore
 
 HEARTBEAT = 10
@@ -59,7 +58,6 @@ async def run_execution(ctx: dict[str, Any], *, execution_id: int) -> str:
     finally:
         if beat is not None:
             beat.cancel()
-    await _finish(services.sessions, execution_id, outcome)
     return outcome.status
 
 
@@ -67,22 +65,14 @@ async def _execute(run: Run) -> Outcome:
     try:
         return await execute(run)
     except GraphError as exc:  # a version that no longer validates (e.g. a node type was removed)
-        return Outcome("failed", error={"type": "GraphError", "message": str(exc), "node_name": "", "node_id": None})
+        error = {"type": "GraphError", "message": str(exc), "node_name": "", "node_id": None}
+        return await finish(run, Outcome("failed", error=error))
 
 
 async def _heartbeat(job: Job) -> None:
     while True:
         await asyncio.sleep(HEARTBEAT / 4)
         await job.update()
-
-
-async def _finish(sessions: async_sessionmaker[AsyncSession], execution_id: int, outcome: Outcome) -> None:
-    async with sessions.begin() as session:
-        execution = await session.get_one(Execution, execution_id)
-        execution.status = outcome.status
-        execution.output = outcome.output if outcome.status == "succeeded" else None
-        execution.error = outcome.error
-        execution.finished_at = datetime.now(UTC)
 
 
 def build_worker(queue: Queue, services: WorkerServices, *, concurrency: int = 10, in_process: bool = False) -> Worker:

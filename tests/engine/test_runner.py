@@ -116,13 +116,15 @@ async def test_each_result_is_persisted_before_its_event() -> None:
         async def publish(self, event: Any) -> None:
             if event.type in ("node.completed", "node.failed", "node.skipped"):
                 seen.append((event.type, store.status_of(1, event.node_id)))
+            if event.type == "workflow.finished":
+                seen.append((event.type, store.outcomes[1][0]))
             await super().publish(event)
 
     store = MemoryRunStore()
     graph = Graph(nodes=[node("t", "manual_trigger"), node("p", "probe")], connections=[edge("t", "p")])
     async with httpx.AsyncClient() as http:
         await execute(Run(1, 1, graph, registry, store, CheckingSink(), http))
-    assert seen == [("node.completed", "succeeded"), ("node.completed", "succeeded")]
+    assert seen == [("node.completed", "succeeded"), ("node.completed", "succeeded"), ("workflow.finished", "succeeded")]
 
 
 async def test_failure_stops_the_workflow_and_is_recorded_as_data() -> None:
