@@ -76,5 +76,5 @@ class If(NodeType):
         try:
             left = lookup(item, config.field)
         except KeyError:
-            return False if config.operator != "not_equals" else True
+            return config.operator == "not_equals"
         return True if config.operator == "exists" else compare(left, config.operator, config.value)

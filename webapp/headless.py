@@ -59,8 +59,8 @@ async def _workflow(db: AsyncSession, target: str, owner: str | None) -> Workflo
 
 async def run_headless(settings: Settings, target: str, owner: str | None, trigger_input: dict[str, Any],
                        wait: bool, timeout: float) -> dict[str, Any]:
-    from webapp.cli import CLIError
     from engine.errors import GraphError
+    from webapp.cli import CLIError
 
     await upgrade_async(settings.database_url)
     engine = make_engine(settings.database_url)

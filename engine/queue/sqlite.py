@@ -539,7 +539,7 @@ class SQLiteQueue(Queue):
         row = await self._read(fetch)
         return self._job_from_row(*row) if row else None
 
-    async def jobs(self, job_keys: t.Iterable[str]) -> t.List[Job | None]:
+    async def jobs(self, job_keys: t.Iterable[str]) -> list[Job | None]:
         keys = list(job_keys)
         found: dict[str, Job] = {}
         for chunk in _chunks(keys, MAX_SQL_VARIABLES):
@@ -553,7 +553,7 @@ class SQLiteQueue(Queue):
 
     async def iter_jobs(
         self,
-        statuses: t.List[Status] = list(Status),
+        statuses: list[Status] = list(Status),
         batch_size: int = 100,
     ) -> AsyncIterator[Job]:
         values = [Status(status).value for status in statuses]
@@ -679,7 +679,7 @@ class SQLiteQueue(Queue):
         await self.abort(job, error=self.swept_error_message)
         try:
             await job.refresh(abort)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             logger.info("Could not abort job %s", job.key)
         if job.retryable:
             await self.retry(job, error=self.swept_error_message)

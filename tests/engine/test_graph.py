@@ -3,7 +3,15 @@ from __future__ import annotations
 import pytest
 
 from engine.errors import GraphError
-from engine.graph import ConnectionSpec, Graph, NodeSpec, decode_document, topological_order, validate_graph, would_close_cycle
+from engine.graph import (
+    ConnectionSpec,
+    Graph,
+    NodeSpec,
+    decode_document,
+    topological_order,
+    validate_graph,
+    would_close_cycle,
+)
 from nodes import registry
 
 

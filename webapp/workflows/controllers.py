@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import msgspec
-from litestar.di import NamedDependency
 from litestar import Controller, Request, Response, delete, get, post
+from litestar.di import NamedDependency
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath
 from litestar.response import Redirect, Template
@@ -14,8 +14,8 @@ from msgspec import Struct
 
 from engine.config import config_from_form
 from engine.errors import ConfigError, GraphError
-from engine.graph import validate_graph
 from engine.executions import load_graph
+from engine.graph import validate_graph
 from engine.models import Node
 from nodes import registry
 from webapp.executions.services import start
@@ -48,7 +48,7 @@ class ConnectionForm(Struct):
 
 
 def _multidict(form: Any) -> dict[str, list[str]]:
-    return {key: form.getall(key) for key in form.keys()}
+    return {key: form.getall(key) for key in form}
 
 
 def node_view(node: Node) -> dict[str, Any]:

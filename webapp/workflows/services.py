@@ -14,11 +14,11 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from engine.config import config_to_dict, default_config, parse_config
 from engine.contract import NodeType
+from engine.errors import ConfigError, RegistryError
 from engine.executions import load_graph
 from engine.graph import GraphError, WorkflowDocument, validate_graph, would_close_cycle
 from engine.models import Connection, Node, Workflow
 from engine.registry import Registry
-from engine.errors import ConfigError, RegistryError
 from webapp.errors import Conflict, Invalid
 
 MAX_NAME = 200
