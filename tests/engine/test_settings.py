@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+from engine.settings import load_settings
+
+
+def test_defaults_derive_everything_from_the_data_dir(tmp_path: Path) -> None:
+    settings = load_settings({"PATCHWIRE_DATA_DIR": str(tmp_path / "d")})
+    assert settings.database_url == f"sqlite:///{tmp_path / 'd' / 'patchwire.db'}"
+    assert settings.queue_url == f"sqlite:///{tmp_path / 'd' / 'queue.db'}"
+    assert settings.channels_url == "memory://" and settings.profile == "embedded"
+    assert (settings.host, settings.port) == ("127.0.0.1", 8000)
+
+
+def test_secret_key_is_generated_once_with_mode_0600(tmp_path: Path) -> None:
+    first = load_settings({"PATCHWIRE_DATA_DIR": str(tmp_path)}).secret_key
+    second = load_settings({"PATCHWIRE_DATA_DIR": str(tmp_path)}).secret_key
+    assert first == second and len(first) >= 32
+    assert stat.S_IMODE((tmp_path / "secret_key").stat().st_mode) == 0o600
+    assert load_settings({"PATCHWIRE_DATA_DIR": str(tmp_path), "PATCHWIRE_SECRET_KEY": "given"}).secret_key == "given"
+
+
+def test_channels_follow_the_queue_unless_redis_is_given(tmp_path: Path) -> None:
+    base = {"PATCHWIRE_DATA_DIR": str(tmp_path)}
+    pg = load_settings({**base, "QUEUE_URL": "postgresql://db/x"})
+    assert pg.channels_url == "postgresql://db/x" and pg.profile == "postgres"
+    redis = load_settings({**base, "QUEUE_URL": "redis://r:6379/0"})
+    assert redis.channels_url == "redis://r:6379/0" and redis.profile == "redis"
+    mixed = load_settings({**base, "QUEUE_URL": "postgresql://db/x", "REDIS_URL": "redis://r/1"})
+    assert mixed.channels_url == "redis://r/1"
