@@ -553,10 +553,11 @@ class SQLiteQueue(Queue):
 
     async def iter_jobs(
         self,
-        statuses: list[Status] = list(Status),
+        statuses: list[Status] | None = None,
         batch_size: int = 100,
     ) -> AsyncIterator[Job]:
-        values = [Status(status).value for status in statuses]
+        """Jobs of this queue with one of ``statuses`` (default: all), in key order."""
+        values = [Status(status).value for status in (list(Status) if statuses is None else statuses)]
         last_key = ""
         while rows := list(await self._read(partial(self._fetch_batch, values, last_key, batch_size))):
             for key, payload, status in rows:

@@ -61,13 +61,22 @@ async def queue(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
 # -- helpers -----------------------------------------------------------------------------
 
 
-async def eventually(check: Callable[[], Awaitable[object]], what: str, timeout: float = 10.0) -> object:
-    """Poll ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
+async def eventually(
+    check: Callable[[], Awaitable[object]],
+    what: str,
+    timeout: float = 10.0,
+    state: Callable[[], Awaitable[object]] | None = None,
+) -> object:
+    """Poll ``check`` until it returns something truthy; fail after ``timeout`` seconds.
+
+    ``state`` describes what was seen instead, for the failure message.
+    """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while not (result := await check()):
         if loop.time() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
+            seen = f"; state: {await state()!r}" if state else ""
+            pytest.fail(f"timed out after {timeout}s waiting for {what}{seen}")
         await asyncio.sleep(0.05)
     return result
 
@@ -189,7 +198,9 @@ class TestQueueContract:
 
         async with running_worker(queue, [("always_fails", always_fails)]):
             await queue.enqueue("always_fails", key="wf", retries=3)
-            failed = await eventually(lambda: status_is(queue, "wf", Status.FAILED), "the job to fail")
+            failed = await eventually(
+                lambda: status_is(queue, "wf", Status.FAILED), "the job to fail", state=lambda: queue.job("wf")
+            )
 
         assert attempts_seen == [1, 2, 3]
         assert failed.attempts == 3 and "RuntimeError: boom" in failed.error
@@ -234,7 +245,9 @@ class TestQueueContract:
             await queue.enqueue("slow", key="aa", timeout=120)
             await asyncio.wait_for(started.wait(), 10)
             await queue.abort(await stored(queue, "aa"), "stop it")
-            aborted = await eventually(lambda: status_is(queue, "aa", Status.ABORTED), "the job to be aborted")
+            aborted = await eventually(
+                lambda: status_is(queue, "aa", Status.ABORTED), "the job to be aborted", state=lambda: queue.job("aa")
+            )
 
         assert cancelled.is_set()
         assert aborted.error == "stop it"
@@ -248,7 +261,9 @@ class TestQueueContract:
         info = await queue.info()
         assert (info["queued"], info["scheduled"]) == (0, 1)
 
-        job = await eventually(lambda: dequeue_due(queue), "the scheduled job", timeout=8)
+        job = await eventually(
+            lambda: dequeue_due(queue), "the scheduled job", timeout=8, state=lambda: queue.info(jobs=True)
+        )
         assert job.key == "s"
         assert time.time() >= due
 
@@ -305,7 +320,9 @@ class TestQueueContract:
 
         async with running_worker(queue, [("add", add)], metadata={"profile": "test"}) as worker:
             await queue.enqueue("add", key="sum", a=1, b=2)
-            done = await eventually(lambda: status_is(queue, "sum", Status.COMPLETE), "the job to complete")
+            done = await eventually(
+                lambda: status_is(queue, "sum", Status.COMPLETE), "the job to complete", state=lambda: queue.job("sum")
+            )
 
             async def listed() -> dict | None:
                 return (await queue.info())["workers"].get(worker.id)
