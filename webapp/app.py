@@ -12,7 +12,6 @@ from litestar.config.csrf import CSRFConfig
 from litestar.connection import ASGIConnection
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
-from litestar.middleware.session.server_side import ServerSideSessionBackend, ServerSideSessionConfig
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Redirect
 from litestar.security.session_auth import SessionAuth
@@ -28,7 +27,7 @@ from webapp.errors import EXCEPTION_HANDLERS
 from webapp.executions.controllers import ExecutionController, execution_stream
 from webapp.executions.services import ExecutionService
 from webapp.runtime import Runtime, channels_plugin, lifespan_runtime
-from webapp.sessions import SQLSessionStore
+from webapp.sessions import RotatingSessionBackend, RotatingSessionConfig, SQLSessionStore
 from webapp.templating import configure_templates
 from webapp.workflows.controllers import WorkflowController
 from webapp.workflows.services import WorkflowService
@@ -79,9 +78,9 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Lit
     channels = channels_plugin(settings)
     opened: dict[str, Runtime] = {}
     store = SQLSessionStore(lambda: opened["runtime"].sessions)
-    session_auth = SessionAuth[User, ServerSideSessionBackend](
+    session_auth = SessionAuth[User, RotatingSessionBackend](
         retrieve_user_handler=retrieve_user,
-        session_backend_config=ServerSideSessionConfig(
+        session_backend_config=RotatingSessionConfig(
             secure=settings.secure_cookies, samesite="lax", httponly=True, max_age=14 * 24 * 3600),
         exclude=PUBLIC_PATHS,
     )

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+from litestar.connection import ASGIConnection
+from litestar.middleware.session.server_side import ServerSideSessionBackend, ServerSideSessionConfig
 from litestar.stores.base import Store
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -67,3 +71,27 @@ class SQLSessionStore(Store):
         if expires_at is None:
             return None
         return max(0, int((expires_at - datetime.now(UTC)).total_seconds()))
+
+
+ROTATE = "_rotate_session_id"
+_NEW_ID = "patchwire.new_session_id"
+
+
+class RotatingSessionBackend(ServerSideSessionBackend):
+    """Gives the session a fresh id when a handler sets ``ROTATE`` (log-in, registration), and
+    deletes the old one, so a session id planted before log-in is worthless afterwards."""
+
+    def get_session_id(self, connection: ASGIConnection[Any, Any, Any, Any]) -> str:
+        return connection.scope.get(_NEW_ID) or super().get_session_id(connection)  # type: ignore[return-value]
+
+    async def store_in_message(self, scope_session: Any, message: Any, connection: ASGIConnection[Any, Any, Any, Any]) -> None:
+        if isinstance(scope_session, dict) and scope_session.pop(ROTATE, False):
+            if old := connection.cookies.get(self.config.key):
+                await self.delete(old, store=self.config.get_store_from_app(connection.scope["app"]))
+            connection.scope[_NEW_ID] = self.generate_session_id()  # type: ignore[literal-required]
+        await super().store_in_message(scope_session, message, connection)
+
+
+@dataclass
+class RotatingSessionConfig(ServerSideSessionConfig):
+    _backend_class = RotatingSessionBackend  # type: ignore[assignment]

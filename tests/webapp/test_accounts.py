@@ -50,3 +50,14 @@ def test_passwords_are_stored_as_argon2_hashes(browser: Browser, db_call: Any) -
     browser.register("hash@example.com", "my secret password")
     stored = db_call(lambda db: db.scalar(select(User.password_hash).where(User.email == "hash@example.com")))
     assert stored.startswith("$argon2id$") and "my secret password" not in stored
+
+
+def test_login_rotates_the_session_id(browser: Browser, second_browser: Browser) -> None:
+    browser.register("rotate@example.com")
+    browser.post("/logout", htmx=False)
+    browser.get("/login")
+    planted = browser.cookies["session"]
+    browser.post("/login", {"email": "rotate@example.com", "password": "correct horse battery"}, htmx=False)
+    assert browser.cookies["session"] != planted
+    second_browser.cookies.set("session", planted)
+    assert second_browser.get("/workflows/", follow_redirects=False).status_code in (302, 303)

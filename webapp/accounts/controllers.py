@@ -11,6 +11,7 @@ from msgspec import Struct
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from webapp.accounts.services import AccountError, authenticate, register
+from webapp.sessions import ROTATE
 
 Form = Body(media_type=RequestEncodingType.URL_ENCODED)
 
@@ -37,7 +38,7 @@ class AccountController(Controller):
             return Template("accounts/login.html", status_code=400, context={
                 "next": _safe_next(next), "email": data.email,
                 "errors": {"form": "Email or password is not right."}})
-        request.set_session({"user_id": user.id})
+        request.set_session({"user_id": user.id, ROTATE: True})
         return Redirect(_safe_next(next), status_code=303)
 
     @get("/register", exclude_from_auth=True)
@@ -52,7 +53,7 @@ class AccountController(Controller):
         except AccountError as exc:
             return Template("accounts/register.html", status_code=400,
                             context={"errors": exc.field_errors, "email": data.email})
-        request.set_session({"user_id": user.id})
+        request.set_session({"user_id": user.id, ROTATE: True})
         return Redirect("/", status_code=303)
 
     @post("/logout")
