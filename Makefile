@@ -20,7 +20,8 @@ run: $(STAMP)  ## install, migrate and serve Patchwire on the embedded profile (
 worker: $(STAMP)  ## a separate worker (set QUEUE_URL to redis:// or postgresql://)
 	$(VENV)/bin/patchwire worker
 
-test: $(STAMP)  ## install and run the whole test suite (unit, web, queue, CLI, e2e)
+test: $(STAMP)  ## install and run the whole test suite (lint, unit, web, queue, CLI, e2e)
+	$(VENV)/bin/ruff check engine nodes webapp tests e2e migrations
 	$(VENV)/bin/python -m pytest
 
 clean:

@@ -15,6 +15,7 @@ Subprocess output goes to files under a temporary directory; it is printed when 
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
@@ -44,6 +45,8 @@ E2E_REDIS_DB = 14
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
 READY_TIMEOUT = 40.0  # seconds for `patchwire serve` to migrate and answer /healthz
+LOCK_TIMEOUT = 180.0  # seconds to wait for another e2e run that holds Redis db 14
+ARTIFACTS = ROOT / "e2e" / "artifacts"  # screenshots and HTML of failed tests (git-ignored)
 STOP_TIMEOUT = 10.0
 
 
@@ -156,6 +159,27 @@ def _wait_for_line(server: Server, proc: Proc, text: str, deadline: float) -> No
     raise RuntimeError(f"{proc.name} did not print {text!r} in time\n{server.logs()}")
 
 
+def _exclusive(path: Path) -> Any:
+    """Hold an flock on ``path`` (bounded wait); return the function that releases it."""
+    handle = path.open("a")
+    deadline = time.monotonic() + LOCK_TIMEOUT
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                handle.close()
+                pytest.fail(f"another e2e run kept {path} (Redis db {E2E_REDIS_DB}) for {LOCK_TIMEOUT:.0f} s")
+            time.sleep(0.2)
+
+    def release() -> None:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
+
+    return release
+
+
 def _base_env(data_dir: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if k not in {"DATABASE_URL", "QUEUE_URL", "CHANNELS_URL", "REDIS_URL", "PATCHWIRE_HOST", "PATCHWIRE_PORT"}}
@@ -169,37 +193,15 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     profile: str = request.param
     workdir = tmp_path_factory.mktemp(f"server-{profile.replace('+', '-')}")
     env = _base_env(workdir / "data")
+    server = Server(profile, "", env)
     cleanups: list[Any] = []
-
-    if profile == "postgres+redis":
-        need_service("postgres", POSTGRES_URL)
-        need_service("redis", REDIS_SERVER_URL)
-        import psycopg
-        import redis
-
-        db_name = f"pw_e2e_{uuid.uuid4().hex[:12]}"
-        with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{db_name}"')
-
-        def drop_database() -> None:
-            with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
-
-        cleanups.append(drop_database)
-        queue_url = REDIS_SERVER_URL.rsplit("/", 1)[0] + f"/{E2E_REDIS_DB}"
-        client = redis.Redis.from_url(queue_url)
-        client.flushdb()
-
-        def flush_redis() -> None:
-            client.flushdb()
-            client.close()
-
-        cleanups.append(flush_redis)
-        env.update(DATABASE_URL=f"{POSTGRES_URL.rsplit('/', 1)[0]}/{db_name}", QUEUE_URL=queue_url)
-
-    port = free_port()
-    server = Server(profile, f"http://127.0.0.1:{port}", env)
     try:
+        if profile == "postgres+redis":
+            need_service("postgres", POSTGRES_URL)
+            need_service("redis", REDIS_SERVER_URL)
+            env.update(_postgres_redis(cleanups))
+        port = free_port()
+        server.url = f"http://127.0.0.1:{port}"
         server.procs.append(_start("web", ["serve", "--host", "127.0.0.1", "--port", str(port)], env, workdir))
         deadline = time.monotonic() + READY_TIMEOUT
         _wait_healthy(server, deadline)  # `serve` migrates first, so the worker starts on a ready schema
@@ -213,6 +215,37 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
             _stop(proc)
         for cleanup in reversed(cleanups):
             cleanup()
+
+
+def _postgres_redis(cleanups: list[Any]) -> dict[str, str]:
+    """A fresh database and an empty Redis db; appends their cleanups; returns the env to add."""
+    import psycopg
+    import redis
+
+    # Two e2e runs on one machine would flush each other's queue and their workers would take
+    # each other's jobs (same queue name, same Redis db): take turns.
+    cleanups.append(_exclusive(Path(f"/tmp/patchwire-e2e-redis-{E2E_REDIS_DB}.lock")))
+
+    db_name = f"pw_e2e_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{db_name}"')
+
+    def drop_database() -> None:
+        with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
+
+    cleanups.append(drop_database)
+
+    queue_url = REDIS_SERVER_URL.rsplit("/", 1)[0] + f"/{E2E_REDIS_DB}"
+    client = redis.Redis.from_url(queue_url)
+
+    def flush_redis() -> None:
+        client.flushdb()
+        client.close()
+
+    cleanups.append(flush_redis)
+    client.flushdb()
+    return {"DATABASE_URL": f"{POSTGRES_URL.rsplit('/', 1)[0]}/{db_name}", "QUEUE_URL": queue_url}
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -329,8 +362,11 @@ def page_errors() -> PageErrors:
 
 
 @pytest.fixture
-def page(browser: Any, page_errors: PageErrors) -> Iterator[Any]:
-    """A fresh context (no cookies) and page; JS errors and console errors are collected."""
+def page(request: pytest.FixtureRequest, browser: Any, page_errors: PageErrors) -> Iterator[Any]:
+    """A fresh context (no cookies) and page; JS errors and console errors are collected.
+
+    When the test fails, a screenshot and the page's HTML are saved under ``e2e/artifacts/``.
+    """
     context = browser.new_context(viewport={"width": 1600, "height": 900}, device_scale_factor=1)
     context.set_default_timeout(10_000)
     page = context.new_page()
@@ -338,4 +374,17 @@ def page(browser: Any, page_errors: PageErrors) -> Iterator[Any]:
     page.on("console", lambda msg: page_errors.console_errors.append(f"{msg.text} @ {msg.location}")
             if msg.type == "error" else None)
     yield page
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        stem = ARTIFACTS / "".join(c if c.isalnum() or c in "-_." else "_" for c in request.node.name)
+        try:
+            page.screenshot(path=f"{stem}.png", full_page=True)
+            Path(f"{stem}.html").write_text(page.content())
+            print(f"\n--- failed at {page.url}; saved {stem}.png and {stem}.html", file=sys.stderr)
+        except Exception as exc:  # the page may be gone; the test's own error matters more
+            print(f"\n--- could not save the page: {exc!r}", file=sys.stderr)
+        if page_errors.page_errors or page_errors.console_errors:
+            print("--- browser errors:\n" + "\n".join(page_errors.page_errors + page_errors.console_errors),
+                  file=sys.stderr)
     context.close()

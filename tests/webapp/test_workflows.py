@@ -65,6 +65,7 @@ def test_config_form_validates_inline_and_keeps_saved_config(browser: Browser, d
                                          "timeout": "5"})
     assert good.status_code == 200 and "Saved." in good.text
     assert 'id="title-' in good.text and "Fetch" in good.text  # out-of-band title update for the canvas
+    assert f'id="status-{http}" data-status="idle" hx-swap-oob="true"' in good.text  # clears an "invalid" mark
     bad = browser.configure(wid, http, {"name": "Fetch", "url": "not a url", "method": "TRACE", "body": "{oops",
                                         "timeout": "-3"})
     assert bad.status_code == 422
