@@ -12,6 +12,7 @@ import json
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Literal
 
 import msgspec
@@ -64,8 +65,14 @@ def _kind_of(base: Any, widget: str | None) -> tuple[str, tuple[str, ...]]:
     return "json", ()
 
 
-def field_specs(config_type: type[msgspec.Struct]) -> list[FieldSpec]:
-    hints = typing.get_type_hints(config_type, include_extras=True)
+@lru_cache(maxsize=256)
+def _hints(config_type: type[msgspec.Struct]) -> dict[str, Any]:
+    return typing.get_type_hints(config_type, include_extras=True)
+
+
+@lru_cache(maxsize=256)
+def field_specs(config_type: type[msgspec.Struct]) -> tuple[FieldSpec, ...]:
+    hints = _hints(config_type)
     specs = []
     for f in msgspec.structs.fields(config_type):
         base, meta = _meta_of(hints[f.name])
@@ -78,11 +85,11 @@ def field_specs(config_type: type[msgspec.Struct]) -> list[FieldSpec]:
             name=f.name, kind=kind, title=(meta.title if meta and meta.title else f.name.replace("_", " ").capitalize()),
             description=(meta.description or "") if meta else "", required=f.required, default=default, choices=choices,
         ))
-    return specs
+    return tuple(specs)
 
 
 def _field_type(config_type: type[msgspec.Struct], name: str) -> Any:
-    return typing.get_type_hints(config_type, include_extras=True)[name]
+    return _hints(config_type)[name]
 
 
 def _is_blank(value: Any) -> bool:
@@ -97,10 +104,10 @@ def parse_config(config_type: type[msgspec.Struct], raw: Mapping[str, Any]) -> m
     errors = {name: "unknown field" for name in raw if name not in known}
     values: dict[str, Any] = {}
     for name, f in known.items():
-        if name not in raw or (f.required and _is_blank(raw[name])):
+        if name not in raw or _is_blank(raw[name]) and (f.required or not _is_text(config_type, name)):
             if f.required:
                 errors[name] = "This field is required."
-            continue
+            continue  # a blank optional field takes its default
         try:
             values[name] = msgspec.convert(raw[name], _field_type(config_type, name), strict=False)
         except msgspec.ValidationError as exc:
@@ -114,6 +121,11 @@ def parse_config(config_type: type[msgspec.Struct], raw: Mapping[str, Any]) -> m
     return config
 
 
+def _is_text(config_type: type[msgspec.Struct], name: str) -> bool:
+    base, _ = _meta_of(_field_type(config_type, name))
+    return base is str
+
+
 def _friendly(message: str) -> str:
     """msgspec's "Expected `int`, got `str` - at `$[0].name`" → "Expected int, got str at [0].name"."""
     return message.replace("`", "").replace(" - at $", " at ")
@@ -123,11 +135,13 @@ def config_to_dict(config: msgspec.Struct) -> dict[str, Any]:
     return msgspec.to_builtins(config)
 
 
-def config_from_form(config_type: type[msgspec.Struct], form: Mapping[str, list[str]]) -> dict[str, Any]:
+def config_from_form(config_type: type[msgspec.Struct],
+                     form: Mapping[str, list[str]]) -> tuple[dict[str, Any], dict[str, str]]:
     """Turn submitted form fields (a multi-dict as ``{name: [values]}``) into a raw config dict.
 
-    Values stay strings where the schema decides their type (``parse_config`` converts them);
-    JSON fields that are not valid JSON raise ``ConfigError`` for that field.
+    Values stay strings where the schema decides their type (``parse_config`` converts them).
+    Returns the raw values (a field that could not be read keeps its text, to show it again)
+    and the errors per field.
     """
     raw: dict[str, Any] = {}
     errors: dict[str, str] = {}
@@ -135,6 +149,7 @@ def config_from_form(config_type: type[msgspec.Struct], form: Mapping[str, list[
         values = form.get(spec.name, [])
         if any(len(v) > MAX_FIELD_CHARS for v in values):
             errors[spec.name] = f"Too long (at most {MAX_FIELD_CHARS:,} characters)."
+            raw[spec.name] = ""
             continue
         if spec.kind == "boolean":
             raw[spec.name] = any(v in ("on", "true", "1") for v in values)
@@ -143,15 +158,21 @@ def config_from_form(config_type: type[msgspec.Struct], form: Mapping[str, list[
         elif spec.kind == "json":
             text = values[-1] if values else ""
             if text.strip():
-                try:
-                    raw[spec.name] = json.loads(text)
-                except json.JSONDecodeError as exc:
-                    errors[spec.name] = f"Not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})."
+                raw[spec.name], error = _parse_json(text)
+                if error:
+                    errors[spec.name] = error
         elif values:
             raw[spec.name] = values[-1]
-    if errors:
-        raise ConfigError(errors)
-    return raw
+    return raw, errors
+
+
+def _parse_json(text: str) -> tuple[Any, str | None]:
+    try:
+        return json.loads(text), None
+    except json.JSONDecodeError as exc:
+        return text, f"Not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})."
+    except RecursionError:
+        return text, "Not valid JSON: nested too deeply."
 
 
 def _keyvalue_rows(form: Mapping[str, list[str]], name: str) -> list[dict[str, str]]:

@@ -74,3 +74,7 @@ class NodeType:
 
     async def run(self, ctx: NodeContext, config: Any, items: list[Item]) -> NodeResult:
         raise NotImplementedError
+
+    def time_limit(self, config: Any, items: list[Item]) -> float | None:
+        """Seconds this run may take; ``None`` means the engine's default (300 s)."""
+        return None

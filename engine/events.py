@@ -5,7 +5,7 @@ Every state change is persisted by the run store first and published here second
 
 from __future__ import annotations
 
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
 
 import msgspec
 
@@ -63,7 +63,5 @@ class MemorySink:
         return [e.type for e in self.events if node_id is None or e.node_id == node_id]
 
 
-def summarize(items: Any, limit: int = 80) -> str:
-    if isinstance(items, list):
-        return f"{len(items)} item{'s' if len(items) != 1 else ''}"
-    return str(items)[:limit]
+def summarize(count: int) -> str:
+    return f"{count} item{'s' if count != 1 else ''}"

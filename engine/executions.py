@@ -9,7 +9,7 @@ from saq import Queue
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from engine.graph import ConnectionSpec, Graph, NodeSpec, Position, ensure_valid
+from engine.graph import ConnectionSpec, Graph, NodeSpec, Position, WorkflowDocument, ensure_valid
 from engine.models import Connection, Execution, Node, Workflow, WorkflowVersion
 from engine.registry import Registry
 
@@ -25,6 +25,11 @@ async def load_graph(session: AsyncSession, workflow_id: int) -> Graph:
         connections=[ConnectionSpec(source=c.source_node_id, target=c.target_node_id, source_port=c.source_port,
                                     target_port=c.target_port) for c in conns],
     )
+
+
+async def export_document(session: AsyncSession, workflow: Workflow) -> WorkflowDocument:
+    graph = await load_graph(session, workflow.id)
+    return WorkflowDocument(name=workflow.name, nodes=graph.nodes, connections=graph.connections)
 
 
 def graph_to_json(graph: Graph) -> dict[str, Any]:
@@ -68,5 +73,5 @@ async def create_execution(session: AsyncSession, workflow: Workflow, registry: 
 
 
 async def enqueue_execution(queue: Queue, execution_id: int, *, timeout: int, heartbeat: int) -> None:
-    await queue.enqueue(JOB_FUNCTION, key=str(execution_id), execution_id=execution_id,
-                        timeout=timeout, heartbeat=heartbeat, retries=3)
+    await queue.enqueue(JOB_FUNCTION, key=str(execution_id), execution_id=execution_id, timeout=timeout,
+                        heartbeat=heartbeat, retries=3, retry_delay=1.0, retry_backoff=True)

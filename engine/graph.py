@@ -8,38 +8,47 @@ from __future__ import annotations
 
 from collections import defaultdict, deque
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
 from engine.config import parse_config
+from engine.contract import NodeType
 from engine.errors import ConfigError, GraphError, RegistryError
 from engine.registry import Registry
 
 FORMAT = "patchwire.workflow"
+NO_TRIGGER = "no_trigger"
+MAX_DOCUMENT_BYTES = 5_000_000
 MAX_NODES = 2_000
 MAX_CONNECTIONS = 5_000
 
 
+Coordinate = Annotated[float, msgspec.Meta(ge=-1e6, le=1e6)]
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+Id = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+Port = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+
+
 class Position(msgspec.Struct, forbid_unknown_fields=True):
-    x: float = 0.0
-    y: float = 0.0
+    x: Coordinate = 0.0
+    y: Coordinate = 0.0
 
 
 class NodeSpec(msgspec.Struct, forbid_unknown_fields=True):
-    id: str
-    type: str
-    name: str
+    id: Id
+    type: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+    name: Name
     version: int = 1
     config: dict[str, Any] = {}
     position: Position = msgspec.field(default_factory=Position)
 
 
 class ConnectionSpec(msgspec.Struct, forbid_unknown_fields=True):
-    source: str
-    target: str
-    source_port: str = "main"
-    target_port: str = "main"
+    source: Id
+    target: Id
+    source_port: Port = "main"
+    target_port: Port = "main"
 
 
 class Graph(msgspec.Struct, forbid_unknown_fields=True):
@@ -56,7 +65,7 @@ class Graph(msgspec.Struct, forbid_unknown_fields=True):
 class WorkflowDocument(msgspec.Struct, forbid_unknown_fields=True):
     """A whole workflow as exported and imported."""
 
-    name: str
+    name: Name
     format: Literal["patchwire.workflow"] = FORMAT
     format_version: Literal[1] = 1
     nodes: list[NodeSpec] = []
@@ -74,6 +83,7 @@ class Problem:
     message: str
     node_id: str | None = None
     field: str | None = None
+    code: str = "invalid"
 
     def __str__(self) -> str:
         return self.message
@@ -81,10 +91,14 @@ class Problem:
 
 def decode_document(data: bytes | str) -> WorkflowDocument:
     """Parse the workflow JSON format; raise ``GraphError`` with a precise message."""
+    if len(data) > MAX_DOCUMENT_BYTES:
+        raise GraphError([Problem(f"Too large: a workflow file is at most {MAX_DOCUMENT_BYTES // 1_000_000} MB.")])
     try:
         return msgspec.json.decode(data, type=WorkflowDocument)
     except msgspec.DecodeError as exc:
         raise GraphError([Problem(f"Not a Patchwire workflow: {str(exc).replace('`', '')}")]) from None
+    except RecursionError:
+        raise GraphError([Problem("Not a Patchwire workflow: nested too deeply.")]) from None
 
 
 def validate_graph(graph: Graph, registry: Registry) -> list[Problem]:
@@ -97,7 +111,8 @@ def validate_graph(graph: Graph, registry: Registry) -> list[Problem]:
     connection_problems = _check_connections(graph, registry)
     problems += connection_problems or _check_cycles(graph)
     if not any(registry.get(n.type, n.version).is_trigger for n in graph.nodes):
-        problems.append(Problem("The workflow needs a trigger node (e.g. Manual Trigger) to start from."))
+        problems.append(Problem("The workflow needs a trigger node (e.g. Manual Trigger) to start from.",
+                                code=NO_TRIGGER))
     return problems
 
 
@@ -152,11 +167,17 @@ def _check_endpoint(by_id: dict[str, NodeSpec], registry: Registry, node_id: str
     node = by_id.get(node_id)
     if node is None:
         return [Problem(f"A connection refers to a node that does not exist: {node_id!r}.")]
-    ports = getattr(registry.get(node.type, node.version), side)
-    if port not in ports:
-        kind = "output" if side == "outputs" else "input"
-        return [Problem(f"{node.name} has no {kind} port {port!r} (it has: {', '.join(ports) or 'none'}).", node.id)]
-    return []
+    message = port_problem(node.name, registry.get(node.type, node.version), port, side)
+    return [Problem(message, node.id)] if message else []
+
+
+def port_problem(node_name: str, node_type: type[NodeType], port: str, side: str) -> str | None:
+    """Why ``port`` is not one of the node's ``side`` ("inputs" / "outputs"), or None."""
+    ports = getattr(node_type, side)
+    if port in ports:
+        return None
+    kind = "output" if side == "outputs" else "input"
+    return f"{node_name} has no {kind} port {port!r} (it has: {', '.join(ports) or 'none'})."
 
 
 def successors(graph: Graph) -> dict[str, set[str]]:

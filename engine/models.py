@@ -164,4 +164,4 @@ class NodeRun(Base):
     finished_at: Mapped[datetime | None]
 
 
-TERMINAL_STATUSES = ("succeeded", "failed", "cancelled")
+TERMINAL_STATUSES = ("succeeded", "failed", "crashed", "cancelled")

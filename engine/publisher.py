@@ -16,6 +16,7 @@ import asyncpg
 import redis.asyncio as aioredis
 
 from engine.events import Event, channel_for
+from engine.settings import normalize_service_url
 
 log = logging.getLogger("patchwire.events")
 
@@ -46,7 +47,7 @@ class RedisSink:
 
 class PostgresSink:
     def __init__(self, url: str) -> None:
-        self._url = url.replace("postgresql+asyncpg://", "postgresql://")
+        self._url = url
         self._pool: asyncpg.Pool | None = None
 
     async def publish(self, event: Event) -> None:
@@ -79,6 +80,7 @@ class SafeSink:
 def sink_from_url(url: str) -> SafeSink:
     if url.startswith(("redis://", "rediss://")):
         return SafeSink(RedisSink(url))
-    if url.startswith(("postgres://", "postgresql://", "postgresql+asyncpg://")):
-        return SafeSink(PostgresSink(url.replace("postgres://", "postgresql://", 1) if url.startswith("postgres://") else url))
+    url = normalize_service_url(url)
+    if url.startswith("postgresql://"):
+        return SafeSink(PostgresSink(url))
     raise ValueError(f"no event publisher for channels URL {url!r} (use redis:// or postgresql://)")

@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import time
 import traceback
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import msgspec
 
 from engine.config import parse_config
 from engine.contract import Item, NodeContext, NodeResult, NodeType
@@ -55,9 +57,24 @@ class Run:
     results: dict[str, dict[str, list[Item]]] = field(default_factory=dict)
     error: dict[str, Any] | None = None
     _seq: int = 0
+    _incoming: dict[str, list[ConnectionSpec]] = field(default_factory=dict)
+    _successors: dict[str, list[str]] = field(default_factory=dict)
+    _nodes: dict[str, NodeSpec] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._nodes = {n.id: n for n in self.graph.nodes}
+        for c in self.graph.connections:
+            self._incoming.setdefault(c.target, []).append(c)
+            self._successors.setdefault(c.source, []).append(c.target)
 
     def incoming(self, node_id: str) -> list[ConnectionSpec]:
-        return [c for c in self.graph.connections if c.target == node_id]
+        return self._incoming.get(node_id, [])
+
+    def successors(self, node_id: str) -> list[str]:
+        return self._successors.get(node_id, [])
+
+    def node(self, node_id: str) -> NodeSpec:
+        return self._nodes[node_id]
 
     async def emit(self, type_: str, node: NodeSpec | None = None, **fields: Any) -> None:
         self._seq += 1
@@ -88,33 +105,45 @@ async def finish(run: Run, outcome: Outcome) -> Outcome:
 
 async def _drive(run: Run) -> None:
     running: dict[asyncio.Task[None], str] = {}
-    while True:
-        if run.error is None:
-            for node in await _start_ready(run):
-                running[asyncio.create_task(_run_node(run, node))] = node.id
-        if not running:
-            return
-        done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
-        for task in done:
-            running.pop(task)
-            task.result()
+    candidates: list[str] = [n.id for n in run.graph.nodes]
+    try:
+        while True:
+            if run.error is None:
+                for node in await _start_ready(run, candidates):
+                    running[asyncio.create_task(_run_node(run, node))] = node.id
+            if not running:
+                return
+            done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+            candidates = []
+            for task in done:
+                candidates += run.successors(running.pop(task))
+                task.result()
+    finally:
+        await _cancel(running)
 
 
-async def _start_ready(run: Run) -> list[NodeSpec]:
-    """Mark ready nodes as running (returned) or skipped (handled here), until nothing changes."""
+async def _cancel(running: dict[asyncio.Task[None], str]) -> None:
+    """On cancellation or a crash, no node task outlives the run that started it."""
+    for task in running:
+        task.cancel()
+    await asyncio.gather(*running, return_exceptions=True)
+
+
+async def _start_ready(run: Run, candidates: list[str]) -> list[NodeSpec]:
+    """Mark ready candidates as running (returned) or skipped (handled here); skipping propagates."""
     to_run: list[NodeSpec] = []
-    changed = True
-    while changed:
-        changed = False
-        for node in run.graph.nodes:
-            if node.id in run.status or not _predecessors_settled(run, node.id):
-                continue
-            changed = True
-            if _is_start(run, node) or _live_inputs(run, node.id):
-                run.status[node.id] = "running"
-                to_run.append(node)
-            else:
-                await _skip(run, node)
+    work = deque(candidates)
+    while work:
+        node_id = work.popleft()
+        if node_id in run.status or not _predecessors_settled(run, node_id):
+            continue
+        node = run.node(node_id)
+        if _is_start(run, node) or _live_inputs(run, node_id):
+            run.status[node_id] = "running"
+            to_run.append(node)
+        else:
+            await _skip(run, node)
+            work.extend(run.successors(node_id))
     return to_run
 
 
@@ -172,15 +201,27 @@ async def _call(run: Run, node: NodeSpec, node_type: type[NodeType], items: list
         execution_id=run.execution_id, workflow_id=run.workflow_id, node_id=node.id, node_name=node.name,
         attempt=1, http=run.http, expressions=Expressions(run.trigger_input), trigger_input=run.trigger_input,
     )
+    instance = node_type()
+    limit = instance.time_limit(config, items) or run.node_timeout
     try:
-        async with asyncio.timeout(run.node_timeout):
-            result = await node_type().run(ctx, config, items)
+        async with asyncio.timeout(limit) as deadline:
+            result = await instance.run(ctx, config, items)
     except TimeoutError:
-        raise NodeTimeout(f"{node.name} did not finish within {run.node_timeout:g} s") from None
+        if deadline.expired():
+            raise NodeTimeout(f"{node.name} did not finish within {limit:g} s") from None
+        raise
     unknown = set(result.outputs) - set(node_type.outputs)
     if unknown:
         raise NodeError(f"{node.name} returned items on unknown output(s): {', '.join(sorted(unknown))}")
-    return result
+    return NodeResult(_as_json(node, result.outputs))
+
+
+def _as_json(node: NodeSpec, outputs: dict[str, list[Item]]) -> dict[str, list[Item]]:
+    """Outputs are stored and passed on as JSON: datetimes become ISO strings, NaN becomes null."""
+    try:
+        return msgspec.json.decode(msgspec.json.encode(outputs))
+    except (TypeError, msgspec.EncodeError) as exc:
+        raise NodeError(f"{node.name} produced output that is not JSON: {exc}") from None
 
 
 async def _handle_success(run: Run, node: NodeSpec, record: NodeRunRecord, result: NodeResult) -> None:
@@ -190,7 +231,7 @@ async def _handle_success(run: Run, node: NodeSpec, record: NodeRunRecord, resul
     run.status[node.id] = "succeeded"
     count = sum(len(v) for v in result.outputs.values())
     await run.emit("node.completed", node, status="succeeded", attempt=record.attempt,
-                   duration_ms=_duration_ms(record), summary=summarize([None] * count))
+                   duration_ms=_duration_ms(record), summary=summarize(count))
 
 
 async def _handle_failure(run: Run, node: NodeSpec, record: NodeRunRecord, exc: BaseException,

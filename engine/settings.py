@@ -53,12 +53,12 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         env = dict(os.environ)
     data_dir = Path(env.get("PATCHWIRE_DATA_DIR") or Path.cwd() / ".patchwire").resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
-    queue_url = env.get("QUEUE_URL") or f"sqlite:///{data_dir / 'queue.db'}"
+    queue_url = normalize_service_url(env.get("QUEUE_URL") or f"sqlite:///{data_dir / 'queue.db'}")
     return Settings(
         data_dir=data_dir,
         database_url=env.get("DATABASE_URL") or f"sqlite:///{data_dir / 'patchwire.db'}",
         queue_url=queue_url,
-        channels_url=env.get("CHANNELS_URL") or _default_channels(queue_url, env.get("REDIS_URL")),
+        channels_url=normalize_service_url(env.get("CHANNELS_URL") or _default_channels(queue_url, env.get("REDIS_URL"))),
         host=env.get("PATCHWIRE_HOST", "127.0.0.1"),
         port=int(env.get("PATCHWIRE_PORT", "8000")),
         secret_key=env.get("PATCHWIRE_SECRET_KEY") or _secret_key(data_dir),
@@ -66,6 +66,14 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         execution_timeout=int(env.get("PATCHWIRE_EXECUTION_TIMEOUT", "3600")),
         secure_cookies=env.get("PATCHWIRE_SECURE_COOKIES", "") in ("1", "true", "yes"),
     )
+
+
+def normalize_service_url(url: str) -> str:
+    """One spelling per service: ``postgresql://`` for PostgreSQL whatever driver suffix was given."""
+    scheme, sep, rest = url.partition("://")
+    if sep and scheme in ("postgres", "postgresql", "postgresql+asyncpg", "postgresql+psycopg", "postgresql+psycopg2"):
+        return f"postgresql://{rest}"
+    return url
 
 
 def _default_channels(queue_url: str, redis_url: str | None) -> str:

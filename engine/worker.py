@@ -55,25 +55,37 @@ async def run_execution(ctx: dict[str, Any], *, execution_id: int) -> str:
               store=SQLRunStore(services.sessions), sink=services.sink, http=services.http, trigger_input=trigger_input)
     beat = asyncio.create_task(_heartbeat(job)) if job is not None else None
     try:
-        outcome = await _execute(run)
+        outcome = await _execute(run, last_attempt=job is None or job.attempts >= job.retries)
     finally:
         if beat is not None:
             beat.cancel()
     return outcome.status
 
 
-async def _execute(run: Run) -> Outcome:
+async def _execute(run: Run, *, last_attempt: bool) -> Outcome:
     try:
         return await execute(run)
     except GraphError as exc:  # a version that no longer validates (e.g. a node type was removed)
-        error = {"type": "GraphError", "message": str(exc), "node_name": "", "node_id": None}
+        error = {"type": "GraphError", "message": str(exc), "node_name": "Workflow", "node_id": None}
         return await finish(run, Outcome("failed", error=error))
+    except Exception as exc:
+        # "crashed", not "failed": the engine or its store broke, not the node's own code.
+        # SAQ retries the job (the run resumes); after the last attempt the execution ends.
+        log.exception("execution %s crashed", run.execution_id)
+        if not last_attempt:
+            raise
+        error = {"type": "Crashed", "message": f"{type(exc).__name__}: {exc}", "node_name": "Workflow", "node_id": None}
+        return await finish(run, Outcome("crashed", error=error))
 
 
 async def _heartbeat(job: Job) -> None:
+    """Touch the job so sweeps know this worker is alive; a failed touch is retried, not fatal."""
     while True:
         await asyncio.sleep(HEARTBEAT / 4)
-        await job.update()
+        try:
+            await job.update()
+        except Exception:
+            log.warning("heartbeat of job %s failed; retrying", job.key, exc_info=True)
 
 
 def build_worker(queue: Queue, services: WorkerServices, *, concurrency: int = 10, in_process: bool = False) -> Worker:

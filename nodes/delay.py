@@ -25,3 +25,6 @@ class Delay(NodeType):
     async def run(self, ctx: NodeContext, config: DelayConfig, items: list[Item]) -> NodeResult:
         await asyncio.sleep(config.seconds)
         return NodeResult.main(items)
+
+    def time_limit(self, config: DelayConfig, items: list[Item]) -> float:
+        return config.seconds + 30

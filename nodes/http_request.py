@@ -53,6 +53,9 @@ class HttpRequest(NodeType):
     async def run(self, ctx: NodeContext, config: HttpRequestConfig, items: list[Item]) -> NodeResult:
         return NodeResult.main([await self._request(ctx, config, item) for item in items])
 
+    def time_limit(self, config: HttpRequestConfig, items: list[Item]) -> float:
+        return config.timeout * max(1, len(items)) + 30
+
     async def _request(self, ctx: NodeContext, config: HttpRequestConfig, item: Item) -> Item:
         url = str(ctx.expressions.render(config.url, item=item, field="url"))
         if error := url_problem(url):
@@ -62,20 +65,31 @@ class HttpRequest(NodeType):
         body = ctx.expressions.render(config.body, item=item, field="body")
         send_body = config.method in ("POST", "PUT", "PATCH") and body is not None
         try:
-            response = await ctx.http.request(config.method, url, headers=headers, json=body if send_body else None,
-                                              timeout=config.timeout)
+            async with ctx.http.stream(config.method, url, headers=headers, json=body if send_body else None,
+                                       timeout=config.timeout) as response:
+                content = await _read_capped(response)
         except httpx.TimeoutException:
             raise NodeError(f"{config.method} {url} timed out after {config.timeout:g} s") from None
         except httpx.HTTPError as exc:
             raise NodeError(f"{config.method} {url} failed: {exc}") from None
-        result = {"status": response.status_code, "headers": dict(response.headers), "body": _body(response)}
+        result = {"status": response.status_code, "headers": dict(response.headers), "body": _body(response, content)}
         if config.fail_on_error_status and response.status_code >= 400:
             raise NodeError(f"{config.method} {url} returned HTTP {response.status_code}", data=result)
         return result
 
 
-def _body(response: httpx.Response) -> Any:
-    content = response.content[:MAX_BODY_BYTES]
+async def _read_capped(response: httpx.Response) -> bytes:
+    """Read at most MAX_BODY_BYTES; a larger body is an error, not a worker out of memory."""
+    chunks, size = [], 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise NodeError(f"response body larger than {MAX_BODY_BYTES // (1024 * 1024)} MiB")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _body(response: httpx.Response, content: bytes) -> Any:
     text = content.decode(response.encoding or "utf-8", errors="replace")
     if "json" not in response.headers.get("content-type", ""):
         return text

@@ -33,7 +33,8 @@ from webapp.workflows.controllers import WorkflowController
 from webapp.workflows.services import WorkflowService
 
 ROOT = Path(__file__).resolve().parents[1]
-PUBLIC_PATHS = ["/login", "/register", "/static", "/healthz"]
+# Litestar matches these as regular expressions anywhere in the path: anchor them.
+PUBLIC_PATHS = ["^/login$", "^/register$", "^/static/", "^/healthz$"]
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
        "connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'")
 
@@ -106,7 +107,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Lit
         stores={"sessions": store},
         on_app_init=[session_auth.on_app_init],
         csrf_config=CSRFConfig(secret=settings.secret_key, cookie_secure=settings.secure_cookies,
-                               header_name="x-csrftoken", cookie_samesite="lax", exclude=["/static"]),
+                               header_name="x-csrftoken", cookie_samesite="lax"),
         template_config=TemplateConfig(directory=ROOT / "templates", engine=JinjaTemplateEngine,
                                        engine_callback=configure_templates),
         exception_handlers=EXCEPTION_HANDLERS,

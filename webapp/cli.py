@@ -136,8 +136,8 @@ def _health(settings: Settings, args: argparse.Namespace) -> int:
 
     try:
         report = asyncio.run(check())
-    except (OSError, ConnectionError) as exc:
-        print(json.dumps({"healthy": False, "error": str(exc)}))
+    except Exception as exc:  # a health check reports every failure instead of raising
+        print(json.dumps({"healthy": False, "error": f"{type(exc).__name__}: {exc}"}))
         return EXIT_FAILED
     healthy = not args.workers or report["workers"] > 0
     print(json.dumps({"healthy": healthy, **report}))
@@ -216,17 +216,14 @@ def _import(settings: Settings, args: argparse.Namespace) -> int:
 def _export(settings: Settings, args: argparse.Namespace) -> int:
     import msgspec
 
-    from engine.executions import load_graph
-    from engine.graph import WorkflowDocument
+    from engine.executions import export_document
     from engine.models import Workflow
 
     async def export(db: Any) -> bytes:
         workflow = await db.get(Workflow, args.id)
         if workflow is None:
             raise CLIError(f"no workflow {args.id}")
-        graph = await load_graph(db, workflow.id)
-        document = WorkflowDocument(name=workflow.name, nodes=graph.nodes, connections=graph.connections)
-        return msgspec.json.format(msgspec.json.encode(document))
+        return msgspec.json.format(msgspec.json.encode(await export_document(db, workflow)))
 
     sys.stdout.write(_db_call(settings, export).decode() + "\n")
     return 0

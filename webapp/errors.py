@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from urllib.parse import urlencode
 
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, NotAuthorizedException, NotFoundException, PermissionDeniedException
 from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
-from engine.errors import ConfigError, GraphError
+from engine.errors import ConfigError, GraphError, RegistryError
+from webapp.forms import is_htmx
 
 log = logging.getLogger("patchwire.web")
 
@@ -33,10 +35,6 @@ def _wants_json(request: Request[Any, Any, Any]) -> bool:
     return request.url.path.startswith("/api/") or "application/json" in request.headers.get("accept", "")
 
 
-def _is_htmx(request: Request[Any, Any, Any]) -> bool:
-    return request.headers.get("hx-request") == "true"
-
-
 def error_response(request: Request[Any, Any, Any], status: int, title: str, detail: str,
                    problems: list[Any] | None = None) -> Response[Any]:
     if _wants_json(request):
@@ -45,7 +43,7 @@ def error_response(request: Request[Any, Any, Any], status: int, title: str, det
             body["problems"] = problems
         return Response(body, status_code=status, media_type="application/problem+json")
     context = {"status": status, "title": title, "detail": detail, "problems": problems or []}
-    if _is_htmx(request):
+    if is_htmx(request):
         # Errors of htmx requests land in the page's flash area, never in the element that asked.
         return Template("_error_partial.html", context=context, status_code=status, media_type=MediaType.HTML,
                         headers={"HX-Retarget": "#flash", "HX-Reswap": "innerHTML"})
@@ -54,7 +52,8 @@ def error_response(request: Request[Any, Any, Any], status: int, title: str, det
 
 def handle_http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     titles = {404: "Not found", 403: "Forbidden", 409: "Conflict", 422: "Invalid input", 400: "Bad request"}
-    detail = exc.detail if exc.detail and exc.detail != titles.get(exc.status_code) else ""
+    generic = {t.lower() for t in titles.values()}
+    detail = exc.detail if exc.detail and str(exc.detail).lower() not in generic else ""
     if exc.status_code == 404:
         detail = detail or "There is nothing here, or it belongs to someone else."
     return error_response(request, exc.status_code, titles.get(exc.status_code, "Error"), detail or str(exc.detail))
@@ -63,9 +62,10 @@ def handle_http(request: Request[Any, Any, Any], exc: HTTPException) -> Response
 def handle_unauthorized(request: Request[Any, Any, Any], exc: NotAuthorizedException) -> Response[Any]:
     if _wants_json(request):
         return error_response(request, 401, "Not logged in", "Log in to continue.")
-    if _is_htmx(request):
+    if is_htmx(request):
         return Response("", status_code=401, headers={"HX-Redirect": "/login"})
-    return Redirect(f"/login?next={request.url.path}")
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return Redirect(f"/login?{urlencode({'next': target})}")
 
 
 def handle_graph_error(request: Request[Any, Any, Any], exc: GraphError) -> Response[Any]:
@@ -76,6 +76,10 @@ def handle_graph_error(request: Request[Any, Any, Any], exc: GraphError) -> Resp
 def handle_config_error(request: Request[Any, Any, Any], exc: ConfigError) -> Response[Any]:
     problems = [{"field": k, "message": v} for k, v in exc.field_errors.items()]
     return error_response(request, 422, "Invalid configuration", str(exc), problems)
+
+
+def handle_registry_error(request: Request[Any, Any, Any], exc: RegistryError) -> Response[Any]:
+    return error_response(request, 422, "Unknown node type", str(exc).capitalize() + ".")
 
 
 def handle_server_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
@@ -91,5 +95,6 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     HTTPException: handle_http,
     GraphError: handle_graph_error,
     ConfigError: handle_config_error,
+    RegistryError: handle_registry_error,
     HTTP_500_INTERNAL_SERVER_ERROR: handle_server_error,
 }

@@ -34,9 +34,8 @@ def channels_plugin(settings: Settings) -> ChannelsPlugin:
         backend: Any = MemoryChannelsBackend()
     elif url.startswith(("redis://", "rediss://")):
         backend = RedisChannelsPubSubBackend(redis=Redis.from_url(url))
-    elif url.startswith(("postgres://", "postgresql://")):
-        backend = AsyncPgChannelsBackend(dsn=url.replace("postgres://", "postgresql://", 1)
-                                         if url.startswith("postgres://") else url)
+    elif url.startswith("postgresql://"):
+        backend = AsyncPgChannelsBackend(dsn=url)
     else:
         raise ValueError(f"unsupported CHANNELS_URL {url!r}: use memory://, redis:// or postgresql://")
     return ChannelsPlugin(backend=backend, arbitrary_channels_allowed=True)

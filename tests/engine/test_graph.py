@@ -74,3 +74,15 @@ def test_documents_that_are_not_workflows_get_precise_errors(payload: bytes, exp
     with pytest.raises(GraphError) as info:
         decode_document(payload)
     assert expected in str(info.value)
+
+
+@pytest.mark.parametrize("payload, expected", [
+    (b'{"name": ""}', "length >= 1"),
+    (b'{"name": "x", "nodes": [{"id": "a", "type": "delay", "name": "A", "position": {"x": 1e12, "y": 0}}]}', "<= 1000000"),
+    (b'{"name": "' + b"n" * 300 + b'"}', "length <= 200"),
+    (b"[" * 100_000, "Not a Patchwire workflow"),
+])
+def test_document_limits(payload: bytes, expected: str) -> None:
+    with pytest.raises(GraphError) as info:
+        decode_document(payload)
+    assert expected in str(info.value)

@@ -175,3 +175,55 @@ async def test_invalid_graph_is_refused_before_anything_runs() -> None:
     with pytest.raises(GraphError):
         await run_graph(graph)
     assert Probe.calls == []
+
+
+class Weird(NodeType):
+    type_name = "weird"
+    title = "Weird"
+
+    async def run(self, ctx: NodeContext, config: Any, items: list[Item]) -> NodeResult:
+        return NodeResult.main([{"fn": print}])
+
+
+class OwnTimeout(NodeType):
+    type_name = "own_timeout"
+    title = "Own timeout"
+
+    async def run(self, ctx: NodeContext, config: Any, items: list[Item]) -> NodeResult:
+        raise TimeoutError("the upstream API timed out")
+
+
+registry.register(Weird)
+registry.register(OwnTimeout)
+
+
+async def test_outputs_are_normalised_to_json_or_fail_the_node() -> None:
+    graph = Graph(nodes=[node("t", "manual_trigger"), node("s", "set", fields=[{"name": "at", "value": "{{ now }}"}])],
+                  connections=[edge("t", "s")])
+    outcome, _, _ = await run_graph(graph)
+    assert outcome.status == "succeeded" and isinstance(outcome.output["s"][0]["at"], str)
+    graph = Graph(nodes=[node("t", "manual_trigger"), node("w", "weird")], connections=[edge("t", "w")])
+    outcome, _, _ = await run_graph(graph)
+    assert outcome.status == "failed" and "not JSON" in outcome.error["message"]
+
+
+async def test_a_nodes_own_timeout_is_not_the_engines() -> None:
+    graph = Graph(nodes=[node("t", "manual_trigger"), node("o", "own_timeout")], connections=[edge("t", "o")])
+    outcome, _, _ = await run_graph(graph)
+    assert outcome.error["type"] == "TimeoutError" and "upstream API" in outcome.error["message"]
+
+
+async def test_cancelling_the_run_cancels_its_node_tasks() -> None:
+    graph = Graph(nodes=[node("t", "manual_trigger"), node("a", "probe", seconds=5), node("b", "probe", seconds=5)],
+                  connections=[edge("t", "a"), edge("t", "b")])
+    store, sink = MemoryRunStore(), MemorySink()
+    async with httpx.AsyncClient() as http:
+        task = asyncio.create_task(execute(Run(1, 1, graph, registry, store, sink, http)))
+        while store.status_of(1, "a") != "running" or store.status_of(1, "b") != "running":
+            await asyncio.sleep(0.01)
+        before = {t for t in asyncio.all_tasks() if t is not asyncio.current_task()}
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert all(t.done() for t in before), "node tasks outlived the cancelled run"
+    assert Probe.calls == []

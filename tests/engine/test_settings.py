@@ -30,3 +30,9 @@ def test_channels_follow_the_queue_unless_redis_is_given(tmp_path: Path) -> None
     assert redis.channels_url == "redis://r:6379/0" and redis.profile == "redis"
     mixed = load_settings({**base, "QUEUE_URL": "postgresql://db/x", "REDIS_URL": "redis://r/1"})
     assert mixed.channels_url == "redis://r/1"
+
+
+def test_postgres_urls_are_spelled_one_way(tmp_path: Path) -> None:
+    for given in ("postgres://u@h/db", "postgresql+asyncpg://u@h/db", "postgresql+psycopg://u@h/db"):
+        settings = load_settings({"PATCHWIRE_DATA_DIR": str(tmp_path), "QUEUE_URL": given})
+        assert settings.queue_url == settings.channels_url == "postgresql://u@h/db"

@@ -92,7 +92,7 @@ class Browser:
         while time.monotonic() < deadline:
             page = self.get(f"/executions/{execution_id}").text
             status = re.search(r'id="execution-status">(\w+)<', page).group(1)
-            if status in ("succeeded", "failed"):
+            if status in ("succeeded", "failed", "crashed"):
                 return status
             time.sleep(0.05)
         raise AssertionError(f"execution {execution_id} did not finish within {timeout} s")

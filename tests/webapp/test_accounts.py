@@ -61,3 +61,12 @@ def test_login_rotates_the_session_id(browser: Browser, second_browser: Browser)
     assert browser.cookies["session"] != planted
     second_browser.cookies.set("session", planted)
     assert second_browser.get("/workflows/", follow_redirects=False).status_code in (302, 303)
+
+
+def test_public_path_exclusions_are_anchored(browser: Browser) -> None:
+    """A path that merely contains /login or /static is not public and not CSRF-exempt."""
+    assert browser.get("/workflows/1/nodes/login", follow_redirects=False).status_code in (302, 303)
+    browser.register("anchor@example.com")
+    wid = browser.create_workflow()
+    response = browser._call("post", f"/workflows/{wid}/nodes/static", data={"name": "x"})
+    assert response.status_code == 403

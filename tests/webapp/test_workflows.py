@@ -126,3 +126,37 @@ def test_export_is_the_documented_format(browser: Browser) -> None:
     assert document["format"] == "patchwire.workflow" and document["name"] == "Exported"
     assert {n["type"] for n in document["nodes"]} == {"manual_trigger", "delay"}
     assert document["connections"] == [{"source": trigger, "target": delay, "source_port": "main", "target_port": "main"}]
+
+
+def test_a_failed_save_shows_what_was_typed_and_blank_optional_fields_take_defaults(browser: Browser,
+                                                                                    db_call: Any) -> None:
+    browser.register("typed@example.com")
+    wid = browser.create_workflow()
+    http = browser.add_node(wid, "http_request")
+    bad = browser.configure(wid, http, {"name": "Fetch", "url": "https://typed.example/x", "body": "{oops"})
+    assert bad.status_code == 422
+    assert 'value="https://typed.example/x"' in bad.text and "{oops" in bad.text
+    deep = browser.configure(wid, http, {"name": "Fetch", "url": "https://x.example", "body": "[" * 50_000})
+    assert deep.status_code == 422 and "Not valid JSON" in deep.text
+    good = browser.configure(wid, http, {"name": "Fetch", "url": "https://x.example", "timeout": ""})
+    assert good.status_code == 200
+    config = db_call(lambda db: db.scalar(select(Node.config).where(Node.id == http)))
+    assert config["timeout"] == 30.0
+
+
+def test_a_node_of_an_uninstalled_type_can_still_be_seen_and_deleted(browser: Browser, db_call: Any) -> None:
+    from sqlalchemy import update
+
+    browser.register("ghost@example.com")
+    wid = browser.create_workflow()
+    ghost = browser.add_node(wid, "delay")
+
+    async def uninstall(db: Any) -> None:
+        await db.execute(update(Node).where(Node.id == ghost).values(type_name="retired_type"))
+        await db.commit()
+
+    db_call(uninstall)
+    page = browser.get(f"/workflows/{wid}")
+    assert page.status_code == 200 and "Unknown type" in page.text
+    assert "not installed" in browser.get(f"/workflows/{wid}/nodes/{ghost}").text
+    assert browser.delete(f"/workflows/{wid}/nodes/{ghost}").status_code == 204

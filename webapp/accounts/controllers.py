@@ -4,16 +4,14 @@ from typing import Annotated, Any
 
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
-from litestar.enums import RequestEncodingType
-from litestar.params import Body, FromQuery
+from litestar.params import FromQuery
 from litestar.response import Redirect, Template
 from msgspec import Struct
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from webapp.accounts.services import AccountError, authenticate, register
+from webapp.forms import Form
 from webapp.sessions import ROTATE
-
-Form = Body(media_type=RequestEncodingType.URL_ENCODED)
 
 
 class Credentials(Struct):

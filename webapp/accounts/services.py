@@ -31,7 +31,7 @@ def normalize_email(email: str) -> str:
 
 def check_registration(email: str, password: str) -> dict[str, str]:
     errors = {}
-    if not _EMAIL.match(normalize_email(email)):
+    if len(email) > 320 or not _EMAIL.match(normalize_email(email)):
         errors["email"] = "Enter a valid email address."
     if len(password) < MIN_PASSWORD:
         errors["password"] = f"Use at least {MIN_PASSWORD} characters."

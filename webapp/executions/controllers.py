@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -19,6 +20,7 @@ from webapp.executions.services import ExecutionService
 
 WS_FORBIDDEN = 4403
 WS_NOT_FOUND = 4404
+MAX_STREAM_SECONDS = 6 * 3600
 
 
 class ExecutionController(Controller):
@@ -68,18 +70,39 @@ async def execution_stream(socket: WebSocket[Any, Any, Any], channels: NamedDepe
             return
     await socket.accept()
     async with channels.start_subscription([channel_for(execution_id)]) as subscriber:
-        if await _send_snapshot(socket, execution_id):
-            await socket.close()
-            return
         try:
-            async for message in subscriber.iter_events():
-                event = Event.from_json(message)
-                await socket.send_text(render(socket, "executions/_event.html", event=event))
-                if event.type == "workflow.finished":
-                    break
+            if not await _send_snapshot(socket, execution_id):
+                await _stream_until_done(socket, subscriber)
         except WebSocketDisconnect:
             return
     await socket.close()
+
+
+async def _stream_until_done(socket: WebSocket[Any, Any, Any], subscriber: Any) -> None:
+    """Forward events until ``workflow.finished``, the browser goes away, or the time limit."""
+    forward = asyncio.create_task(_forward(socket, subscriber))
+    gone = asyncio.create_task(_until_disconnect(socket))
+    done, pending = await asyncio.wait({forward, gone}, timeout=MAX_STREAM_SECONDS,
+                                       return_when=asyncio.FIRST_COMPLETED)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    for task in done:
+        task.result()
+
+
+async def _forward(socket: WebSocket[Any, Any, Any], subscriber: Any) -> None:
+    async for message in subscriber.iter_events():
+        event = Event.from_json(message)
+        await socket.send_text(render(socket, "executions/_event.html", event=event))
+        if event.type == "workflow.finished":
+            return
+
+
+async def _until_disconnect(socket: WebSocket[Any, Any, Any]) -> None:
+    """The browser sends nothing; reading is how a closed tab is noticed at once."""
+    while True:
+        await socket.receive_data(mode="text")
 
 
 async def _send_snapshot(socket: WebSocket[Any, Any, Any], execution_id: int) -> bool:

@@ -7,22 +7,20 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Controller, Request, Response, delete, get, post
 from litestar.di import NamedDependency
-from litestar.enums import RequestEncodingType
-from litestar.params import Body, FromPath
+from litestar.params import FromPath
 from litestar.response import Redirect, Template
 from msgspec import Struct
 
 from engine.config import config_from_form
-from engine.errors import ConfigError, GraphError
-from engine.executions import load_graph
+from engine.errors import ConfigError, GraphError, RegistryError
 from engine.graph import validate_graph
 from engine.models import Node
 from nodes import registry
 from webapp.executions.services import start
+from webapp.forms import Form, is_htmx, multidict
 from webapp.runtime import Runtime
 from webapp.workflows.services import WorkflowService
-
-Form = Body(media_type=RequestEncodingType.URL_ENCODED)
+from webapp.workflows.unknown import unknown_type
 
 
 class NameForm(Struct):
@@ -47,17 +45,13 @@ class ConnectionForm(Struct):
     target_port: str = "main"
 
 
-def _multidict(form: Any) -> dict[str, list[str]]:
-    return {key: form.getall(key) for key in form}
-
-
 def node_view(node: Node) -> dict[str, Any]:
-    node_type = registry.get(node.type_name, node.type_version)
+    """A node with its type; a type no longer registered shows as a placeholder the user can delete."""
+    try:
+        node_type = registry.get(node.type_name, node.type_version)
+    except RegistryError:
+        node_type = unknown_type(node.type_name, node.type_version)
     return {"node": node, "type": node_type}
-
-
-def _is_htmx(request: Request[Any, Any, Any]) -> bool:
-    return request.headers.get("hx-request") == "true"
 
 
 class WorkflowController(Controller):
@@ -76,7 +70,7 @@ class WorkflowController(Controller):
     async def rename(self, request: Request[Any, Any, Any], workflows: NamedDependency[WorkflowService],
                      workflow_id: FromPath[int], data: Annotated[NameForm, Form]) -> Template | Redirect:
         workflow = await workflows.rename(workflow_id, data.name)
-        if _is_htmx(request):
+        if is_htmx(request):
             return Template("workflows/_row.html", context={"workflow": workflow})
         return Redirect("/workflows", status_code=303)
 
@@ -122,16 +116,16 @@ class WorkflowController(Controller):
     async def save_node(self, request: Request[Any, Any, Any], workflows: NamedDependency[WorkflowService],
                         workflow_id: FromPath[int], node_id: FromPath[str]) -> Template:
         node = await workflows.node(workflow_id, node_id)
-        form = _multidict(await request.form())
+        form = multidict(await request.form())
         name = (form.get("name") or [""])[-1]
-        version = (form.get("version") or [""])[-1]
-        raw: dict[str, Any] = {}
+        raw, errors = config_from_form(workflows.node_type(node).Config, form)
         try:
-            raw = config_from_form(workflows.node_type(node).Config, form)
-            node = await workflows.update_node(workflow_id, node_id, name, raw,
-                                               int(version) if version.isdigit() else None)
+            if errors:
+                raise ConfigError(errors)
+            node = await workflows.update_node(workflow_id, node_id, name, raw)
         except ConfigError as exc:
             node = await workflows.node(workflow_id, node_id)  # reloaded: a failed commit expired it
+            # What the person typed is shown again with the errors; the stored config is unchanged.
             return _panel(node, {**node.config, **raw}, exc.field_errors, name=name, status_code=422)
         return _panel(node, node.config, {}, saved=True)
 
@@ -168,7 +162,7 @@ class WorkflowController(Controller):
             execution = await start(workflows.db, runtime.queue, registry, workflow, author_id=request.user.id,
                                     timeout=runtime.settings.execution_timeout)
         except GraphError as exc:
-            graph = await load_graph(workflows.db, workflow_id)
+            graph = await workflows.graph(workflow_id)
             return Template("executions/_run_refused.html", status_code=422, context={
                 "problems": exc.problems, "graph": graph,
                 "node_problems": _problems_by_node(exc.problems)})
@@ -177,8 +171,7 @@ class WorkflowController(Controller):
 
     @get("/{workflow_id:int}/problems")
     async def problems(self, workflows: NamedDependency[WorkflowService], workflow_id: FromPath[int]) -> Template:
-        await workflows.get(workflow_id)
-        graph = await load_graph(workflows.db, workflow_id)
+        graph = await workflows.graph(workflow_id)
         problems = validate_graph(graph, registry)
         return Template("executions/_run_refused.html", context={
             "problems": problems, "graph": graph, "node_problems": _problems_by_node(problems)})

@@ -15,8 +15,16 @@ from sqlalchemy.orm.exc import StaleDataError
 from engine.config import config_to_dict, default_config, parse_config
 from engine.contract import NodeType
 from engine.errors import ConfigError, RegistryError
-from engine.executions import load_graph
-from engine.graph import GraphError, WorkflowDocument, validate_graph, would_close_cycle
+from engine.executions import export_document, load_graph
+from engine.graph import (
+    NO_TRIGGER,
+    Graph,
+    GraphError,
+    Problem,
+    WorkflowDocument,
+    validate_graph,
+    would_close_cycle,
+)
 from engine.models import Connection, Node, Workflow
 from engine.registry import Registry
 from webapp.errors import Conflict, Invalid
@@ -194,20 +202,24 @@ class WorkflowService:
         await self.db.commit()
 
     # import / export -----------------------------------------------------------------------
-    async def export(self, workflow_id: int) -> WorkflowDocument:
+    async def graph(self, workflow_id: int) -> Graph:
+        await self.get(workflow_id)
+        return await load_graph(self.db, workflow_id)
 
-        workflow = await self.get(workflow_id)
-        graph = await load_graph(self.db, workflow_id)
-        return WorkflowDocument(name=workflow.name, nodes=graph.nodes, connections=graph.connections)
+    async def export(self, workflow_id: int) -> WorkflowDocument:
+        return await export_document(self.db, await self.get(workflow_id))
 
     async def import_document(self, document: WorkflowDocument) -> Workflow:
         """Create a new workflow from a validated document, with fresh node ids."""
 
-        problems = [p for p in validate_graph(document.graph, self.registry)
-                    if "needs a trigger" not in p.message]
+        problems = [p for p in validate_graph(document.graph, self.registry) if p.code != NO_TRIGGER]
+        try:
+            name = clean_name(document.name)
+        except Invalid as exc:
+            problems.append(Problem(str(exc.detail)))
         if problems:
             raise GraphError(problems)
-        workflow = Workflow(owner_id=self.owner_id, name=clean_name(document.name))
+        workflow = Workflow(owner_id=self.owner_id, name=name)
         self.db.add(workflow)
         await self.db.flush()
         ids = {n.id: new_node_id() for n in document.nodes}
