@@ -7,6 +7,7 @@ from typing import Any
 import msgspec
 from saq import Queue
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from engine.graph import ConnectionSpec, Graph, NodeSpec, Position, WorkflowDocument, ensure_valid
@@ -50,8 +51,11 @@ async def pin_version(session: AsyncSession, workflow: Workflow, graph: Graph, a
     number = (await session.scalar(select(func.max(WorkflowVersion.number))
                                    .where(WorkflowVersion.workflow_id == workflow.id)) or 0) + 1
     version = WorkflowVersion(workflow_id=workflow.id, number=number, graph=snapshot, author_id=author_id)
-    session.add(version)
-    await session.flush()
+    try:
+        async with session.begin_nested():  # two runs at once may race for the same number
+            session.add(version)
+    except IntegrityError:
+        return await pin_version(session, workflow, graph, author_id)
     return version
 
 

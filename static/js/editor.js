@@ -42,6 +42,9 @@
       headers: { 'X-CSRFToken': csrf, 'HX-Request': 'true', 'Accept': 'text/html' },
       body: data ? new URLSearchParams(data) : undefined,
     });
+    if (response.status === 401 && response.headers.get('HX-Redirect')) {
+      window.location.assign(response.headers.get('HX-Redirect')); // the session ended: log in again
+    }
     if (!response.ok) {
       flash.innerHTML = await response.text();
       setState('Not saved');
