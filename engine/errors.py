@@ -5,6 +5,7 @@
     ├── ConfigError           a node config that does not fit its schema (carries ``field_errors``)
     ├── RegistryError         unknown or duplicate node type
     ├── ExpressionError       a ``{{ }}`` expression failed to compile or evaluate
+    ├── ExecutionTimeout      the whole execution exceeded its time limit
     └── NodeError             a node's own code failed; stored on the node run, never swallowed
         └── NodeTimeout       the node exceeded its time limit
 """
@@ -45,10 +46,18 @@ class ExpressionError(PatchwireError):
 class NodeError(PatchwireError):
     """Raised by node code for an expected failure (bad response, invalid data, …)."""
 
-    def __init__(self, message: str, *, data: dict[str, Any] | None = None) -> None:
+    def __init__(self, message: str, *, data: dict[str, Any] | None = None, kind: str | None = None,
+                 retry_after: float | None = None) -> None:
         self.data = data or {}
+        self.kind = kind  # network | timeout | 429 | 5xx | 4xx (engine.policy decides what retries)
+        self.retry_after = retry_after
         super().__init__(message)
 
 
 class NodeTimeout(NodeError):
-    pass
+    def __init__(self, message: str) -> None:
+        super().__init__(message, kind="timeout")
+
+
+class ExecutionTimeout(PatchwireError):
+    """The whole execution ran past its time limit."""

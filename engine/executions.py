@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from engine.graph import ConnectionSpec, Graph, NodeSpec, Position, WorkflowDocument, ensure_valid
 from engine.models import Connection, Execution, Node, Workflow, WorkflowVersion
+from engine.policy import parse_settings
 from engine.registry import Registry
 
 JOB_FUNCTION = "run_execution"
@@ -22,7 +23,7 @@ async def load_graph(session: AsyncSession, workflow_id: int) -> Graph:
     conns = await session.scalars(select(Connection).where(Connection.workflow_id == workflow_id).order_by(Connection.id))
     return Graph(
         nodes=[NodeSpec(id=n.id, type=n.type_name, version=n.type_version, name=n.name, config=n.config,
-                        position=Position(n.pos_x, n.pos_y)) for n in nodes],
+                        settings=parse_settings(n.settings), position=Position(n.pos_x, n.pos_y)) for n in nodes],
         connections=[ConnectionSpec(source=c.source_node_id, target=c.target_node_id, source_port=c.source_port,
                                     target_port=c.target_port) for c in conns],
     )

@@ -15,6 +15,7 @@ import msgspec
 from engine.config import parse_config
 from engine.contract import NodeType
 from engine.errors import ConfigError, GraphError, RegistryError
+from engine.policy import ERROR_PORT, NodeSettings
 from engine.registry import Registry
 
 FORMAT = "patchwire.workflow"
@@ -41,6 +42,7 @@ class NodeSpec(msgspec.Struct, forbid_unknown_fields=True):
     name: Name
     version: int = 1
     config: dict[str, Any] = {}
+    settings: NodeSettings = msgspec.field(default_factory=NodeSettings)
     position: Position = msgspec.field(default_factory=Position)
 
 
@@ -167,17 +169,26 @@ def _check_endpoint(by_id: dict[str, NodeSpec], registry: Registry, node_id: str
     node = by_id.get(node_id)
     if node is None:
         return [Problem(f"A connection refers to a node that does not exist: {node_id!r}.")]
-    message = port_problem(node.name, registry.get(node.type, node.version), port, side)
+    message = port_problem(node.name, registry.get(node.type, node.version), port, side, node.settings)
     return [Problem(message, node.id)] if message else []
 
 
-def port_problem(node_name: str, node_type: type[NodeType], port: str, side: str) -> str | None:
+def ports(node_type: type[NodeType], side: str, settings: NodeSettings | None = None) -> tuple[str, ...]:
+    """A node's ports; a node whose failures go to an error output has the extra output ``error``."""
+    found: tuple[str, ...] = getattr(node_type, side)
+    if side == "outputs" and settings is not None and settings.on_error == "error_output":
+        found += (ERROR_PORT,)
+    return found
+
+
+def port_problem(node_name: str, node_type: type[NodeType], port: str, side: str,
+                 settings: NodeSettings | None = None) -> str | None:
     """Why ``port`` is not one of the node's ``side`` ("inputs" / "outputs"), or None."""
-    ports = getattr(node_type, side)
-    if port in ports:
+    ports_ = ports(node_type, side, settings)
+    if port in ports_:
         return None
     kind = "output" if side == "outputs" else "input"
-    return f"{node_name} has no {kind} port {port!r} (it has: {', '.join(ports) or 'none'})."
+    return f"{node_name} has no {kind} port {port!r} (it has: {', '.join(ports_) or 'none'})."
 
 
 def successors(graph: Graph) -> dict[str, set[str]]:

@@ -64,6 +64,7 @@ class Workflow(Base):
     owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(200))
     active: Mapped[bool] = mapped_column(default=False)
+    settings: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -83,6 +84,7 @@ class Node(Base):
     type_version: Mapped[int] = mapped_column(default=1)
     name: Mapped[str] = mapped_column(String(200))
     config: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    settings: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
     pos_x: Mapped[float] = mapped_column(default=0.0)
     pos_y: Mapped[float] = mapped_column(default=0.0)
     version: Mapped[int] = mapped_column(default=1)
@@ -162,6 +164,19 @@ class NodeRun(Base):
     error: Mapped[dict[str, Any] | None]
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+
+
+class ExecutionEvent(Base):
+    """Every published event, numbered per execution, so a reconnecting client catches up exactly."""
+
+    __tablename__ = "execution_events"
+    __table_args__ = (UniqueConstraint("execution_id", "seq", name="uq_execution_events_seq"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    execution_id: Mapped[int] = mapped_column(ForeignKey("executions.id", ondelete="CASCADE"))
+    seq: Mapped[int]
+    data: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 TERMINAL_STATUSES = ("succeeded", "failed", "crashed", "cancelled")

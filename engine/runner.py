@@ -24,6 +24,7 @@ from engine.errors import ExpressionError, NodeError, NodeTimeout, PatchwireErro
 from engine.events import Event, EventSink, summarize
 from engine.expressions import Expressions
 from engine.graph import ConnectionSpec, Graph, NodeSpec, ensure_valid
+from engine.policy import ERROR_PORT, error_kind
 from engine.registry import Registry
 from engine.store import NodeRunRecord, RunStore
 
@@ -53,6 +54,9 @@ class Run:
     http: httpx.AsyncClient
     trigger_input: Item = field(default_factory=dict)
     node_timeout: float = DEFAULT_NODE_TIMEOUT
+    execution_timeout: float | None = None
+    resume_attempt: dict[str, int] = field(default_factory=dict)
+    current: dict[str, NodeRunRecord] = field(default_factory=dict)
     status: dict[str, str] = field(default_factory=dict)
     results: dict[str, dict[str, list[Item]]] = field(default_factory=dict)
     error: dict[str, Any] | None = None
@@ -87,12 +91,39 @@ class Run:
 async def execute(run: Run) -> Outcome:
     """Run (or resume) the graph to the end; the caller persists the returned outcome."""
     ensure_valid(run.graph, run.registry)
-    for node_id, record in (await run.store.finished_runs(run.execution_id)).items():
-        run.status[node_id] = record.status
-        run.results[node_id] = record.output or {}
+    await _load_previous_runs(run)
     await run.emit("workflow.started", status="running")
-    await _drive(run)
+    try:
+        async with asyncio.timeout(run.execution_timeout) as deadline:
+            await _drive(run)
+    except TimeoutError:
+        if not deadline.expired():
+            raise
+        await _handle_execution_timeout(run)
     return await finish(run, _outcome(run))
+
+
+async def _load_previous_runs(run: Run) -> None:
+    """Resume: settled nodes keep their outcome; an interrupted node continues with its attempts."""
+    for node_id, record in (await run.store.latest_runs(run.execution_id)).items():
+        if record.status == "succeeded" or record.status == "skipped" or record.output is not None:
+            run.status[node_id] = record.status
+            if record.output is not None:
+                run.results[node_id] = record.output
+        elif record.status == "running":
+            run.resume_attempt[node_id] = record.attempt  # it never finished: the same attempt again
+        else:
+            run.resume_attempt[node_id] = record.attempt + 1
+
+
+async def _handle_execution_timeout(run: Run) -> None:
+    message = f"the execution did not finish within {run.execution_timeout:g} s"
+    error = {"type": "ExecutionTimeout", "message": message, "node_id": None, "node_name": "Workflow", "kind": "timeout"}
+    for node_id, record in list(run.current.items()):
+        record.status, record.finished_at = "failed", time.time()
+        record.error = {**error, "node_id": node_id, "node_name": record.node_name}
+        await _settle(run, run.node(node_id), record, "failed", None)
+    run.error = run.error or error
 
 
 async def finish(run: Run, outcome: Outcome) -> Outcome:
@@ -156,10 +187,7 @@ def _is_start(run: Run, node: NodeSpec) -> bool:
 
 
 def _live_inputs(run: Run, node_id: str) -> bool:
-    return any(
-        run.status.get(c.source) == "succeeded" and c.source_port in run.results.get(c.source, {})
-        for c in run.incoming(node_id)
-    )
+    return any(c.source_port in run.results.get(c.source, {}) for c in run.incoming(node_id))
 
 
 def _input_items(run: Run, node: NodeSpec) -> list[Item]:
@@ -180,29 +208,36 @@ async def _skip(run: Run, node: NodeSpec) -> None:
 
 
 async def _run_node(run: Run, node: NodeSpec) -> None:
+    """Attempts until success, a final failure, or the retry policy gives up; one row per attempt."""
     node_type = run.registry.get(node.type, node.version)
     items = _input_items(run, node)
-    record = NodeRunRecord(node.id, node.name, node.type, 1, "running", input=items, started_at=time.time())
-    await run.store.node_started(run.execution_id, record)
-    await run.emit("node.started", node, status="running", attempt=1)
-    try:
-        result = await _call(run, node, node_type, items)
-    except (PatchwireError, httpx.HTTPError, TimeoutError) as exc:
-        await _handle_failure(run, node, record, exc)
-    except Exception as exc:  # a bug in node code: still data on the node run, never swallowed
-        await _handle_failure(run, node, record, exc, with_traceback=True)
-    else:
-        await _handle_success(run, node, record, result)
+    attempt = run.resume_attempt.get(node.id, 1)
+    while True:
+        record = NodeRunRecord(node.id, node.name, node.type, attempt, "running", input=items, started_at=time.time())
+        run.current[node.id] = record
+        await run.store.node_started(run.execution_id, record)
+        await run.emit("node.started", node, status="running", attempt=attempt)
+        try:
+            result = await _call(run, node, node_type, items, attempt)
+        except Exception as exc:  # node code failing is data on the node run, never swallowed
+            if not node.settings.retry.retries(exc, attempt):
+                await _handle_failure(run, node, record, _error_data(node, exc), items)
+                return
+            await _handle_retry(run, node, record, exc)
+            attempt += 1
+        else:
+            await _handle_success(run, node, record, result)
+            return
 
 
-async def _call(run: Run, node: NodeSpec, node_type: type[NodeType], items: list[Item]) -> NodeResult:
+async def _call(run: Run, node: NodeSpec, node_type: type[NodeType], items: list[Item], attempt: int) -> NodeResult:
     config = parse_config(node_type.Config, node.config)
     ctx = NodeContext(
         execution_id=run.execution_id, workflow_id=run.workflow_id, node_id=node.id, node_name=node.name,
-        attempt=1, http=run.http, expressions=Expressions(run.trigger_input), trigger_input=run.trigger_input,
+        attempt=attempt, http=run.http, expressions=Expressions(run.trigger_input), trigger_input=run.trigger_input,
     )
     instance = node_type()
-    limit = instance.time_limit(config, items) or run.node_timeout
+    limit = node.settings.timeout or instance.time_limit(config, items) or run.node_timeout
     try:
         async with asyncio.timeout(limit) as deadline:
             result = await instance.run(ctx, config, items)
@@ -226,32 +261,65 @@ def _as_json(node: NodeSpec, outputs: dict[str, list[Item]]) -> dict[str, list[I
 
 async def _handle_success(run: Run, node: NodeSpec, record: NodeRunRecord, result: NodeResult) -> None:
     record.status, record.output, record.finished_at = "succeeded", result.outputs, time.time()
-    await run.store.node_finished(run.execution_id, record)
-    run.results[node.id] = result.outputs
-    run.status[node.id] = "succeeded"
+    await _settle(run, node, record, "succeeded", result.outputs)
     count = sum(len(v) for v in result.outputs.values())
     await run.emit("node.completed", node, status="succeeded", attempt=record.attempt,
                    duration_ms=_duration_ms(record), summary=summarize(count))
 
 
-async def _handle_failure(run: Run, node: NodeSpec, record: NodeRunRecord, exc: BaseException,
-                          with_traceback: bool = False) -> None:
-    error = _error_data(node, exc, with_traceback)
-    record.status, record.error, record.finished_at = "failed", error, time.time()
+async def _handle_retry(run: Run, node: NodeSpec, record: NodeRunRecord, exc: BaseException) -> None:
+    """Persist the failed attempt, announce ``node.retrying``, wait out the back-off."""
+    delay = node.settings.retry.delay(record.attempt, getattr(exc, "retry_after", None))
+    record.status, record.finished_at = "failed", time.time()
+    record.error = {**_error_data(node, exc), "retry_in": round(delay, 3)}
     await run.store.node_finished(run.execution_id, record)
-    run.status[node.id] = "failed"
-    run.error = run.error or error
+    await run.emit("node.retrying", node, status="retrying", attempt=record.attempt, duration_ms=_duration_ms(record),
+                   summary=f"attempt {record.attempt} failed ({record.error['message'][:120]}); retry in {delay:.1f} s")
+    await asyncio.sleep(delay)
+
+
+async def _handle_failure(run: Run, node: NodeSpec, record: NodeRunRecord, error: dict[str, Any],
+                          items: list[Item]) -> None:
+    """Final failure: stop the workflow, or hand error items on (``continue`` / ``error_output``)."""
+    on_error = node.settings.on_error
+    outputs = None if on_error == "stop" else {_ERROR_ROUTES[on_error]: _error_items(items, error)}
+    record.status, record.error, record.output, record.finished_at = "failed", error, outputs, time.time()
+    await _settle(run, node, record, "failed", outputs)
+    if outputs is None:
+        run.error = run.error or error
     await run.emit("node.failed", node, status="failed", attempt=record.attempt,
                    duration_ms=_duration_ms(record), summary=error["message"][:200])
 
 
-def _error_data(node: NodeSpec, exc: BaseException, with_traceback: bool) -> dict[str, Any]:
-    error: dict[str, Any] = {"node_id": node.id, "node_name": node.name, "type": type(exc).__name__, "message": str(exc)}
+_ERROR_ROUTES = {"continue": "main", "error_output": ERROR_PORT}
+
+
+def _error_items(items: list[Item], error: dict[str, Any]) -> list[Item]:
+    brief = {k: v for k, v in error.items() if k != "traceback"}
+    return [{**item, "error": brief} for item in items] or [{"error": brief}]
+
+
+async def _settle(run: Run, node: NodeSpec, record: NodeRunRecord, status: str,
+                  outputs: dict[str, list[Item]] | None) -> None:
+    """Persist the node's outcome first; only then do successors see it."""
+    await run.store.node_finished(run.execution_id, record)
+    run.current.pop(node.id, None)
+    run.status[node.id] = status
+    if outputs is not None:
+        run.results[node.id] = outputs
+
+
+_EXPECTED = (PatchwireError, httpx.HTTPError, TimeoutError)
+
+
+def _error_data(node: NodeSpec, exc: BaseException) -> dict[str, Any]:
+    error: dict[str, Any] = {"node_id": node.id, "node_name": node.name, "type": type(exc).__name__,
+                             "message": str(exc) or type(exc).__name__, "kind": error_kind(exc)}
     if isinstance(exc, NodeError) and exc.data:
         error["data"] = exc.data
     if isinstance(exc, ExpressionError):
         error.update(field=exc.field, expression=exc.expression)
-    if with_traceback:
+    if not isinstance(exc, _EXPECTED):  # a bug in node code: keep the traceback
         error["traceback"] = "".join(traceback.format_exception(exc))
     return error
 
@@ -265,9 +333,9 @@ def _outcome(run: Run) -> Outcome:
         return Outcome("failed", error=run.error)
     has_successor = {c.source for c in run.graph.connections}
     output = {
-        node.name: [i for items in run.results.get(node.id, {}).values() for i in items]
+        node.name: [i for items in run.results[node.id].values() for i in items]
         for node in run.graph.nodes
-        if node.id not in has_successor and run.status.get(node.id) == "succeeded"
+        if node.id not in has_successor and node.id in run.results
     }
     return Outcome("succeeded", output=output)
 

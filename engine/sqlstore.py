@@ -32,12 +32,11 @@ class SQLRunStore:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
 
-    async def finished_runs(self, execution_id: int) -> dict[str, NodeRunRecord]:
+    async def latest_runs(self, execution_id: int) -> dict[str, NodeRunRecord]:
         async with self._sessions() as session:
             rows = await session.scalars(
-                select(NodeRun).where(NodeRun.execution_id == execution_id,
-                                      NodeRun.status.in_(("succeeded", "skipped"))))
-            return {row.node_id: to_record(row) for row in rows}
+                select(NodeRun).where(NodeRun.execution_id == execution_id).order_by(NodeRun.attempt))
+            return {row.node_id: to_record(row) for row in rows}  # later attempts overwrite earlier
 
     async def node_started(self, execution_id: int, record: NodeRunRecord) -> None:
         await self._upsert(execution_id, record)

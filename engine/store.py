@@ -27,8 +27,8 @@ class NodeRunRecord:
 
 
 class RunStore(Protocol):
-    async def finished_runs(self, execution_id: int) -> dict[str, NodeRunRecord]:
-        """Node runs that reached succeeded or skipped (a resumed run does not repeat them)."""
+    async def latest_runs(self, execution_id: int) -> dict[str, NodeRunRecord]:
+        """The newest attempt of each node that has run (a resumed run starts from these)."""
         ...
 
     async def node_started(self, execution_id: int, record: NodeRunRecord) -> None: ...
@@ -48,9 +48,12 @@ class MemoryRunStore:
                                  error: dict[str, Any] | None) -> None:
         self.outcomes[execution_id] = (status, output, error)
 
-    async def finished_runs(self, execution_id: int) -> dict[str, NodeRunRecord]:
-        records = self.runs.get(execution_id, {}).values()
-        return {r.node_id: r for r in records if r.status in ("succeeded", "skipped")}
+    async def latest_runs(self, execution_id: int) -> dict[str, NodeRunRecord]:
+        latest: dict[str, NodeRunRecord] = {}
+        for record in self.runs.get(execution_id, {}).values():
+            if record.node_id not in latest or record.attempt > latest[record.node_id].attempt:
+                latest[record.node_id] = record
+        return latest
 
     async def node_started(self, execution_id: int, record: NodeRunRecord) -> None:
         self.runs.setdefault(execution_id, {})[(record.node_id, record.attempt)] = record
@@ -59,5 +62,10 @@ class MemoryRunStore:
         self.runs.setdefault(execution_id, {})[(record.node_id, record.attempt)] = record
 
     def status_of(self, execution_id: int, node_id: str) -> str | None:
-        found = [r for (n, _), r in self.runs.get(execution_id, {}).items() if n == node_id]
+        found = sorted((r for (n, _), r in self.runs.get(execution_id, {}).items() if n == node_id),
+                       key=lambda r: r.attempt)
         return found[-1].status if found else None
+
+    def attempts(self, execution_id: int, node_id: str) -> list[NodeRunRecord]:
+        return sorted((r for (n, _), r in self.runs.get(execution_id, {}).items() if n == node_id),
+                      key=lambda r: r.attempt)

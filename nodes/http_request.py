@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
@@ -11,6 +13,7 @@ from engine.config import KeyValue
 from engine.contract import Item, NodeContext, NodeResult, NodeType
 from engine.errors import NodeError
 from engine.expressions import check_syntax, is_expression
+from engine.policy import kind_of_status
 
 Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"]
 MAX_BODY_BYTES = 10 * 1024 * 1024
@@ -69,13 +72,28 @@ class HttpRequest(NodeType):
                                        timeout=config.timeout) as response:
                 content = await _read_capped(response)
         except httpx.TimeoutException:
-            raise NodeError(f"{config.method} {url} timed out after {config.timeout:g} s") from None
+            raise NodeError(f"{config.method} {url} timed out after {config.timeout:g} s", kind="timeout") from None
         except httpx.HTTPError as exc:
-            raise NodeError(f"{config.method} {url} failed: {exc}") from None
+            raise NodeError(f"{config.method} {url} failed: {exc}", kind="network") from None
         result = {"status": response.status_code, "headers": dict(response.headers), "body": _body(response, content)}
         if config.fail_on_error_status and response.status_code >= 400:
-            raise NodeError(f"{config.method} {url} returned HTTP {response.status_code}", data=result)
+            raise NodeError(f"{config.method} {url} returned HTTP {response.status_code}", data=result,
+                            kind=kind_of_status(response.status_code),
+                            retry_after=retry_after(response.headers.get("retry-after")))
         return result
+
+
+def retry_after(value: str | None) -> float | None:
+    """``Retry-After`` as seconds from now: either delay-seconds or an HTTP date (RFC 9110 §10.2.3)."""
+    if not value:
+        return None
+    if value.strip().isdigit():
+        return float(value.strip())
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (when - datetime.now(UTC)).total_seconds()) if when.tzinfo else None
 
 
 async def _read_capped(response: httpx.Response) -> bytes:

@@ -28,6 +28,7 @@ def configure_templates(engine: JinjaTemplateEngine) -> None:
     env = engine.engine
     env.autoescape = True
     env.filters["pretty_json"] = pretty_json
+    env.tests["startingwith"] = lambda value, prefix: isinstance(value, str) and value.startswith(prefix)
     env.globals["duration"] = duration
     env.globals["registry"] = registry
     env.globals["field_specs"] = field_specs

@@ -21,7 +21,7 @@
 
   const dfToNode = new Map();   // Drawflow id (string) -> node row id
   const nodeToDf = new Map();   // node row id -> Drawflow id (string)
-  const nodeTypeOf = new Map(); // node row id -> type name
+  const portsOf = new Map();    // node row id -> {inputs: [names], outputs: [names]}
   let quiet = 0;                // > 0 while we change the canvas ourselves (no saving back)
 
   // Drawflow draws a wire once, from the port positions of that moment. A node that grows or
@@ -57,14 +57,17 @@
     return response;
   }
 
-  function portName(typeName, side, cls) {
+  // Drawflow numbers ports (output_1, input_1, …); nodes name them (main, true, false, error, …).
+  function portName(nodeId, side, cls) {
     const index = parseInt(cls.split('_')[1], 10) - 1;
-    return nodeTypes[typeName][side][index];
+    return portsOf.get(nodeId)[side][index];
   }
 
-  function portClass(typeName, side, name) {
-    return `${side === 'outputs' ? 'output' : 'input'}_${nodeTypes[typeName][side].indexOf(name) + 1}`;
+  function portClass(nodeId, side, name) {
+    return `${side === 'outputs' ? 'output' : 'input'}_${portsOf.get(nodeId)[side].indexOf(name) + 1}`;
   }
+
+  const names = (text) => (text ? text.split(',') : []);
 
   function addNodeFromHtml(html) {
     const holder = document.createElement('template');
@@ -72,12 +75,13 @@
     const el = holder.content.firstElementChild;
     const d = el.dataset;
     quiet++;
-    const dfId = String(editor.addNode(d.type, +d.inputs, +d.outputs, +d.x, +d.y, `pw-${d.type}`,
-                                       { node_id: d.nodeId }, el.outerHTML));
+    const ports = { inputs: names(d.inputs), outputs: names(d.outputs) };
+    const dfId = String(editor.addNode(d.type, ports.inputs.length, ports.outputs.length, +d.x, +d.y,
+                                       `pw-${d.type}`, { node_id: d.nodeId }, el.outerHTML));
     quiet--;
     dfToNode.set(dfId, d.nodeId);
     nodeToDf.set(d.nodeId, dfId);
-    nodeTypeOf.set(d.nodeId, d.type);
+    portsOf.set(d.nodeId, ports);
     const dom = document.getElementById(`node-${dfId}`);
     dom.dataset.nodeId = d.nodeId;
     dom.setAttribute('aria-label', `${d.type} node`);
@@ -94,8 +98,7 @@
     quiet++;
     for (const c of connections) {
       editor.addConnection(nodeToDf.get(c.source), nodeToDf.get(c.target),
-        portClass(nodeTypeOf.get(c.source), 'outputs', c.source_port),
-        portClass(nodeTypeOf.get(c.target), 'inputs', c.target_port));
+        portClass(c.source, 'outputs', c.source_port), portClass(c.target, 'inputs', c.target_port));
     }
     quiet--;
   }
@@ -105,8 +108,8 @@
     const target = dfToNode.get(String(c.input_id));
     return {
       source, target,
-      source_port: portName(nodeTypeOf.get(source), 'outputs', c.output_class),
-      target_port: portName(nodeTypeOf.get(target), 'inputs', c.input_class),
+      source_port: portName(source, 'outputs', c.output_class),
+      target_port: portName(target, 'inputs', c.input_class),
     };
   }
 
@@ -189,6 +192,20 @@
     if (!nodeTypes[type]) return;
     const p = clientToCanvas(e.clientX, e.clientY);
     createNode(type, p.x, p.y).catch(() => {});
+  });
+
+  // A node's outputs change with its settings (the error output): the server says so after a save.
+  document.addEventListener('pw-ports', (e) => {
+    const { node, outputs } = e.detail;
+    const dfId = nodeToDf.get(node);
+    if (!dfId) return;
+    quiet++;
+    let count = Object.keys(editor.getNodeFromId(dfId).outputs).length;
+    for (; count < outputs.length; count++) editor.addNodeOutput(dfId);
+    for (; count > outputs.length; count--) editor.removeNodeOutput(dfId, `output_${count}`);
+    quiet--;
+    portsOf.get(node).outputs = outputs;
+    editor.updateConnectionNodes(`node-${dfId}`);
   });
 
   loadInitialGraph();

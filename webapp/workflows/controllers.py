@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
 import msgspec
@@ -13,8 +14,9 @@ from msgspec import Struct
 
 from engine.config import config_from_form
 from engine.errors import ConfigError, GraphError, RegistryError
-from engine.graph import validate_graph
+from engine.graph import ports, validate_graph
 from engine.models import Node
+from engine.policy import NodeSettings, RetryPolicy, parse_settings, settings_from_form
 from nodes import registry
 from webapp.executions.services import start
 from webapp.forms import Form, is_htmx, multidict
@@ -51,7 +53,7 @@ def node_view(node: Node) -> dict[str, Any]:
         node_type = registry.get(node.type_name, node.type_version)
     except RegistryError:
         node_type = unknown_type(node.type_name, node.type_version)
-    return {"node": node, "type": node_type}
+    return {"node": node, "type": node_type, "outputs": ports(node_type, "outputs", parse_settings(node.settings))}
 
 
 class WorkflowController(Controller):
@@ -119,15 +121,20 @@ class WorkflowController(Controller):
         form = multidict(await request.form())
         name = (form.get("name") or [""])[-1]
         raw, errors = config_from_form(workflows.node_type(node).Config, form)
+        raw_settings = settings_from_form(form)
         try:
             if errors:
                 raise ConfigError(errors)
-            node = await workflows.update_node(workflow_id, node_id, name, raw)
+            node = await workflows.update_node(workflow_id, node_id, name, raw, raw_settings)
         except ConfigError as exc:
             node = await workflows.node(workflow_id, node_id)  # reloaded: a failed commit expired it
             # What the person typed is shown again with the errors; the stored config is unchanged.
-            return _panel(node, {**node.config, **raw}, exc.field_errors, name=name, status_code=422)
-        return _panel(node, node.config, {}, saved=True)
+            return _panel(node, {**node.config, **raw}, exc.field_errors, name=name, status_code=422,
+                          settings=raw_settings)
+        response = _panel(node, node.config, {}, saved=True)
+        # the canvas adds or removes the node's error output to match its settings
+        response.headers["HX-Trigger"] = json.dumps({"pw-ports": {"node": node.id, "outputs": list(workflows.outputs(node))}})
+        return response
 
     @post("/{workflow_id:int}/nodes/{node_id:str}/position")
     async def move_node(self, workflows: NamedDependency[WorkflowService], workflow_id: FromPath[int], node_id: FromPath[str],
@@ -186,9 +193,15 @@ def _problems_by_node(problems: list[Any]) -> dict[str, list[str]]:
 
 
 def _panel(node: Node, config: dict[str, Any], errors: dict[str, str], *, name: str | None = None,
-           saved: bool = False, status_code: int = 200) -> Template:
+           saved: bool = False, status_code: int = 200, settings: dict[str, Any] | None = None) -> Template:
     return Template("nodes/_panel.html", status_code=status_code, context={
         **node_view(node), "config": config, "errors": errors, "name": node.name if name is None else name,
-        "saved": saved})
+        "saved": saved, "settings": _settings_view(node.settings if settings is None else settings)})
+
+
+def _settings_view(raw: dict[str, Any]) -> dict[str, Any]:
+    """Settings as the form shows them: stored values over defaults (raw text after an error)."""
+    defaults = {**msgspec.structs.asdict(NodeSettings()), "retry": msgspec.structs.asdict(RetryPolicy())}
+    return {**defaults, **raw, "retry": {**defaults["retry"], **(raw.get("retry") or {})}}
 
 

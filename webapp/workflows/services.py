@@ -6,6 +6,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 from litestar.exceptions import NotFoundException
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
@@ -22,10 +23,13 @@ from engine.graph import (
     GraphError,
     Problem,
     WorkflowDocument,
+    port_problem,
+    ports,
     validate_graph,
     would_close_cycle,
 )
 from engine.models import Connection, Node, Workflow
+from engine.policy import ERROR_PORT, check_settings, parse_settings
 from engine.registry import Registry
 from webapp.errors import Conflict, Invalid
 
@@ -129,12 +133,12 @@ class WorkflowService:
         return node
 
     async def update_node(self, workflow_id: int, node_id: str, name: str, raw_config: dict[str, Any],
-                          expected_version: int | None = None) -> Node:
+                          raw_settings: dict[str, Any] | None = None) -> Node:
         """Validate first; on any error nothing is written and ``ConfigError`` names the fields."""
         node = await self.node(workflow_id, node_id)
-        if expected_version is not None and expected_version != node.version:
-            raise Conflict("This node was changed elsewhere (another tab?). Reload to see the latest version.")
-        errors: dict[str, str] = {}
+        settings, errors = check_settings(raw_settings if raw_settings is not None else node.settings)
+        if settings is not None and settings.on_error != "error_output" and await self._uses_error_port(node):
+            errors["settings.on_error"] = "Remove the connections from this node's error output first."
         try:
             name = clean_name(name, "Name")
         except Invalid as exc:
@@ -146,8 +150,17 @@ class WorkflowService:
         if errors:
             raise ConfigError(errors)
         node.name, node.config = name, config_to_dict(config)
+        node.settings = msgspec.to_builtins(settings)
         await self._commit_node()
         return node
+
+    async def _uses_error_port(self, node: Node) -> bool:
+        found = await self.db.scalar(select(Connection.id).where(
+            Connection.source_node_id == node.id, Connection.source_port == ERROR_PORT).limit(1))
+        return found is not None
+
+    def outputs(self, node: Node) -> tuple[str, ...]:
+        return ports(self.node_type(node), "outputs", parse_settings(node.settings))
 
     async def _commit_node(self) -> None:
         try:
@@ -187,10 +200,8 @@ class WorkflowService:
         return conn
 
     def _check_port(self, node: Node, port: str, side: str) -> None:
-        ports = getattr(self.node_type(node), side)
-        if port not in ports:
-            kind = "output" if side == "outputs" else "input"
-            raise Invalid(f"{node.name} has no {kind} port {port!r} (it has: {', '.join(ports) or 'none'}).")
+        if message := port_problem(node.name, self.node_type(node), port, side, parse_settings(node.settings)):
+            raise Invalid(message)
 
     async def delete_connection(self, workflow_id: int, source: str, source_port: str,
                                 target: str, target_port: str) -> None:
@@ -225,7 +236,8 @@ class WorkflowService:
         ids = {n.id: new_node_id() for n in document.nodes}
         for spec in document.nodes:
             self.db.add(Node(id=ids[spec.id], workflow_id=workflow.id, type_name=spec.type, type_version=spec.version,
-                             name=spec.name, config=spec.config, pos_x=spec.position.x, pos_y=spec.position.y))
+                             name=spec.name, config=spec.config, settings=msgspec.to_builtins(spec.settings),
+                             pos_x=spec.position.x, pos_y=spec.position.y))
         await self.db.flush()
         for c in document.connections:
             self.db.add(Connection(workflow_id=workflow.id, source_node_id=ids[c.source], source_port=c.source_port,
