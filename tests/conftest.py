@@ -79,7 +79,9 @@ def redis_url() -> Iterator[str]:
 
 @pytest.fixture
 def sink_server() -> Iterator[Any]:
-    """A real HTTP server on loopback: ``/ok`` JSON, ``/fail`` 500, ``/slow`` sleeps 3 s; records requests."""
+    """A real HTTP server on loopback, recording requests: ``/ok`` JSON, ``/fail`` 500, ``/slow`` sleeps
+    3 s, ``/flaky/N/…`` answers 503 to the first N requests of that path, ``/limited/…`` answers 429 with
+    ``Retry-After: 1`` to the first request of that path."""
     import json
     import threading
     import time
@@ -91,13 +93,21 @@ def sink_server() -> Iterator[Any]:
         def _reply(self) -> None:
             length = int(self.headers.get("content-length") or 0)
             body = self.rfile.read(length).decode() if length else ""
-            received.append({"method": self.command, "path": self.path, "headers": dict(self.headers), "body": body})
+            received.append({"method": self.command, "path": self.path, "headers": dict(self.headers), "body": body,
+                             "at": time.monotonic()})
             if self.path.startswith("/slow"):
                 time.sleep(3)
+            seen = sum(1 for r in received if r["path"] == self.path)
             status = 500 if self.path.startswith("/fail") else 200
+            if self.path.startswith("/flaky/") and seen <= int(self.path.split("/")[2]):
+                status = 503
+            if self.path.startswith("/limited/") and seen == 1:
+                status = 429
             payload = json.dumps({"ok": status == 200, "greeting": "hello from the sink", "path": self.path}).encode()
             self.send_response(status)
             self.send_header("content-type", "application/json")
+            if status == 429:
+                self.send_header("retry-after", "1")
             self.send_header("content-length", str(len(payload)))
             self.end_headers()
             self.wfile.write(payload)

@@ -91,3 +91,53 @@ def test_invalid_graph_is_refused_with_problems_and_marked_nodes(browser: Browse
     assert "needs a trigger" in response.text and "This field is required" in response.text
     assert f'id="status-{http}" data-status="invalid"' in response.text
     assert db_call(lambda db: db.scalar(select(Execution.id))) is None
+
+
+def test_settings_tab_retries_a_flaky_api_with_each_attempt_visible(browser: Browser, sink_server: Any,
+                                                                    db_call: Any) -> None:
+    browser.register("retry@example.com")
+    wid, ids = build_flow(browser, f"{sink_server.url}/flaky/2/x")
+    bad = browser.configure(wid, ids["http"], {"name": "Fetch", "url": f"{sink_server.url}/flaky/2/x",
+                                               "settings.present": "1", "settings.retry.max_attempts": "0"})
+    assert bad.status_code == 422 and "Expected int &gt;= 1" in bad.text
+    saved = browser.configure(wid, ids["http"], {
+        "name": "Fetch", "url": f"{sink_server.url}/flaky/2/x", "fail_on_error_status": "on",
+        "settings.present": "1", "settings.retry.max_attempts": "3", "settings.retry.initial_delay": "0.05",
+        "settings.retry.retry_on": ["5xx", "network"], "settings.on_error": "stop"})
+    assert saved.status_code == 200, saved.text
+    execution_id = run(browser, wid)
+    assert browser.wait_for_execution(execution_id) == "succeeded"
+    attempts = sorted((r.attempt, r.status) for r in db_call(lambda db: _all_runs(db, execution_id))
+                      if r.node_id == ids["http"])
+    assert attempts == [(1, "failed"), (2, "failed"), (3, "succeeded")]
+    assert len({r["headers"]["Idempotency-Key"] for r in sink_server.received}) == 1, "one key for all attempts"
+    page = browser.get(f"/executions/{execution_id}").text
+    assert "returned HTTP 503" in page
+
+
+def test_retry_after_is_honoured(browser: Browser, sink_server: Any) -> None:
+    browser.register("limited@example.com")
+    wid, ids = build_flow(browser, f"{sink_server.url}/limited/a")
+    browser.configure(wid, ids["http"], {
+        "name": "Fetch", "url": f"{sink_server.url}/limited/a", "fail_on_error_status": "on",
+        "settings.present": "1", "settings.retry.max_attempts": "2", "settings.retry.initial_delay": "0",
+        "settings.retry.retry_on": ["429"]})
+    execution_id = run(browser, wid)
+    assert browser.wait_for_execution(execution_id) == "succeeded"
+    first, second = (r for r in sink_server.received if r["path"] == "/limited/a")
+    assert second["at"] - first["at"] >= 0.9
+
+
+def test_error_output_setting_adds_a_port_that_can_be_connected(browser: Browser) -> None:
+    browser.register("errport@example.com")
+    wid = browser.create_workflow()
+    http = browser.add_node(wid, "http_request")
+    handler = browser.add_node(wid, "set")
+    assert browser.connect(wid, http, handler, source_port="error").status_code == 422
+    saved = browser.configure(wid, http, {"name": "Fetch", "url": "https://x.example", "settings.present": "1",
+                                          "settings.on_error": "error_output"})
+    assert '"outputs": ["main", "error"]' in saved.headers["hx-trigger"]
+    assert browser.connect(wid, http, handler, source_port="error").status_code == 201
+    back = browser.configure(wid, http, {"name": "Fetch", "url": "https://x.example", "settings.present": "1",
+                                         "settings.on_error": "stop"})
+    assert back.status_code == 422 and "error output first" in back.text
