@@ -50,6 +50,10 @@ class NodeContext:
     http: httpx.AsyncClient
     expressions: Expressions
     trigger_input: Item = field(default_factory=dict)
+    inputs: dict[str, list[Item]] = field(default_factory=dict)
+    """Items per input port, for nodes with several inputs (Merge); ``items`` is their concatenation."""
+    live_inputs: tuple[str, ...] = ()
+    """Input ports whose upstream ran (not skipped) — what a Merge waits for."""
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("patchwire.node"))
 
     @property

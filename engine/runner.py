@@ -191,12 +191,18 @@ def _live_inputs(run: Run, node_id: str) -> bool:
 
 
 def _input_items(run: Run, node: NodeSpec) -> list[Item]:
+    return [item for items in _inputs_by_port(run, node).values() for item in items]
+
+
+def _inputs_by_port(run: Run, node: NodeSpec) -> dict[str, list[Item]]:
+    """Items arriving at each input port; a port only appears if some upstream output reached it."""
     if _is_start(run, node):
-        return [dict(run.trigger_input)]
-    items: list[Item] = []
+        return {"main": [dict(run.trigger_input)]}
+    inputs: dict[str, list[Item]] = {}
     for c in run.incoming(node.id):
-        items += run.results.get(c.source, {}).get(c.source_port, [])
-    return items
+        if c.source_port in run.results.get(c.source, {}):
+            inputs.setdefault(c.target_port, []).extend(run.results[c.source][c.source_port])
+    return inputs
 
 
 async def _skip(run: Run, node: NodeSpec) -> None:
@@ -232,9 +238,11 @@ async def _run_node(run: Run, node: NodeSpec) -> None:
 
 async def _call(run: Run, node: NodeSpec, node_type: type[NodeType], items: list[Item], attempt: int) -> NodeResult:
     config = parse_config(node_type.Config, node.config)
+    inputs = _inputs_by_port(run, node)
     ctx = NodeContext(
         execution_id=run.execution_id, workflow_id=run.workflow_id, node_id=node.id, node_name=node.name,
         attempt=attempt, http=run.http, expressions=Expressions(run.trigger_input), trigger_input=run.trigger_input,
+        inputs=inputs, live_inputs=tuple(inputs),
     )
     instance = node_type()
     limit = node.settings.timeout or instance.time_limit(config, items) or run.node_timeout
