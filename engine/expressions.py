@@ -14,6 +14,8 @@ from typing import Any
 
 from jinja2 import StrictUndefined, TemplateError, Undefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+from jsonpath_ng import parse as jsonpath_parse
+from jsonpath_ng.exceptions import JsonPathLexerError, JsonPathParserError
 
 from engine.errors import ExpressionError
 
@@ -111,13 +113,35 @@ def render_value(value: Any, variables: dict[str, Any], *, field: str = "") -> A
 
 
 class Expressions:
-    """The expression evaluator a node gets on its context."""
+    """The expression evaluator a node gets on its context.
 
-    def __init__(self, trigger_input: dict[str, Any]) -> None:
-        self._base = {"trigger": trigger_input}
+    Variables: ``item`` (the item being processed), ``items`` (all of the node's input items),
+    ``trigger`` (the execution's input), ``nodes["Name"]`` (the output items of an earlier node,
+    by name), ``now`` (UTC). Filter: ``value | jsonpath("$.a[*].b")`` → list of matches.
+    """
+
+    def __init__(self, trigger_input: dict[str, Any], *, items: list[dict[str, Any]] | None = None,
+                 nodes: dict[str, list[dict[str, Any]]] | None = None) -> None:
+        self._base = {"trigger": trigger_input, "items": items or [], "nodes": nodes or {}}
 
     def render(self, value: Any, *, item: dict[str, Any], field: str) -> Any:
         variables = {**self._base, "item": item, "now": datetime.now(UTC)}
         return render_value(value, variables, field=field)
+
+
+@lru_cache(maxsize=256)
+def _jsonpath(path: str) -> Any:
+    try:
+        return jsonpath_parse(path)
+    except (JsonPathParserError, JsonPathLexerError, ValueError) as exc:
+        raise ValueError(f"invalid JSONPath {path!r}: {exc}") from None
+
+
+def jsonpath_filter(value: Any, path: str) -> list[Any]:
+    """All matches of a JSONPath (jsonpath-ng syntax, e.g. ``$.orders[*].id``) in ``value``."""
+    return [match.value for match in _jsonpath(path).find(value)]
+
+
+_env.filters["jsonpath"] = jsonpath_filter
 
 

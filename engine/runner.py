@@ -241,7 +241,8 @@ async def _call(run: Run, node: NodeSpec, node_type: type[NodeType], items: list
     inputs = _inputs_by_port(run, node)
     ctx = NodeContext(
         execution_id=run.execution_id, workflow_id=run.workflow_id, node_id=node.id, node_name=node.name,
-        attempt=attempt, http=run.http, expressions=Expressions(run.trigger_input), trigger_input=run.trigger_input,
+        attempt=attempt, http=run.http, trigger_input=run.trigger_input,
+        expressions=Expressions(run.trigger_input, items=items, nodes=_outputs_by_name(run)),
         inputs=inputs, live_inputs=tuple(inputs),
     )
     instance = node_type()
@@ -257,6 +258,12 @@ async def _call(run: Run, node: NodeSpec, node_type: type[NodeType], items: list
     if unknown:
         raise NodeError(f"{node.name} returned items on unknown output(s): {', '.join(sorted(unknown))}")
     return NodeResult(_as_json(node, result.outputs))
+
+
+def _outputs_by_name(run: Run) -> dict[str, list[Item]]:
+    """Earlier nodes' output items by node name (all ports), for ``nodes["Name"]`` in expressions."""
+    return {run.node(node_id).name: [i for port_items in outputs.values() for i in port_items]
+            for node_id, outputs in run.results.items()}
 
 
 def _as_json(node: NodeSpec, outputs: dict[str, list[Item]]) -> dict[str, list[Item]]:

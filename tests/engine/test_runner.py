@@ -227,3 +227,16 @@ async def test_cancelling_the_run_cancels_its_node_tasks() -> None:
             await task
     assert all(t.done() for t in before), "node tasks outlived the cancelled run"
     assert Probe.calls == []
+
+
+async def test_expressions_see_items_earlier_nodes_by_name_trigger_and_jsonpath() -> None:
+    graph = Graph(
+        nodes=[node("t", "manual_trigger"),
+               NodeSpec("a", "set", "Orders", config={"fields": [{"name": "orders", "value": "{{ trigger.orders }}"}]}),
+               NodeSpec("b", "set", "Summary", config={"keep_existing": False, "fields": [
+                   {"name": "ids", "value": '{{ nodes["Orders"][0].orders | jsonpath("$[*].id") }}'},
+                   {"name": "count", "value": "{{ items | length }}"},
+                   {"name": "who", "value": "{{ trigger.who }}"}]})],
+        connections=[edge("t", "a"), edge("a", "b")])
+    outcome, _, _ = await run_graph(graph, {"who": "ops", "orders": [{"id": 7}, {"id": 9}]})
+    assert outcome.output == {"Summary": [{"ids": [7, 9], "count": 1, "who": "ops"}]}
