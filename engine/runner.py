@@ -81,17 +81,21 @@ class Run:
         return self._nodes[node_id]
 
     async def emit(self, type_: str, node: NodeSpec | None = None, **fields: Any) -> None:
+        """Number the event, persist it (for reconnecting clients), then publish it."""
         self._seq += 1
-        await self.sink.publish(Event(
+        event = Event(
             type=type_, execution_id=self.execution_id, workflow_id=self.workflow_id, seq=self._seq,
             at=time.time(), node_id=node.id if node else None, node_name=node.name if node else None, **fields,
-        ))
+        )
+        await self.store.record_event(self.execution_id, self._seq, msgspec.to_builtins(event))
+        await self.sink.publish(event)
 
 
 async def execute(run: Run) -> Outcome:
     """Run (or resume) the graph to the end; the caller persists the returned outcome."""
     ensure_valid(run.graph, run.registry)
     await _load_previous_runs(run)
+    run._seq = await run.store.last_seq(run.execution_id)  # a resumed run numbers on
     await run.emit("workflow.started", status="running")
     try:
         async with asyncio.timeout(run.execution_timeout) as deadline:

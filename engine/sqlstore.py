@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from engine.models import Execution, NodeRun
+from engine.models import Execution, ExecutionEvent, NodeRun
 from engine.store import NodeRunRecord
 
 
@@ -50,6 +50,16 @@ class SQLRunStore:
             execution = await session.get_one(Execution, execution_id)
             execution.status, execution.output, execution.error = status, output, error
             execution.finished_at = datetime.now(UTC)
+
+    async def record_event(self, execution_id: int, seq: int, data: dict[str, Any]) -> None:
+        async with self._sessions.begin() as session:
+            session.add(ExecutionEvent(execution_id=execution_id, seq=seq, data=data))
+
+    async def last_seq(self, execution_id: int) -> int:
+        async with self._sessions() as session:
+            found = await session.scalar(select(func.max(ExecutionEvent.seq))
+                                         .where(ExecutionEvent.execution_id == execution_id))
+        return found or 0
 
     async def _upsert(self, execution_id: int, record: NodeRunRecord) -> None:
         """One row per (execution, node, attempt); a re-run after a crash overwrites its attempt."""

@@ -38,11 +38,24 @@ class RunStore(Protocol):
     async def execution_finished(self, execution_id: int, status: str, output: dict[str, Any] | None,
                                  error: dict[str, Any] | None) -> None: ...
 
+    async def record_event(self, execution_id: int, seq: int, data: dict[str, Any]) -> None:
+        """Keep a published event (numbered per execution) for clients that reconnect."""
+        ...
+
+    async def last_seq(self, execution_id: int) -> int: ...
+
 
 @dataclass
 class MemoryRunStore:
     runs: dict[int, dict[tuple[str, int], NodeRunRecord]] = field(default_factory=dict)
     outcomes: dict[int, tuple[str, dict[str, Any] | None, dict[str, Any] | None]] = field(default_factory=dict)
+    events: dict[int, list[tuple[int, dict[str, Any]]]] = field(default_factory=dict)
+
+    async def record_event(self, execution_id: int, seq: int, data: dict[str, Any]) -> None:
+        self.events.setdefault(execution_id, []).append((seq, data))
+
+    async def last_seq(self, execution_id: int) -> int:
+        return max((seq for seq, _ in self.events.get(execution_id, [])), default=0)
 
     async def execution_finished(self, execution_id: int, status: str, output: dict[str, Any] | None,
                                  error: dict[str, Any] | None) -> None:

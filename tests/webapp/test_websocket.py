@@ -71,3 +71,36 @@ def test_anonymous_websocket_is_refused(browser: Browser, client: Any) -> None:
     anonymous = Browser(client)
     with pytest.raises(WebSocketDisconnect), anonymous.websocket(f"/ws/executions/{execution_id}") as ws:
         ws.receive_text()
+
+
+def _seqs(messages: list[str]) -> list[int]:
+    return [int(s) for m in messages for s in re.findall(r'id="pw-seq" hidden data-seq="(\d+)"', m)]
+
+
+def _drain(ws: Any) -> list[str]:
+    messages = []
+    while True:
+        try:
+            messages.append(ws.receive_text())
+        except WebSocketDisconnect:
+            return messages
+
+
+def test_reconnecting_client_gets_missed_events_without_gaps_or_duplicates(browser: Browser) -> None:
+    browser.register("resume@example.com")
+    wid, trigger, delay = slow_flow(browser, "0.3")
+    execution_id = start(browser, wid)
+    with browser.websocket(f"/ws/executions/{execution_id}") as ws:
+        first = ws.receive_text()  # the snapshot; then the tab "loses" its connection
+    snapshot_seq = _seqs([first])[0]
+    browser.wait_for_execution(execution_id)
+    with browser.websocket(f"/ws/executions/{execution_id}?after={snapshot_seq}") as ws:
+        replay = _drain(ws)
+    seqs = _seqs(replay)
+    total = seqs[-1]
+    assert seqs == list(range(snapshot_seq + 1, total + 1)), "every missed event once, in order"
+    assert "workflow.finished" not in replay[-1] and 'id="run-status" hx-swap-oob="true" data-status="succeeded"' in replay[-1]
+    with browser.websocket(f"/ws/executions/{execution_id}?after=2") as ws:
+        assert _seqs(_drain(ws)) == list(range(3, total + 1))
+    with browser.websocket(f"/ws/executions/{execution_id}?after={total}") as ws:
+        assert _drain(ws) == [], "nothing missed: the stream of a finished execution just closes"

@@ -6,11 +6,12 @@ import asyncio
 from typing import Any
 from urllib.parse import urlsplit
 
+import msgspec
 from litestar import Controller, Request, WebSocket, get, websocket
 from litestar.channels import ChannelsPlugin
 from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException, WebSocketDisconnect
-from litestar.params import FromPath
+from litestar.params import FromPath, FromQuery
 from litestar.response import Template
 from litestar.template import TemplateEngineProtocol
 
@@ -56,31 +57,38 @@ def render(socket: WebSocket[Any, Any, Any], name: str, **context: Any) -> str:
 
 @websocket("/ws/executions/{execution_id:int}")
 async def execution_stream(socket: WebSocket[Any, Any, Any], channels: NamedDependency[ChannelsPlugin],
-                           execution_id: FromPath[int]) -> None:
-    """Streams node status badges as htmx out-of-band fragments until the execution ends."""
+                           execution_id: FromPath[int], after: FromQuery[int | None] = None) -> None:
+    """Streams node status badges as htmx out-of-band fragments until the execution ends.
+
+    First connection: a snapshot of the state persisted so far, then live events. Reconnection
+    with ``?after=N`` (the last ``seq`` the client applied): the events after N from the database,
+    then live ones — no gaps and no duplicates, because the subscription starts before the read
+    and live events at or below the last sent ``seq`` are dropped.
+    """
     if not same_origin(socket):
         await socket.close(code=WS_FORBIDDEN, reason="cross-origin WebSocket refused")
         return
     async with socket.app.state.runtime.sessions() as db:
-        service = ExecutionService(db, socket.user.id)
         try:
-            await service.get(execution_id)
+            await ExecutionService(db, socket.user.id).get(execution_id)
         except NotFoundException:
             await socket.close(code=WS_NOT_FOUND, reason="not found")
             return
     await socket.accept()
     async with channels.start_subscription([channel_for(execution_id)]) as subscriber:
         try:
-            if not await _send_snapshot(socket, execution_id):
-                await _stream_until_done(socket, subscriber)
+            last_seq, finished = await (_send_snapshot(socket, execution_id) if after is None
+                                        else _send_missed(socket, execution_id, after))
+            if not finished:
+                await _stream_until_done(socket, subscriber, last_seq)
         except WebSocketDisconnect:
             return
     await socket.close()
 
 
-async def _stream_until_done(socket: WebSocket[Any, Any, Any], subscriber: Any) -> None:
+async def _stream_until_done(socket: WebSocket[Any, Any, Any], subscriber: Any, last_seq: int) -> None:
     """Forward events until ``workflow.finished``, the browser goes away, or the time limit."""
-    forward = asyncio.create_task(_forward(socket, subscriber))
+    forward = asyncio.create_task(_forward(socket, subscriber, last_seq))
     gone = asyncio.create_task(_until_disconnect(socket))
     done, pending = await asyncio.wait({forward, gone}, timeout=MAX_STREAM_SECONDS,
                                        return_when=asyncio.FIRST_COMPLETED)
@@ -91,12 +99,19 @@ async def _stream_until_done(socket: WebSocket[Any, Any, Any], subscriber: Any) 
         task.result()
 
 
-async def _forward(socket: WebSocket[Any, Any, Any], subscriber: Any) -> None:
+async def _forward(socket: WebSocket[Any, Any, Any], subscriber: Any, last_seq: int) -> None:
     async for message in subscriber.iter_events():
         event = Event.from_json(message)
-        await socket.send_text(render(socket, "executions/_event.html", event=event))
+        if event.seq <= last_seq:
+            continue  # already sent from the database
+        await _send_event(socket, event)
+        last_seq = event.seq
         if event.type == "workflow.finished":
             return
+
+
+async def _send_event(socket: WebSocket[Any, Any, Any], event: Event) -> None:
+    await socket.send_text(render(socket, "executions/_event.html", event=event))
 
 
 async def _until_disconnect(socket: WebSocket[Any, Any, Any]) -> None:
@@ -105,17 +120,29 @@ async def _until_disconnect(socket: WebSocket[Any, Any, Any]) -> None:
         await socket.receive_data(mode="text")
 
 
-async def _send_snapshot(socket: WebSocket[Any, Any, Any], execution_id: int) -> bool:
-    """Send the state persisted so far (events published earlier are not replayed by pub/sub).
-
-    Returns True when the execution has already ended. Subscribing first and then reading the
-    database means no event falls between the two; a duplicate badge update is harmless.
-    """
+async def _send_snapshot(socket: WebSocket[Any, Any, Any], execution_id: int) -> tuple[int, bool]:
+    """The state persisted so far; returns (the last event seq it covers, whether the run ended)."""
     async with socket.app.state.runtime.sessions() as db:
         service = ExecutionService(db, socket.user.id)
+        last_seq = await service.last_seq(execution_id)
         execution = await service.get(execution_id)
         runs = await service.node_runs(execution_id)
     latest = {run.node_id: run for run in runs}
-    html = render(socket, "executions/_snapshot.html", execution=execution, runs=list(latest.values()))
+    html = render(socket, "executions/_snapshot.html", execution=execution, runs=list(latest.values()),
+                  seq=last_seq)
     await socket.send_text(html)
-    return execution.status in TERMINAL_STATUSES
+    return last_seq, execution.status in TERMINAL_STATUSES
+
+
+async def _send_missed(socket: WebSocket[Any, Any, Any], execution_id: int, after: int) -> tuple[int, bool]:
+    """Replay the persisted events after ``after``; returns (last seq sent, whether the run ended)."""
+    async with socket.app.state.runtime.sessions() as db:
+        service = ExecutionService(db, socket.user.id)
+        events = await service.events_after(execution_id, after)
+        ended = (await service.get(execution_id)).status in TERMINAL_STATUSES
+    last_seq, finished = after, ended and not events
+    for data in events:
+        event = msgspec.convert(data, Event)
+        await _send_event(socket, event)
+        last_seq, finished = event.seq, event.type == "workflow.finished"
+    return last_seq, finished

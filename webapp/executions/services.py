@@ -7,11 +7,11 @@ from typing import Any
 
 from litestar.exceptions import NotFoundException
 from saq import Queue
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from engine.executions import create_execution, enqueue_execution
-from engine.models import Execution, NodeRun, Workflow
+from engine.models import Execution, ExecutionEvent, NodeRun, Workflow
 from engine.registry import Registry
 from engine.worker import HEARTBEAT
 
@@ -32,6 +32,19 @@ class ExecutionService:
         await self.get(execution_id)
         return list(await self.db.scalars(select(NodeRun).where(NodeRun.execution_id == execution_id)
                                           .order_by(NodeRun.started_at, NodeRun.id)))
+
+    async def last_seq(self, execution_id: int) -> int:
+        await self.get(execution_id)
+        found = await self.db.scalar(select(func.max(ExecutionEvent.seq))
+                                     .where(ExecutionEvent.execution_id == execution_id))
+        return found or 0
+
+    async def events_after(self, execution_id: int, after: int, limit: int = 10_000) -> list[dict[str, Any]]:
+        await self.get(execution_id)
+        rows = await self.db.scalars(select(ExecutionEvent.data).where(
+            ExecutionEvent.execution_id == execution_id, ExecutionEvent.seq > after)
+            .order_by(ExecutionEvent.seq).limit(limit))
+        return list(rows)
 
     async def recent(self, limit: int = 50, workflow_id: int | None = None) -> list[tuple[Execution, str]]:
         query = (select(Execution, Workflow.name).join(Workflow, Workflow.id == Execution.workflow_id)
