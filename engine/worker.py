@@ -10,23 +10,27 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 from saq import Queue, Worker
 from saq.job import Job
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from engine.errors import GraphError
 from engine.events import EventSink
-from engine.executions import JOB_FUNCTION, graph_from_json
+from engine.executions import JOB_FUNCTION, enqueue_execution, graph_from_json
 from engine.models import TERMINAL_STATUSES, Execution, WorkflowVersion
 from engine.registry import Registry
 from engine.runner import Outcome, Run, execute, finish
 from engine.sqlstore import SQLRunStore
 
 HEARTBEAT = 10
+RECONCILE_EVERY = 15.0
+RECONCILE_GRACE = 10.0
+SHUTDOWN_GRACE = 25
 log = logging.getLogger("patchwire.worker")
 
 
@@ -38,6 +42,7 @@ class WorkerServices:
     sink: EventSink
     registry: Registry
     http: httpx.AsyncClient
+    execution_timeout: float = 3600.0
 
 
 async def run_execution(ctx: dict[str, Any], *, execution_id: int) -> str:
@@ -52,7 +57,8 @@ async def run_execution(ctx: dict[str, Any], *, execution_id: int) -> str:
         execution.started_at = execution.started_at or datetime.now(UTC)
         graph, workflow_id, trigger_input = graph_from_json(version.graph), execution.workflow_id, execution.input
     run = Run(execution_id=execution_id, workflow_id=workflow_id, graph=graph, registry=services.registry,
-              store=SQLRunStore(services.sessions), sink=services.sink, http=services.http, trigger_input=trigger_input)
+              store=SQLRunStore(services.sessions), sink=services.sink, http=services.http, trigger_input=trigger_input,
+              execution_timeout=services.execution_timeout)
     beat = asyncio.create_task(_heartbeat(job)) if job is not None else None
     try:
         outcome = await _execute(run, last_attempt=job is None or job.attempts >= job.retries)
@@ -78,6 +84,11 @@ async def _execute(run: Run, *, last_attempt: bool) -> Outcome:
         return await finish(run, Outcome("crashed", error=error))
 
 
+def job_timeout_for(execution_timeout: float) -> int:
+    """SAQ's job timeout: beyond the engine's own execution limit, so the engine ends the run cleanly."""
+    return int(execution_timeout) + 60
+
+
 async def _heartbeat(job: Job) -> None:
     """Touch the job so sweeps know this worker is alive; a failed touch is retried, not fatal."""
     while True:
@@ -88,12 +99,54 @@ async def _heartbeat(job: Job) -> None:
             log.warning("heartbeat of job %s failed; retrying", job.key, exc_info=True)
 
 
-def build_worker(queue: Queue, services: WorkerServices, *, concurrency: int = 10, in_process: bool = False) -> Worker:
+async def reconcile(queue: Queue, sessions: async_sessionmaker[AsyncSession], *, job_timeout: int,
+                    older_than: float = RECONCILE_GRACE) -> list[int]:
+    """Re-enqueue every unfinished execution whose job the queue no longer has (e.g. Redis came
+    back empty). Safe from any number of workers at once: the job key deduplicates."""
+    cutoff = datetime.now(UTC) - timedelta(seconds=older_than)
+    async with sessions() as session:
+        rows = (await session.execute(select(Execution.id).where(
+            Execution.status.in_(("queued", "running")), Execution.created_at < cutoff))).scalars().all()
+    restored = []
+    for execution_id in rows:
+        if await queue.job(str(execution_id)) is None:
+            await enqueue_execution(queue, execution_id, timeout=job_timeout, heartbeat=HEARTBEAT)
+            restored.append(execution_id)
+    if restored:
+        log.warning("re-enqueued executions the queue had lost: %s", restored)
+    return restored
+
+
+async def _reconcile_forever(queue: Queue, services: WorkerServices) -> None:
+    while True:
+        await asyncio.sleep(RECONCILE_EVERY)
+        try:
+            await reconcile(queue, services.sessions, job_timeout=job_timeout_for(services.execution_timeout))
+        except Exception:
+            log.warning("reconciler pass failed; trying again in %s s", RECONCILE_EVERY, exc_info=True)
+
+
+def build_worker(queue: Queue, services: WorkerServices, *, concurrency: int = 10, in_process: bool = False,
+                 shutdown_grace: int = 0) -> Worker:
+    """A SAQ worker for ``run_execution``, with the reconciler running beside it.
+
+    ``shutdown_grace``: on SIGTERM, in-flight executions get that many seconds to finish (SAQ
+    waits for all its tasks, so an idle worker also takes up to one upkeep interval to stop);
+    what still runs then is cancelled and resumes on another worker — nodes that completed are
+    not run again."""
+    tasks: list[asyncio.Task[None]] = []
+
     async def startup(ctx: dict[str, Any]) -> None:
         ctx["services"] = services
+        tasks.append(asyncio.create_task(_reconcile_forever(queue, services)))
+
+    async def shutdown(ctx: dict[str, Any]) -> None:
+        for task in tasks:
+            task.cancel()
 
     worker = Worker(queue, functions=[(JOB_FUNCTION, run_execution)], concurrency=concurrency, startup=startup,
-                    timers={"sweep": 5, "abort": 1, "schedule": 1, "worker_info": 10})
+                    shutdown=shutdown, timers={"sweep": 5, "abort": 1, "schedule": 1, "worker_info": 10},
+                    shutdown_grace_period_s=shutdown_grace or None, dequeue_timeout=1.0)
     if in_process:
         worker.SIGNALS = []  # the web server owns SIGINT/SIGTERM
     return worker

@@ -89,7 +89,8 @@ async def _wait(settings: Settings, sessions: async_sessionmaker[AsyncSession], 
     worker_task = None
     async with httpx.AsyncClient() as http:
         if settings.embedded_queue:
-            services = WorkerServices(sessions=sessions, sink=MemorySink(), registry=registry, http=http)
+            services = WorkerServices(sessions=sessions, sink=MemorySink(), registry=registry, http=http,
+                                      execution_timeout=settings.execution_timeout)
             worker = build_worker(queue, services, concurrency=settings.worker_concurrency, in_process=True)
             worker_task = asyncio.create_task(worker.start())
         try:

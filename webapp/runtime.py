@@ -65,7 +65,8 @@ async def lifespan_runtime(settings: Settings, channels: ChannelsPlugin, *, migr
     try:
         if settings.embedded_queue:
             sink = SafeSink(CallbackSink(lambda data, channel: channels.publish(data, [channel])))
-            services = WorkerServices(sessions=sessions, sink=sink, registry=registry, http=http)
+            services = WorkerServices(sessions=sessions, sink=sink, registry=registry, http=http,
+                                      execution_timeout=settings.execution_timeout)
             runtime.worker = build_worker(queue, services, concurrency=settings.worker_concurrency, in_process=True)
             runtime._tasks.append(asyncio.create_task(runtime.worker.start()))
         yield runtime

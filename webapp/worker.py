@@ -8,7 +8,7 @@ from engine.database import make_engine, make_sessionmaker
 from engine.publisher import sink_from_url
 from engine.queue import queue_from_url
 from engine.settings import Settings
-from engine.worker import WorkerServices, build_worker
+from engine.worker import SHUTDOWN_GRACE, WorkerServices, build_worker
 from nodes import registry
 
 
@@ -19,8 +19,10 @@ async def run_worker(settings: Settings) -> None:
     await queue.connect()
     try:
         async with httpx.AsyncClient() as http:
-            services = WorkerServices(sessions=make_sessionmaker(engine), sink=sink, registry=registry, http=http)
-            worker = build_worker(queue, services, concurrency=settings.worker_concurrency)
+            services = WorkerServices(sessions=make_sessionmaker(engine), sink=sink, registry=registry, http=http,
+                                      execution_timeout=settings.execution_timeout)
+            worker = build_worker(queue, services, concurrency=settings.worker_concurrency,
+                                  shutdown_grace=SHUTDOWN_GRACE)
             print(f"Patchwire worker {worker.id} on {settings.profile} queue", flush=True)
             await worker.start()
     finally:

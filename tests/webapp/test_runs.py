@@ -21,8 +21,9 @@ def build_flow(browser: Browser, url: str) -> tuple[int, dict[str, str]]:
         "no": browser.add_node(wid, "set"),
     }
     assert browser.configure(wid, ids["http"], {"name": "Fetch", "url": url, "fail_on_error_status": "on"}).status_code == 200
-    assert browser.configure(wid, ids["if"], {"name": "Ok?", "field": "body.ok", "operator": "equals",
-                                              "value": "true"}).status_code == 200
+    condition = '[{"field": "body.ok", "type": "boolean", "operator": "is_true"}]'
+    assert browser.configure(wid, ids["if"], {"name": "Ok?", "combine": "and",
+                                              "conditions": condition}).status_code == 200
     assert browser.configure(wid, ids["yes"], {"name": "Shout", "fields.name": ["loud"],
                                                "fields.value": ["{{ item.body.greeting | upper }}"],
                                                "keep_existing": "on"}).status_code == 200

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from engine.executions import create_execution, enqueue_execution
 from engine.models import Execution, ExecutionEvent, NodeRun, Workflow
 from engine.registry import Registry
-from engine.worker import HEARTBEAT
+from engine.worker import HEARTBEAT, job_timeout_for
 
 
 @dataclass
@@ -60,5 +60,5 @@ async def start(db: AsyncSession, queue: Queue, registry: Registry, workflow: Wo
     """Create the execution, **commit**, then enqueue ``run_execution`` keyed by its id."""
     execution = await create_execution(db, workflow, registry, input=input, trigger=trigger, author_id=author_id)
     await db.commit()
-    await enqueue_execution(queue, execution.id, timeout=timeout, heartbeat=HEARTBEAT)
+    await enqueue_execution(queue, execution.id, timeout=job_timeout_for(timeout), heartbeat=HEARTBEAT)
     return execution

@@ -1,0 +1,53 @@
+"""The reconciler re-enqueues unfinished executions that the queue has lost."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from engine.database import make_engine, make_sessionmaker
+from engine.migrate import upgrade_async
+from engine.models import Execution, User, Workflow, WorkflowVersion
+from engine.queue import queue_from_url
+from engine.worker import reconcile
+
+
+@pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
+def queue_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'q.db'}"
+    return request.getfixturevalue("redis_url")
+
+
+async def test_lost_jobs_are_enqueued_again_and_only_once(queue_url: str, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    await upgrade_async(url)
+    engine = make_engine(url)
+    sessions = make_sessionmaker(engine)
+    old = datetime.now(UTC) - timedelta(minutes=5)
+    async with sessions.begin() as db:
+        user = User(email="r@example.com", password_hash="x")
+        db.add(user)
+        await db.flush()
+        workflow = Workflow(owner_id=user.id, name="w")
+        db.add(workflow)
+        await db.flush()
+        version = WorkflowVersion(workflow_id=workflow.id, number=1, graph={"nodes": [], "connections": []})
+        db.add(version)
+        await db.flush()
+        for status in ("queued", "running", "succeeded"):
+            db.add(Execution(workflow_id=workflow.id, owner_id=user.id, version_id=version.id, status=status,
+                             created_at=old))
+        db.add(Execution(workflow_id=workflow.id, owner_id=user.id, version_id=version.id, status="queued"))
+    queue = queue_from_url(queue_url)
+    await queue.connect()
+    try:
+        restored = await reconcile(queue, sessions, job_timeout=60)
+        assert restored == [1, 2], "unfinished and older than the grace period; not the finished or the new one"
+        assert await queue.job("1") is not None and await queue.job("2") is not None
+        assert await reconcile(queue, sessions, job_timeout=60) == [], "jobs that exist are left alone"
+    finally:
+        await queue.disconnect()
+        await engine.dispose()
