@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from engine.graph import ConnectionSpec, Graph, NodeSpec, Position, WorkflowDocument, ensure_valid
-from engine.models import Connection, Execution, Node, Workflow, WorkflowVersion
+from engine.models import Connection, Execution, Node, NodeRun, Workflow, WorkflowVersion
 from engine.policy import parse_settings
 from engine.registry import Registry
 
@@ -75,6 +75,37 @@ async def create_execution(session: AsyncSession, workflow: Workflow, registry: 
     session.add(execution)
     await session.flush()
     return execution
+
+
+FAILED_STATUSES = ("failed", "crashed")
+
+
+async def create_retry(session: AsyncSession, original: Execution, *, from_failed_node: bool) -> Execution:
+    """A new execution of the same pinned version and input (a dead letter's second chance).
+
+    ``from_failed_node``: the nodes that had succeeded or were skipped are copied over as settled,
+    so the run resumes at the failed node and reuses their outputs; otherwise everything re-runs.
+    The caller commits, then enqueues.
+    """
+    if original.status not in FAILED_STATUSES:
+        raise ValueError(f"execution {original.id} is {original.status}; only failed executions are retried")
+    retry = Execution(workflow_id=original.workflow_id, owner_id=original.owner_id, version_id=original.version_id,
+                      status="queued", trigger="retry", input=original.input, retry_of_id=original.id)
+    session.add(retry)
+    await session.flush()
+    if from_failed_node:
+        for run in await _settled_runs(session, original.id):
+            session.add(NodeRun(execution_id=retry.id, node_id=run.node_id, node_name=run.node_name,
+                                node_type=run.node_type, attempt=1, status=run.status, input=run.input,
+                                output=run.output, started_at=run.started_at, finished_at=run.finished_at))
+        await session.flush()
+    return retry
+
+
+async def _settled_runs(session: AsyncSession, execution_id: int) -> list[NodeRun]:
+    rows = await session.scalars(select(NodeRun).where(NodeRun.execution_id == execution_id).order_by(NodeRun.attempt))
+    latest = {row.node_id: row for row in rows}
+    return [row for row in latest.values() if row.status in ("succeeded", "skipped")]
 
 
 async def enqueue_execution(queue: Queue, execution_id: int, *, timeout: int, heartbeat: int) -> None:

@@ -64,6 +64,8 @@ class Workflow(Base):
     owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(200))
     active: Mapped[bool] = mapped_column(default=False)
+    paused_until: Mapped[datetime | None]
+    """Set by the circuit breaker: automatic triggers do not start executions before this time."""
     settings: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
@@ -137,6 +139,8 @@ class Execution(Base):
     version_id: Mapped[int] = mapped_column(ForeignKey("workflow_versions.id", ondelete="RESTRICT"))
     status: Mapped[str] = mapped_column(String(20), default="queued")
     trigger: Mapped[str] = mapped_column(String(50), default="manual")
+    retry_of_id: Mapped[int | None] = mapped_column(
+        ForeignKey("executions.id", ondelete="SET NULL", name="fk_executions_retry_of_id"))
     input: Mapped[dict[str, Any]] = mapped_column(default=dict)
     output: Mapped[dict[str, Any] | None]
     error: Mapped[dict[str, Any] | None]

@@ -7,17 +7,20 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import msgspec
-from litestar import Controller, Request, WebSocket, get, websocket
+from litestar import Controller, Request, WebSocket, get, post, websocket
 from litestar.channels import ChannelsPlugin
 from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException, WebSocketDisconnect
 from litestar.params import FromPath, FromQuery
-from litestar.response import Template
+from litestar.response import Redirect, Template
 from litestar.template import TemplateEngineProtocol
 
 from engine.events import Event, channel_for
 from engine.models import TERMINAL_STATUSES
+from webapp.errors import Invalid
 from webapp.executions.services import ExecutionService
+from webapp.forms import is_htmx, multidict
+from webapp.runtime import Runtime
 
 WS_FORBIDDEN = 4403
 WS_NOT_FOUND = 4404
@@ -30,6 +33,25 @@ class ExecutionController(Controller):
     @get("/")
     async def list_page(self, request: Request[Any, Any, Any], executions: NamedDependency[ExecutionService]) -> Template:
         return Template("executions/list.html", context={"rows": await executions.recent(), "user": request.user})
+
+    @get("/failed")
+    async def failed_page(self, request: Request[Any, Any, Any],
+                          executions: NamedDependency[ExecutionService]) -> Template:
+        return Template("executions/failed.html", context={"rows": await executions.failed(), "user": request.user})
+
+    @post("/retry")
+    async def retry(self, request: Request[Any, Any, Any], executions: NamedDependency[ExecutionService],
+                    runtime: NamedDependency[Runtime]) -> Template | Redirect:
+        form = multidict(await request.form())
+        ids = [int(i) for i in form.get("ids", []) if i.isascii() and i.isdigit() and len(i) < 12]
+        mode = (form.get("mode") or [""])[-1]
+        if not ids or mode not in ("failed_node", "start"):
+            raise Invalid("Choose at least one execution and how to retry it.")
+        retries = await executions.retry(runtime.queue, ids, from_failed_node=mode == "failed_node",
+                                         timeout=runtime.settings.execution_timeout)
+        if len(retries) == 1 and not is_htmx(request):
+            return Redirect(f"/executions/{retries[0].id}", status_code=303)
+        return Template("executions/_retried.html", context={"retries": retries})
 
     @get("/{execution_id:int}")
     async def detail(self, request: Request[Any, Any, Any], executions: NamedDependency[ExecutionService],

@@ -10,10 +10,11 @@ from saq import Queue
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from engine.executions import create_execution, enqueue_execution
+from engine.executions import FAILED_STATUSES, create_execution, create_retry, enqueue_execution
 from engine.models import Execution, ExecutionEvent, NodeRun, Workflow
 from engine.registry import Registry
 from engine.worker import HEARTBEAT, job_timeout_for
+from webapp.errors import Invalid
 
 
 @dataclass
@@ -45,6 +46,26 @@ class ExecutionService:
             ExecutionEvent.execution_id == execution_id, ExecutionEvent.seq > after)
             .order_by(ExecutionEvent.seq).limit(limit))
         return list(rows)
+
+    async def failed(self, limit: int = 200) -> list[tuple[Execution, str]]:
+        """The dead letters: executions that ended failed or crashed, newest first."""
+        query = (select(Execution, Workflow.name).join(Workflow, Workflow.id == Execution.workflow_id)
+                 .where(Execution.owner_id == self.owner_id, Execution.status.in_(FAILED_STATUSES))
+                 .order_by(Execution.id.desc()).limit(limit))
+        return [(e, name) for e, name in (await self.db.execute(query)).all()]
+
+    async def retry(self, queue: Queue, execution_ids: list[int], *, from_failed_node: bool,
+                    timeout: int = 3600) -> list[Execution]:
+        """Retry failed executions (in bulk): all are checked first, then created, committed, enqueued."""
+        originals = [await self.get(execution_id) for execution_id in execution_ids]
+        not_failed = [f"#{e.id} is {e.status}" for e in originals if e.status not in FAILED_STATUSES]
+        if not_failed:
+            raise Invalid("Only failed executions can be retried: " + ", ".join(not_failed) + ".")
+        retries = [await create_retry(self.db, e, from_failed_node=from_failed_node) for e in originals]
+        await self.db.commit()
+        for retry in retries:
+            await enqueue_execution(queue, retry.id, timeout=job_timeout_for(timeout), heartbeat=HEARTBEAT)
+        return retries
 
     async def recent(self, limit: int = 50, workflow_id: int | None = None) -> list[tuple[Execution, str]]:
         query = (select(Execution, Workflow.name).join(Workflow, Workflow.id == Execution.workflow_id)
