@@ -27,6 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SCREENSHOT = ROOT / "docs" / "editor-screenshot.png"
 RUN_TIMEOUT = 30_000  # ms: bound for each live status change
 
+CONDITION = '[{"field": "body.ok", "type": "boolean", "operator": "is_true"}]'
+
 
 @dataclass
 class CanvasNode:
@@ -175,7 +177,7 @@ def test_new_user_builds_and_runs_a_workflow(page: Page, server: Server, fresh_s
     run_status = page.locator("#run-status")
     expect(run_status).to_have_attribute("data-status", "invalid")
     expect(run_status).to_contain_text("HTTP Request: url: This field is required.")
-    expect(run_status).to_contain_text("If: field: This field is required.")
+    expect(run_status).to_contain_text("If: conditions: This field is required.")
     expect(status(page, http)).to_have_attribute("data-status", "invalid")
     expect(status(page, branch)).to_have_attribute("data-status", "invalid")
     for node in (trigger, shout, not_ok):
@@ -191,9 +193,7 @@ def test_new_user_builds_and_runs_a_workflow(page: Page, server: Server, fresh_s
     save(page, form)
 
     form = open_config(page, branch)
-    form.locator("#cfg-field").fill("body.ok")
-    form.locator("#cfg-operator").select_option("equals")
-    form.locator("#cfg-value").fill("true")
+    form.locator("#cfg-conditions").fill(CONDITION)
     save(page, form)
 
     form = open_config(page, shout)
@@ -212,8 +212,7 @@ def test_new_user_builds_and_runs_a_workflow(page: Page, server: Server, fresh_s
 
     # Saved values survive reopening the panel.
     form = open_config(page, branch)
-    expect(form.locator("#cfg-field")).to_have_value("body.ok")
-    expect(form.locator("#cfg-value")).to_have_value("true")
+    expect(form.locator("#cfg-conditions")).to_contain_text('"field": "body.ok"')
 
     # 3. Wire the ports with the mouse. -----------------------------------------------------------
     wires = [(trigger, "output_1", http, "input_1"), (http, "output_1", branch, "input_1"),

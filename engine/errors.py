@@ -6,6 +6,7 @@
     ├── RegistryError         unknown or duplicate node type
     ├── ExpressionError       a ``{{ }}`` expression failed to compile or evaluate
     ├── ExecutionTimeout      the whole execution exceeded its time limit
+    ├── WorkflowPaused        the circuit breaker paused the workflow's automatic triggers
     └── NodeError             a node's own code failed; stored on the node run, never swallowed
         └── NodeTimeout       the node exceeded its time limit
 """
@@ -57,6 +58,14 @@ class NodeError(PatchwireError):
 class NodeTimeout(NodeError):
     def __init__(self, message: str) -> None:
         super().__init__(message, kind="timeout")
+
+
+class WorkflowPaused(PatchwireError):
+    """The circuit breaker paused the workflow: automatic triggers may not start it now."""
+
+    def __init__(self, workflow_id: int, until: Any) -> None:
+        self.workflow_id, self.until = workflow_id, until
+        super().__init__(f"workflow {workflow_id} is paused by its circuit breaker until {until:%Y-%m-%d %H:%M} UTC")
 
 
 class ExecutionTimeout(PatchwireError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -10,12 +11,15 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from engine.errors import WorkflowPaused
 from engine.graph import ConnectionSpec, Graph, NodeSpec, Position, WorkflowDocument, ensure_valid
 from engine.models import Connection, Execution, Node, NodeRun, Workflow, WorkflowVersion
 from engine.policy import parse_settings
 from engine.registry import Registry
 
 JOB_FUNCTION = "run_execution"
+MANUAL_TRIGGERS = ("manual", "cli", "retry")
+"""Started by a person: allowed while the circuit breaker pauses the workflow's automatic triggers."""
 
 
 async def load_graph(session: AsyncSession, workflow_id: int) -> Graph:
@@ -67,6 +71,8 @@ async def create_execution(session: AsyncSession, workflow: Workflow, registry: 
 
     The caller commits, then calls ``enqueue_execution`` — never the other way round.
     """
+    if trigger not in MANUAL_TRIGGERS and workflow.paused_until is not None and workflow.paused_until > datetime.now(UTC):
+        raise WorkflowPaused(workflow.id, workflow.paused_until)
     graph = await load_graph(session, workflow.id)
     ensure_valid(graph, registry)
     version = await pin_version(session, workflow, graph, author_id)

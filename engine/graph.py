@@ -20,6 +20,7 @@ from engine.registry import Registry
 
 FORMAT = "patchwire.workflow"
 NO_TRIGGER = "no_trigger"
+UNCONNECTED_INPUT = "unconnected_input"
 MAX_DOCUMENT_BYTES = 5_000_000
 MAX_NODES = 2_000
 MAX_CONNECTIONS = 5_000
@@ -112,6 +113,7 @@ def validate_graph(graph: Graph, registry: Registry) -> list[Problem]:
         return problems
     connection_problems = _check_connections(graph, registry)
     problems += connection_problems or _check_cycles(graph)
+    problems += _check_inputs_connected(graph, registry)
     if not any(registry.get(n.type, n.version).is_trigger for n in graph.nodes):
         problems.append(Problem("The workflow needs a trigger node (e.g. Manual Trigger) to start from.",
                                 code=NO_TRIGGER))
@@ -165,6 +167,18 @@ def _check_connections(graph: Graph, registry: Registry) -> list[Problem]:
     return problems
 
 
+def _check_inputs_connected(graph: Graph, registry: Registry) -> list[Problem]:
+    """A node with several inputs (Merge) needs each of them connected: with one it has nothing to join."""
+    connected = {(c.target, c.target_port) for c in graph.connections}
+    problems: list[Problem] = []
+    for node in graph.nodes:
+        inputs = registry.get(node.type, node.version).inputs
+        if len(inputs) > 1:
+            problems += [Problem(f"{node.name}: input {port} is not connected.", node.id, code=UNCONNECTED_INPUT)
+                         for port in inputs if (node.id, port) not in connected]
+    return problems
+
+
 def _check_endpoint(by_id: dict[str, NodeSpec], registry: Registry, node_id: str, port: str, side: str) -> list[Problem]:
     node = by_id.get(node_id)
     if node is None:
@@ -213,9 +227,9 @@ def topological_order(graph: Graph) -> list[str]:
     """Kahn's algorithm; nodes on a cycle are left out (callers compare lengths)."""
     succ = successors(graph)
     indegree = {n.id: 0 for n in graph.nodes}
-    for c in graph.connections:
-        if c.target in indegree:
-            indegree[c.target] += 1
+    for _source, target in {(c.source, c.target) for c in graph.connections}:
+        if target in indegree:
+            indegree[target] += 1
     ready = deque(n.id for n in graph.nodes if indegree[n.id] == 0)
     order = []
     while ready:

@@ -96,3 +96,23 @@ def check_settings(raw: object) -> tuple[NodeSettings | None, dict[str, str]]:
         message, _, path = str(exc).partition(" - at `$.")
         field = SETTINGS_PREFIX + path.rstrip("`").split("[")[0] if path else "settings"
         return None, {field: message.replace("`", "")}
+
+
+class BreakerSettings(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """Pause a workflow's automatic triggers when too many of its recent executions fail."""
+
+    enabled: bool = True
+    failure_ratio: Annotated[float, msgspec.Meta(gt=0, le=1, title="Failure share")] = 0.5
+    min_executions: Annotated[int, msgspec.Meta(ge=1, le=100_000, title="At least")] = 10
+    window_seconds: Annotated[float, msgspec.Meta(gt=0, le=7 * 86_400, title="Window (s)")] = 300.0
+    cooldown_seconds: Annotated[float, msgspec.Meta(gt=0, le=7 * 86_400, title="Cool-down (s)")] = 900.0
+
+
+class WorkflowSettings(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    error_workflow_id: int | None = None
+    execution_timeout: Annotated[float, msgspec.Meta(gt=0, le=7 * 86_400)] | None = None
+    breaker: BreakerSettings = msgspec.field(default_factory=BreakerSettings)
+
+
+def parse_workflow_settings(raw: object) -> WorkflowSettings:
+    return msgspec.convert(raw or {}, WorkflowSettings, strict=False)

@@ -19,10 +19,12 @@ from saq.job import Job
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from engine.alerts import after_failure
 from engine.errors import GraphError
 from engine.events import EventSink
-from engine.executions import JOB_FUNCTION, enqueue_execution, graph_from_json
-from engine.models import TERMINAL_STATUSES, Execution, WorkflowVersion
+from engine.executions import FAILED_STATUSES, JOB_FUNCTION, enqueue_execution, graph_from_json
+from engine.models import TERMINAL_STATUSES, Execution, Workflow, WorkflowVersion
+from engine.policy import parse_workflow_settings
 from engine.registry import Registry
 from engine.runner import Outcome, Run, execute, finish
 from engine.sqlstore import SQLRunStore
@@ -56,15 +58,20 @@ async def run_execution(ctx: dict[str, Any], *, execution_id: int) -> str:
         execution.status = "running"
         execution.started_at = execution.started_at or datetime.now(UTC)
         graph, workflow_id, trigger_input = graph_from_json(version.graph), execution.workflow_id, execution.input
+        workflow = await session.get_one(Workflow, workflow_id)
+        execution_timeout = parse_workflow_settings(workflow.settings).execution_timeout or services.execution_timeout
     run = Run(execution_id=execution_id, workflow_id=workflow_id, graph=graph, registry=services.registry,
               store=SQLRunStore(services.sessions), sink=services.sink, http=services.http, trigger_input=trigger_input,
-              execution_timeout=services.execution_timeout)
+              execution_timeout=execution_timeout)
     beat = asyncio.create_task(_heartbeat(job)) if job is not None else None
     try:
         outcome = await _execute(run, last_attempt=job is None or job.attempts >= job.retries)
     finally:
         if beat is not None:
             beat.cancel()
+    if outcome.status in FAILED_STATUSES and "worker" in ctx:
+        await after_failure(services.sessions, ctx["worker"].queue, services.registry, execution_id,
+                            job_timeout=job_timeout_for(services.execution_timeout), heartbeat=HEARTBEAT)
     return outcome.status
 
 

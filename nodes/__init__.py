@@ -6,9 +6,13 @@ from engine.registry import Registry
 from nodes.delay import Delay
 from nodes.http_request import HttpRequest
 from nodes.if_ import If
+from nodes.if_v2 import IfV2
 from nodes.manual_trigger import ManualTrigger
+from nodes.merge import Merge
 from nodes.set import Set
+from nodes.switch import Switch
+from nodes.wait import Wait
 
-NODE_TYPES = (ManualTrigger, Set, HttpRequest, If, Delay)
+NODE_TYPES = (ManualTrigger, Set, HttpRequest, If, Delay, IfV2, Switch, Merge, Wait)
 
 registry = Registry(NODE_TYPES)

@@ -15,7 +15,7 @@ from litestar.exceptions import HTTPException, NotAuthorizedException, NotFoundE
 from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
-from engine.errors import ConfigError, GraphError, RegistryError
+from engine.errors import ConfigError, GraphError, RegistryError, WorkflowPaused
 from webapp.forms import is_htmx
 
 log = logging.getLogger("patchwire.web")
@@ -82,6 +82,10 @@ def handle_registry_error(request: Request[Any, Any, Any], exc: RegistryError) -
     return error_response(request, 422, "Unknown node type", str(exc).capitalize() + ".")
 
 
+def handle_paused(request: Request[Any, Any, Any], exc: WorkflowPaused) -> Response[Any]:
+    return error_response(request, 409, "Paused", str(exc).capitalize() + ". Resume it in the workflow settings.")
+
+
 def handle_server_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return error_response(request, HTTP_500_INTERNAL_SERVER_ERROR, "Something went wrong",
@@ -96,5 +100,6 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     GraphError: handle_graph_error,
     ConfigError: handle_config_error,
     RegistryError: handle_registry_error,
+    WorkflowPaused: handle_paused,
     HTTP_500_INTERNAL_SERVER_ERROR: handle_server_error,
 }

@@ -86,3 +86,23 @@ def test_document_limits(payload: bytes, expected: str) -> None:
     with pytest.raises(GraphError) as info:
         decode_document(payload)
     assert expected in str(info.value)
+
+
+def test_a_merge_needs_both_inputs_connected() -> None:
+    nodes = [NodeSpec("t", "manual_trigger", "t"), NodeSpec("m", "merge", "Join")]
+    problems = validate_graph(Graph(nodes=nodes, connections=[ConnectionSpec("t", "m", target_port="a")]), registry)
+    assert [(p.node_id, p.message, p.code) for p in problems] == [
+        ("m", "Join: input b is not connected.", "unconnected_input")]
+    assert len(validate_graph(Graph(nodes=nodes), registry)) == 2
+    both = [ConnectionSpec("t", "m", target_port="a"), ConnectionSpec("t", "m", target_port="b")]
+    assert validate_graph(Graph(nodes=nodes, connections=both), registry) == []
+
+
+def test_two_connections_between_the_same_nodes_are_not_a_cycle() -> None:
+    nodes = [NodeSpec("t", "manual_trigger", "t"),
+             NodeSpec("if", "if", "if", 2, config={"conditions": [{"field": "x", "operator": "exists"}]}),
+             NodeSpec("s", "set", "s")]
+    connections = [ConnectionSpec("t", "if"), ConnectionSpec("if", "s", "true"), ConnectionSpec("if", "s", "false")]
+    assert validate_graph(Graph(nodes=nodes, connections=connections), registry) == []
+    cycle = [*connections, ConnectionSpec("s", "if")]
+    assert any("cycle" in p.message for p in validate_graph(Graph(nodes=nodes, connections=cycle), registry))

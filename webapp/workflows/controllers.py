@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import msgspec
@@ -16,7 +17,7 @@ from engine.config import config_from_form
 from engine.errors import ConfigError, GraphError, RegistryError
 from engine.graph import ports, validate_graph
 from engine.models import Node
-from engine.policy import NodeSettings, RetryPolicy, parse_settings, settings_from_form
+from engine.policy import NodeSettings, RetryPolicy, parse_settings, parse_workflow_settings, settings_from_form
 from nodes import registry
 from webapp.executions.services import start
 from webapp.forms import Form, is_htmx, multidict
@@ -90,6 +91,7 @@ class WorkflowController(Controller):
         return Template("workflows/editor.html", context={
             "workflow": workflow, "nodes": [node_view(n) for n in nodes], "palette": registry.latest_types(),
             "node_types": {t.type_name: {"inputs": list(t.inputs), "outputs": list(t.outputs)} for t in registry},
+            "paused": workflow.paused_until is not None and workflow.paused_until > datetime.now(UTC),
             "connection_list": [{"source": c.source_node_id, "source_port": c.source_port,
                                  "target": c.target_node_id, "target_port": c.target_port} for c in connections],
             "user": request.user})
@@ -100,6 +102,28 @@ class WorkflowController(Controller):
         filename = f"workflow-{workflow_id}.json"
         return Response(msgspec.json.format(msgspec.json.encode(document)), media_type="application/json",
                         headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+    # workflow settings ---------------------------------------------------------------------
+    @get("/{workflow_id:int}/settings")
+    async def settings_panel(self, workflows: NamedDependency[WorkflowService], workflow_id: FromPath[int]) -> Template:
+        return await _settings_panel(workflows, await workflows.get(workflow_id), {})
+
+    @post("/{workflow_id:int}/settings")
+    async def save_settings(self, request: Request[Any, Any, Any], workflows: NamedDependency[WorkflowService],
+                            workflow_id: FromPath[int]) -> Template:
+        form = multidict(await request.form())
+        raw = workflow_settings_from_form(form)
+        try:
+            workflow = await workflows.update_settings(workflow_id, raw)
+        except ConfigError as exc:
+            workflow = await workflows.get(workflow_id)
+            return await _settings_panel(workflows, workflow, exc.field_errors, raw=raw, status_code=422)
+        return await _settings_panel(workflows, workflow, {}, saved=True)
+
+    @post("/{workflow_id:int}/resume")
+    async def resume(self, workflows: NamedDependency[WorkflowService], workflow_id: FromPath[int]) -> Template:
+        workflow = await workflows.resume(workflow_id)
+        return await _settings_panel(workflows, workflow, {}, saved=True)
 
     # nodes -------------------------------------------------------------------------------
     @post("/{workflow_id:int}/nodes")
@@ -182,6 +206,34 @@ class WorkflowController(Controller):
         problems = validate_graph(graph, registry)
         return Template("executions/_run_refused.html", context={
             "problems": problems, "graph": graph, "node_problems": _problems_by_node(problems)})
+
+
+def workflow_settings_from_form(form: dict[str, list[str]]) -> dict[str, Any]:
+    def last(name: str) -> str:
+        return (form.get(name) or [""])[-1].strip()
+
+    breaker: dict[str, Any] = {"enabled": bool(last("breaker.enabled"))}
+    for name in ("failure_ratio", "min_executions", "window_seconds", "cooldown_seconds"):
+        if value := last(f"breaker.{name}"):
+            breaker[name] = value
+    raw: dict[str, Any] = {"breaker": breaker}
+    if value := last("error_workflow_id"):
+        raw["error_workflow_id"] = value
+    if value := last("execution_timeout"):
+        raw["execution_timeout"] = value
+    return raw
+
+
+async def _settings_panel(workflows: WorkflowService, workflow: Any, errors: dict[str, str], *,
+                          raw: dict[str, Any] | None = None, saved: bool = False, status_code: int = 200) -> Template:
+    settings = parse_workflow_settings(workflow.settings)
+    view = {**msgspec.structs.asdict(settings), "breaker": msgspec.structs.asdict(settings.breaker)}
+    if raw is not None:
+        view = {**view, **raw, "breaker": {**view["breaker"], **raw.get("breaker", {})}}
+    others = [w for w in await workflows.list() if w.id != workflow.id]
+    return Template("workflows/_settings.html", status_code=status_code, context={
+        "workflow": workflow, "settings": view, "others": others, "errors": errors, "saved": saved,
+        "paused": workflow.paused_until is not None and workflow.paused_until > datetime.now(UTC)})
 
 
 def _problems_by_node(problems: list[Any]) -> dict[str, list[str]]:

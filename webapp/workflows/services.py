@@ -19,6 +19,7 @@ from engine.errors import ConfigError, RegistryError
 from engine.executions import export_document, load_graph
 from engine.graph import (
     NO_TRIGGER,
+    UNCONNECTED_INPUT,
     Graph,
     GraphError,
     Problem,
@@ -29,7 +30,7 @@ from engine.graph import (
     would_close_cycle,
 )
 from engine.models import Connection, Node, Workflow
-from engine.policy import ERROR_PORT, check_settings, parse_settings
+from engine.policy import ERROR_PORT, WorkflowSettings, check_settings, parse_settings
 from engine.registry import Registry
 from webapp.errors import Conflict, Invalid
 
@@ -77,6 +78,29 @@ class WorkflowService:
     async def rename(self, workflow_id: int, name: str) -> Workflow:
         workflow = await self.get(workflow_id)
         workflow.name = clean_name(name)
+        await self.db.commit()
+        return workflow
+
+    async def update_settings(self, workflow_id: int, raw: dict[str, Any]) -> Workflow:
+        """Validate the workflow's settings (error workflow must be the owner's); ``ConfigError`` per field."""
+        workflow = await self.get(workflow_id)
+        try:
+            settings = msgspec.convert(raw, WorkflowSettings, strict=False)
+        except msgspec.ValidationError as exc:
+            message, _, path = str(exc).partition(" - at `$.")
+            raise ConfigError({path.rstrip("`") or "settings": message.replace("`", "")}) from None
+        if settings.error_workflow_id is not None:
+            if settings.error_workflow_id == workflow_id:
+                raise ConfigError({"error_workflow_id": "A workflow cannot be its own error workflow."})
+            await self.get(settings.error_workflow_id)  # 404 unless it is the owner's
+        workflow.settings = msgspec.to_builtins(settings)
+        await self.db.commit()
+        return workflow
+
+    async def resume(self, workflow_id: int) -> Workflow:
+        """Close the circuit breaker by hand."""
+        workflow = await self.get(workflow_id)
+        workflow.paused_until = None
         await self.db.commit()
         return workflow
 
@@ -223,7 +247,9 @@ class WorkflowService:
     async def import_document(self, document: WorkflowDocument) -> Workflow:
         """Create a new workflow from a validated document, with fresh node ids."""
 
-        problems = [p for p in validate_graph(document.graph, self.registry) if p.code != NO_TRIGGER]
+        # a half-built workflow (no trigger yet, a Merge input still open) can be imported, not run
+        problems = [p for p in validate_graph(document.graph, self.registry)
+                    if p.code not in (NO_TRIGGER, UNCONNECTED_INPUT)]
         try:
             name = clean_name(document.name)
         except Invalid as exc:

@@ -1,0 +1,50 @@
+"""If, version 2: several typed conditions combined with and / or (version 1 stays as it was)."""
+
+from __future__ import annotations
+
+from typing import Annotated, ClassVar, Literal
+
+import msgspec
+
+from engine.contract import Item, NodeContext, NodeResult, NodeType
+from nodes.conditions import HELP, MAX_CONDITIONS, OPERATORS, Condition, list_problems, matches
+
+
+class IfV2Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    combine: Annotated[Literal["and", "or"], msgspec.Meta(
+        title="Combine", description="and: every condition must hold; or: at least one must.")] = "and"
+    conditions: Annotated[list[Condition], msgspec.Meta(title="Conditions", description=HELP)]
+
+    def problems(self) -> dict[str, str]:
+        if message := list_problems(self.conditions, "conditions", at_most=MAX_CONDITIONS):
+            return {"conditions": message}
+        return {}
+
+
+class IfV2(NodeType):
+    """Routes each item to ``true`` or ``false`` by testing typed conditions combined with and / or.
+
+    Conditions are evaluated in order and stop as soon as the result is known (``and``: the
+    first false; ``or``: the first true), so a later condition's type error only surfaces when
+    that condition is reached.
+    """
+
+    type_name = "if"
+    version = 2
+    title = "If"
+    category = "Logic"
+    description = "Send items down the true or false branch by one or more conditions."
+    Config = IfV2Config
+    outputs = ("true", "false")
+    expression_fields = ("conditions",)
+    condition_operators: ClassVar[dict[str, tuple[str, ...]]] = OPERATORS
+
+    async def run(self, ctx: NodeContext, config: IfV2Config, items: list[Item]) -> NodeResult:
+        routes: dict[str, list[Item]] = {}
+        for item in items:
+            routes.setdefault("true" if self._test(ctx, config, item) else "false", []).append(item)
+        return NodeResult(routes)
+
+    def _test(self, ctx: NodeContext, config: IfV2Config, item: Item) -> bool:
+        results = (matches(ctx, c, item, f"conditions[{i}]") for i, c in enumerate(config.conditions))
+        return all(results) if config.combine == "and" else any(results)
