@@ -34,6 +34,12 @@ class NodeResult:
         return cls({"main": items})
 
 
+class SubWorkflows(Protocol):
+    """Runs another workflow of the same owner with the given items; returns its final items."""
+
+    async def run(self, workflow_id: int, items: list[Item]) -> list[Item]: ...
+
+
 class Expressions(Protocol):
     def render(self, value: Any, *, item: Item, field: str) -> Any: ...
 
@@ -54,6 +60,7 @@ class NodeContext:
     """Items per input port, for nodes with several inputs (Merge); ``items`` is their concatenation."""
     live_inputs: tuple[str, ...] = ()
     """Input ports whose upstream ran (not skipped) — what a Merge waits for."""
+    sub_workflows: SubWorkflows | None = None
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("patchwire.node"))
 
     @property

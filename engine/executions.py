@@ -11,11 +11,12 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from engine.errors import WorkflowPaused
-from engine.graph import ConnectionSpec, Graph, NodeSpec, Position, WorkflowDocument, ensure_valid
+from engine.errors import GraphError, WorkflowPaused
+from engine.graph import ConnectionSpec, Graph, NodeSpec, Position, WorkflowDocument, validate_graph
 from engine.models import Connection, Execution, Node, NodeRun, Workflow, WorkflowVersion
 from engine.policy import parse_settings
 from engine.registry import Registry
+from engine.subworkflows import called_workflows, check_calls
 
 JOB_FUNCTION = "run_execution"
 MANUAL_TRIGGERS = ("manual", "cli", "retry")
@@ -74,7 +75,11 @@ async def create_execution(session: AsyncSession, workflow: Workflow, registry: 
     if trigger not in MANUAL_TRIGGERS and workflow.paused_until is not None and workflow.paused_until > datetime.now(UTC):
         raise WorkflowPaused(workflow.id, workflow.paused_until)
     graph = await load_graph(session, workflow.id)
-    ensure_valid(graph, registry)
+    problems = validate_graph(graph, registry)
+    if not problems and called_workflows(graph):
+        problems = await check_calls(session, workflow)
+    if problems:
+        raise GraphError(problems)
     version = await pin_version(session, workflow, graph, author_id)
     execution = Execution(workflow_id=workflow.id, owner_id=workflow.owner_id, version_id=version.id,
                           status="queued", trigger=trigger, input=input or {})

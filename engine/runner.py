@@ -19,7 +19,7 @@ import httpx
 import msgspec
 
 from engine.config import parse_config
-from engine.contract import Item, NodeContext, NodeResult, NodeType
+from engine.contract import Item, NodeContext, NodeResult, NodeType, SubWorkflows
 from engine.errors import ExpressionError, NodeError, NodeTimeout, PatchwireError
 from engine.events import Event, EventSink, summarize
 from engine.expressions import Expressions
@@ -55,6 +55,9 @@ class Run:
     trigger_input: Item = field(default_factory=dict)
     node_timeout: float = DEFAULT_NODE_TIMEOUT
     execution_timeout: float | None = None
+    start_items: list[Item] | None = None
+    """What trigger nodes emit; default: one item, the trigger input. A sub-workflow gets its caller's items."""
+    sub_workflows: SubWorkflows | None = None
     resume_attempt: dict[str, int] = field(default_factory=dict)
     current: dict[str, NodeRunRecord] = field(default_factory=dict)
     status: dict[str, str] = field(default_factory=dict)
@@ -201,7 +204,7 @@ def _input_items(run: Run, node: NodeSpec) -> list[Item]:
 def _inputs_by_port(run: Run, node: NodeSpec) -> dict[str, list[Item]]:
     """Items arriving at each input port; a port only appears if some upstream output reached it."""
     if _is_start(run, node):
-        return {"main": [dict(run.trigger_input)]}
+        return {"main": [dict(i) for i in run.start_items] if run.start_items is not None else [dict(run.trigger_input)]}
     inputs: dict[str, list[Item]] = {}
     for c in run.incoming(node.id):
         if c.source_port in run.results.get(c.source, {}):
@@ -247,7 +250,7 @@ async def _call(run: Run, node: NodeSpec, node_type: type[NodeType], items: list
         execution_id=run.execution_id, workflow_id=run.workflow_id, node_id=node.id, node_name=node.name,
         attempt=attempt, http=run.http, trigger_input=run.trigger_input,
         expressions=Expressions(run.trigger_input, items=items, nodes=_outputs_by_name(run)),
-        inputs=inputs, live_inputs=tuple(inputs),
+        inputs=inputs, live_inputs=tuple(inputs), sub_workflows=run.sub_workflows,
     )
     instance = node_type()
     limit = node.settings.timeout or instance.time_limit(config, items) or run.node_timeout

@@ -28,6 +28,7 @@ from engine.policy import parse_workflow_settings
 from engine.registry import Registry
 from engine.runner import Outcome, Run, execute, finish
 from engine.sqlstore import SQLRunStore
+from engine.subworkflows import SUB_TRIGGER, SQLSubWorkflows
 
 HEARTBEAT = 10
 RECONCILE_EVERY = 15.0
@@ -58,11 +59,13 @@ async def run_execution(ctx: dict[str, Any], *, execution_id: int) -> str:
         execution.status = "running"
         execution.started_at = execution.started_at or datetime.now(UTC)
         graph, workflow_id, trigger_input = graph_from_json(version.graph), execution.workflow_id, execution.input
+        owner_id, start_items = execution.owner_id, execution.input.get("items") if execution.trigger == SUB_TRIGGER else None
         workflow = await session.get_one(Workflow, workflow_id)
         execution_timeout = parse_workflow_settings(workflow.settings).execution_timeout or services.execution_timeout
     run = Run(execution_id=execution_id, workflow_id=workflow_id, graph=graph, registry=services.registry,
               store=SQLRunStore(services.sessions), sink=services.sink, http=services.http, trigger_input=trigger_input,
-              execution_timeout=execution_timeout)
+              execution_timeout=execution_timeout, start_items=start_items)
+    run.sub_workflows = SQLSubWorkflows(run, services.sessions, owner_id, (workflow_id,))
     beat = asyncio.create_task(_heartbeat(job)) if job is not None else None
     try:
         outcome = await _execute(run, last_attempt=job is None or job.attempts >= job.retries)
@@ -113,7 +116,8 @@ async def reconcile(queue: Queue, sessions: async_sessionmaker[AsyncSession], *,
     cutoff = datetime.now(UTC) - timedelta(seconds=older_than)
     async with sessions() as session:
         rows = (await session.execute(select(Execution.id).where(
-            Execution.status.in_(("queued", "running")), Execution.created_at < cutoff))).scalars().all()
+            Execution.status.in_(("queued", "running")), Execution.created_at < cutoff,
+            Execution.trigger != SUB_TRIGGER))).scalars().all()  # sub-workflows run inside their caller's job
     restored = []
     for execution_id in rows:
         if await queue.job(str(execution_id)) is None:

@@ -10,9 +10,10 @@ from nodes.if_v2 import IfV2
 from nodes.manual_trigger import ManualTrigger
 from nodes.merge import Merge
 from nodes.set import Set
+from nodes.sub_workflow import SubWorkflow
 from nodes.switch import Switch
 from nodes.wait import Wait
 
-NODE_TYPES = (ManualTrigger, Set, HttpRequest, If, Delay, IfV2, Switch, Merge, Wait)
+NODE_TYPES = (ManualTrigger, Set, HttpRequest, If, Delay, IfV2, Switch, Merge, Wait, SubWorkflow)
 
 registry = Registry(NODE_TYPES)
