@@ -25,9 +25,14 @@ class EmptyConfig(msgspec.Struct, forbid_unknown_fields=True):
 
 @dataclass(frozen=True)
 class NodeResult:
-    """Which output port carries which items. A port that is absent was not taken."""
+    """Which output port carries which items. A port that is absent was not taken.
+
+    ``not_before`` (epoch seconds): the result may only be passed on at that time (a Wait). A
+    short wait is slept in the worker; a long one is persisted and the execution is continued
+    by a scheduled job, so no worker slot is held meanwhile."""
 
     outputs: dict[str, list[Item]]
+    not_before: float | None = None
 
     @classmethod
     def main(cls, items: list[Item]) -> NodeResult:

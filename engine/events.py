@@ -16,6 +16,8 @@ EventType = Literal[
     "node.completed",
     "node.failed",
     "node.skipped",
+    "node.waiting",
+    "workflow.waiting",
     "workflow.finished",
 ]
 

@@ -119,6 +119,13 @@ async def _settled_runs(session: AsyncSession, execution_id: int) -> list[NodeRu
     return [row for row in latest.values() if row.status in ("succeeded", "skipped")]
 
 
-async def enqueue_execution(queue: Queue, execution_id: int, *, timeout: int, heartbeat: int) -> None:
-    await queue.enqueue(JOB_FUNCTION, key=str(execution_id), execution_id=execution_id, timeout=timeout,
-                        heartbeat=heartbeat, retries=3, retry_delay=1.0, retry_backoff=True)
+def job_key(execution_id: int, resume_at: float | None = None) -> str:
+    """The SAQ job key: the execution id; a continuation after a wait adds its time."""
+    return str(execution_id) if resume_at is None else f"{execution_id}@{int(resume_at * 1000)}"
+
+
+async def enqueue_execution(queue: Queue, execution_id: int, *, timeout: int, heartbeat: int,
+                            resume_at: float | None = None) -> None:
+    await queue.enqueue(JOB_FUNCTION, key=job_key(execution_id, resume_at), execution_id=execution_id,
+                        timeout=timeout, heartbeat=heartbeat, retries=3, retry_delay=1.0, retry_backoff=True,
+                        scheduled=int(resume_at) + 1 if resume_at is not None else 0)

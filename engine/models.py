@@ -147,6 +147,8 @@ class Execution(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+    resume_at: Mapped[datetime | None]
+    """A waiting execution continues at this time (its continuation job is scheduled for it)."""
 
     node_runs: Mapped[list[NodeRun]] = relationship(cascade="all, delete-orphan", passive_deletes=True,
                                                     order_by="NodeRun.id")
@@ -168,6 +170,7 @@ class NodeRun(Base):
     error: Mapped[dict[str, Any] | None]
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+    resume_at: Mapped[datetime | None]
 
 
 class ExecutionEvent(Base):

@@ -29,6 +29,7 @@ from engine.registry import Registry
 from engine.store import NodeRunRecord, RunStore
 
 DEFAULT_NODE_TIMEOUT = 300.0
+INLINE_WAIT = 30.0
 SETTLED = ("succeeded", "skipped", "failed")
 
 
@@ -39,6 +40,7 @@ class Outcome:
     status: str
     output: dict[str, list[Item]] = field(default_factory=dict)
     error: dict[str, Any] | None = None
+    resume_at: float | None = None
 
 
 @dataclass
@@ -58,6 +60,9 @@ class Run:
     start_items: list[Item] | None = None
     """What trigger nodes emit; default: one item, the trigger input. A sub-workflow gets its caller's items."""
     sub_workflows: SubWorkflows | None = None
+    inline_wait: float = INLINE_WAIT
+    """Waits and back-offs up to this long are slept in the job; longer ones suspend the execution."""
+    waiting: dict[str, NodeRunRecord] = field(default_factory=dict)
     resume_attempt: dict[str, int] = field(default_factory=dict)
     current: dict[str, NodeRunRecord] = field(default_factory=dict)
     status: dict[str, str] = field(default_factory=dict)
@@ -100,6 +105,7 @@ async def execute(run: Run) -> Outcome:
     await _load_previous_runs(run)
     run._seq = await run.store.last_seq(run.execution_id)  # a resumed run numbers on
     await run.emit("workflow.started", status="running")
+    await _release_due_waits(run)
     try:
         async with asyncio.timeout(run.execution_timeout) as deadline:
             await _drive(run)
@@ -107,13 +113,53 @@ async def execute(run: Run) -> Outcome:
         if not deadline.expired():
             raise
         await _handle_execution_timeout(run)
-    return await finish(run, _outcome(run))
+    outcome = _outcome(run)
+    if outcome.status == "waiting":
+        return await suspend(run, outcome)
+    return await finish(run, outcome)
+
+
+async def suspend(run: Run, outcome: Outcome) -> Outcome:
+    """Persist that the run waits until ``resume_at``, then publish ``workflow.waiting``; the caller
+    schedules the continuation."""
+    assert outcome.resume_at is not None
+    await run.store.execution_waiting(run.execution_id, outcome.resume_at)
+    await run.emit("workflow.waiting", status="waiting", summary=f"continues at {_clock(outcome.resume_at)}")
+    return outcome
+
+
+def _clock(epoch: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch))
+
+
+async def _release_due_waits(run: Run) -> None:
+    """A continued run: waits whose time has come end now (a Wait completes, a back-off retries)."""
+    now = time.time()
+    for node_id, record in list(run.waiting.items()):
+        if record.resume_at is not None and record.resume_at > now:
+            continue
+        del run.waiting[node_id]
+        if record.status == "waiting":
+            record.status, record.finished_at = "succeeded", now
+            await _settle(run, run.node(node_id), record, "succeeded", record.output)
+            await run.emit("node.completed", run.node(node_id), status="succeeded", attempt=record.attempt,
+                           duration_ms=_duration_ms(record), summary=summarize(_count(record.output)))
+        else:  # a retry back-off is over: the next attempt runs like any ready node
+            del run.status[node_id]
+            run.resume_attempt[node_id] = record.attempt + 1
+
+
+def _count(outputs: dict[str, list[Item]] | None) -> int:
+    return sum(len(v) for v in (outputs or {}).values())
 
 
 async def _load_previous_runs(run: Run) -> None:
     """Resume: settled nodes keep their outcome; an interrupted node continues with its attempts."""
     for node_id, record in (await run.store.latest_runs(run.execution_id)).items():
-        if record.status == "succeeded" or record.status == "skipped" or record.output is not None:
+        if record.status == "waiting" or (record.status == "failed" and record.resume_at and record.output is None):
+            run.status[node_id] = "waiting"  # a Wait, or a retry back-off, persisted by an earlier job
+            run.waiting[node_id] = record
+        elif record.status == "succeeded" or record.status == "skipped" or record.output is not None:
             run.status[node_id] = record.status
             if record.output is not None:
                 run.results[node_id] = record.output
@@ -236,11 +282,39 @@ async def _run_node(run: Run, node: NodeSpec) -> None:
             if not node.settings.retry.retries(exc, attempt):
                 await _handle_failure(run, node, record, _error_data(node, exc), items)
                 return
-            await _handle_retry(run, node, record, exc)
+            if await _handle_retry(run, node, record, exc) == SUSPENDED:
+                return
             attempt += 1
         else:
-            await _handle_success(run, node, record, result)
+            if await _wait_if_asked(run, node, record, result) != SUSPENDED:
+                await _handle_success(run, node, record, result)
             return
+
+
+SUSPENDED = "suspended"
+
+
+async def _wait_if_asked(run: Run, node: NodeSpec, record: NodeRunRecord, result: NodeResult) -> str | None:
+    """A result that may only pass at ``not_before``: sleep a short wait, persist a long one."""
+    wait = (result.not_before or 0) - time.time()
+    if wait <= 0:
+        return None
+    if wait <= run.inline_wait:
+        await asyncio.sleep(wait)
+        return None
+    record.status, record.output, record.resume_at = "waiting", result.outputs, result.not_before
+    await _park(run, node, record)
+    await run.emit("node.waiting", node, status="waiting", attempt=record.attempt,
+                   summary=f"continues at {_clock(result.not_before or 0)}")
+    return SUSPENDED
+
+
+async def _park(run: Run, node: NodeSpec, record: NodeRunRecord) -> None:
+    """Persist a node that waits without holding the worker; the run ends as ``waiting``."""
+    await run.store.node_finished(run.execution_id, record)
+    run.current.pop(node.id, None)
+    run.status[node.id] = "waiting"
+    run.waiting[node.id] = record
 
 
 async def _call(run: Run, node: NodeSpec, node_type: type[NodeType], items: list[Item], attempt: int) -> NodeResult:
@@ -264,7 +338,7 @@ async def _call(run: Run, node: NodeSpec, node_type: type[NodeType], items: list
     unknown = set(result.outputs) - set(node_type.outputs)
     if unknown:
         raise NodeError(f"{node.name} returned items on unknown output(s): {', '.join(sorted(unknown))}")
-    return NodeResult(_as_json(node, result.outputs))
+    return NodeResult(_as_json(node, result.outputs), not_before=result.not_before)
 
 
 def _outputs_by_name(run: Run) -> dict[str, list[Item]]:
@@ -289,15 +363,24 @@ async def _handle_success(run: Run, node: NodeSpec, record: NodeRunRecord, resul
                    duration_ms=_duration_ms(record), summary=summarize(count))
 
 
-async def _handle_retry(run: Run, node: NodeSpec, record: NodeRunRecord, exc: BaseException) -> None:
-    """Persist the failed attempt, announce ``node.retrying``, wait out the back-off."""
+async def _handle_retry(run: Run, node: NodeSpec, record: NodeRunRecord, exc: BaseException) -> str | None:
+    """Persist the failed attempt, announce ``node.retrying``, then wait out the back-off: in the
+    job when short, as a suspended execution when long (``SUSPENDED``)."""
     delay = node.settings.retry.delay(record.attempt, getattr(exc, "retry_after", None))
     record.status, record.finished_at = "failed", time.time()
     record.error = {**_error_data(node, exc), "retry_in": round(delay, 3)}
-    await run.store.node_finished(run.execution_id, record)
+    long_wait = delay > run.inline_wait
+    if long_wait:
+        record.resume_at = record.finished_at + delay
+        await _park(run, node, record)
+    else:
+        await run.store.node_finished(run.execution_id, record)
     await run.emit("node.retrying", node, status="retrying", attempt=record.attempt, duration_ms=_duration_ms(record),
                    summary=f"attempt {record.attempt} failed ({record.error['message'][:120]}); retry in {delay:.1f} s")
+    if long_wait:
+        return SUSPENDED
     await asyncio.sleep(delay)
+    return None
 
 
 async def _handle_failure(run: Run, node: NodeSpec, record: NodeRunRecord, error: dict[str, Any],
@@ -353,6 +436,8 @@ def _duration_ms(record: NodeRunRecord) -> float:
 def _outcome(run: Run) -> Outcome:
     if run.error is not None:
         return Outcome("failed", error=run.error)
+    if run.waiting:
+        return Outcome("waiting", resume_at=min(r.resume_at or 0 for r in run.waiting.values()))
     has_successor = {c.source for c in run.graph.connections}
     output = {
         node.name: [i for items in run.results[node.id].values() for i in items]

@@ -11,6 +11,7 @@
 | ``PATCHWIRE_SECRET_KEY`` | generated once into ``<data dir>/secret_key`` (mode 0600) |
 | ``PATCHWIRE_WORKER_CONCURRENCY`` | ``10`` |
 | ``PATCHWIRE_EXECUTION_TIMEOUT`` | ``3600`` seconds |
+| ``PATCHWIRE_INLINE_WAIT`` | ``30`` seconds: longer waits and back-offs suspend the execution |
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class Settings:
     worker_concurrency: int
     execution_timeout: int
     secure_cookies: bool
+    inline_wait: float = 30.0
 
     @property
     def embedded_queue(self) -> bool:
@@ -65,6 +67,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         worker_concurrency=int(env.get("PATCHWIRE_WORKER_CONCURRENCY", "10")),
         execution_timeout=int(env.get("PATCHWIRE_EXECUTION_TIMEOUT", "3600")),
         secure_cookies=env.get("PATCHWIRE_SECURE_COOKIES", "") in ("1", "true", "yes"),
+        inline_wait=float(env.get("PATCHWIRE_INLINE_WAIT", "30")),
     )
 
 

@@ -24,7 +24,7 @@ def to_record(row: NodeRun) -> NodeRunRecord:
     return NodeRunRecord(
         node_id=row.node_id, node_name=row.node_name, node_type=row.node_type, attempt=row.attempt,
         status=row.status, input=row.input, output=row.output, error=row.error,
-        started_at=_epoch(row.started_at), finished_at=_epoch(row.finished_at),
+        started_at=_epoch(row.started_at), finished_at=_epoch(row.finished_at), resume_at=_epoch(row.resume_at),
     )
 
 
@@ -49,7 +49,12 @@ class SQLRunStore:
         async with self._sessions.begin() as session:
             execution = await session.get_one(Execution, execution_id)
             execution.status, execution.output, execution.error = status, output, error
-            execution.finished_at = datetime.now(UTC)
+            execution.finished_at, execution.resume_at = datetime.now(UTC), None
+
+    async def execution_waiting(self, execution_id: int, resume_at: float) -> None:
+        async with self._sessions.begin() as session:
+            execution = await session.get_one(Execution, execution_id)
+            execution.status, execution.resume_at = "waiting", _dt(resume_at)
 
     async def record_event(self, execution_id: int, seq: int, data: dict[str, Any]) -> None:
         async with self._sessions.begin() as session:
@@ -78,6 +83,7 @@ def _fill(row: NodeRun, record: NodeRunRecord) -> None:
         "node_name": record.node_name, "node_type": record.node_type, "status": record.status,
         "input": record.input, "output": record.output, "error": record.error,
         "started_at": _dt(record.started_at), "finished_at": _dt(record.finished_at),
+        "resume_at": _dt(record.resume_at),
     }
     for key, value in values.items():
         setattr(row, key, value)

@@ -24,6 +24,8 @@ class NodeRunRecord:
     error: dict[str, Any] | None = None
     started_at: float | None = None
     finished_at: float | None = None
+    resume_at: float | None = None
+    """A waiting node (or a retry back-off) continues at this time (epoch seconds)."""
 
 
 class RunStore(Protocol):
@@ -38,6 +40,10 @@ class RunStore(Protocol):
     async def execution_finished(self, execution_id: int, status: str, output: dict[str, Any] | None,
                                  error: dict[str, Any] | None) -> None: ...
 
+    async def execution_waiting(self, execution_id: int, resume_at: float) -> None:
+        """The run is suspended until ``resume_at`` (a continuation job is enqueued by the caller)."""
+        ...
+
     async def record_event(self, execution_id: int, seq: int, data: dict[str, Any]) -> None:
         """Keep a published event (numbered per execution) for clients that reconnect."""
         ...
@@ -50,6 +56,10 @@ class MemoryRunStore:
     runs: dict[int, dict[tuple[str, int], NodeRunRecord]] = field(default_factory=dict)
     outcomes: dict[int, tuple[str, dict[str, Any] | None, dict[str, Any] | None]] = field(default_factory=dict)
     events: dict[int, list[tuple[int, dict[str, Any]]]] = field(default_factory=dict)
+    waiting: dict[int, float] = field(default_factory=dict)
+
+    async def execution_waiting(self, execution_id: int, resume_at: float) -> None:
+        self.waiting[execution_id] = resume_at
 
     async def record_event(self, execution_id: int, seq: int, data: dict[str, Any]) -> None:
         self.events.setdefault(execution_id, []).append((seq, data))

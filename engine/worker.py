@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from engine.alerts import after_failure
 from engine.errors import GraphError
 from engine.events import EventSink
-from engine.executions import FAILED_STATUSES, JOB_FUNCTION, enqueue_execution, graph_from_json
+from engine.executions import FAILED_STATUSES, JOB_FUNCTION, enqueue_execution, graph_from_json, job_key
 from engine.models import TERMINAL_STATUSES, Execution, Workflow, WorkflowVersion
 from engine.policy import parse_workflow_settings
 from engine.registry import Registry
@@ -46,6 +46,7 @@ class WorkerServices:
     registry: Registry
     http: httpx.AsyncClient
     execution_timeout: float = 3600.0
+    inline_wait: float = 30.0
 
 
 async def run_execution(ctx: dict[str, Any], *, execution_id: int) -> str:
@@ -64,7 +65,7 @@ async def run_execution(ctx: dict[str, Any], *, execution_id: int) -> str:
         execution_timeout = parse_workflow_settings(workflow.settings).execution_timeout or services.execution_timeout
     run = Run(execution_id=execution_id, workflow_id=workflow_id, graph=graph, registry=services.registry,
               store=SQLRunStore(services.sessions), sink=services.sink, http=services.http, trigger_input=trigger_input,
-              execution_timeout=execution_timeout, start_items=start_items)
+              execution_timeout=execution_timeout, start_items=start_items, inline_wait=services.inline_wait)
     run.sub_workflows = SQLSubWorkflows(run, services.sessions, owner_id, (workflow_id,))
     beat = asyncio.create_task(_heartbeat(job)) if job is not None else None
     try:
@@ -72,6 +73,10 @@ async def run_execution(ctx: dict[str, Any], *, execution_id: int) -> str:
     finally:
         if beat is not None:
             beat.cancel()
+    if outcome.status == "waiting" and outcome.resume_at is not None:
+        # committed as waiting first; now the continuation that picks the run up at resume_at
+        await enqueue_execution(_queue(ctx), execution_id, timeout=job_timeout_for(execution_timeout),
+                                heartbeat=HEARTBEAT, resume_at=outcome.resume_at)
     if outcome.status in FAILED_STATUSES and "worker" in ctx:
         await after_failure(services.sessions, ctx["worker"].queue, services.registry, execution_id,
                             job_timeout=job_timeout_for(services.execution_timeout), heartbeat=HEARTBEAT)
@@ -92,6 +97,10 @@ async def _execute(run: Run, *, last_attempt: bool) -> Outcome:
             raise
         error = {"type": "Crashed", "message": f"{type(exc).__name__}: {exc}", "node_name": "Workflow", "node_id": None}
         return await finish(run, Outcome("crashed", error=error))
+
+
+def _queue(ctx: dict[str, Any]) -> Queue:
+    return ctx["worker"].queue
 
 
 def job_timeout_for(execution_timeout: float) -> int:
@@ -115,13 +124,14 @@ async def reconcile(queue: Queue, sessions: async_sessionmaker[AsyncSession], *,
     back empty). Safe from any number of workers at once: the job key deduplicates."""
     cutoff = datetime.now(UTC) - timedelta(seconds=older_than)
     async with sessions() as session:
-        rows = (await session.execute(select(Execution.id).where(
-            Execution.status.in_(("queued", "running")), Execution.created_at < cutoff,
-            Execution.trigger != SUB_TRIGGER))).scalars().all()  # sub-workflows run inside their caller's job
+        rows = (await session.execute(select(Execution.id, Execution.status, Execution.resume_at).where(
+            Execution.status.in_(("queued", "running", "waiting")), Execution.created_at < cutoff,
+            Execution.trigger != SUB_TRIGGER))).all()  # sub-workflows run inside their caller's job
     restored = []
-    for execution_id in rows:
-        if await queue.job(str(execution_id)) is None:
-            await enqueue_execution(queue, execution_id, timeout=job_timeout, heartbeat=HEARTBEAT)
+    for execution_id, status, resume_at in rows:
+        resume = resume_at.timestamp() if status == "waiting" and resume_at is not None else None
+        if await queue.job(job_key(execution_id, resume)) is None:
+            await enqueue_execution(queue, execution_id, timeout=job_timeout, heartbeat=HEARTBEAT, resume_at=resume)
             restored.append(execution_id)
     if restored:
         log.warning("re-enqueued executions the queue had lost: %s", restored)

@@ -90,7 +90,7 @@ async def _wait(settings: Settings, sessions: async_sessionmaker[AsyncSession], 
     async with httpx.AsyncClient() as http:
         if settings.embedded_queue:
             services = WorkerServices(sessions=sessions, sink=MemorySink(), registry=registry, http=http,
-                                      execution_timeout=settings.execution_timeout)
+                                      execution_timeout=settings.execution_timeout, inline_wait=settings.inline_wait)
             worker = build_worker(queue, services, concurrency=settings.worker_concurrency, in_process=True)
             worker_task = asyncio.create_task(worker.start())
         try:

@@ -66,7 +66,7 @@ async def lifespan_runtime(settings: Settings, channels: ChannelsPlugin, *, migr
         if settings.embedded_queue:
             sink = SafeSink(CallbackSink(lambda data, channel: channels.publish(data, [channel])))
             services = WorkerServices(sessions=sessions, sink=sink, registry=registry, http=http,
-                                      execution_timeout=settings.execution_timeout)
+                                      execution_timeout=settings.execution_timeout, inline_wait=settings.inline_wait)
             runtime.worker = build_worker(queue, services, concurrency=settings.worker_concurrency, in_process=True)
             runtime._tasks.append(asyncio.create_task(runtime.worker.start()))
         yield runtime

@@ -20,7 +20,7 @@ async def run_worker(settings: Settings) -> None:
     try:
         async with httpx.AsyncClient() as http:
             services = WorkerServices(sessions=make_sessionmaker(engine), sink=sink, registry=registry, http=http,
-                                      execution_timeout=settings.execution_timeout)
+                                      execution_timeout=settings.execution_timeout, inline_wait=settings.inline_wait)
             worker = build_worker(queue, services, concurrency=settings.worker_concurrency,
                                   shutdown_grace=SHUTDOWN_GRACE)
             print(f"Patchwire worker {worker.id} on {settings.profile} queue", flush=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import random
 from typing import Any, ClassVar
 
@@ -162,3 +163,38 @@ def test_settings_with_bad_values_are_refused_naming_the_node_and_field() -> Non
     with pytest.raises(Exception) as info:
         decode_document(document)
     assert "settings.retry.max_attempts" in str(info.value)
+
+
+async def _until(moment: float) -> None:
+    """Wait for the wall clock to pass ``moment`` (the condition the continuation is scheduled for)."""
+    while time.time() < moment:
+        await asyncio.sleep(0.02)
+
+
+async def test_a_long_wait_suspends_the_run_and_a_continuation_finishes_it() -> None:
+    wait = NodeSpec("w", "wait", "w", config={"seconds": 0.4})
+    after = NodeSpec("s", "set", "s", config={"fields": [{"name": "done", "value": "yes"}]})
+    g = graph(wait, after, connections=[ConnectionSpec("t", "w"), ConnectionSpec("w", "s")])
+    store = MemoryRunStore()
+    outcome, store, sink = await run(g, store=store, inline_wait=0.1)
+    assert outcome.status == "waiting" and store.waiting[1] == outcome.resume_at
+    assert store.status_of(1, "w") == "waiting" and store.status_of(1, "s") is None
+    assert sink.types()[-2:] == ["node.waiting", "workflow.waiting"]
+    await _until(outcome.resume_at)
+    outcome, store, _ = await run(g, store=store, inline_wait=0.1)
+    assert outcome.status == "succeeded" and outcome.output == {"s": [{"x": 1, "done": "yes"}]}
+    assert [r.attempt for r in store.attempts(1, "w")] == [1], "the Wait was not run again"
+
+
+async def test_a_long_back_off_suspends_and_the_next_attempt_runs_in_the_continuation() -> None:
+    slow_retry = RetryPolicy(max_attempts=2, initial_delay=0.4, jitter=False)
+    flaky = NodeSpec("f", "flaky", "f", config={"failures": 1}, settings=NodeSettings(retry=slow_retry))
+    store = MemoryRunStore()
+    outcome, store, _ = await run(graph(flaky), store=store, inline_wait=0.1)
+    assert outcome.status == "waiting" and Flaky.calls == 1
+    early, _, _ = await run(graph(flaky), store=store, inline_wait=0.1)
+    assert early.status == "waiting" and Flaky.calls == 1, "woken early: still waiting, nothing re-run"
+    await _until(outcome.resume_at)
+    outcome, store, _ = await run(graph(flaky), store=store, inline_wait=0.1)
+    assert outcome.status == "succeeded" and Flaky.calls == 2
+    assert [(r.attempt, r.status) for r in store.attempts(1, "f")] == [(1, "failed"), (2, "succeeded")]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from engine.models import Execution, NodeRun
@@ -142,3 +143,42 @@ def test_error_output_setting_adds_a_port_that_can_be_connected(browser: Browser
     back = browser.configure(wid, http, {"name": "Fetch", "url": "https://x.example", "settings.present": "1",
                                          "settings.on_error": "stop"})
     assert back.status_code == 422 and "error output first" in back.text
+
+
+@pytest.fixture
+def app_factory(database_url: str, tmp_path: Any) -> Any:
+    """These web tests run with a short inline wait, so a 1.5 s Wait suspends the execution."""
+    from engine.settings import load_settings
+    from webapp.app import create_app
+
+    env = {"PATCHWIRE_DATA_DIR": str(tmp_path / "data"), "DATABASE_URL": database_url,
+           "PATCHWIRE_SECRET_KEY": "test-secret-key-0123456789", "PATCHWIRE_INLINE_WAIT": "0.2"}
+    return lambda: create_app(load_settings(env))
+
+
+def test_a_long_wait_frees_the_worker_and_a_scheduled_job_continues(browser: Browser, db_call: Any) -> None:
+    browser.register("waits@example.com")
+    wid = browser.create_workflow("Patient")
+    trigger = browser.add_node(wid, "manual_trigger")
+    wait = browser.add_node(wid, "wait")
+    done = browser.add_node(wid, "set")
+    browser.configure(wid, wait, {"name": "Pause", "mode": "duration", "seconds": "1.5"})
+    browser.configure(wid, done, {"name": "Done", "fields.name": ["done"], "fields.value": ["yes"]})
+    browser.connect(wid, trigger, wait)
+    browser.connect(wid, wait, done)
+    execution_id = run(browser, wid)
+    assert browser.wait_for_execution(execution_id, timeout=30) == "succeeded"
+    events = db_call(lambda db: _event_types(db, execution_id))
+    assert "node.waiting" in events and "workflow.waiting" in events
+    assert events.count("workflow.started") == 2, "a second job continued the run"
+    assert events[-1] == "workflow.finished"
+    runs = [r for r in db_call(lambda db: _all_runs(db, execution_id)) if r.node_id == wait]
+    assert [(r.attempt, r.status) for r in runs] == [(1, "succeeded")]
+
+
+async def _event_types(db: Any, execution_id: int) -> list[str]:
+    from engine.models import ExecutionEvent
+
+    rows = await db.scalars(select(ExecutionEvent.data).where(ExecutionEvent.execution_id == execution_id)
+                            .order_by(ExecutionEvent.seq))
+    return [row["type"] for row in rows]

@@ -1,0 +1,395 @@
+"""Crash suite: worker processes are SIGKILLed at random moments while executions run.
+
+Per profile (embedded SQLite, PostgreSQL queue, Redis queue) a real worker process runs
+Manual Trigger → Delay(0.05) → HTTP Request (a loopback sink answering after 0–150 ms) →
+Delay(0.05) → Set. The test starts executions in batches (``services.start``: commit, then
+enqueue), kills the worker with SIGKILL a random 0.05–1.5 s after it became ready, restarts it,
+and does that ``KILLS`` times; then one last worker is left alive and the database is polled
+(bounded deadline) until every execution is final. Right after each kill — the process is dead,
+so the rows are exactly what it had committed — it records which executions and node runs were
+``running``. Pass criteria:
+
+* every execution reaches a final state, and it is ``succeeded``;
+* no node has two ``succeeded`` rows for one execution;
+* the sink saw every idempotency key ``<execution>:<node>`` of a succeeded run, and each repeat
+  of a key is explained by a kill that found that node ``running`` between the two requests;
+* recovery (kill → the interrupted run's next ``workflow.started`` event) is measured, p50/p99
+  printed.
+
+Workers: ``patchwire worker`` for the PostgreSQL and Redis profiles; ``patchwire serve`` for the
+embedded profile (there is no separate worker command there — serve runs web + worker in one
+process, which is what a crash takes down in that deployment). On the Redis profile the live
+events go to PostgreSQL (``CHANNELS_URL``), because Redis pub/sub channels are shared across
+database numbers and other tests use the same Redis server.
+
+Knobs (environment): ``PW_CRASH_EXECUTIONS`` (60), ``PW_CRASH_KILLS`` (10), ``PW_CRASH_SEED``,
+``PW_CRASH_DRAIN_TIMEOUT`` (60 s: how long the last worker gets after the last kill).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import subprocess
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.queue import queue_from_url
+from tests.durability.conftest import Sink
+from tests.durability.harness import (
+    Deployment,
+    Kill,
+    Rows,
+    WorkerProcess,
+    duplicate_problems,
+    free_port,
+    percentile,
+    recovery_times,
+    start_executions,
+    tail,
+)
+
+EXECUTIONS = int(os.environ.get("PW_CRASH_EXECUTIONS", "60"))
+KILLS = int(os.environ.get("PW_CRASH_KILLS", "10"))
+FIRST_BATCH = min(EXECUTIONS, 20)
+KILL_AFTER = (0.05, 1.5)
+DRAIN_TIMEOUT = float(os.environ.get("PW_CRASH_DRAIN_TIMEOUT", "60"))
+"""Seconds the last worker gets to finish everything: a killed job is swept 10 s (heartbeat) after its
+last touch, sweeps run every 5 s, the retry waits up to 4 s — 20 s in theory, the rest is margin."""
+
+pytestmark = [pytest.mark.durability, pytest.mark.timeout(240 + DRAIN_TIMEOUT)]
+
+PROFILES = [
+    pytest.param("embedded", id="embedded"),
+    pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
+    pytest.param("redis", id="redis", marks=[pytest.mark.redis, pytest.mark.postgres]),
+]
+
+
+@pytest.fixture(params=PROFILES)
+def deployment(request: pytest.FixtureRequest, tmp_path: Path) -> Deployment:
+    if request.param == "embedded":
+        data = tmp_path / "data"
+        return Deployment("embedded", tmp_path, f"sqlite:///{data / 'patchwire.db'}", f"sqlite:///{data / 'queue.db'}")
+    database = request.getfixturevalue("crash_postgres_url")
+    if request.param == "postgres":
+        return Deployment("postgres", tmp_path, database, database)
+    return Deployment("redis", tmp_path, database, request.getfixturevalue("crash_redis_url"), channels_url=database)
+
+
+def batches(total: int, first: int, rounds: int) -> list[list[int]]:
+    """Execution numbers: ``first`` before the first worker, the rest spread over the restarts."""
+    numbers = list(range(total))
+    out = [numbers[:first]]
+    rest = numbers[first:]
+    per = -(-len(rest) // max(1, rounds)) if rest else 0
+    out += [rest[i * per:(i + 1) * per] for i in range(rounds)]
+    return out
+
+
+async def test_sigkill_the_worker_again_and_again(deployment: Deployment, crash_sink: Sink) -> None:
+    seed = int(os.environ.get("PW_CRASH_SEED") or time.time_ns() % 1_000_000)
+    rng = random.Random(seed)
+    began = time.monotonic()
+    workflow_id = deployment.prepare(crash_sink.url)
+    rows = Rows(deployment.database_url)
+    queue = queue_from_url(deployment.queue_url)
+    await queue.connect()
+    workers: list[WorkerProcess] = []
+    kills: list[Kill] = []
+    ids: list[int] = []
+    plan = batches(EXECUTIONS, FIRST_BATCH, KILLS)  # [before life 0, during lives 1…KILLS-1, final worker]
+    try:
+        node_ids = await rows.node_ids(workflow_id)
+        ids += await start_executions(rows, queue, workflow_id, plan[0])
+        for life in range(KILLS):
+            worker = WorkerProcess(deployment, life)
+            workers.append(worker)
+            ready = await worker.wait_ready()
+            if life:
+                ids += await start_executions(rows, queue, workflow_id, plan[life])
+            await asyncio.sleep(rng.uniform(*KILL_AFTER))
+            at = worker.kill()
+            running, in_flight = await rows.snapshot()
+            kills.append(Kill(life, at, at - ready, running, in_flight))
+        final = WorkerProcess(deployment, KILLS)
+        workers.append(final)
+        last_start = await final.wait_ready()
+        ids += await start_executions(rows, queue, workflow_id, plan[KILLS])
+        statuses, waited = await rows.wait_terminal(ids, DRAIN_TIMEOUT)
+        report, problems = await analyse(deployment, rows, queue, ids, statuses, kills, node_ids, crash_sink, workers)
+        report.insert(0, f"[{deployment.profile}] seed {seed}; {len(ids)} executions, {len(kills)} SIGKILLs; the last "
+                         f"worker (ready {last_start - kills[-1].at:.1f} s after the last kill) took {waited:.1f} s to drain; "
+                         f"{time.monotonic() - began:.0f} s in all")
+        print("\n" + "\n".join(report))
+        assert not problems, "\n".join(report + ["PROBLEMS:"] + problems)
+    finally:
+        for worker in workers:
+            if worker.proc.poll() is None:
+                worker.stop()
+        await queue.disconnect()
+        await rows.close()
+
+
+async def analyse(deployment: Deployment, rows: Rows, queue: Any, ids: list[int], statuses: dict[int, str],
+                  kills: list[Kill], node_ids: dict[str, str], sink: Sink,
+                  workers: list[WorkerProcess]) -> tuple[list[str], list[str]]:
+    report: list[str] = []
+    problems: list[str] = []
+    call = node_ids["Call"]
+
+    # 1. every execution final, and succeeded
+    counts = Counter(statuses.get(i, "missing") for i in ids)
+    report.append(f"  final states: {dict(counts)}")
+    jobs = {i: await queue.job(str(i)) for i in ids}
+    attempts = Counter(job.attempts for job in jobs.values() if job is not None)
+    report.append(f"  SAQ attempts per job (kept finished jobs): {dict(sorted(attempts.items()))}")
+    executions = await rows.executions(ids)
+    for i in ids:
+        if statuses.get(i) != "succeeded":
+            job = jobs[i]
+            seen = f"job {job.status} attempts={job.attempts}/{job.retries} error={str(job.error)[:80]!r}" if job else "no job"
+            interrupted = sum(1 for k in kills if i in k.running)
+            problems.append(f"execution {i} is {statuses.get(i)!r} (interrupted by {interrupted} kills; queue: {seen}; "
+                            f"error: {executions[i].error})")
+
+    # 2. no node completed twice
+    runs = await rows.node_runs(ids)
+    succeeded = Counter((r.execution_id, r.node_id) for r in runs if r.status == "succeeded")
+    twice = {k: v for k, v in succeeded.items() if v > 1}
+    report.append(f"  node_runs: {len(runs)} rows, {len(twice)} (execution, node) with more than one succeeded row; "
+                  f"rows per status {dict(Counter(r.status for r in runs))}")
+    problems += [f"node {node} of execution {e} has {n} succeeded rows" for (e, node), n in twice.items()]
+    for i in ids:
+        if statuses.get(i) == "succeeded":
+            done = {node for (e, node) in succeeded if e == i}
+            if done != set(node_ids.values()):
+                problems.append(f"execution {i} succeeded with nodes {sorted(done)} succeeded, not all five")
+            output = executions[i].output or {}
+            item = (output.get("Done") or [{}])[0]
+            if item.get("done") != "yes" or item.get("status") != 200:
+                problems.append(f"execution {i} succeeded with unexpected output {output}")
+
+    # 3. the sink: every key of a succeeded run seen, every repeat explained by a kill mid-node
+    by_key = sink.by_key()
+    expected = {f"{i}:{call}" for i in ids if statuses.get(i) == "succeeded"}
+    problems += [f"the sink never saw {key}" for key in sorted(expected - set(by_key))]
+    problems += [f"the sink saw unknown key {key}" for key in sorted(set(by_key) - {f"{i}:{call}" for i in ids})]
+    dup_problems, histogram = duplicate_problems(by_key, kills)
+    problems += dup_problems
+    # a kill finds the rows a previous kill left 'running' (not yet swept) again: count what is new
+    fresh = [(k.running - p.running, k.in_flight - p.in_flight)
+             for k, p in zip(kills, [Kill(-1, 0.0, 0.0, set(), set()), *kills], strict=False)]
+    mid_request = sum(1 for _, nodes in fresh if any(node == call for _, node in nodes))
+    report.append(f"  sink: {sum(len(v) for v in by_key.values())} requests, {len(by_key)} keys; requests per key "
+                  f"{dict(sorted(histogram.items()))}; {mid_request}/{len(kills)} kills interrupted an HTTP Request "
+                  f"node; {len(set().union(*(k.running for k in kills)))} executions interrupted at least once")
+    per_kill = ", ".join(f"{k.uptime:.2f}s/{len(ex)}/{len(nodes)}" for k, (ex, nodes) in zip(kills, fresh, strict=False))
+    report.append(f"  kills (worker uptime / executions newly interrupted / node runs newly interrupted): {per_kill}")
+
+    # 4. recovery time: kill → the interrupted execution's next workflow.started
+    samples = recovery_times(kills, await rows.starts(ids))
+    if samples:
+        report.append(f"  recovery (kill → run resumed): n={len(samples)} p50={percentile(samples, 50):.1f} s "
+                      f"p99={percentile(samples, 99):.1f} s max={max(samples):.1f} s min={min(samples):.1f} s")
+    else:
+        report.append("  recovery: no interrupted execution resumed")
+    swept = sum(w.log().count("Sweeping") for w in workers)
+    tracebacks = sum(w.log().count("Traceback") for w in workers)
+    report.append(f"  worker logs: {swept} 'Sweeping' lines, {tracebacks} tracebacks "
+                  f"(logs in {deployment.directory})")
+    if problems:
+        report.append("  last worker's log:\n" + tail(workers[-1].log(), 30))
+    return report, problems
+
+
+# -- one execution, more crashes than SAQ has retries ---------------------------------------------
+
+
+CRASHES = 3
+"""As many crashes as the job has SAQ attempts (``retries=3`` in engine/executions.py)."""
+OUTLIVE_TIMEOUT = 90.0
+
+
+async def test_an_execution_outlives_more_crashes_than_saq_retries(deployment: Deployment, crash_sink: Sink) -> None:
+    """Kill the worker each time the same execution has (re)started, ``CRASHES`` times; it still finishes.
+
+    The first node is a 5 s Delay, so every kill lands in it and the HTTP Request never ran before
+    the last worker: the sink must see its key exactly once.
+    """
+    workflow_id = deployment.prepare(crash_sink.url, first_delay=5.0)
+    rows = Rows(deployment.database_url)
+    queue = queue_from_url(deployment.queue_url)
+    await queue.connect()
+    workers: list[WorkerProcess] = []
+    kills: list[float] = []
+    try:
+        node_ids = await rows.node_ids(workflow_id)
+        [execution_id] = await start_executions(rows, queue, workflow_id, [0])
+        for life in range(CRASHES):
+            worker = WorkerProcess(deployment, life)
+            workers.append(worker)
+            await worker.wait_ready()
+            deadline = time.monotonic() + 60
+            while len((await rows.starts([execution_id])).get(execution_id, [])) <= life:
+                job = await queue.job(str(execution_id))
+                assert time.monotonic() < deadline, (
+                    f"execution {execution_id} did not start attempt {life + 1} within 60 s after crash {life} "
+                    f"(queue: {job and (job.status, job.attempts, job.retries)})")
+                await asyncio.sleep(0.1)
+            await asyncio.sleep(0.5)
+            kills.append(workers[-1].kill())
+        final = WorkerProcess(deployment, CRASHES)
+        workers.append(final)
+        await final.wait_ready()
+        statuses, waited = await rows.wait_terminal([execution_id], OUTLIVE_TIMEOUT)
+        job = await queue.job(str(execution_id))
+        starts = (await rows.starts([execution_id])).get(execution_id, [])
+        report = (f"[{deployment.profile}] {CRASHES} crashes of execution {execution_id}: {statuses[execution_id]!r} "
+                  f"{waited:.0f} s after the last restart; {len(starts)} starts, resumed "
+                  f"{[round(s - k, 1) for s, k in zip(starts[1:], kills, strict=False)]} s after each crash; "
+                  f"SAQ job {job and (job.status.value, job.attempts, job.retries, job.error)}")
+        print("\n" + report)
+        assert statuses[execution_id] == "succeeded", report + "\nlast worker:\n" + tail(final.log(), 30)
+        runs = await rows.node_runs([execution_id])
+        assert Counter(r.node_id for r in runs if r.status == "succeeded") == Counter(node_ids.values()), runs
+        sent = {key: len(times) for key, times in crash_sink.by_key().items()}
+        assert sent == {f"{execution_id}:{node_ids['Call']}": 1}, f"requests per key: {sent}"
+    finally:
+        for worker in workers:
+            if worker.proc.poll() is None:
+                worker.stop()
+        await queue.disconnect()
+        await rows.close()
+
+
+# -- (2) Redis restarted empty while executions are queued and running -------------------------
+
+
+class PrivateRedis:
+    """A throwaway ``redis-server`` on its own port (never the shared one), without persistence."""
+
+    def __init__(self, binary: str, port: int, directory: Path) -> None:
+        self.binary, self.port, self.directory = binary, port, directory
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    async def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--daemonize", "no", "--dir", str(self.directory)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        import redis.asyncio as aioredis
+
+        client = aioredis.Redis(port=self.port)
+        deadline = time.monotonic() + 20
+        try:
+            while True:
+                try:
+                    if await client.ping():
+                        return
+                except OSError:
+                    pass
+                except aioredis.ConnectionError:
+                    pass
+                assert time.monotonic() < deadline, "private redis-server did not start"
+                await asyncio.sleep(0.05)
+        finally:
+            await client.aclose()
+
+    async def flushall(self) -> None:
+        import redis.asyncio as aioredis
+
+        client = aioredis.Redis(port=self.port)
+        try:
+            await client.flushall()
+        finally:
+            await client.aclose()
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+        if self.proc is not None:
+            self.proc.wait(timeout=30)
+
+
+WIPE_EXECUTIONS = 30
+WIPE_TIMEOUT = 120.0
+
+
+@pytest.mark.redis
+@pytest.mark.postgres
+@pytest.mark.parametrize("wipe", ["restart-empty", "flushall"])
+async def test_redis_comes_back_empty_while_executions_are_queued_and_running(
+        wipe: str, crash_postgres_url: str, crash_sink: Sink, redis_server_binary: str, tmp_path: Path) -> None:
+    """Every execution still finishes: the reconciler re-enqueues what the queue lost, and nothing runs twice."""
+    redis_server = PrivateRedis(redis_server_binary, free_port(), tmp_path)
+    await redis_server.start()
+    deployment = Deployment(f"redis-{wipe}", tmp_path, crash_postgres_url, redis_server.url,
+                            channels_url=crash_postgres_url, concurrency=2)
+    worker: WorkerProcess | None = None
+    rows = Rows(deployment.database_url)
+    queue = queue_from_url(deployment.queue_url)
+    try:
+        workflow_id = deployment.prepare(crash_sink.url)
+        node_ids = await rows.node_ids(workflow_id)
+        await queue.connect()
+        worker = WorkerProcess(deployment, 0)
+        await worker.wait_ready()
+        ids = await start_executions(rows, queue, workflow_id, list(range(WIPE_EXECUTIONS)))
+        deadline = time.monotonic() + 30
+        while Counter((await rows.statuses(ids)).values())["succeeded"] < 4:
+            assert time.monotonic() < deadline, "the worker did not start working"
+            await asyncio.sleep(0.05)
+        before = Counter((await rows.statuses(ids)).values())
+        wiped_at = time.time()
+        if wipe == "flushall":
+            await redis_server.flushall()
+        else:
+            redis_server.kill()
+            await redis_server.start()
+        statuses, waited = await rows.wait_terminal(ids, WIPE_TIMEOUT)
+
+        problems: list[str] = []
+        counts = Counter(statuses.values())
+        for i in ids:
+            if statuses.get(i) != "succeeded":
+                problems.append(f"execution {i} is {statuses.get(i)!r}")
+        runs = await rows.node_runs(ids)
+        succeeded = Counter((r.execution_id, r.node_id) for r in runs if r.status == "succeeded")
+        problems += [f"node {n} of execution {e} has {c} succeeded rows" for (e, n), c in succeeded.items() if c > 1]
+        by_key = crash_sink.by_key()
+        repeats = {k: len(v) for k, v in by_key.items() if len(v) > 1}
+        problems += [f"key {k} sent {c} times although no worker was killed" for k, c in repeats.items()]
+        missing = {f"{i}:{node_ids['Call']}" for i in ids if statuses.get(i) == "succeeded"} - set(by_key)
+        problems += [f"the sink never saw {k}" for k in sorted(missing)]
+        log = worker.log()
+        report = [f"[redis {wipe}] {len(ids)} executions; at the wipe: {dict(before)}; after the wipe every execution "
+                  f"was final after {waited:.1f} s: {dict(counts)}; reconciler log lines: "
+                  f"{log.count('re-enqueued executions the queue had lost')}; sink requests per key "
+                  f"{dict(Counter(len(v) for v in by_key.values()))} (wiped at {wiped_at:.1f})"]
+        print("\n" + "\n".join(report))
+        if problems:
+            report.append("worker log:\n" + tail(log, 60))
+        assert not problems, "\n".join(report + ["PROBLEMS:"] + problems)
+    finally:
+        if worker is not None and worker.proc.poll() is None:
+            worker.stop()
+        redis_server.kill()
+        await queue.disconnect()
+        await rows.close()
+
+
+# -- (3) PostgreSQL restarted mid-run ------------------------------------------------------------
+
+
+def test_postgres_restarted_mid_run() -> None:
+    pytest.skip("not run: the PostgreSQL server is shared with other test runs and must not be restarted; "
+                "needs a private cluster (initdb + pg_ctl on a free port) to be written")
