@@ -66,6 +66,12 @@ def _kind_of(base: Any, widget: str | None) -> tuple[str, tuple[str, ...]]:
 
 
 @lru_cache(maxsize=256)
+def _fields(config_type: type[msgspec.Struct]) -> dict[str, msgspec.structs.FieldInfo]:
+    """``msgspec.structs.fields`` evaluates annotations on every call: once per schema is enough."""
+    return {f.name: f for f in msgspec.structs.fields(config_type)}
+
+
+@lru_cache(maxsize=256)
 def _hints(config_type: type[msgspec.Struct]) -> dict[str, Any]:
     return typing.get_type_hints(config_type, include_extras=True)
 
@@ -100,7 +106,7 @@ def parse_config(config_type: type[msgspec.Struct], raw: Mapping[str, Any]) -> m
     """Validate ``raw`` field by field; raise ``ConfigError`` naming every bad field."""
     if not isinstance(raw, Mapping):
         raise ConfigError({"config": "must be an object"})
-    known = {f.name: f for f in msgspec.structs.fields(config_type)}
+    known = _fields(config_type)
     errors = {name: "unknown field" for name in raw if name not in known}
     values: dict[str, Any] = {}
     for name, f in known.items():

@@ -27,7 +27,12 @@ def sync_url(url: str) -> str:
     return url.replace("sqlite+aiosqlite:///", "sqlite:///")
 
 
-def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
+def make_engine(url: str, *, pool_size: int = 20, **kwargs: Any) -> AsyncEngine:
+    """PostgreSQL gets a pool as large as the work in flight: overflow connections are closed on
+    return, and a new one forks a backend, so a small pool churns under a busy worker."""
+    if not url.startswith("sqlite"):
+        kwargs.setdefault("pool_size", pool_size)
+        kwargs.setdefault("max_overflow", 10)
     engine = create_async_engine(async_url(url), **kwargs)
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)

@@ -13,7 +13,7 @@ from nodes import registry
 
 
 async def run_worker(settings: Settings) -> None:
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, pool_size=settings.worker_concurrency + 5)
     queue = queue_from_url(settings.queue_url)
     sink = sink_from_url(settings.channels_url)
     await queue.connect()
