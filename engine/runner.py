@@ -88,14 +88,24 @@ class Run:
     def node(self, node_id: str) -> NodeSpec:
         return self._nodes[node_id]
 
-    async def emit(self, type_: str, node: NodeSpec | None = None, **fields: Any) -> None:
-        """Number the event, persist it (for reconnecting clients), then publish it."""
+    def event(self, type_: str, node: NodeSpec | None = None, **fields: Any) -> Event:
+        """The next numbered event of this execution (not yet stored or published)."""
         self._seq += 1
-        event = Event(
+        return Event(
             type=type_, execution_id=self.execution_id, workflow_id=self.workflow_id, seq=self._seq,
             at=time.time(), node_id=node.id if node else None, node_name=node.name if node else None, **fields,
         )
-        await self.store.record_event(self.execution_id, self._seq, msgspec.to_builtins(event))
+
+    async def emit(self, type_: str, node: NodeSpec | None = None, **fields: Any) -> None:
+        """Number the event, persist it (for reconnecting clients), then publish it."""
+        event = self.event(type_, node, **fields)
+        await self.store.record_event(self.execution_id, event.seq, msgspec.to_builtins(event))
+        await self.sink.publish(event)
+
+    async def save(self, record: NodeRunRecord, event: Event, *, started: bool = False) -> None:
+        """Persist a node run and its event in one transaction, then publish the event."""
+        write = self.store.node_started if started else self.store.node_finished
+        await write(self.execution_id, record, msgspec.to_builtins(event))
         await self.sink.publish(event)
 
 
@@ -141,9 +151,9 @@ async def _release_due_waits(run: Run) -> None:
         del run.waiting[node_id]
         if record.status == "waiting":
             record.status, record.finished_at = "succeeded", now
-            await _settle(run, run.node(node_id), record, "succeeded", record.output)
-            await run.emit("node.completed", run.node(node_id), status="succeeded", attempt=record.attempt,
-                           duration_ms=_duration_ms(record), summary=summarize(_count(record.output)))
+            await _settle(run, run.node(node_id), record, "succeeded", record.output,
+                          run.event("node.completed", run.node(node_id), status="succeeded", attempt=record.attempt,
+                                    duration_ms=_duration_ms(record), summary=summarize(_count(record.output))))
         else:  # a retry back-off is over: the next attempt runs like any ready node
             del run.status[node_id]
             run.resume_attempt[node_id] = record.attempt + 1
@@ -175,7 +185,9 @@ async def _handle_execution_timeout(run: Run) -> None:
     for node_id, record in list(run.current.items()):
         record.status, record.finished_at = "failed", time.time()
         record.error = {**error, "node_id": node_id, "node_name": record.node_name}
-        await _settle(run, run.node(node_id), record, "failed", None)
+        await _settle(run, run.node(node_id), record, "failed", None,
+                      run.event("node.failed", run.node(node_id), status="failed", attempt=record.attempt,
+                                duration_ms=_duration_ms(record), summary=message))
     run.error = run.error or error
 
 
@@ -261,9 +273,8 @@ def _inputs_by_port(run: Run, node: NodeSpec) -> dict[str, list[Item]]:
 async def _skip(run: Run, node: NodeSpec) -> None:
     now = time.time()
     record = NodeRunRecord(node.id, node.name, node.type, 1, "skipped", started_at=now, finished_at=now)
-    await run.store.node_finished(run.execution_id, record)
     run.status[node.id] = "skipped"
-    await run.emit("node.skipped", node, status="skipped", attempt=1)
+    await run.save(record, run.event("node.skipped", node, status="skipped", attempt=1))
 
 
 async def _run_node(run: Run, node: NodeSpec) -> None:
@@ -274,8 +285,7 @@ async def _run_node(run: Run, node: NodeSpec) -> None:
     while True:
         record = NodeRunRecord(node.id, node.name, node.type, attempt, "running", input=items, started_at=time.time())
         run.current[node.id] = record
-        await run.store.node_started(run.execution_id, record)
-        await run.emit("node.started", node, status="running", attempt=attempt)
+        await run.save(record, run.event("node.started", node, status="running", attempt=attempt), started=True)
         try:
             result = await _call(run, node, node_type, items, attempt)
         except Exception as exc:  # node code failing is data on the node run, never swallowed
@@ -303,18 +313,17 @@ async def _wait_if_asked(run: Run, node: NodeSpec, record: NodeRunRecord, result
         await asyncio.sleep(wait)
         return None
     record.status, record.output, record.resume_at = "waiting", result.outputs, result.not_before
-    await _park(run, node, record)
-    await run.emit("node.waiting", node, status="waiting", attempt=record.attempt,
-                   summary=f"continues at {_clock(result.not_before or 0)}")
+    await _park(run, node, record, run.event("node.waiting", node, status="waiting", attempt=record.attempt,
+                                             summary=f"continues at {_clock(result.not_before or 0)}"))
     return SUSPENDED
 
 
-async def _park(run: Run, node: NodeSpec, record: NodeRunRecord) -> None:
+async def _park(run: Run, node: NodeSpec, record: NodeRunRecord, event: Event) -> None:
     """Persist a node that waits without holding the worker; the run ends as ``waiting``."""
-    await run.store.node_finished(run.execution_id, record)
     run.current.pop(node.id, None)
     run.status[node.id] = "waiting"
     run.waiting[node.id] = record
+    await run.save(record, event)
 
 
 async def _call(run: Run, node: NodeSpec, node_type: type[NodeType], items: list[Item], attempt: int) -> NodeResult:
@@ -357,10 +366,9 @@ def _as_json(node: NodeSpec, outputs: dict[str, list[Item]]) -> dict[str, list[I
 
 async def _handle_success(run: Run, node: NodeSpec, record: NodeRunRecord, result: NodeResult) -> None:
     record.status, record.output, record.finished_at = "succeeded", result.outputs, time.time()
-    await _settle(run, node, record, "succeeded", result.outputs)
-    count = sum(len(v) for v in result.outputs.values())
-    await run.emit("node.completed", node, status="succeeded", attempt=record.attempt,
-                   duration_ms=_duration_ms(record), summary=summarize(count))
+    await _settle(run, node, record, "succeeded", result.outputs,
+                  run.event("node.completed", node, status="succeeded", attempt=record.attempt,
+                            duration_ms=_duration_ms(record), summary=summarize(_count(result.outputs))))
 
 
 async def _handle_retry(run: Run, node: NodeSpec, record: NodeRunRecord, exc: BaseException) -> str | None:
@@ -370,13 +378,13 @@ async def _handle_retry(run: Run, node: NodeSpec, record: NodeRunRecord, exc: Ba
     record.status, record.finished_at = "failed", time.time()
     record.error = {**_error_data(node, exc), "retry_in": round(delay, 3)}
     long_wait = delay > run.inline_wait
+    event = run.event("node.retrying", node, status="retrying", attempt=record.attempt, duration_ms=_duration_ms(record),
+                      summary=f"attempt {record.attempt} failed ({record.error['message'][:120]}); retry in {delay:.1f} s")
     if long_wait:
         record.resume_at = record.finished_at + delay
-        await _park(run, node, record)
+        await _park(run, node, record, event)
     else:
-        await run.store.node_finished(run.execution_id, record)
-    await run.emit("node.retrying", node, status="retrying", attempt=record.attempt, duration_ms=_duration_ms(record),
-                   summary=f"attempt {record.attempt} failed ({record.error['message'][:120]}); retry in {delay:.1f} s")
+        await run.save(record, event)
     if long_wait:
         return SUSPENDED
     await asyncio.sleep(delay)
@@ -389,11 +397,11 @@ async def _handle_failure(run: Run, node: NodeSpec, record: NodeRunRecord, error
     on_error = node.settings.on_error
     outputs = None if on_error == "stop" else {_ERROR_ROUTES[on_error]: _error_items(items, error)}
     record.status, record.error, record.output, record.finished_at = "failed", error, outputs, time.time()
-    await _settle(run, node, record, "failed", outputs)
     if outputs is None:
         run.error = run.error or error
-    await run.emit("node.failed", node, status="failed", attempt=record.attempt,
-                   duration_ms=_duration_ms(record), summary=error["message"][:200])
+    await _settle(run, node, record, "failed", outputs,
+                  run.event("node.failed", node, status="failed", attempt=record.attempt,
+                            duration_ms=_duration_ms(record), summary=error["message"][:200]))
 
 
 _ERROR_ROUTES = {"continue": "main", "error_output": ERROR_PORT}
@@ -405,9 +413,9 @@ def _error_items(items: list[Item], error: dict[str, Any]) -> list[Item]:
 
 
 async def _settle(run: Run, node: NodeSpec, record: NodeRunRecord, status: str,
-                  outputs: dict[str, list[Item]] | None) -> None:
-    """Persist the node's outcome first; only then do successors see it."""
-    await run.store.node_finished(run.execution_id, record)
+                  outputs: dict[str, list[Item]] | None, event: Event) -> None:
+    """Persist the node's outcome with its event, publish it; only then do successors see it."""
+    await run.save(record, event)
     run.current.pop(node.id, None)
     run.status[node.id] = status
     if outputs is not None:

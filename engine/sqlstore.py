@@ -38,11 +38,11 @@ class SQLRunStore:
                 select(NodeRun).where(NodeRun.execution_id == execution_id).order_by(NodeRun.attempt))
             return {row.node_id: to_record(row) for row in rows}  # later attempts overwrite earlier
 
-    async def node_started(self, execution_id: int, record: NodeRunRecord) -> None:
-        await self._upsert(execution_id, record)
+    async def node_started(self, execution_id: int, record: NodeRunRecord, event: dict[str, Any] | None = None) -> None:
+        await self._upsert(execution_id, record, event)
 
-    async def node_finished(self, execution_id: int, record: NodeRunRecord) -> None:
-        await self._upsert(execution_id, record)
+    async def node_finished(self, execution_id: int, record: NodeRunRecord, event: dict[str, Any] | None = None) -> None:
+        await self._upsert(execution_id, record, event)
 
     async def execution_finished(self, execution_id: int, status: str, output: dict[str, Any] | None,
                                  error: dict[str, Any] | None) -> None:
@@ -66,7 +66,7 @@ class SQLRunStore:
                                          .where(ExecutionEvent.execution_id == execution_id))
         return found or 0
 
-    async def _upsert(self, execution_id: int, record: NodeRunRecord) -> None:
+    async def _upsert(self, execution_id: int, record: NodeRunRecord, event: dict[str, Any] | None) -> None:
         """One row per (execution, node, attempt); a re-run after a crash overwrites its attempt."""
         async with self._sessions.begin() as session:
             row = await session.scalar(select(NodeRun).where(
@@ -76,6 +76,8 @@ class SQLRunStore:
                 row = NodeRun(execution_id=execution_id, node_id=record.node_id, attempt=record.attempt)
                 session.add(row)
             _fill(row, record)
+            if event is not None:
+                session.add(ExecutionEvent(execution_id=execution_id, seq=event["seq"], data=event))
 
 
 def _fill(row: NodeRun, record: NodeRunRecord) -> None:

@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 NodeStatus = str  # running | succeeded | failed | skipped
@@ -33,9 +33,12 @@ class RunStore(Protocol):
         """The newest attempt of each node that has run (a resumed run starts from these)."""
         ...
 
-    async def node_started(self, execution_id: int, record: NodeRunRecord) -> None: ...
+    async def node_started(self, execution_id: int, record: NodeRunRecord, event: dict[str, Any] | None = None) -> None:
+        """Store the node run — and its event, when given, in the same transaction."""
+        ...
 
-    async def node_finished(self, execution_id: int, record: NodeRunRecord) -> None: ...
+    async def node_finished(self, execution_id: int, record: NodeRunRecord, event: dict[str, Any] | None = None) -> None:
+        ...
 
     async def execution_finished(self, execution_id: int, status: str, output: dict[str, Any] | None,
                                  error: dict[str, Any] | None) -> None: ...
@@ -78,11 +81,13 @@ class MemoryRunStore:
                 latest[record.node_id] = record
         return latest
 
-    async def node_started(self, execution_id: int, record: NodeRunRecord) -> None:
-        self.runs.setdefault(execution_id, {})[(record.node_id, record.attempt)] = record
+    async def node_started(self, execution_id: int, record: NodeRunRecord, event: dict[str, Any] | None = None) -> None:
+        await self.node_finished(execution_id, record, event)
 
-    async def node_finished(self, execution_id: int, record: NodeRunRecord) -> None:
-        self.runs.setdefault(execution_id, {})[(record.node_id, record.attempt)] = record
+    async def node_finished(self, execution_id: int, record: NodeRunRecord, event: dict[str, Any] | None = None) -> None:
+        self.runs.setdefault(execution_id, {})[(record.node_id, record.attempt)] = replace(record)
+        if event is not None:
+            await self.record_event(execution_id, event["seq"], event)
 
     def status_of(self, execution_id: int, node_id: str) -> str | None:
         found = sorted((r for (n, _), r in self.runs.get(execution_id, {}).items() if n == node_id),
