@@ -125,7 +125,10 @@ def job_key(execution_id: int, resume_at: float | None = None) -> str:
 
 
 async def enqueue_execution(queue: Queue, execution_id: int, *, timeout: int, heartbeat: int,
-                            resume_at: float | None = None) -> None:
+                            resume_at: float | None = None, scheduled: int = 0) -> None:
+    """Enqueue ``run_execution`` (a continuation when ``resume_at`` is given). ``scheduled`` later
+    than a finished job's lets the same key be enqueued again (how the reconciler revives it)."""
+    when = max(scheduled, int(resume_at) + 1 if resume_at is not None else 0)
     await queue.enqueue(JOB_FUNCTION, key=job_key(execution_id, resume_at), execution_id=execution_id,
                         timeout=timeout, heartbeat=heartbeat, retries=3, retry_delay=1.0, retry_backoff=True,
-                        scheduled=int(resume_at) + 1 if resume_at is not None else 0)
+                        scheduled=when)

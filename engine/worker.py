@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 from saq import Queue, Worker
-from saq.job import Job
+from saq.job import Job, Status
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -31,6 +32,8 @@ from engine.sqlstore import SQLRunStore
 from engine.subworkflows import SUB_TRIGGER, SQLSubWorkflows
 
 HEARTBEAT = 10
+GIVEN_UP = (Status.COMPLETE, Status.FAILED, Status.ABORTED)
+"""Job states in which the queue will not run an execution again by itself."""
 RECONCILE_EVERY = 15.0
 RECONCILE_GRACE = 10.0
 SHUTDOWN_GRACE = 25
@@ -121,17 +124,21 @@ async def _heartbeat(job: Job) -> None:
 async def reconcile(queue: Queue, sessions: async_sessionmaker[AsyncSession], *, job_timeout: int,
                     older_than: float = RECONCILE_GRACE) -> list[int]:
     """Re-enqueue every unfinished execution whose job the queue no longer has (e.g. Redis came
-    back empty). Safe from any number of workers at once: the job key deduplicates."""
+    back empty) or has given up on (SAQ's retries used up by crashed workers, or a sweeper that
+    died between its abort and its retry). Safe from any number of workers at once: the job key
+    deduplicates. The owning job of a run that has waited is its continuation (``resume_at``)."""
     cutoff = datetime.now(UTC) - timedelta(seconds=older_than)
     async with sessions() as session:
         rows = (await session.execute(select(Execution.id, Execution.status, Execution.resume_at).where(
             Execution.status.in_(("queued", "running", "waiting")), Execution.created_at < cutoff,
             Execution.trigger != SUB_TRIGGER))).all()  # sub-workflows run inside their caller's job
     restored = []
-    for execution_id, status, resume_at in rows:
-        resume = resume_at.timestamp() if status == "waiting" and resume_at is not None else None
-        if await queue.job(job_key(execution_id, resume)) is None:
-            await enqueue_execution(queue, execution_id, timeout=job_timeout, heartbeat=HEARTBEAT, resume_at=resume)
+    for execution_id, _status, resume_at in rows:
+        resume = resume_at.timestamp() if resume_at is not None else None
+        job = await queue.job(job_key(execution_id, resume))
+        if job is None or job.status in GIVEN_UP:
+            await enqueue_execution(queue, execution_id, timeout=job_timeout, heartbeat=HEARTBEAT, resume_at=resume,
+                                    scheduled=int(time.time()) + 1)
             restored.append(execution_id)
     if restored:
         log.warning("re-enqueued executions the queue had lost: %s", restored)

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from saq.job import Status
 
 from engine.database import make_engine, make_sessionmaker
 from engine.migrate import upgrade_async
@@ -48,6 +49,11 @@ async def test_lost_jobs_are_enqueued_again_and_only_once(queue_url: str, tmp_pa
         assert restored == [1, 2], "unfinished and older than the grace period; not the finished or the new one"
         assert await queue.job("1") is not None and await queue.job("2") is not None
         assert await reconcile(queue, sessions, job_timeout=60) == [], "jobs that exist are left alone"
+        given_up = await queue.job("2")
+        await queue.finish(given_up, Status.FAILED, error="retries used up by crashed workers")
+        assert await reconcile(queue, sessions, job_timeout=60) == [2], "a job SAQ gave up on is revived"
+        revived = await queue.job("2")
+        assert revived is not None and revived.status == Status.QUEUED
     finally:
         await queue.disconnect()
         await engine.dispose()
