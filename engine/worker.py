@@ -137,8 +137,10 @@ async def reconcile(queue: Queue, sessions: async_sessionmaker[AsyncSession], *,
         resume = resume_at.timestamp() if resume_at is not None else None
         job = await queue.job(job_key(execution_id, resume))
         if job is None or job.status in GIVEN_UP:
+            # a later `scheduled` than the finished job's is what lets its key be enqueued again
+            not_before = max(int(time.time()), int(job.scheduled) if job is not None else 0) + 1
             await enqueue_execution(queue, execution_id, timeout=job_timeout, heartbeat=HEARTBEAT, resume_at=resume,
-                                    scheduled=int(time.time()) + 1)
+                                    scheduled=not_before)
             restored.append(execution_id)
     if restored:
         log.warning("re-enqueued executions the queue had lost: %s", restored)
