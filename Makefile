@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: run test install worker clean
+.PHONY: run test durability install worker clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +22,10 @@ worker: $(STAMP)  ## a separate worker (set QUEUE_URL to redis:// or postgresql:
 
 test: $(STAMP)  ## install and run the whole test suite (lint, unit, web, queue, CLI, e2e)
 	$(VENV)/bin/ruff check engine nodes webapp tests e2e migrations
-	$(VENV)/bin/python -m pytest
+	$(VENV)/bin/python -m pytest -m "not durability"
+
+durability: $(STAMP)  ## the crash suite (SIGKILLed workers on all three profiles); not yet part of `make test`
+	$(VENV)/bin/python -m pytest -m durability tests/durability
 
 clean:
 	rm -rf $(VENV) .patchwire

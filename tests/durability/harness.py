@@ -212,6 +212,15 @@ class Rows:
                 found.setdefault(execution_id, []).append(float(data["at"]))
         return {k: sorted(v) for k, v in found.items()}
 
+    async def wait_started(self, ids: list[int], timeout: float) -> bool:
+        """Poll until one of ``ids`` has left ``queued`` (a worker is running it); False after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(status != "queued" for status in (await self.statuses(ids)).values()):
+                return True
+            await asyncio.sleep(0.02)
+        return False
+
     async def wait_terminal(self, ids: list[int], timeout: float) -> tuple[dict[int, str], float]:
         """Poll until every execution is final or ``timeout`` passes; the statuses and the time taken."""
         began = time.monotonic()
@@ -247,6 +256,8 @@ class Kill:
     """Seconds the worker had been ready when it was killed."""
     running: set[int]
     in_flight: set[tuple[int, str]]
+    moment: str = "run"
+    """``startup`` (while the new worker sweeps and claims) or ``run`` (while its batch runs)."""
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -1,20 +1,35 @@
-"""Crash suite: worker processes are SIGKILLed at random moments while executions run.
+"""Crash suite: real worker processes are SIGKILLed at random moments while executions run.
 
-Per profile (embedded SQLite, PostgreSQL queue, Redis queue) a real worker process runs
-Manual Trigger → Delay(0.05) → HTTP Request (a loopback sink answering after 0–150 ms) →
-Delay(0.05) → Set. The test starts executions in batches (``services.start``: commit, then
-enqueue), kills the worker with SIGKILL a random 0.05–1.5 s after it became ready, restarts it,
-and does that ``KILLS`` times; then one last worker is left alive and the database is polled
-(bounded deadline) until every execution is final. Right after each kill — the process is dead,
-so the rows are exactly what it had committed — it records which executions and node runs were
-``running``. Pass criteria:
+``test_sigkill_the_worker_again_and_again`` — per profile (embedded SQLite, PostgreSQL queue, Redis
+queue) a real worker process runs Manual Trigger → Delay(0.05) → HTTP Request (a loopback sink
+answering after 0–150 ms) → Delay(0.05) → Set. The test starts executions in batches
+(``services.start``: commit, then enqueue) and ``KILLS`` times kills the worker with SIGKILL at a
+random moment — mostly 0–0.4 s after that life's batch started running, sometimes 0–0.3 s after
+startup (while it sweeps and claims) — and restarts it; then one last worker is left alive and the
+database is polled (bounded deadline) until every execution is final. Right after each kill (the
+process is dead, so the rows are exactly what it had committed) it records which executions and
+node runs were ``running``, and which ``queued`` executions had their job claimed by the dead
+worker. Pass criteria:
 
-* every execution reaches a final state, and it is ``succeeded``;
+* every execution reaches a final state within ``DRAIN_TIMEOUT`` of the last restart, ``succeeded``;
 * no node has two ``succeeded`` rows for one execution;
-* the sink saw every idempotency key ``<execution>:<node>`` of a succeeded run, and each repeat
-  of a key is explained by a kill that found that node ``running`` between the two requests;
-* recovery (kill → the interrupted run's next ``workflow.started`` event) is measured, p50/p99
-  printed.
+* the sink saw every idempotency key ``<execution>:<node>`` of a succeeded run, and each repeat of a
+  key is explained by a kill that found that node ``running`` between the two requests;
+* recovery (kill → the interrupted run's next ``workflow.started`` event) is measured, p50/p99 printed.
+
+``test_an_execution_outlives_more_crashes_than_saq_retries`` — one execution, its worker killed each
+time it has (re)started, as often as SAQ has attempts (3); it must still finish.
+
+``test_a_starting_worker_does_not_sweep_the_job_it_claims`` — no crash: a fresh worker starts with
+one job waiting, several times; its first sweep must not take the job it is claiming.
+
+``test_a_sweeper_that_dies_mid_sweep_loses_no_execution`` — the worker that sweeps a dead worker's
+job is killed the moment it logs the sweep (between SAQ's abort and retry); a third worker must
+still finish the execution.
+
+``test_redis_comes_back_empty_while_executions_are_queued_and_running`` — a private redis-server
+(never the shared one) is killed and restarted empty, or FLUSHALLed, with executions queued and
+running; the reconciler must bring every one of them to ``succeeded``, none twice.
 
 Workers: ``patchwire worker`` for the PostgreSQL and Redis profiles; ``patchwire serve`` for the
 embedded profile (there is no separate worker command there — serve runs web + worker in one
@@ -38,6 +53,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from saq.job import Status
 
 from engine.queue import queue_from_url
 from tests.durability.conftest import Sink
@@ -57,7 +73,9 @@ from tests.durability.harness import (
 EXECUTIONS = int(os.environ.get("PW_CRASH_EXECUTIONS", "60"))
 KILLS = int(os.environ.get("PW_CRASH_KILLS", "10"))
 FIRST_BATCH = min(EXECUTIONS, 20)
-KILL_AFTER = (0.05, 1.5)
+STARTUP_KILLS = 0.2
+"""Share of kills that land 0–0.3 s after the worker is ready (its first sweep and claims); the others
+land 0–0.4 s after the batch enqueued for that life has started running (an execution takes ~0.4 s)."""
 DRAIN_TIMEOUT = float(os.environ.get("PW_CRASH_DRAIN_TIMEOUT", "60"))
 """Seconds the last worker gets to finish everything: a killed job is swept 10 s (heartbeat) after its
 last touch, sweeps run every 5 s, the retry waits up to 4 s — 20 s in theory, the rest is margin."""
@@ -112,11 +130,20 @@ async def test_sigkill_the_worker_again_and_again(deployment: Deployment, crash_
             workers.append(worker)
             ready = await worker.wait_ready()
             if life:
-                ids += await start_executions(rows, queue, workflow_id, plan[life])
-            await asyncio.sleep(rng.uniform(*KILL_AFTER))
+                fresh = await start_executions(rows, queue, workflow_id, plan[life])
+                ids += fresh
+            else:
+                fresh = list(ids)
+            moment = "startup" if rng.random() < STARTUP_KILLS else "run"
+            if moment == "startup":
+                await asyncio.sleep(rng.uniform(0.0, 0.3))
+            else:
+                await rows.wait_started(fresh, timeout=15)
+                await asyncio.sleep(rng.uniform(0.0, 0.4))
             at = worker.kill()
             running, in_flight = await rows.snapshot()
-            kills.append(Kill(life, at, at - ready, running, in_flight))
+            running |= await claimed(rows, queue, ids)
+            kills.append(Kill(life, at, at - ready, running, in_flight, moment))
         final = WorkerProcess(deployment, KILLS)
         workers.append(final)
         last_start = await final.wait_ready()
@@ -134,6 +161,17 @@ async def test_sigkill_the_worker_again_and_again(deployment: Deployment, crash_
                 worker.stop()
         await queue.disconnect()
         await rows.close()
+
+
+async def claimed(rows: Rows, queue: Any, ids: list[int]) -> set[int]:
+    """Executions still ``queued`` in the database whose job a (now dead) worker had claimed."""
+    statuses = await rows.statuses(ids)
+    found = set()
+    for i in (i for i in ids if statuses.get(i) == "queued"):
+        job = await queue.job(str(i))
+        if job is not None and job.status in (Status.ACTIVE, Status.ABORTING):
+            found.add(i)
+    return found
 
 
 async def analyse(deployment: Deployment, rows: Rows, queue: Any, ids: list[int], statuses: dict[int, str],
@@ -189,8 +227,11 @@ async def analyse(deployment: Deployment, rows: Rows, queue: Any, ids: list[int]
     report.append(f"  sink: {sum(len(v) for v in by_key.values())} requests, {len(by_key)} keys; requests per key "
                   f"{dict(sorted(histogram.items()))}; {mid_request}/{len(kills)} kills interrupted an HTTP Request "
                   f"node; {len(set().union(*(k.running for k in kills)))} executions interrupted at least once")
-    per_kill = ", ".join(f"{k.uptime:.2f}s/{len(ex)}/{len(nodes)}" for k, (ex, nodes) in zip(kills, fresh, strict=False))
-    report.append(f"  kills (worker uptime / executions newly interrupted / node runs newly interrupted): {per_kill}")
+    per_kill = ", ".join(f"{k.moment[0]}{k.uptime:.2f}s/{len(ex)}/{len(nodes)}"
+                         for k, (ex, nodes) in zip(kills, fresh, strict=False))
+    report.append(f"  kills (s=startup r=run, worker uptime / executions / node runs newly interrupted): {per_kill}")
+    again = Counter(sum(1 for ex, _ in fresh if i in ex) for i in ids)
+    report.append(f"  executions by number of separate interruptions: {dict(sorted(again.items()))}")
 
     # 4. recovery time: kill → the interrupted execution's next workflow.started
     samples = recovery_times(kills, await rows.starts(ids))
@@ -230,11 +271,14 @@ async def test_an_execution_outlives_more_crashes_than_saq_retries(deployment: D
     kills: list[float] = []
     try:
         node_ids = await rows.node_ids(workflow_id)
-        [execution_id] = await start_executions(rows, queue, workflow_id, [0])
+        execution_id = 0
         for life in range(CRASHES):
             worker = WorkerProcess(deployment, life)
             workers.append(worker)
             await worker.wait_ready()
+            if not life:
+                await asyncio.sleep(1.0)  # past the startup sweep (see the sweeper test)
+                [execution_id] = await start_executions(rows, queue, workflow_id, [0])
             deadline = time.monotonic() + 60
             while len((await rows.starts([execution_id])).get(execution_id, [])) <= life:
                 job = await queue.job(str(execution_id))
@@ -260,6 +304,100 @@ async def test_an_execution_outlives_more_crashes_than_saq_retries(deployment: D
         assert Counter(r.node_id for r in runs if r.status == "succeeded") == Counter(node_ids.values()), runs
         sent = {key: len(times) for key, times in crash_sink.by_key().items()}
         assert sent == {f"{execution_id}:{node_ids['Call']}": 1}, f"requests per key: {sent}"
+    finally:
+        for worker in workers:
+            if worker.proc.poll() is None:
+                worker.stop()
+        await queue.disconnect()
+        await rows.close()
+
+
+# -- a worker that starts with work waiting ------------------------------------------------------
+
+
+STARTS = int(os.environ.get("PW_CRASH_STARTS", "4"))
+
+
+async def test_a_starting_worker_does_not_sweep_the_job_it_claims(deployment: Deployment, crash_sink: Sink) -> None:
+    """No crash at all: ``STARTS`` times one execution (first node: a 6 s Delay) waits when a fresh worker
+    starts, whose first sweep runs while it claims that job. Nothing may be swept, each key is sent once.
+
+    On Redis the sweep treats a job in ``active`` whose stored status is not yet ``active`` as abandoned
+    (the worker writes ``active`` just after its BLMOVE) — saq#124 / #277; it happened in about one
+    start of three here. Each worker is SIGKILLed once idle (nothing in flight), to start the next.
+    """
+    workflow_id = deployment.prepare(crash_sink.url, first_delay=6.0)
+    rows = Rows(deployment.database_url)
+    queue = queue_from_url(deployment.queue_url)
+    await queue.connect()
+    workers: list[WorkerProcess] = []
+    ids: list[int] = []
+    try:
+        for start in range(STARTS):
+            ids += await start_executions(rows, queue, workflow_id, [start])
+            worker = WorkerProcess(deployment, start)
+            workers.append(worker)
+            await worker.wait_ready()
+            statuses, _ = await rows.wait_terminal(ids, 60)
+            worker.kill()
+        swept = [line for w in workers for line in w.log().splitlines() if "Sweeping" in line]
+        sent = Counter(len(times) for times in crash_sink.by_key().values())
+        report = (f"[{deployment.profile}] {STARTS} starts with a job waiting: {dict(Counter(statuses.values()))}; "
+                  f"{len(swept)} jobs swept by a starting worker; requests per key {dict(sent)}")
+        print("\n" + report)
+        assert not swept and set(sent) == {1} and set(statuses.values()) == {"succeeded"}, (
+            report + "\n" + "\n".join(line[:200] for line in swept))
+    finally:
+        for worker in workers:
+            if worker.proc.poll() is None:
+                worker.stop()
+        await queue.disconnect()
+        await rows.close()
+
+
+# -- the worker that sweeps a dead worker's job dies too ------------------------------------------
+
+
+SWEEPER_TIMEOUT = 90.0
+
+
+async def test_a_sweeper_that_dies_mid_sweep_loses_no_execution(deployment: Deployment, crash_sink: Sink) -> None:
+    """Worker A dies running the execution; worker B sweeps A's job and is killed the moment it logs the
+    sweep (between SAQ's abort and its retry); worker C must still finish the execution."""
+    workflow_id = deployment.prepare(crash_sink.url, first_delay=3.0)
+    rows = Rows(deployment.database_url)
+    queue = queue_from_url(deployment.queue_url)
+    await queue.connect()
+    workers: list[WorkerProcess] = []
+    try:
+        first = WorkerProcess(deployment, 0)
+        workers.append(first)
+        await first.wait_ready()
+        await asyncio.sleep(1.0)  # past its startup sweep: on Redis it can sweep a job being claimed (saq#124)
+        [execution_id] = await start_executions(rows, queue, workflow_id, [0])
+        assert await rows.wait_started([execution_id], timeout=30), first.log()[-2000:]
+        await asyncio.sleep(0.5)
+        first.kill()
+        sweeper = WorkerProcess(deployment, 1)
+        workers.append(sweeper)
+        await sweeper.wait_ready()
+        deadline = time.monotonic() + 60
+        while not any("Sweeping" in line and f"key: {execution_id}," in line for line in sweeper.log().splitlines()):
+            assert time.monotonic() < deadline, "worker B did not sweep A's job within 60 s:\n" + tail(sweeper.log())
+            await asyncio.sleep(0.01)
+        swept_at = sweeper.kill()
+        job = await queue.job(str(execution_id))
+        after_kill = job and (job.status.value, job.attempts)
+        last = WorkerProcess(deployment, 2)
+        workers.append(last)
+        await last.wait_ready()
+        statuses, waited = await rows.wait_terminal([execution_id], SWEEPER_TIMEOUT)
+        job = await queue.job(str(execution_id))
+        report = (f"[{deployment.profile}] sweeper killed mid-sweep: SAQ job {after_kill} right after; execution "
+                  f"{statuses[execution_id]!r} {waited:.0f} s after worker C started ({time.time() - swept_at:.0f} s "
+                  f"after the sweeper died); job now {job and (job.status.value, job.attempts, job.error)}")
+        print("\n" + report)
+        assert statuses[execution_id] == "succeeded", report + "\nworker C:\n" + tail(last.log(), 30)
     finally:
         for worker in workers:
             if worker.proc.poll() is None:
