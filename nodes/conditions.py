@@ -45,7 +45,8 @@ MAX_PATTERN_CHARS = 500
 MAX_CONDITIONS = 50
 _NOUN = {"string": "a string", "number": "a number", "boolean": "a boolean (true or false)",
          "date": "an ISO 8601 date-time"}
-_MISSING = object()
+MISSING = object()
+"""What `field_value` returns for a path that is not in the item."""
 
 
 class Condition(msgspec.Struct, forbid_unknown_fields=True):
@@ -209,7 +210,7 @@ def list_problems(conditions: list[Condition], name: str, *, at_most: int, noun:
 
 
 def field_value(item: Item, path: str) -> Any:
-    """The value at a dotted path (``a.b.0.c``), or ``_MISSING``."""
+    """The value at a dotted path (``a.b.0.c``), or ``MISSING``."""
     current: Any = item
     for part in path.split("."):
         if isinstance(current, dict) and part in current:
@@ -217,12 +218,12 @@ def field_value(item: Item, path: str) -> Any:
         elif isinstance(current, list) and part.isdigit() and int(part) < len(current):
             current = current[int(part)]
         else:
-            return _MISSING
+            return MISSING
     return current
 
 
 def is_missing(value: Any) -> bool:
-    return value is _MISSING or value is None
+    return value is MISSING or value is None
 
 
 def _is_empty(value: Any) -> bool:

@@ -6,6 +6,7 @@ import msgspec
 
 from engine.contract import Item, NodeContext, NodeResult, NodeType
 from engine.errors import NodeError
+from nodes.conditions import MISSING, field_value
 
 Operator = Literal["equals", "not_equals", "greater_than", "less_than", "contains", "exists"]
 
@@ -17,15 +18,11 @@ class IfConfig(msgspec.Struct, forbid_unknown_fields=True):
 
 
 def lookup(item: Item, path: str) -> Any:
-    current: Any = item
-    for part in path.split("."):
-        if isinstance(current, dict) and part in current:
-            current = current[part]
-        elif isinstance(current, list) and part.isdigit() and int(part) < len(current):
-            current = current[int(part)]
-        else:
-            raise KeyError(path)
-    return current
+    """The value at a dotted path; ``KeyError`` when it is not there."""
+    value = field_value(item, path)
+    if value is MISSING:
+        raise KeyError(path)
+    return value
 
 
 def _as_number(value: Any) -> float | None:

@@ -13,7 +13,6 @@ from typing import Any
 
 import httpx
 import pytest
-from litestar.exceptions import WebSocketDisconnect
 from litestar.testing import TestClient
 
 from engine.database import make_engine, make_sessionmaker
@@ -23,6 +22,7 @@ from engine.settings import load_settings
 from engine.worker import WorkerServices, build_worker
 from nodes import registry
 from tests.webapp.conftest import Browser
+from tests.webapp.test_websocket import drain
 from webapp.app import create_app
 
 pytestmark = pytest.mark.postgres
@@ -79,14 +79,8 @@ def test_separate_worker_runs_and_streams_live(split_client: TestClient[Any]) ->
     browser.configure(wid, delay, {"name": "Wait", "seconds": "0.5"})
     browser.connect(wid, trigger, delay)
     execution_id = int(re.search(r"/executions/(\d+)", browser.post(f"/workflows/{wid}/run").text).group(1))
-    messages = []
     with browser.websocket(f"/ws/executions/{execution_id}") as ws:
-        while True:
-            try:
-                messages.append(ws.receive_text())
-            except WebSocketDisconnect:
-                break
-    stream = "\n".join(messages)
+        stream = "\n".join(drain(ws))
     assert f'id="status-{delay}" data-status="running"' in stream
     assert f'id="status-{delay}" data-status="succeeded"' in stream
     assert browser.wait_for_execution(execution_id) == "succeeded"

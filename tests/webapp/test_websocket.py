@@ -28,14 +28,8 @@ def test_stream_sends_badges_until_the_execution_finishes(browser: Browser) -> N
     browser.register("ws@example.com")
     wid, trigger, delay = slow_flow(browser)
     execution_id = start(browser, wid)
-    messages = []
     with browser.websocket(f"/ws/executions/{execution_id}") as ws:
-        while True:
-            try:
-                messages.append(ws.receive_text())
-            except WebSocketDisconnect:
-                break
-    stream = "\n".join(messages)
+        stream = "\n".join(drain(ws))
     assert f'id="status-{delay}" data-status="succeeded" hx-swap-oob="true"' in stream
     assert f'id="status-{trigger}" data-status="succeeded"' in stream
     assert re.search(r'id="run-status" hx-swap-oob="true" data-status="succeeded"', stream)
@@ -77,7 +71,8 @@ def _seqs(messages: list[str]) -> list[int]:
     return [int(s) for m in messages for s in re.findall(r'id="pw-seq" hidden data-seq="(\d+)"', m)]
 
 
-def _drain(ws: Any) -> list[str]:
+def drain(ws: Any) -> list[str]:
+    """Every message until the server closes the stream."""
     messages = []
     while True:
         try:
@@ -95,12 +90,12 @@ def test_reconnecting_client_gets_missed_events_without_gaps_or_duplicates(brows
     snapshot_seq = _seqs([first])[0]
     browser.wait_for_execution(execution_id)
     with browser.websocket(f"/ws/executions/{execution_id}?after={snapshot_seq}") as ws:
-        replay = _drain(ws)
+        replay = drain(ws)
     seqs = _seqs(replay)
     total = seqs[-1]
     assert seqs == list(range(snapshot_seq + 1, total + 1)), "every missed event once, in order"
     assert "workflow.finished" not in replay[-1] and 'id="run-status" hx-swap-oob="true" data-status="succeeded"' in replay[-1]
     with browser.websocket(f"/ws/executions/{execution_id}?after=2") as ws:
-        assert _seqs(_drain(ws)) == list(range(3, total + 1))
+        assert _seqs(drain(ws)) == list(range(3, total + 1))
     with browser.websocket(f"/ws/executions/{execution_id}?after={total}") as ws:
-        assert _drain(ws) == [], "nothing missed: the stream of a finished execution just closes"
+        assert drain(ws) == [], "nothing missed: the stream of a finished execution just closes"
