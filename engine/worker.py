@@ -17,6 +17,8 @@ from typing import Any
 import httpx
 from saq import Queue, Worker
 from saq.job import Job, Status
+from saq.queue.redis import RedisQueue
+from saq.utils import now, seconds
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -142,9 +144,30 @@ async def reconcile(queue: Queue, sessions: async_sessionmaker[AsyncSession], *,
             await enqueue_execution(queue, execution_id, timeout=job_timeout, heartbeat=HEARTBEAT, resume_at=resume,
                                     scheduled=not_before)
             restored.append(execution_id)
+        elif await _orphaned(queue, job):
+            await queue.retry(job, error="orphaned: in no Redis list since a sweep and a crash")
+            restored.append(execution_id)
     if restored:
         log.warning("re-enqueued executions the queue had lost: %s", restored)
     return restored
+
+
+async def _orphaned(queue: Queue, job: Job) -> bool:
+    """A Redis job marked ``active`` / ``aborting`` that no list holds any more, untouched for two heartbeats.
+
+    SAQ's Redis queue loses jobs that way: its sweep takes a job out of ``active`` (abort) and only
+    retries it ``abort`` s later — a sweeper that dies in between leaves it ``aborting`` in no list; and
+    a sweep that runs between a worker's BLMOVE and its ``update(status=ACTIVE)`` aborts the job being
+    claimed (saq#124, #277), the worker writes it back ``active``, and if that worker dies before the
+    sweep's retry the job is ``active`` in no list. No sweep walks it again; the key still exists.
+    (The SQLite and PostgreSQL sweeps select ``active`` and ``aborting`` rows themselves.)"""
+    if not isinstance(queue, RedisQueue) or job.status not in (Status.ACTIVE, Status.ABORTING):
+        return False
+    if seconds(now() - job.touched) <= 2 * HEARTBEAT:
+        return False
+    redis, job_id = queue.redis, queue.job_id(job.key)
+    return (await redis.lpos(queue._active, job_id) is None and await redis.lpos(queue._queued, job_id) is None
+            and await redis.zscore(queue._incomplete, job_id) is None)
 
 
 async def _reconcile_forever(queue: Queue, services: WorkerServices) -> None:

@@ -644,12 +644,10 @@ class SQLiteQueue(Queue):
         if not await self._write(partial(self._acquire_sweep_lease, lock)):
             return []
         await self._write(self._delete_expired)
-        swept = []
-        for job in await self._read(self._running_jobs):
-            if job.stuck:
-                swept.append(job.key)
-                await self._sweep_job(job, abort)
-        return swept
+        stuck = [job for job in await self._read(self._running_jobs) if job.stuck]
+        # Concurrently: each waits up to ``abort`` s for its (usually dead) worker to acknowledge.
+        await asyncio.gather(*(self._sweep_job(job, abort) for job in stuck))
+        return [job.key for job in stuck]
 
     @property
     def _sweep_lease_name(self) -> str:
