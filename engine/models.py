@@ -149,6 +149,12 @@ class Execution(Base):
     finished_at: Mapped[datetime | None]
     resume_at: Mapped[datetime | None]
     """A waiting execution continues at this time (its continuation job is scheduled for it)."""
+    lease_token: Mapped[str | None] = mapped_column(String(32))
+    """The job that runs this execution now; another job may take over only after ``lease_until``."""
+    lease_until: Mapped[float | None]
+    """Epoch seconds (the workers' clock, like SAQ's): the holder renews it with every heartbeat."""
+    interruptions: Mapped[int] = mapped_column(default=0, server_default="0")
+    """Job starts that found the execution ``running``: its previous worker died or was stopped mid-run."""
 
     node_runs: Mapped[list[NodeRun]] = relationship(cascade="all, delete-orphan", passive_deletes=True,
                                                     order_by="NodeRun.id")

@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,7 +21,7 @@ from saq import Queue, Worker
 from saq.job import Job, Status
 from saq.queue.redis import RedisQueue
 from saq.utils import now, seconds
-from sqlalchemy import select
+from sqlalchemy import case, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from engine.alerts import after_failure
@@ -33,7 +35,14 @@ from engine.runner import Outcome, Run, execute, finish
 from engine.sqlstore import SQLRunStore
 from engine.subworkflows import SUB_TRIGGER, SQLSubWorkflows
 
-HEARTBEAT = 10
+HEARTBEAT = 5
+"""SAQ's job heartbeat: a job untouched this long is stuck, and the next sweep hands it to another worker."""
+BEAT = 1.0
+"""Seconds between touches of the job and renewals of the execution's lease."""
+LEASE = HEARTBEAT
+"""Seconds an execution's lease lasts without renewal: a dead worker's execution is free again by
+the time SAQ's sweep hands its job to another worker."""
+SWEEP_EVERY = 2
 GIVEN_UP = (Status.COMPLETE, Status.FAILED, Status.ABORTED)
 """Job states in which the queue will not run an execution again by itself."""
 RECONCILE_EVERY = 15.0
@@ -57,11 +66,18 @@ class WorkerServices:
 async def run_execution(ctx: dict[str, Any], *, execution_id: int) -> str:
     services: WorkerServices = ctx["services"]
     job: Job | None = ctx.get("job")
+    token = uuid.uuid4().hex
     async with services.sessions.begin() as session:
-        execution = await session.get(Execution, execution_id)
-        if execution is None or execution.status in TERMINAL_STATUSES:
-            return execution.status if execution else "missing"
+        if not await _take_lease(session, execution_id, token):
+            execution = await session.get(Execution, execution_id)
+            if execution is None or execution.status in TERMINAL_STATUSES:
+                return execution.status if execution else "missing"
+            log.warning("execution %s is leased by another live job until %s; not running it twice",
+                        execution_id, execution.lease_until)
+            return BUSY
+        execution = await session.get_one(Execution, execution_id)
         version = await session.get_one(WorkflowVersion, execution.version_id)
+        interruptions = execution.interruptions
         execution.status = "running"
         execution.started_at = execution.started_at or datetime.now(UTC)
         graph, workflow_id, trigger_input = graph_from_json(version.graph), execution.workflow_id, execution.input
@@ -72,20 +88,117 @@ async def run_execution(ctx: dict[str, Any], *, execution_id: int) -> str:
               store=SQLRunStore(services.sessions), sink=services.sink, http=services.http, trigger_input=trigger_input,
               execution_timeout=execution_timeout, start_items=start_items, inline_wait=services.inline_wait)
     run.sub_workflows = SQLSubWorkflows(run, services.sessions, owner_id, (workflow_id,))
-    beat = asyncio.create_task(_heartbeat(job)) if job is not None else None
-    try:
-        outcome = await _execute(run, last_attempt=job is None or job.attempts >= job.retries)
-    finally:
-        if beat is not None:
-            beat.cancel()
+    lease = _Lease(services.sessions, execution_id, token)
+    if interruptions > MAX_INTERRUPTIONS:
+        outcome = await finish(run, Outcome("crashed", error=_poison_error(interruptions)))
+    else:
+        held = await lease.hold(_execute(run, last_attempt=job is None or job.attempts >= job.retries), job)
+        if held is None:
+            log.warning("execution %s: another job took its lease over; this run stopped", execution_id)
+            return LEASE_LOST
+        outcome = held
     if outcome.status == "waiting" and outcome.resume_at is not None:
         # committed as waiting first; now the continuation that picks the run up at resume_at
+        await lease.release()
         await enqueue_execution(_queue(ctx), execution_id, timeout=job_timeout_for(execution_timeout),
                                 heartbeat=HEARTBEAT, resume_at=outcome.resume_at)
     if outcome.status in FAILED_STATUSES and "worker" in ctx:
         await after_failure(services.sessions, ctx["worker"].queue, services.registry, execution_id,
                             job_timeout=job_timeout_for(services.execution_timeout), heartbeat=HEARTBEAT)
     return outcome.status
+
+
+BUSY = "busy"
+"""What a job returns when another live job holds the execution's lease (e.g. SAQ handed one job to two workers)."""
+LEASE_LOST = "lease-lost"
+MAX_INTERRUPTIONS = 5
+"""An execution whose job has died this often while holding its lease (a poison pill that kills its
+worker every time, e.g. by running out of memory) ends ``crashed`` instead of being retried forever.
+A run handed back on shutdown or after an engine error releases its lease and is not counted."""
+
+
+def _poison_error(interruptions: int) -> dict[str, Any]:
+    message = (f"the execution was interrupted {interruptions} times (its worker died while running it); "
+               f"given up after {MAX_INTERRUPTIONS} so it cannot take workers down forever")
+    return {"type": "Crashed", "message": message, "node_name": "Workflow", "node_id": None}
+
+
+async def _take_lease(session: AsyncSession, execution_id: int, token: str) -> bool:
+    """Claim the execution for this job unless another job holds an unexpired lease on it."""
+    current = time.time()
+    result = await session.execute(
+        update(Execution)
+        .where(Execution.id == execution_id, Execution.status.not_in(TERMINAL_STATUSES),
+               or_(Execution.lease_token.is_(None), Execution.lease_until < current))
+        .values(lease_token=token, lease_until=current + LEASE,
+                # a lease its holder never released: that job died (or lost its database) mid-run
+                interruptions=Execution.interruptions + case((Execution.lease_token.is_(None), 0), else_=1))
+        .execution_options(synchronize_session=False))
+    return bool(result.rowcount)
+
+
+@dataclass
+class _Lease:
+    """The execution's lease, held by this job while it runs the execution."""
+
+    sessions: async_sessionmaker[AsyncSession]
+    execution_id: int
+    token: str
+    lost: bool = False
+
+    async def hold(self, execution: Coroutine[Any, Any, Outcome], job: Job | None) -> Outcome | None:
+        """Run ``execution`` while a heartbeat touches the job and renews the lease; ``None`` when another
+        job took the lease over (this run is cancelled). A run that does not end (cancelled on shutdown
+        or abort, or crashed) releases the lease, so the job that resumes it can start at once."""
+        work = asyncio.create_task(execution)
+        beat = asyncio.create_task(self._beat(job, work))
+        ended = False
+        try:
+            outcome = await work
+            ended = True
+            return outcome
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if self.lost and not (current and current.cancelling()):
+                return None
+            raise
+        finally:
+            beat.cancel()
+            if not ended:
+                work.cancel()
+                await asyncio.gather(work, return_exceptions=True)  # its nodes are cancelled first
+                await asyncio.shield(self.release())
+
+    async def _beat(self, job: Job | None, work: asyncio.Task[Outcome]) -> None:
+        """Touch the job (so sweeps know this worker is alive) and renew the lease every ``BEAT`` s; a
+        failure is logged and retried (the lease outlives a few missed beats)."""
+        while True:
+            await asyncio.sleep(BEAT)
+            try:
+                if job is not None:
+                    await job.update()
+                if not await self.renew():
+                    self.lost = True  # another job took over after our lease ran out (this loop stalled)
+                    work.cancel()
+                    return
+            except Exception:
+                log.warning("heartbeat of execution %s failed; retrying", self.execution_id, exc_info=True)
+
+    async def renew(self) -> bool:
+        async with self.sessions.begin() as session:
+            result = await session.execute(
+                update(Execution).where(Execution.id == self.execution_id, Execution.lease_token == self.token)
+                .values(lease_until=time.time() + LEASE).execution_options(synchronize_session=False))
+        return bool(result.rowcount)
+
+    async def release(self) -> None:
+        try:
+            async with self.sessions.begin() as session:
+                await session.execute(
+                    update(Execution).where(Execution.id == self.execution_id, Execution.lease_token == self.token)
+                    .values(lease_token=None, lease_until=None).execution_options(synchronize_session=False))
+        except Exception:  # it expires by itself after LEASE seconds
+            log.warning("could not release the lease of execution %s", self.execution_id, exc_info=True)
 
 
 async def _execute(run: Run, *, last_attempt: bool) -> Outcome:
@@ -113,27 +226,18 @@ def job_timeout_for(execution_timeout: float) -> int:
     return int(execution_timeout) + 60
 
 
-async def _heartbeat(job: Job) -> None:
-    """Touch the job so sweeps know this worker is alive; a failed touch is retried, not fatal."""
-    while True:
-        await asyncio.sleep(HEARTBEAT / 4)
-        try:
-            await job.update()
-        except Exception:
-            log.warning("heartbeat of job %s failed; retrying", job.key, exc_info=True)
-
-
 async def reconcile(queue: Queue, sessions: async_sessionmaker[AsyncSession], *, job_timeout: int,
                     older_than: float = RECONCILE_GRACE) -> list[int]:
     """Re-enqueue every unfinished execution whose job the queue no longer has (e.g. Redis came
     back empty) or has given up on (SAQ's retries used up by crashed workers, or a sweeper that
-    died between its abort and its retry). Safe from any number of workers at once: the job key
-    deduplicates. The owning job of a run that has waited is its continuation (``resume_at``)."""
+    died between its abort and its retry); an execution whose lease a live job renews is left alone.
+    Safe from any number of workers at once: the job key deduplicates. The owning job of a run that has waited is its continuation (``resume_at``)."""
     cutoff = datetime.now(UTC) - timedelta(seconds=older_than)
     async with sessions() as session:
         rows = (await session.execute(select(Execution.id, Execution.status, Execution.resume_at).where(
             Execution.status.in_(("queued", "running", "waiting")), Execution.created_at < cutoff,
-            Execution.trigger != SUB_TRIGGER))).all()  # sub-workflows run inside their caller's job
+            Execution.trigger != SUB_TRIGGER,  # sub-workflows run inside their caller's job
+            or_(Execution.lease_until.is_(None), Execution.lease_until < time.time())))).all()  # a live job runs it
     restored = []
     for execution_id, _status, resume_at in rows:
         resume = resume_at.timestamp() if resume_at is not None else None
@@ -198,7 +302,7 @@ def build_worker(queue: Queue, services: WorkerServices, *, concurrency: int = 1
             task.cancel()
 
     worker = Worker(queue, functions=[(JOB_FUNCTION, run_execution)], concurrency=concurrency, startup=startup,
-                    shutdown=shutdown, timers={"sweep": 5, "abort": 1, "schedule": 1, "worker_info": 10},
+                    shutdown=shutdown, timers={"sweep": SWEEP_EVERY, "abort": 1, "schedule": 1, "worker_info": 10},
                     shutdown_grace_period_s=shutdown_grace or None, dequeue_timeout=1.0)
     if in_process:
         worker.SIGNALS = []  # the web server owns SIGINT/SIGTERM

@@ -1,4 +1,4 @@
-"""Fixtures of the crash suite: a recording HTTP sink, private PostgreSQL databases, Redis db 12.
+"""Fixtures of the crash suite: a recording HTTP sink, private PostgreSQL databases, a private Redis.
 
 The ``durability`` marker is declared here (pyproject runs with ``--strict-markers``), so the
 suite can be selected with ``-m durability`` or left out with ``-m "not durability"``.
@@ -14,13 +14,13 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import REDIS_URL, need_service, services_required
-
-CRASH_REDIS_DB = 12
+from tests.conftest import services_required
+from tests.durability.harness import PrivateRedis, free_port
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -115,22 +115,6 @@ def crash_postgres_url(postgres_server_url: str) -> Iterator[str]:
 
 
 @pytest.fixture
-def crash_redis_url() -> Iterator[str]:
-    """Database 12 of the shared Redis server, flushed before and after."""
-    need_service("redis", REDIS_URL)
-    import redis
-
-    url = f"{REDIS_URL.rsplit('/', 1)[0]}/{CRASH_REDIS_DB}"
-    client = redis.Redis.from_url(url)
-    client.flushdb()
-    try:
-        yield url
-    finally:
-        client.flushdb()
-        client.close()
-
-
-@pytest.fixture
 def redis_server_binary() -> str:
     """``redis-server``, for tests that run a private server they may kill and wipe."""
     found = shutil.which("redis-server")
@@ -140,3 +124,15 @@ def redis_server_binary() -> str:
             pytest.fail(message, pytrace=False)
         pytest.skip(message)
     return found
+
+
+@pytest.fixture
+def crash_redis_url(redis_server_binary: str, tmp_path: Path) -> Iterator[str]:
+    """A private ``redis-server`` on a free port: no other test run (or session) on this machine can take
+    jobs from, or flush, the queue of a crash test — which a shared server's database number allows."""
+    server = PrivateRedis(redis_server_binary, free_port(), tmp_path)
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.kill()

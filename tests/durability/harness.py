@@ -159,6 +159,55 @@ class WorkerProcess:
         return self.proc.returncode
 
 
+class PrivateRedis:
+    """A throwaway ``redis-server`` on its own port (never the shared one), without persistence."""
+
+    def __init__(self, binary: str, port: int, directory: Path) -> None:
+        self.binary, self.port, self.directory = binary, port, directory
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        """Start the server and poll (20 s at most) until it answers PING."""
+        import redis
+
+        self.proc = subprocess.Popen(
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--daemonize", "no", "--dir", str(self.directory)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        client = redis.Redis(port=self.port)
+        deadline = time.monotonic() + 20
+        try:
+            while True:
+                try:
+                    if client.ping():
+                        return
+                except (OSError, redis.ConnectionError):
+                    pass
+                assert self.proc.poll() is None, f"private redis-server exited with {self.proc.returncode}"
+                assert time.monotonic() < deadline, "private redis-server did not start"
+                time.sleep(0.05)
+        finally:
+            client.close()
+
+    async def flushall(self) -> None:
+        import redis.asyncio as aioredis
+
+        client = aioredis.Redis(port=self.port)
+        try:
+            await client.flushall()
+        finally:
+            await client.aclose()
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+        if self.proc is not None:
+            self.proc.wait(timeout=30)
+
+
 # -- the database side ---------------------------------------------------------------------------
 
 

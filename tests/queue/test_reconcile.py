@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -42,11 +43,14 @@ async def test_lost_jobs_are_enqueued_again_and_only_once(queue_url: str, tmp_pa
             db.add(Execution(workflow_id=workflow.id, owner_id=user.id, version_id=version.id, status=status,
                              created_at=old))
         db.add(Execution(workflow_id=workflow.id, owner_id=user.id, version_id=version.id, status="queued"))
+        db.add(Execution(workflow_id=workflow.id, owner_id=user.id, version_id=version.id, status="running",
+                         created_at=old, lease_token="l" * 32, lease_until=time.time() + 60))
     queue = queue_from_url(queue_url)
     await queue.connect()
     try:
         restored = await reconcile(queue, sessions, job_timeout=60)
-        assert restored == [1, 2], "unfinished and older than the grace period; not the finished or the new one"
+        assert restored == [1, 2], "unfinished and older than the grace period; not the finished, the new one, " \
+                                   "or the one a live job holds the lease of"
         assert await queue.job("1") is not None and await queue.job("2") is not None
         assert await reconcile(queue, sessions, job_timeout=60) == [], "jobs that exist are left alone"
         given_up = await queue.job("2")
