@@ -228,7 +228,7 @@ def _flush_redis() -> None:
 def profile_env(profile: str, bench: str, concurrency: int = 10) -> Iterator[ProfileEnv]:
     """A fresh, migrated deployment of ``profile``; everything is removed afterwards."""
     data_dir = Path(tempfile.mkdtemp(prefix=f"pw_bench_{bench}_{profile}_"))
-    env = {"PATCHWIRE_DATA_DIR": str(data_dir), "PATCHWIRE_SECRET_KEY": "b" * 48,
+    env = {"PATCHWIRE_DATA_DIR": str(data_dir), "PATCHWIRE_SECRET_KEY": "b" * 48, "PATCHWIRE_HTTP_ALLOW_NETWORKS": "127.0.0.0/8",
            "PATCHWIRE_WORKER_CONCURRENCY": str(concurrency)}
     dbname = f"pw_bench_{bench}_{profile}_{os.getpid()}"
     created_db = False

@@ -184,7 +184,8 @@ def _base_env(data_dir: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if k not in {"DATABASE_URL", "QUEUE_URL", "CHANNELS_URL", "REDIS_URL", "PATCHWIRE_HOST", "PATCHWIRE_PORT"}}
     env.update(PATCHWIRE_DATA_DIR=str(data_dir), PATCHWIRE_SECRET_KEY=uuid.uuid4().hex * 2,
-               PYTHONUNBUFFERED="1", PATCHWIRE_WORKER_CONCURRENCY="4")
+               PYTHONUNBUFFERED="1", PATCHWIRE_WORKER_CONCURRENCY="4",
+               PATCHWIRE_HTTP_ALLOW_NETWORKS="127.0.0.0/8")  # the fake services listen on loopback
     return env
 
 

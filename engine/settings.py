@@ -37,6 +37,8 @@ class Settings:
     execution_timeout: int
     secure_cookies: bool
     inline_wait: float = 30.0
+    http_allow_networks: str = ""
+    """Networks that nodes may call besides public addresses (``PATCHWIRE_HTTP_ALLOW_NETWORKS``)."""
 
     @property
     def embedded_queue(self) -> bool:
@@ -68,6 +70,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         execution_timeout=int(env.get("PATCHWIRE_EXECUTION_TIMEOUT", "3600")),
         secure_cookies=env.get("PATCHWIRE_SECURE_COOKIES", "") in ("1", "true", "yes"),
         inline_wait=float(env.get("PATCHWIRE_INLINE_WAIT", "30")),
+        http_allow_networks=env.get("PATCHWIRE_HTTP_ALLOW_NETWORKS", ""),
     )
 
 

@@ -13,6 +13,7 @@ from engine.config import KeyValue
 from engine.contract import Item, NodeContext, NodeResult, NodeType
 from engine.errors import NodeError
 from engine.expressions import check_syntax, is_expression
+from engine.netguard import AddressRefused
 from engine.policy import kind_of_status
 
 Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"]
@@ -71,6 +72,9 @@ class HttpRequest(NodeType):
             async with ctx.http.stream(config.method, url, headers=headers, json=body if send_body else None,
                                        timeout=config.timeout) as response:
                 content = await _read_capped(response)
+        except AddressRefused as exc:
+            raise NodeError(f"{config.method} {url} refused: {exc}. Workflows may only call public addresses; an "
+                            f"operator can allow networks with PATCHWIRE_HTTP_ALLOW_NETWORKS", kind="other") from None
         except httpx.TimeoutException:
             raise NodeError(f"{config.method} {url} timed out after {config.timeout:g} s", kind="timeout") from None
         except httpx.HTTPError as exc:

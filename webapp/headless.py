@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -15,6 +14,7 @@ from engine.database import make_engine, make_sessionmaker
 from engine.events import MemorySink
 from engine.migrate import upgrade_async
 from engine.models import TERMINAL_STATUSES, Execution, NodeRun, Workflow
+from engine.netguard import outbound_client, parse_networks
 from engine.queue import queue_from_url
 from engine.settings import Settings
 from engine.worker import WorkerServices, build_worker
@@ -87,7 +87,7 @@ async def _wait(settings: Settings, sessions: async_sessionmaker[AsyncSession], 
                 timeout: float) -> dict[str, Any]:
     """Poll the database until the execution ends; on the embedded queue, work it here meanwhile."""
     worker_task = None
-    async with httpx.AsyncClient() as http:
+    async with outbound_client(parse_networks(settings.http_allow_networks)) as http:
         if settings.embedded_queue:
             services = WorkerServices(sessions=sessions, sink=MemorySink(), registry=registry, http=http,
                                       execution_timeout=settings.execution_timeout, inline_wait=settings.inline_wait)

@@ -8,7 +8,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
 from litestar.channels import ChannelsPlugin
 from litestar.channels.backends.asyncpg import AsyncPgChannelsBackend
 from litestar.channels.backends.memory import MemoryChannelsBackend
@@ -19,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from engine.database import make_engine, make_sessionmaker
 from engine.migrate import upgrade_async
+from engine.netguard import outbound_client, parse_networks
 from engine.publisher import CallbackSink, SafeSink
 from engine.queue import queue_from_url
 from engine.settings import Settings
@@ -54,6 +54,7 @@ class Runtime:
 @asynccontextmanager
 async def lifespan_runtime(settings: Settings, channels: ChannelsPlugin, *, migrate: bool = True):
     """Open everything the web process needs; in the embedded profile also run the worker."""
+    allow = parse_networks(settings.http_allow_networks)
     if migrate:
         await upgrade_async(settings.database_url)
     engine = make_engine(settings.database_url)
@@ -61,7 +62,7 @@ async def lifespan_runtime(settings: Settings, channels: ChannelsPlugin, *, migr
     queue = queue_from_url(settings.queue_url)
     await queue.connect()
     runtime = Runtime(settings, engine, sessions, queue)
-    http = httpx.AsyncClient(follow_redirects=False)
+    http = outbound_client(allow)
     try:
         if settings.embedded_queue:
             sink = SafeSink(CallbackSink(lambda data, channel: channels.publish(data, [channel])))

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import httpx
-
 from engine.database import make_engine, make_sessionmaker
+from engine.netguard import outbound_client, parse_networks
 from engine.publisher import sink_from_url
 from engine.queue import queue_from_url
 from engine.settings import Settings
@@ -13,12 +12,13 @@ from nodes import registry
 
 
 async def run_worker(settings: Settings) -> None:
+    allow = parse_networks(settings.http_allow_networks)
     engine = make_engine(settings.database_url, pool_size=settings.worker_concurrency + 5)
     queue = queue_from_url(settings.queue_url)
     sink = sink_from_url(settings.channels_url)
     await queue.connect()
     try:
-        async with httpx.AsyncClient() as http:
+        async with outbound_client(allow) as http:
             services = WorkerServices(sessions=make_sessionmaker(engine), sink=sink, registry=registry, http=http,
                                       execution_timeout=settings.execution_timeout, inline_wait=settings.inline_wait)
             worker = build_worker(queue, services, concurrency=settings.worker_concurrency,

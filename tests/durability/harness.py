@@ -30,7 +30,7 @@ from engine.models import TERMINAL_STATUSES, Execution, ExecutionEvent, Node, No
 
 ROOT = Path(__file__).resolve().parents[2]
 PATCHWIRE = str(Path(sys.executable).parent / "patchwire")
-SERVICE_ENV = ("DATABASE_URL", "QUEUE_URL", "CHANNELS_URL", "REDIS_URL", "PATCHWIRE_DATA_DIR", "PATCHWIRE_SECRET_KEY",
+SERVICE_ENV = ("PATCHWIRE_HTTP_ALLOW_NETWORKS", "DATABASE_URL", "QUEUE_URL", "CHANNELS_URL", "REDIS_URL", "PATCHWIRE_DATA_DIR", "PATCHWIRE_SECRET_KEY",
                "PATCHWIRE_WORKER_CONCURRENCY", "PATCHWIRE_EXECUTION_TIMEOUT", "PATCHWIRE_HOST", "PATCHWIRE_PORT")
 
 
@@ -81,6 +81,7 @@ class Deployment:
             "PATCHWIRE_DATA_DIR": str(self.directory / "data"), "DATABASE_URL": self.database_url,
             "QUEUE_URL": self.queue_url, "PATCHWIRE_SECRET_KEY": "crash-suite-secret-key-0123456789",
             "PATCHWIRE_WORKER_CONCURRENCY": str(self.concurrency), "PYTHONUNBUFFERED": "1",
+            "PATCHWIRE_HTTP_ALLOW_NETWORKS": "127.0.0.0/8",  # the sink is on loopback
         })
         if self.channels_url:
             env["CHANNELS_URL"] = self.channels_url

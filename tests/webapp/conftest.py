@@ -23,10 +23,14 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return request.getfixturevalue("postgres_url")
 
 
+LOOPBACK = "127.0.0.0/8"
+"""The tests' fake services listen on loopback, which the SSRF guard refuses unless it is allowed."""
+
+
 @pytest.fixture
 def app_factory(database_url: str, tmp_path: Path) -> Callable[[], Any]:
     env = {"PATCHWIRE_DATA_DIR": str(tmp_path / "data"), "DATABASE_URL": database_url,
-           "PATCHWIRE_SECRET_KEY": "test-secret-key-0123456789"}
+           "PATCHWIRE_SECRET_KEY": "test-secret-key-0123456789", "PATCHWIRE_HTTP_ALLOW_NETWORKS": LOOPBACK}
     return lambda: create_app(load_settings(env))
 
 

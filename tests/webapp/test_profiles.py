@@ -11,17 +11,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from litestar.testing import TestClient
 
 from engine.database import make_engine, make_sessionmaker
+from engine.netguard import outbound_client, parse_networks
 from engine.publisher import sink_from_url
 from engine.queue import queue_from_url
 from engine.settings import load_settings
 from engine.worker import WorkerServices, build_worker
 from nodes import registry
-from tests.webapp.conftest import Browser
+from tests.webapp.conftest import LOOPBACK, Browser
 from tests.webapp.test_websocket import drain
 from webapp.app import create_app
 
@@ -48,7 +48,7 @@ def split_client(profile_env: dict[str, str]) -> Iterator[TestClient[Any]]:
         async def start_worker() -> Any:
             queue = queue_from_url(settings.queue_url)
             await queue.connect()
-            http = httpx.AsyncClient()
+            http = outbound_client(parse_networks(LOOPBACK))
             sink = sink_from_url(settings.channels_url)
             engine = make_engine(settings.database_url)
             services = WorkerServices(sessions=make_sessionmaker(engine), sink=sink, registry=registry, http=http)

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from engine.models import Execution, NodeRun
-from tests.webapp.conftest import Browser
+from tests.webapp.conftest import LOOPBACK, Browser
 
 
 def build_flow(browser: Browser, url: str) -> tuple[int, dict[str, str]]:
@@ -152,7 +152,8 @@ def app_factory(database_url: str, tmp_path: Any) -> Any:
     from webapp.app import create_app
 
     env = {"PATCHWIRE_DATA_DIR": str(tmp_path / "data"), "DATABASE_URL": database_url,
-           "PATCHWIRE_SECRET_KEY": "test-secret-key-0123456789", "PATCHWIRE_INLINE_WAIT": "0.2"}
+           "PATCHWIRE_SECRET_KEY": "test-secret-key-0123456789", "PATCHWIRE_INLINE_WAIT": "0.2",
+           "PATCHWIRE_HTTP_ALLOW_NETWORKS": LOOPBACK}
     return lambda: create_app(load_settings(env))
 
 
