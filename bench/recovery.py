@@ -150,7 +150,7 @@ async def run_profile(deployment: Deployment, sink_url: str, rounds: int, count:
         await queue.disconnect()
         await rows.close()
     return {"samples": [round(s, 2) for s in samples], "n": len(samples), "p50_s": round(median(samples), 2),
-            "p99_s": round(percentile(samples, 99), 2), "max_s": round(max(samples), 2),
+            "p99_s": round(percentile(samples, 0.99), 2), "max_s": round(max(samples), 2),
             "min_s": round(min(samples), 2), "rounds": rounds, "executions_per_round": count}
 
 

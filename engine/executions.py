@@ -123,7 +123,7 @@ JOB_RETRIES = 10
 """SAQ attempts per job: each start counts (a worker killed while it claims or runs the job, an engine
 error). Workers that die mid-run are also capped by ``MAX_INTERRUPTIONS`` (engine/worker.py)."""
 JOB_RETRY_MAX_DELAY = 5.0
-"""SAQ's back-off between attempts: 1, 2, 4, then 5 s (jittered), so a resumed run waits little."""
+"""SAQ's back-off between attempts: up to 0.5, 1, 2, 4, then 5 s (full jitter), so a resumed run waits little."""
 
 
 def job_key(execution_id: int, resume_at: float | None = None) -> str:
@@ -137,6 +137,6 @@ async def enqueue_execution(queue: Queue, execution_id: int, *, timeout: int, he
     than a finished job's lets the same key be enqueued again (how the reconciler revives it)."""
     when = max(scheduled, int(resume_at) + 1 if resume_at is not None else 0)
     await queue.enqueue(JOB_FUNCTION, key=job_key(execution_id, resume_at), execution_id=execution_id,
-                        timeout=timeout, heartbeat=heartbeat, retries=JOB_RETRIES, retry_delay=1.0,
+                        timeout=timeout, heartbeat=heartbeat, retries=JOB_RETRIES, retry_delay=0.5,
                         retry_backoff=JOB_RETRY_MAX_DELAY,
                         scheduled=when)
