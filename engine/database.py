@@ -29,10 +29,13 @@ def sync_url(url: str) -> str:
 
 def make_engine(url: str, *, pool_size: int = 20, **kwargs: Any) -> AsyncEngine:
     """PostgreSQL gets a pool as large as the work in flight: overflow connections are closed on
-    return, and a new one forks a backend, so a small pool churns under a busy worker."""
+    return, and a new one forks a backend, so a small pool churns under a busy worker. Pooled
+    connections are pinged on checkout: after a server restart the idle ones are dead, and the first
+    query on one would fail (and with it the job that made it) before SQLAlchemy recycles the rest."""
     if not url.startswith("sqlite"):
         kwargs.setdefault("pool_size", pool_size)
         kwargs.setdefault("max_overflow", 10)
+        kwargs.setdefault("pool_pre_ping", True)
     engine = create_async_engine(async_url(url), **kwargs)
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)

@@ -34,6 +34,13 @@ worker to acknowledge the abort. SAQ's default (5 s) makes recovery after a cras
 dead worker held; a worker that missed its heartbeat for 10 s is dead or wedged and won't answer anyway."""
 
 
+POOL_RECONNECT_TIMEOUT = 10.0
+"""Seconds the PostgreSQL queue's psycopg pool retries one lost connection before it gives that attempt up
+(psycopg_pool's default: 300); the next request for a connection starts a new attempt at a 1 s delay. The
+delay doubles within an attempt, so with the default a worker could wait about as long again as PostgreSQL
+was down before it reconnects and dequeues (21 s after a 40 s outage in the crash suite; 2 s with 10)."""
+
+
 class _QuickSweep:
     async def sweep(self, lock: int = 60, abort: float = 5.0) -> list[str]:
         return await super().sweep(lock, abort=min(abort, SWEEP_ABORT_WAIT))  # type: ignore[misc]
@@ -55,7 +62,9 @@ def queue_from_url(url: str, *, name: str = "patchwire", **kwargs: t.Any) -> saq
     if scheme in REDIS_SCHEMES:
         return RedisQueue.from_url(url, name=name, **kwargs)
     if scheme in POSTGRES_SCHEMES:
-        return PostgresQueue.from_url(_libpq_url(url), name=name, **kwargs)
+        queue = PostgresQueue.from_url(_libpq_url(url), name=name, **kwargs)
+        queue.pool.reconnect_timeout = POOL_RECONNECT_TIMEOUT
+        return queue
     raise ValueError(
         f"Unsupported queue URL scheme {scheme or '(none)'!r} in {url!r}: "
         "use sqlite:///path, redis://host or postgresql://host/db"

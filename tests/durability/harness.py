@@ -215,8 +215,8 @@ class PrivateRedis:
 class Rows:
     """Read-only views of the deployment's database from the test process."""
 
-    def __init__(self, database_url: str) -> None:
-        self.engine: AsyncEngine = make_engine(database_url)
+    def __init__(self, database_url: str, **engine_options: Any) -> None:
+        self.engine: AsyncEngine = make_engine(database_url, **engine_options)
         self.sessions: async_sessionmaker[AsyncSession] = make_sessionmaker(self.engine)
 
     async def close(self) -> None:

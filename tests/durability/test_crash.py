@@ -34,6 +34,11 @@ still finish the execution.
 (never the shared one) is killed and restarted empty, or FLUSHALLed, with executions queued and
 running; the reconciler must bring every one of them to ``succeeded``, none twice.
 
+``test_postgres_restarted_mid_run`` — a private PostgreSQL cluster (initdb + pg_ctl on a free port, never
+the shared server) is stopped with ``-m immediate`` and started again, once while a worker runs executions
+and once while it is idle; the same worker process must finish every execution, none twice, and run the
+executions started after each restart (after the idle one on their first SAQ attempt).
+
 Workers: ``patchwire worker`` for the PostgreSQL and Redis profiles; ``patchwire serve`` for the
 embedded profile (there is no separate worker command there — serve runs web + worker in one
 process, which is what a crash takes down in that deployment). On the Redis profile the live
@@ -41,12 +46,14 @@ events go to PostgreSQL (``CHANNELS_URL``), because Redis pub/sub channels are s
 database numbers and other tests use the same Redis server.
 
 Knobs (environment): ``PW_CRASH_EXECUTIONS`` (60), ``PW_CRASH_KILLS`` (10), ``PW_CRASH_SEED``,
-``PW_CRASH_DRAIN_TIMEOUT`` (60 s: how long the last worker gets after the last kill).
+``PW_CRASH_DRAIN_TIMEOUT`` (60 s: how long the last worker gets after the last kill), ``PW_PG_OUTAGE``
+(3 s: how long the private PostgreSQL stays down per restart).
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import random
 import time
@@ -57,9 +64,9 @@ from typing import Any
 import pytest
 from saq.job import Status
 
-from engine.queue import queue_from_url
+from engine.queue import PostgresQueue, queue_from_url
 from engine.worker import MAX_INTERRUPTIONS
-from tests.durability.conftest import Sink
+from tests.durability.conftest import PrivatePostgres, Sink
 from tests.durability.harness import (
     Deployment,
     Kill,
@@ -495,6 +502,117 @@ async def test_redis_comes_back_empty_while_executions_are_queued_and_running(
 # -- (3) PostgreSQL restarted mid-run ------------------------------------------------------------
 
 
-def test_postgres_restarted_mid_run() -> None:
-    pytest.skip("not run: the PostgreSQL server is shared with other test runs and must not be restarted; "
-                "needs a private cluster (initdb + pg_ctl on a free port) to be written")
+RESTART_EXECUTIONS = 20
+AFTER_RESTART = 5
+OUTAGE = float(os.environ.get("PW_PG_OUTAGE", "3"))
+"""Seconds the private server stays down (every connection died with it)."""
+RESTART_TIMEOUT = 60.0
+
+
+@pytest.mark.timeout(180 + 2 * OUTAGE)
+@pytest.mark.parametrize("queue_kind", [
+    pytest.param("postgres", marks=pytest.mark.postgres),
+    pytest.param("redis", marks=[pytest.mark.redis, pytest.mark.postgres]),
+])
+async def test_postgres_restarted_mid_run(queue_kind: str, private_postgres: PrivatePostgres, crash_sink: Sink,
+                                          tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """A private PostgreSQL (never the shared one) is stopped with ``-m immediate`` and started again after
+    ``OUTAGE`` s, twice: while one worker runs executions, then while it is idle. The same worker process
+    must finish every execution (none twice) and run the executions started after each restart — after
+    the idle restart on their first attempt (no dead pooled connection may fail a job).
+
+    ``postgres``: database, queue and live events on that server. ``redis``: the queue on a private
+    redis-server, so the worker keeps dequeuing while the database is down: the jobs fail and SAQ retries
+    them with back-off (the reconciler revives any whose attempts run out).
+    """
+    database = private_postgres.url
+    redis_server: PrivateRedis | None = None
+    if queue_kind == "postgres":
+        deployment = Deployment("pg-restart", tmp_path, database, database)
+    else:
+        redis_server = PrivateRedis(request.getfixturevalue("redis_server_binary"), free_port(), tmp_path)
+        redis_server.start()
+        deployment = Deployment("pg-restart-redis", tmp_path, database, redis_server.url, channels_url=database)
+    rows = Rows(database, pool_pre_ping=True)  # our own pool outlives the restarts too
+    queue = queue_from_url(deployment.queue_url)
+    worker: WorkerProcess | None = None
+    outages: list[tuple[float, float]] = []
+
+    async def restart() -> None:
+        stopped_at = time.time()
+        private_postgres.stop("immediate")
+        await asyncio.sleep(OUTAGE)  # the outage itself, not a wait for a condition
+        assert worker is not None and worker.proc.poll() is None, "the worker exited while PostgreSQL was down"
+        private_postgres.start()
+        outages.append((stopped_at, time.time()))
+        if isinstance(queue, PostgresQueue):
+            # our pool's idle connections are dead; psycopg_pool would back off 1+2+4+8 s finding that out
+            await queue.pool.check()
+
+    try:
+        workflow_id = deployment.prepare(crash_sink.url)
+        await queue.connect()
+        node_ids = await rows.node_ids(workflow_id)
+        worker = WorkerProcess(deployment, 0)
+        await worker.wait_ready()
+        ids = await start_executions(rows, queue, workflow_id, list(range(RESTART_EXECUTIONS)))
+        assert await rows.wait_started(ids, timeout=30), "the worker did not start working:\n" + tail(worker.log())
+        deadline = time.monotonic() + 30
+        while Counter((await rows.statuses(ids)).values())["succeeded"] < 3:  # mid-run: some done, some running
+            assert time.monotonic() < deadline, "no execution finished:\n" + tail(worker.log())
+            await asyncio.sleep(0.02)
+        at_stop = Counter((await rows.statuses(ids)).values())
+        await restart()
+        ids += await start_executions(rows, queue, workflow_id, list(range(len(ids), len(ids) + AFTER_RESTART)))
+        statuses, mid_run_drain = await rows.wait_terminal(ids, RESTART_TIMEOUT)
+
+        idle_from = len(worker.log())
+        if all(statuses.get(i) == "succeeded" for i in ids):  # else report the first restart's failure
+            await restart()
+            after_idle = await start_executions(rows, queue, workflow_id,
+                                                list(range(len(ids), len(ids) + AFTER_RESTART)))
+            ids += after_idle
+            statuses, idle_drain = await rows.wait_terminal(ids, RESTART_TIMEOUT)
+        else:
+            after_idle, idle_drain = [], math.nan
+
+        problems = [f"execution {i} is {statuses.get(i)!r}" for i in ids if statuses.get(i) != "succeeded"]
+        runs = await rows.node_runs(ids)
+        succeeded = Counter((r.execution_id, r.node_id) for r in runs if r.status == "succeeded")
+        problems += [f"node {n} of execution {e} has {c} succeeded rows" for (e, n), c in succeeded.items() if c > 1]
+        problems += [f"execution {i} succeeded without all five nodes" for i in ids if statuses.get(i) == "succeeded"
+                     and {n for (e, n) in succeeded if e == i} != set(node_ids.values())]
+        by_key = crash_sink.by_key()
+        missing = {f"{i}:{node_ids['Call']}" for i in ids if statuses.get(i) == "succeeded"} - set(by_key)
+        problems += [f"the sink never saw {k}" for k in sorted(missing)]
+        # only a run an outage interrupted may repeat a request: the earlier one sent before the server
+        # came back, the later one after it went down
+        problems += [f"key {k} sent again {t2 - t1:.2f} s later, not across an outage" for k, times in by_key.items()
+                     for t1, t2 in zip(times, times[1:], strict=False)
+                     if not any(t1 < back and t2 > down for down, back in outages)]
+        jobs = {i: await queue.job(str(i)) for i in ids}
+        problems += [f"execution {i}, started after the idle restart, took SAQ attempt {job.attempts}"
+                     for i in after_idle if (job := jobs[i]) is not None and job.attempts != 1]
+        log = worker.log()
+        problems += [f"a job failed after the idle restart: {line[:200]}" for line in log[idle_from:].splitlines()
+                     if "Error processing job" in line]
+        if worker.proc.poll() is not None:
+            problems.append(f"the worker exited with {worker.proc.returncode}")
+        report = [f"[{deployment.profile}] {len(ids)} executions, one worker (pid {worker.proc.pid}); at the mid-run "
+                  f"stop: {dict(at_stop)}; down {[round(b - d, 1) for d, b in outages]} s; all final "
+                  f"{mid_run_drain:.1f} s after the mid-run restart, {idle_drain:.1f} s after the idle one: "
+                  f"{dict(Counter(statuses.values()))}; SAQ attempts "
+                  f"{dict(Counter(j.attempts for j in jobs.values() if j is not None))}; sink requests per key "
+                  f"{dict(Counter(len(v) for v in by_key.values()))}; worker log: {log.count('crashed')} 'crashed', "
+                  f"{log.count('re-enqueued executions')} reconciler re-enqueues"]
+        print("\n" + "\n".join(report))
+        if problems:
+            report += ["worker log:\n" + tail(log, 60), "server log:\n" + private_postgres.log_tail()]
+        assert not problems, "\n".join(report + ["PROBLEMS:"] + problems)
+    finally:
+        if worker is not None and worker.proc.poll() is None:
+            worker.stop()
+        await queue.disconnect()
+        await rows.close()
+        if redis_server is not None:
+            redis_server.kill()
