@@ -1,7 +1,7 @@
 """Crash recovery time: a worker running executions is SIGKILLed; how long until they run again?
 
 Per profile and round: a worker process (``patchwire worker``; ``patchwire serve`` on the embedded
-profile) starts ``--executions`` executions of Manual Trigger → Delay(3 s) → HTTP Request (a loopback
+profile) starts ``--executions`` executions of Manual Trigger → Delay(15 s) → HTTP Request (a loopback
 server) → Delay(0.05 s) → Set. Once every one is ``running``, a standby worker is started (postgres /
 redis; on the embedded profile the killed process is restarted at once instead — there is no second
 process there), the first worker is killed with SIGKILL, and each execution's recovery time is the
@@ -49,7 +49,8 @@ from tests.durability.harness import (  # noqa: E402
     start_executions,
 )
 
-FIRST_DELAY = 3.0
+FIRST_DELAY = 15.0
+"""Long enough that every execution is still in its first Delay when its worker is killed."""
 
 
 def sink() -> tuple[ThreadingHTTPServer, str]:
@@ -105,6 +106,7 @@ async def kill_and_recover(deployment: Deployment, rows: Rows, queue: Any, workf
     if standby is not None:
         workers.append(standby)
         await standby.wait_ready()
+    interrupted = [i for i, status in (await rows.statuses(ids)).items() if status == "running"]
     killed_at = worker.kill()
     if standby is None:  # embedded: the same deployment restarted
         standby = WorkerProcess(deployment, life)
@@ -115,7 +117,7 @@ async def kill_and_recover(deployment: Deployment, rows: Rows, queue: Any, workf
         raise SystemExit(f"[{deployment.profile}] not all succeeded: {Counter(statuses.values())}")
     starts = await rows.starts(ids)
     samples = []
-    for i in ids:
+    for i in interrupted:
         resumed = [t for t in starts.get(i, []) if t > killed_at]
         if not resumed:
             raise SystemExit(f"[{deployment.profile}] execution {i} never started again after the kill")

@@ -31,7 +31,8 @@ POSTGRES_SCHEMES = {"postgres", "postgresql", "postgresql+psycopg", "postgresql+
 SWEEP_ABORT_WAIT = 0.5
 """Seconds SAQ's Redis / PostgreSQL sweep waits, per stuck job and one job after another, for the job's
 worker to acknowledge the abort. SAQ's default (5 s) makes recovery after a crash take 5 s per job the
-dead worker held; a worker that missed its heartbeat for 10 s is dead or wedged and won't answer anyway."""
+dead worker held; a worker that missed its heartbeat (5 s) is dead or wedged and won't answer anyway — and if it
+is alive after all, the execution lease (engine/worker.py) keeps the retried job from running it twice."""
 
 
 POOL_RECONNECT_TIMEOUT = 10.0

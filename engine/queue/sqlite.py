@@ -639,8 +639,12 @@ class SQLiteQueue(Queue):
 
     # -- sweeping -----------------------------------------------------------------------
 
-    async def sweep(self, lock: int = 60, abort: float = 5.0) -> list[str]:
-        """Delete expired jobs and worker stats, then abort (and retry) stuck jobs."""
+    async def sweep(self, lock: int = 60, abort: float = 0.5) -> list[str]:
+        """Delete expired jobs and worker stats, then abort (and retry) stuck jobs.
+
+        ``abort``: how long to wait for a stuck job's worker to acknowledge the abort (SAQ's default is
+        5 s); a worker that missed its heartbeat is dead or wedged, and if it is alive after all, the
+        execution lease keeps the retried job from running the execution a second time."""
         if not await self._write(partial(self._acquire_sweep_lease, lock)):
             return []
         await self._write(self._delete_expired)
