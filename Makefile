@@ -20,11 +20,11 @@ run: $(STAMP)  ## install, migrate and serve Patchwire on the embedded profile (
 worker: $(STAMP)  ## a separate worker (set QUEUE_URL to redis:// or postgresql://)
 	$(VENV)/bin/patchwire worker
 
-test: $(STAMP)  ## install and run the whole test suite (lint, unit, web, queue, CLI, e2e)
-	$(VENV)/bin/ruff check engine nodes webapp tests e2e migrations
-	$(VENV)/bin/python -m pytest -m "not durability"
+test: $(STAMP)  ## install and run the whole test suite (lint, unit, web, queue, CLI, e2e, crash suite)
+	$(VENV)/bin/ruff check engine nodes webapp tests e2e migrations bench
+	$(VENV)/bin/python -m pytest
 
-durability: $(STAMP)  ## the crash suite (SIGKILLed workers on all three profiles); not yet part of `make test`
+durability: $(STAMP)  ## only the crash suite (SIGKILLed workers on all three profiles; also part of `make test`)
 	$(VENV)/bin/python -m pytest -m durability tests/durability
 
 clean:
