@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import math
 import operator as op
-import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import msgspec
+import regex
 
 from engine.contract import Item, NodeContext
 from engine.errors import NodeError
@@ -130,15 +130,29 @@ def parse_instant(value: Any, *, assume_utc: bool = True) -> datetime:
     return when
 
 
-def compile_pattern(pattern: Any) -> re.Pattern[str]:
+REGEX_TIMEOUT = 0.25
+"""Seconds one ``matches`` may take on one value: a pattern that backtracks catastrophically
+(``(a|aa)+$``) fails the node instead of pinning a worker core (the ``regex`` package checks the
+time while it matches; Python's ``re`` cannot be interrupted)."""
+
+
+def compile_pattern(pattern: Any) -> regex.Pattern[str]:
     if not isinstance(pattern, str):
         raise ValueError(f"{_show(pattern)} is not a regular expression (a string)")
     if len(pattern) > MAX_PATTERN_CHARS:
         raise ValueError(f"the regular expression is longer than {MAX_PATTERN_CHARS} characters")
     try:
-        return re.compile(pattern)
-    except re.error as exc:
+        return regex.compile(pattern, regex.VERSION0)
+    except regex.error as exc:
         raise ValueError(f"not a valid regular expression: {exc}") from None
+
+
+def _search(left: str, pattern: regex.Pattern[str]) -> bool:
+    try:
+        return pattern.search(left, timeout=REGEX_TIMEOUT) is not None
+    except TimeoutError:
+        raise NodeError(f"the regular expression {_show(pattern.pattern)} took longer than {REGEX_TIMEOUT:g} s on "
+                        f"{_show(left)} (catastrophic backtracking?); simplify it", kind="other") from None
 
 
 _READ: dict[str, Callable[[Any], Any]] = {"string": to_text, "number": to_number, "boolean": to_bool,
@@ -239,7 +253,7 @@ _TEXT: dict[str, Callable[[str, Any], bool]] = {
     "not_contains": lambda left, right: right not in left,
     "starts_with": lambda left, right: left.startswith(right),
     "ends_with": lambda left, right: left.endswith(right),
-    "matches": lambda left, pattern: pattern.search(left) is not None,
+    "matches": _search,
 }
 
 

@@ -277,6 +277,18 @@ async def test_switch_type_error_fails_the_node() -> None:
     assert "rules[0]" in outcome.error["message"] and "'lots'" in outcome.error["message"]
 
 
+async def test_a_catastrophically_backtracking_pattern_fails_the_node_in_bounded_time() -> None:
+    """``(a|aa)+$`` on 40 a's and a b would take Python's ``re`` minutes; the node fails instead, once."""
+    graph = Graph(nodes=[node("t", "manual_trigger"), node("if", "if", 2, combine="and",
+                                                          conditions=[cond("s", "matches", r"(a|aa)+$")])],
+                  connections=[edge("t", "if")])
+    started = time.monotonic()
+    outcome, store = await run_graph(graph, {"s": "a" * 40 + "b"})
+    assert outcome.status == "failed" and "catastrophic backtracking" in outcome.error["message"]
+    assert time.monotonic() - started < 30, "bounded by the regex time limit, not the node timeout"
+    assert len(store.attempts(1, "if")) == 1, "not retried: the same input would time out again"
+
+
 # ---------------------------------------------------------------------------------------------- Merge
 
 A_ITEMS = [{"id": 1, "name": "Ann"}, {"id": 2, "name": "Bob"}, {"id": 3, "name": "Cy"}]
