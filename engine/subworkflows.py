@@ -8,6 +8,7 @@ deadlock waiting for itself). Calls that would loop are refused before the run s
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
 SUB_WORKFLOW_TYPE = "sub_workflow"
 SUB_TRIGGER = "sub_workflow"
 MAX_DEPTH = 10
+SUB_LEASE = 5.0
+"""The first lease of a sub-execution (engine.worker.LEASE); the caller's heartbeat renews it."""
 
 
 def called_workflows(graph: Graph) -> list[tuple[str, str, Any]]:
@@ -55,8 +58,12 @@ async def check_calls(session: AsyncSession, workflow: Workflow) -> list[Problem
 
 class SQLSubWorkflows:
     def __init__(self, parent: Run, sessions: async_sessionmaker[AsyncSession], owner_id: int,
-                 call_stack: tuple[int, ...]) -> None:
+                 call_stack: tuple[int, ...], *, lease_token: str | None = None, active: set[int] | None = None) -> None:
         self._parent, self._sessions, self._owner_id, self._stack = parent, sessions, owner_id, call_stack
+        self._lease_token = lease_token
+        """The calling job's lease: the sub-execution is renewed with its caller and orphaned with it."""
+        self.active: set[int] = set() if active is None else active
+        """Sub-executions running now, at any depth (the job's heartbeat renews their lease)."""
 
     async def run(self, workflow_id: int, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         from engine.executions import create_execution, graph_from_json
@@ -76,13 +83,20 @@ class SQLSubWorkflows:
                 raise NodeError(f"sub-workflow {target.name!r} cannot run: {exc}") from None
             version = await session.get_one(WorkflowVersion, execution.version_id)
             execution.status = "running"
+            if self._lease_token is not None:
+                execution.lease_token, execution.lease_until = self._lease_token, time.time() + SUB_LEASE
             await session.commit()
             graph, execution_id, name = graph_from_json(version.graph), execution.id, target.name
         child = Run(execution_id=execution_id, workflow_id=workflow_id, graph=graph, registry=self._parent.registry,
                     store=self._parent.store, sink=self._parent.sink, http=self._parent.http,
                     start_items=items, execution_timeout=self._parent.execution_timeout)
-        child.sub_workflows = SQLSubWorkflows(child, self._sessions, self._owner_id, (*self._stack, workflow_id))
-        outcome = await execute(child)
+        child.sub_workflows = SQLSubWorkflows(child, self._sessions, self._owner_id, (*self._stack, workflow_id),
+                                              lease_token=self._lease_token, active=self.active)
+        self.active.add(execution_id)
+        try:
+            outcome = await execute(child)
+        finally:
+            self.active.discard(execution_id)
         if outcome.status != "succeeded":
             message = (outcome.error or {}).get("message", outcome.status)
             raise NodeError(f"sub-workflow {name!r} (execution {execution_id}) failed: {message}",

@@ -12,7 +12,7 @@ import logging
 import time
 import uuid
 from collections.abc import Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -87,8 +87,8 @@ async def run_execution(ctx: dict[str, Any], *, execution_id: int) -> str:
     run = Run(execution_id=execution_id, workflow_id=workflow_id, graph=graph, registry=services.registry,
               store=SQLRunStore(services.sessions), sink=services.sink, http=services.http, trigger_input=trigger_input,
               execution_timeout=execution_timeout, start_items=start_items, inline_wait=services.inline_wait)
-    run.sub_workflows = SQLSubWorkflows(run, services.sessions, owner_id, (workflow_id,))
-    lease = _Lease(services.sessions, execution_id, token)
+    run.sub_workflows = subs = SQLSubWorkflows(run, services.sessions, owner_id, (workflow_id,), lease_token=token)
+    lease = _Lease(services.sessions, execution_id, token, subs.active)
     if interruptions > MAX_INTERRUPTIONS:
         outcome = await finish(run, Outcome("crashed", error=_poison_error(interruptions)))
     else:
@@ -144,6 +144,8 @@ class _Lease:
     sessions: async_sessionmaker[AsyncSession]
     execution_id: int
     token: str
+    children: set[int] = field(default_factory=set)
+    """Sub-workflow executions running inside this run now; they hold the same lease."""
     lost: bool = False
 
     async def hold(self, execution: Coroutine[Any, Any, Outcome], job: Job | None) -> Outcome | None:
@@ -185,17 +187,27 @@ class _Lease:
                 log.warning("heartbeat of execution %s failed; retrying", self.execution_id, exc_info=True)
 
     async def renew(self) -> bool:
+        """Extend the lease of the execution and of the sub-workflow executions it runs (they share the
+        token); ``False`` when another job holds the execution now."""
+        until = time.time() + LEASE
         async with self.sessions.begin() as session:
             result = await session.execute(
                 update(Execution).where(Execution.id == self.execution_id, Execution.lease_token == self.token)
-                .values(lease_until=time.time() + LEASE).execution_options(synchronize_session=False))
-        return bool(result.rowcount)
+                .values(lease_until=until).execution_options(synchronize_session=False))
+            if not result.rowcount:
+                return False
+            if self.children:
+                await session.execute(
+                    update(Execution).where(Execution.id.in_(list(self.children)), Execution.lease_token == self.token)
+                    .values(lease_until=until).execution_options(synchronize_session=False))
+        return True
 
     async def release(self) -> None:
         try:
             async with self.sessions.begin() as session:
                 await session.execute(
-                    update(Execution).where(Execution.id == self.execution_id, Execution.lease_token == self.token)
+                    update(Execution).where(Execution.id.in_([self.execution_id, *self.children]),
+                                            Execution.lease_token == self.token)
                     .values(lease_token=None, lease_until=None).execution_options(synchronize_session=False))
         except Exception:  # it expires by itself after LEASE seconds
             log.warning("could not release the lease of execution %s", self.execution_id, exc_info=True)
@@ -238,6 +250,7 @@ async def reconcile(queue: Queue, sessions: async_sessionmaker[AsyncSession], *,
             Execution.status.in_(("queued", "running", "waiting")), Execution.created_at < cutoff,
             Execution.trigger != SUB_TRIGGER,  # sub-workflows run inside their caller's job
             or_(Execution.lease_until.is_(None), Execution.lease_until < time.time())))).all()  # a live job runs it
+    await _end_orphaned_sub_workflows(sessions, cutoff)
     restored = []
     for execution_id, _status, resume_at in rows:
         resume = resume_at.timestamp() if resume_at is not None else None
@@ -254,6 +267,28 @@ async def reconcile(queue: Queue, sessions: async_sessionmaker[AsyncSession], *,
     if restored:
         log.warning("re-enqueued executions the queue had lost: %s", restored)
     return restored
+
+
+ORPHANED_SUB_WORKFLOW = ("the worker running its calling execution stopped while it ran; the caller's node "
+                         "runs the sub-workflow again as a new execution when the caller resumes")
+
+
+async def _end_orphaned_sub_workflows(sessions: async_sessionmaker[AsyncSession], cutoff: datetime) -> list[int]:
+    """Sub-workflow executions run inside their caller's job and share its lease; one whose lease has
+    run out (or was released when the caller was handed back) is not running anywhere: it ends
+    ``crashed``, with that reason, instead of showing ``running`` forever."""
+    error = {"type": "Crashed", "message": ORPHANED_SUB_WORKFLOW, "node_name": "Workflow", "node_id": None}
+    async with sessions.begin() as session:
+        ids = list((await session.scalars(
+            update(Execution)
+            .where(Execution.trigger == SUB_TRIGGER, Execution.status.in_(("queued", "running", "waiting")),
+                   Execution.created_at < cutoff,
+                   or_(Execution.lease_until.is_(None), Execution.lease_until < time.time()))
+            .values(status="crashed", error=error, finished_at=datetime.now(UTC), lease_token=None, lease_until=None)
+            .returning(Execution.id).execution_options(synchronize_session=False))).all())
+    if ids:
+        log.warning("ended sub-workflow executions whose caller's worker stopped: %s", ids)
+    return ids
 
 
 async def _orphaned(queue: Queue, job: Job) -> bool:

@@ -153,3 +153,24 @@ async def test_a_queued_or_released_execution_is_not_counted_as_interrupted(setu
     execution_id = await setup.execution(status="running")  # e.g. an engine error: the lease was released
     assert await run_execution(setup.ctx, execution_id=execution_id) == "succeeded"
     assert (await setup.row(execution_id)).interruptions == 0
+
+
+async def test_the_reconciler_ends_sub_workflow_executions_whose_caller_stopped(setup: Setup) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from engine.worker import ORPHANED_SUB_WORKFLOW, _end_orphaned_sub_workflows
+
+    old = datetime.now(UTC) - timedelta(minutes=5)
+    orphan = await setup.execution(status="running", trigger="sub_workflow", created_at=old, lease_token="c" * 32,
+                                   lease_until=time.time() - 1)
+    released = await setup.execution(status="running", trigger="sub_workflow", created_at=old)
+    alive = await setup.execution(status="running", trigger="sub_workflow", created_at=old, lease_token="d" * 32,
+                                  lease_until=time.time() + 60)
+    young = await setup.execution(status="running", trigger="sub_workflow")
+    top_level = await setup.execution(status="running", created_at=old)
+    ended = await _end_orphaned_sub_workflows(setup.sessions, datetime.now(UTC) - timedelta(seconds=10))
+    assert sorted(ended) == sorted([orphan, released])
+    row = await setup.row(orphan)
+    assert row.status == "crashed" and row.finished_at is not None and row.error["message"] == ORPHANED_SUB_WORKFLOW
+    for untouched in (alive, young, top_level):
+        assert (await setup.row(untouched)).status == "running"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 
 from sqlalchemy import select
@@ -65,3 +66,30 @@ def test_calls_that_loop_or_leave_the_owner_are_refused_before_the_run(browser: 
     foreign = browser.post(f"/workflows/{b}/run")
     assert foreign.status_code == 422 and f"no workflow {theirs} of yours" in foreign.text
     assert db_call(lambda db: db.scalar(select(Execution.id).where(Execution.workflow_id == theirs))) is None
+
+
+def test_a_running_sub_workflow_shares_and_renews_its_callers_lease(browser: Browser, db_call: Any) -> None:
+    """So that when the caller's worker dies, the reconciler can tell the sub-execution is running nowhere."""
+    browser.register("sublease@example.com")
+    inner = browser.create_workflow("Slow inner")
+    trigger = browser.add_node(inner, "manual_trigger")
+    pause = browser.add_node(inner, "delay")
+    browser.configure(inner, pause, {"name": "Pause", "seconds": "2.5"})
+    browser.connect(inner, trigger, pause)
+    outer, _ = caller(browser, "Outer", inner)
+    execution_id = int(re.search(r"/executions/(\d+)", browser.post(f"/workflows/{outer}/run").text).group(1))
+
+    async def sub_and_parent(db: Any) -> tuple[Execution | None, Execution]:
+        sub = await db.scalar(select(Execution).where(Execution.trigger == "sub_workflow"))
+        return sub, await db.get(Execution, execution_id)
+
+    seen: list[float] = []
+    deadline = time.monotonic() + 20
+    while len(set(seen)) < 2:  # two different lease_until values while the sub-execution runs: renewed
+        assert time.monotonic() < deadline, f"the sub-execution's lease was not renewed: {seen}"
+        sub, parent = db_call(sub_and_parent)
+        if sub is not None and sub.status == "running":
+            assert sub.lease_token is not None and sub.lease_token == parent.lease_token
+            seen.append(sub.lease_until)
+        time.sleep(0.1)
+    assert browser.wait_for_execution(execution_id) == "succeeded"
