@@ -1,7 +1,7 @@
 """Measure the fixes proposed in docs/benchmarks.md: the two benchmarks, today vs. patched.
 
     .venv/bin/python bench/experiments.py [--profile embedded|postgres|redis|all]
-                                          [--variants none,pool,config,store,pool+config+store]
+                                          [--variants none,pool,config]
 
 Each variant applies bench/patches.py monkeypatches to the worker only (a separate
 ``bench/patched_worker.py`` process for postgres/redis, this process for embedded), then runs
@@ -94,7 +94,7 @@ def report(results: dict[str, Any]) -> str:
 
 def main() -> None:
     parser = common.base_parser(__doc__.split("\n")[0])
-    parser.add_argument("--variants", default="none,pool,config,store,pool+config+store")
+    parser.add_argument("--variants", default="none,pool,config")
     parser.add_argument("--executions", type=int, default=300)
     parser.add_argument("--producers", type=int, default=4)
     parser.add_argument("--concurrency", type=int, default=10)

@@ -5,13 +5,13 @@ the connection pool cost, today and with the proposed fixes (implemented here, n
 
 1. ``parse_config``: today's code vs. the same code with ``msgspec.structs.fields`` cached.
 2. The run store, per node, sequentially (one execution, no contention):
-   - today: ``SQLRunStore.node_started`` + ``record_event`` + ``node_finished`` + ``record_event``
-     (4 ORM transactions, 6 statements);
-   - proposed: two Core transactions — ``INSERT … ON CONFLICT DO UPDATE`` of the node run plus the
-     event insert in the same transaction (2 transactions, 4 statements);
+   - today: two ``SQLRunStore.commit`` calls (the ``running`` row with ``node.started``, the outcome
+     with ``node.completed``), each one bare-driver transaction through the store's group writer
+     (the ORM path with 4 transactions measured in docs/benchmarks.md is gone);
    - the floor: the same two transitions with the bare driver (aiosqlite / asyncpg): a 2-statement
      transaction, one CTE statement (autocommit), and one CTE that also does ``pg_notify``.
-3. The pool under a worker's concurrency: 10 tasks doing today's 4 writes per node at once, with
+3. The pool under a worker's concurrency: 10 tasks doing today's writes per node at once (the group
+   writer commits them together), with
    SQLAlchemy's default pool (5 + 10 overflow, overflow connections closed on return) vs.
    ``pool_size=concurrency + 5``; counts the connections opened.
 
@@ -30,14 +30,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import common  # noqa: E402
 import msgspec  # noqa: E402
-import patches  # noqa: E402
 from sqlalchemy import event  # noqa: E402
 
 import engine.config as config_module  # noqa: E402
 from engine.database import make_engine, make_sessionmaker  # noqa: E402
+from engine.events import Event  # noqa: E402
 from engine.models import Execution, Workflow, WorkflowVersion  # noqa: E402
 from engine.sqlstore import SQLRunStore  # noqa: E402
-from engine.store import NodeRunRecord  # noqa: E402
+from engine.store import NodeRunRecord, Transition  # noqa: E402
 from nodes.set import SetConfig  # noqa: E402
 
 NAME = "micro"
@@ -101,16 +101,16 @@ def record(i: int, status: str) -> NodeRunRecord:
                          started_at=now, finished_at=now if status == "succeeded" else None)
 
 
+def make_event(execution_id: int, type_: Any, seq: int) -> Event:
+    return Event(type=type_, execution_id=execution_id, workflow_id=1, seq=seq, at=time.time())
+
+
 async def today_node(store: SQLRunStore, execution_id: int, i: int, seq: int) -> None:
-    await store.node_started(execution_id, record(i, "running"))
-    await store.record_event(execution_id, seq, {"type": "node.started", "seq": seq})
-    await store.node_finished(execution_id, record(i, "succeeded"))
-    await store.record_event(execution_id, seq + 1, {"type": "node.completed", "seq": seq + 1})
-
-
-async def proposed_node(store: Any, execution_id: int, i: int, seq: int) -> None:
-    """bench/patches.py's CoalescingStore: the same four calls, two Core transactions."""
-    await today_node(store, execution_id, i, seq)
+    """Two commits of the run store (``running`` + ``node.started``, outcome + ``node.completed``);
+    in a chain the run loop merges a node's outcome with its successor's start into one."""
+    await store.commit(execution_id, Transition([record(i, "running")], [make_event(execution_id, "node.started", seq)]))
+    await store.commit(execution_id, Transition([record(i, "succeeded")],
+                                                [make_event(execution_id, "node.completed", seq + 1)]))
 
 
 async def bench_store(penv: common.ProfileEnv, nodes: int) -> dict[str, Any]:
@@ -118,8 +118,7 @@ async def bench_store(penv: common.ProfileEnv, nodes: int) -> dict[str, Any]:
     sessions = make_sessionmaker(engine)
     try:
         out: dict[str, Any] = {}
-        for label, make, node in (("today_4_orm_tx", lambda: SQLRunStore(sessions), today_node),
-                                  ("proposed_2_core_tx", lambda: patches.CoalescingStore(sessions), proposed_node)):
+        for label, make, node in (("today_2_commits", lambda: SQLRunStore(sessions), today_node),):
             execution_id = await seed(sessions)
             store = make()
             for i in range(10):  # warm up: statement caches, connections

@@ -25,12 +25,13 @@ import common  # noqa: E402
 import overhead  # noqa: E402
 import patches  # noqa: E402
 
-import engine.worker  # noqa: E402
+import engine.sqlstore  # noqa: E402
 from nodes import registry  # noqa: E402
 from webapp.executions.services import start  # noqa: E402
 
 NAME = "trace_overhead"
-STORE_METHODS = ("latest_runs", "last_seq", "node_started", "node_finished", "record_event", "execution_finished")
+STORE_METHODS = ("resume_state", "commit")
+BACKEND_METHODS = ("read", "write")
 
 
 class Timings:
@@ -54,23 +55,31 @@ class Timings:
 
 @contextlib.contextmanager
 def instrumented(timings: Timings, sink: Any) -> Any:
-    """Wrap the worker's store (whatever class engine.worker uses now) and the sink's publish."""
-    store_class = engine.worker.SQLRunStore
+    """Wrap the run store's methods (``store.*``: the wait for the group writer included), its
+    database backends' (``db.*``: the transaction itself) and the sink's publishes."""
+    undo: list[tuple[Any, str, Any]] = []
 
-    class TimedStore(store_class):  # type: ignore[misc, valid-type]
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            for name in STORE_METHODS:
-                setattr(self, name, timings.wrap(f"store.{name}", getattr(self, name)))
+    def wrap(owner: Any, name: str, key: str) -> None:
+        original = getattr(owner, name)
+        undo.append((owner, name, original))
+        setattr(owner, name, timings.wrap(key, original))
 
-    original_publish = sink.publish
-    engine.worker.SQLRunStore = TimedStore
-    sink.publish = timings.wrap("sink.publish", original_publish)
+    for name in STORE_METHODS:
+        wrap(engine.sqlstore.SQLRunStore, name, f"store.{name}")
+    for backend in (engine.sqlstore._SQLiteBackend, engine.sqlstore._PostgresBackend):
+        for name in BACKEND_METHODS:
+            wrap(backend, name, f"db.{name}")
+    name = "publish_many" if hasattr(sink, "publish_many") else "publish"  # SafeSink.publish calls publish_many
+    undo.append((sink, name, None))
+    setattr(sink, name, timings.wrap(f"sink.{name}", getattr(sink, name)))
     try:
         yield
     finally:
-        engine.worker.SQLRunStore = store_class
-        sink.publish = original_publish
+        for owner, name, original in reversed(undo):
+            if original is None:
+                delattr(owner, name)
+            else:
+                setattr(owner, name, original)
 
 
 async def trace(penv: common.ProfileEnv, reps: int) -> dict[str, Any]:
@@ -93,7 +102,7 @@ async def trace(penv: common.ProfileEnv, reps: int) -> dict[str, Any]:
     median_run = common.median([r["run_s"] for r in per_rep])
     rows = {k: {"calls": best["count"].get(k, 0), "total_ms": best["total"].get(k, 0.0) * 1000,
                 "ms_per_call": best["total"].get(k, 0.0) * 1000 / max(best["count"].get(k, 1), 1)} for k in keys}
-    accounted = sum(best["total"].values())
+    accounted = sum(v for k, v in best["total"].items() if not k.startswith("db."))  # db.* is inside store.*
     return {"run_s_median": median_run, "run_s_min": best["run_s"], "calls": rows,
             "sleeps_s": overhead.IDEAL, "rest_ms": (best["run_s"] - accounted - overhead.IDEAL) * 1000}
 

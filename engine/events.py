@@ -38,6 +38,9 @@ class Event(msgspec.Struct, kw_only=True, omit_defaults=True):
     def to_json(self) -> bytes:
         return msgspec.json.encode(self)
 
+    def to_builtins(self) -> dict[str, object]:
+        return msgspec.to_builtins(self)
+
     @classmethod
     def from_json(cls, data: bytes | str) -> Event:
         return msgspec.json.decode(data, type=cls)
@@ -50,6 +53,16 @@ def channel_for(execution_id: int) -> str:
 
 class EventSink(Protocol):
     async def publish(self, event: Event) -> None: ...
+
+
+async def publish_all(sink: EventSink, events: list[Event]) -> None:
+    """Publish in order; a sink with ``publish_many`` gets them in one call (one round trip)."""
+    publish_many = getattr(sink, "publish_many", None)
+    if publish_many is not None and len(events) > 1:
+        await publish_many(events)
+        return
+    for event in events:
+        await sink.publish(event)
 
 
 class MemorySink:

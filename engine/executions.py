@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from datetime import UTC, datetime
 from typing import Any
 
@@ -45,6 +46,25 @@ def graph_to_json(graph: Graph) -> dict[str, Any]:
 
 def graph_from_json(data: dict[str, Any]) -> Graph:
     return msgspec.convert(data, Graph)
+
+
+class GraphCache:
+    """Parsed graphs by version id, for a worker: a version is an immutable snapshot, so it is
+    converted once per process, and the run loop validates the same ``Graph`` object only once."""
+
+    def __init__(self, size: int = 256) -> None:
+        self._size = size
+        self._graphs: OrderedDict[int, Graph] = OrderedDict()
+
+    def get(self, version: WorkflowVersion) -> Graph:
+        graph = self._graphs.get(version.id)
+        if graph is None:
+            graph = self._graphs[version.id] = graph_from_json(version.graph)
+            if len(self._graphs) > self._size:
+                self._graphs.popitem(last=False)
+        else:
+            self._graphs.move_to_end(version.id)
+        return graph
 
 
 async def pin_version(session: AsyncSession, workflow: Workflow, graph: Graph, author_id: int | None) -> WorkflowVersion:

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 
 import asyncpg
 import redis.asyncio as aioredis
+from sqlalchemy.engine import URL, make_url
 
 from engine.events import Event, channel_for
 from engine.settings import normalize_service_url
@@ -30,6 +31,10 @@ class CallbackSink:
         if result is not None:
             await result
 
+    async def publish_many(self, events: list[Event]) -> None:
+        for event in events:
+            await self.publish(event)
+
     async def close(self) -> None:
         return None
 
@@ -41,19 +46,34 @@ class RedisSink:
     async def publish(self, event: Event) -> None:
         await self._redis.publish(channel_for(event.execution_id), event.to_json())
 
+    async def publish_many(self, events: list[Event]) -> None:
+        """In order, in one round trip (a pipeline, not a transaction)."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for event in events:
+                pipe.publish(channel_for(event.execution_id), event.to_json())
+            await pipe.execute()
+
     async def close(self) -> None:
         await self._redis.aclose()
 
 
 class PostgresSink:
+    """``pg_notify`` on its own connection. A worker whose database is this one does not use it for
+    run events: its run store notifies inside the transaction that stores them (engine/sqlstore.py)."""
+
     def __init__(self, url: str) -> None:
-        self._url = url
+        self.url = url
         self._pool: asyncpg.Pool | None = None
 
     async def publish(self, event: Event) -> None:
+        await self.publish_many([event])
+
+    async def publish_many(self, events: list[Event]) -> None:
         if self._pool is None:
-            self._pool = await asyncpg.create_pool(self._url, min_size=1, max_size=2)
-        await self._pool.execute("SELECT pg_notify($1, $2)", channel_for(event.execution_id), event.to_json().decode())
+            self._pool = await asyncpg.create_pool(self.url, min_size=1, max_size=2)
+        await self._pool.execute(
+            "SELECT pg_notify(n.channel, n.payload) FROM unnest($1::text[], $2::text[]) AS n(channel, payload)",
+            [channel_for(e.execution_id) for e in events], [e.to_json().decode() for e in events])
 
     async def close(self) -> None:
         if self._pool is not None:
@@ -68,13 +88,29 @@ class SafeSink:
         self.inner = inner
 
     async def publish(self, event: Event) -> None:
+        await self.publish_many([event])
+
+    async def publish_many(self, events: list[Event]) -> None:
         try:
-            await self.inner.publish(event)
+            await self.inner.publish_many(events)
         except (OSError, aioredis.RedisError, asyncpg.PostgresError) as exc:
-            log.warning("could not publish %s for execution %s: %s", event.type, event.execution_id, exc)
+            first = events[0]
+            log.warning("could not publish %s for execution %s: %s", ", ".join(e.type for e in events),
+                        first.execution_id, exc)
 
     async def close(self) -> None:
         await self.inner.close()
+
+
+def notifies_in(sink: object, database_url: URL) -> bool:
+    """Whether ``sink`` is PostgreSQL ``NOTIFY`` on the database at ``database_url``: then the run
+    store can send the notifications inside the transaction that stores the events."""
+    inner = sink.inner if isinstance(sink, SafeSink) else sink
+    if not isinstance(inner, PostgresSink) or database_url.get_backend_name() != "postgresql":
+        return False
+    channels = make_url(inner.url)
+    return all(getattr(channels, part) == getattr(database_url, part)
+               for part in ("host", "port", "database", "username", "password", "query"))
 
 
 def sink_from_url(url: str) -> SafeSink:

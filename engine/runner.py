@@ -4,6 +4,11 @@ Recipe: load the finished node runs (resume) → repeatedly start every node who
 predecessors are all settled → each node persists ``started``, runs, persists its outcome,
 and only then publishes its event → successors see the outcome. A node none of whose
 incoming connections carried items is *skipped*, and skipping propagates.
+
+Writes are *deferred* into the run's pending transition and committed together at the next
+barrier (``Run.flush``): the outcomes of the nodes that just settled, the rows of the nodes that
+skip, and the ``running`` rows of the successors about to start are one transaction, committed
+before any of their events is published and before any of those successors runs.
 """
 
 from __future__ import annotations
@@ -11,8 +16,8 @@ from __future__ import annotations
 import asyncio
 import time
 import traceback
-from collections import deque
-from dataclasses import dataclass, field
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import httpx
@@ -21,12 +26,12 @@ import msgspec
 from engine.config import parse_config
 from engine.contract import Item, NodeContext, NodeResult, NodeType, SubWorkflows
 from engine.errors import ExpressionError, NodeError, NodeTimeout, PatchwireError
-from engine.events import Event, EventSink, summarize
+from engine.events import Event, EventSink, publish_all, summarize
 from engine.expressions import Expressions
 from engine.graph import ConnectionSpec, Graph, NodeSpec, ensure_valid
 from engine.policy import ERROR_PORT, error_kind
 from engine.registry import Registry
-from engine.store import NodeRunRecord, RunStore
+from engine.store import ExecutionState, NodeRunRecord, RunStore, Transition
 
 DEFAULT_NODE_TIMEOUT = 300.0
 INLINE_WAIT = 30.0
@@ -69,6 +74,8 @@ class Run:
     results: dict[str, dict[str, list[Item]]] = field(default_factory=dict)
     error: dict[str, Any] | None = None
     _seq: int = 0
+    _pending: Transition = field(default_factory=Transition)
+    _flush_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _incoming: dict[str, list[ConnectionSpec]] = field(default_factory=dict)
     _successors: dict[str, list[str]] = field(default_factory=dict)
     _nodes: dict[str, NodeSpec] = field(default_factory=dict)
@@ -96,33 +103,64 @@ class Run:
             at=time.time(), node_id=node.id if node else None, node_name=node.name if node else None, **fields,
         )
 
-    async def emit(self, type_: str, node: NodeSpec | None = None, **fields: Any) -> None:
-        """Number the event, persist it (for reconnecting clients), then publish it."""
-        event = self.event(type_, node, **fields)
-        await self.store.record_event(self.execution_id, event.seq, msgspec.to_builtins(event))
-        await self.sink.publish(event)
+    def defer(self, record: NodeRunRecord | None, event: Event) -> None:
+        """Add a node run (as it is now) and its event to the next commit; nothing is published before it."""
+        if record is not None:
+            self._pending.runs.append(replace(record))
+        self._pending.events.append(event)
 
-    async def save(self, record: NodeRunRecord, event: Event, *, started: bool = False) -> None:
-        """Persist a node run and its event in one transaction, then publish the event."""
-        write = self.store.node_started if started else self.store.node_finished
-        await write(self.execution_id, record, msgspec.to_builtins(event))
-        await self.sink.publish(event)
+    async def flush(self) -> None:
+        """Commit everything deferred in one transaction, then publish its events in ``seq`` order.
+
+        Serialised per run: a later flush neither commits nor publishes before an earlier one."""
+        async with self._flush_lock:
+            transition, self._pending = self._pending, Transition()
+            if not transition.events and transition.execution is None:
+                return
+            if not await self.store.commit(self.execution_id, transition):
+                await publish_all(self.sink, transition.events)
+
+    async def emit(self, type_: str, node: NodeSpec | None = None, **fields: Any) -> None:
+        """Number the event, persist it with whatever is pending (for reconnecting clients), then publish it."""
+        self.defer(None, self.event(type_, node, **fields))
+        await self.flush()
+
+    async def save(self, record: NodeRunRecord, event: Event) -> None:
+        """Persist a node run and its event now (with whatever is pending), then publish the event."""
+        self.defer(record, event)
+        await self.flush()
+
+
+_VALIDATED: OrderedDict[tuple[int, int], tuple[Graph, Registry]] = OrderedDict()
+"""Graphs already validated against a registry, by identity (the worker reuses one parsed ``Graph``
+per immutable version); the value keeps both alive, so an id cannot be reused while it is here."""
+
+
+def _ensure_valid_once(graph: Graph, registry: Registry) -> None:
+    key = (id(graph), id(registry))
+    if key in _VALIDATED:
+        _VALIDATED.move_to_end(key)
+        return
+    ensure_valid(graph, registry)
+    _VALIDATED[key] = (graph, registry)
+    if len(_VALIDATED) > 256:
+        _VALIDATED.popitem(last=False)
 
 
 async def execute(run: Run) -> Outcome:
     """Run (or resume) the graph to the end; the caller persists the returned outcome."""
-    ensure_valid(run.graph, run.registry)
-    await _load_previous_runs(run)
-    run._seq = await run.store.last_seq(run.execution_id)  # a resumed run numbers on
-    await run.emit("workflow.started", status="running")
-    await _release_due_waits(run)
+    _ensure_valid_once(run.graph, run.registry)
+    previous, run._seq = await run.store.resume_state(run.execution_id)  # a resumed run numbers on
+    _load_previous_runs(run, previous)
+    run.defer(None, run.event("workflow.started", status="running"))  # committed with the first starts
+    _release_due_waits(run)
     try:
         async with asyncio.timeout(run.execution_timeout) as deadline:
             await _drive(run)
     except TimeoutError:
         if not deadline.expired():
             raise
-        await _handle_execution_timeout(run)
+        _handle_execution_timeout(run)
     outcome = _outcome(run)
     if outcome.status == "waiting":
         return await suspend(run, outcome)
@@ -133,7 +171,7 @@ async def suspend(run: Run, outcome: Outcome) -> Outcome:
     """Persist that the run waits until ``resume_at``, then publish ``workflow.waiting``; the caller
     schedules the continuation."""
     assert outcome.resume_at is not None
-    await run.store.execution_waiting(run.execution_id, outcome.resume_at)
+    run._pending.execution = ExecutionState("waiting", resume_at=outcome.resume_at)
     await run.emit("workflow.waiting", status="waiting", summary=f"continues at {_clock(outcome.resume_at)}")
     return outcome
 
@@ -142,7 +180,7 @@ def _clock(epoch: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch))
 
 
-async def _release_due_waits(run: Run) -> None:
+def _release_due_waits(run: Run) -> None:
     """A continued run: waits whose time has come end now (a Wait completes, a back-off retries)."""
     now = time.time()
     for node_id, record in list(run.waiting.items()):
@@ -151,7 +189,7 @@ async def _release_due_waits(run: Run) -> None:
         del run.waiting[node_id]
         if record.status == "waiting":
             record.status, record.finished_at = "succeeded", now
-            await _settle(run, run.node(node_id), record, "succeeded", record.output,
+            _settle(run, run.node(node_id), record, "succeeded", record.output,
                           run.event("node.completed", run.node(node_id), status="succeeded", attempt=record.attempt,
                                     duration_ms=_duration_ms(record), summary=summarize(_count(record.output))))
         else:  # a retry back-off is over: the next attempt runs like any ready node
@@ -163,9 +201,9 @@ def _count(outputs: dict[str, list[Item]] | None) -> int:
     return sum(len(v) for v in (outputs or {}).values())
 
 
-async def _load_previous_runs(run: Run) -> None:
+def _load_previous_runs(run: Run, previous: dict[str, NodeRunRecord]) -> None:
     """Resume: settled nodes keep their outcome; an interrupted node continues with its attempts."""
-    for node_id, record in (await run.store.latest_runs(run.execution_id)).items():
+    for node_id, record in previous.items():
         if record.status == "waiting" or (record.status == "failed" and record.resume_at and record.output is None):
             run.status[node_id] = "waiting"  # a Wait, or a retry back-off, persisted by an earlier job
             run.waiting[node_id] = record
@@ -179,22 +217,22 @@ async def _load_previous_runs(run: Run) -> None:
             run.resume_attempt[node_id] = record.attempt + 1
 
 
-async def _handle_execution_timeout(run: Run) -> None:
+def _handle_execution_timeout(run: Run) -> None:
     message = f"the execution did not finish within {run.execution_timeout:g} s"
     error = {"type": "ExecutionTimeout", "message": message, "node_id": None, "node_name": "Workflow", "kind": "timeout"}
     for node_id, record in list(run.current.items()):
         record.status, record.finished_at = "failed", time.time()
         record.error = {**error, "node_id": node_id, "node_name": record.node_name}
-        await _settle(run, run.node(node_id), record, "failed", None,
-                      run.event("node.failed", run.node(node_id), status="failed", attempt=record.attempt,
-                                duration_ms=_duration_ms(record), summary=message))
+        _settle(run, run.node(node_id), record, "failed", None,
+                run.event("node.failed", run.node(node_id), status="failed", attempt=record.attempt,
+                          duration_ms=_duration_ms(record), summary=message))
     run.error = run.error or error
 
 
 async def finish(run: Run, outcome: Outcome) -> Outcome:
-    """Persist the execution's outcome, then publish ``workflow.finished``."""
+    """Persist the execution's outcome (with whatever is pending), then publish ``workflow.finished``."""
     output = outcome.output if outcome.status == "succeeded" else None
-    await run.store.execution_finished(run.execution_id, outcome.status, output, outcome.error)
+    run._pending.execution = ExecutionState(outcome.status, output, outcome.error, finished_at=time.time())
     await run.emit("workflow.finished", status=outcome.status, summary=_error_text(outcome.error))
     return outcome
 
@@ -204,9 +242,10 @@ async def _drive(run: Run) -> None:
     candidates: list[str] = [n.id for n in run.graph.nodes]
     try:
         while True:
-            if run.error is None:
-                for node in await _start_ready(run, candidates):
-                    running[asyncio.create_task(_run_node(run, node))] = node.id
+            starting = _start_ready(run, candidates) if run.error is None else []
+            await run.flush()  # settled outcomes + skips + the starts: one commit, then their events
+            for record in starting:
+                running[asyncio.create_task(_run_node(run, run.node(record.node_id), record))] = record.node_id
             if not running:
                 return
             done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
@@ -225,9 +264,10 @@ async def _cancel(running: dict[asyncio.Task[None], str]) -> None:
     await asyncio.gather(*running, return_exceptions=True)
 
 
-async def _start_ready(run: Run, candidates: list[str]) -> list[NodeSpec]:
-    """Mark ready candidates as running (returned) or skipped (handled here); skipping propagates."""
-    to_run: list[NodeSpec] = []
+def _start_ready(run: Run, candidates: list[str]) -> list[NodeRunRecord]:
+    """Start ready candidates (their ``running`` rows are returned, deferred) or skip them
+    (deferred as well); skipping propagates."""
+    to_run: list[NodeRunRecord] = []
     work = deque(candidates)
     while work:
         node_id = work.popleft()
@@ -236,9 +276,9 @@ async def _start_ready(run: Run, candidates: list[str]) -> list[NodeSpec]:
         node = run.node(node_id)
         if _is_start(run, node) or _live_inputs(run, node_id):
             run.status[node_id] = "running"
-            to_run.append(node)
+            to_run.append(_begin_attempt(run, node, _input_items(run, node), run.resume_attempt.get(node_id, 1)))
         else:
-            await _skip(run, node)
+            _skip(run, node)
             work.extend(run.successors(node_id))
     return to_run
 
@@ -270,34 +310,41 @@ def _inputs_by_port(run: Run, node: NodeSpec) -> dict[str, list[Item]]:
     return inputs
 
 
-async def _skip(run: Run, node: NodeSpec) -> None:
+def _skip(run: Run, node: NodeSpec) -> None:
     now = time.time()
     record = NodeRunRecord(node.id, node.name, node.type, 1, "skipped", started_at=now, finished_at=now)
     run.status[node.id] = "skipped"
-    await run.save(record, run.event("node.skipped", node, status="skipped", attempt=1))
+    run.defer(record, run.event("node.skipped", node, status="skipped", attempt=1))
 
 
-async def _run_node(run: Run, node: NodeSpec) -> None:
-    """Attempts until success, a final failure, or the retry policy gives up; one row per attempt."""
+def _begin_attempt(run: Run, node: NodeSpec, items: list[Item], attempt: int) -> NodeRunRecord:
+    """The attempt's ``running`` row and ``node.started``, deferred: the caller commits them before the node runs."""
+    record = NodeRunRecord(node.id, node.name, node.type, attempt, "running", input=items, started_at=time.time())
+    run.current[node.id] = record
+    run.defer(record, run.event("node.started", node, status="running", attempt=attempt))
+    return record
+
+
+async def _run_node(run: Run, node: NodeSpec, record: NodeRunRecord) -> None:
+    """Attempts until success, a final failure, or the retry policy gives up; one row per attempt.
+
+    ``record`` is the first attempt's ``running`` row, already committed."""
     node_type = run.registry.get(node.type, node.version)
-    items = _input_items(run, node)
-    attempt = run.resume_attempt.get(node.id, 1)
+    items = record.input or []
     while True:
-        record = NodeRunRecord(node.id, node.name, node.type, attempt, "running", input=items, started_at=time.time())
-        run.current[node.id] = record
-        await run.save(record, run.event("node.started", node, status="running", attempt=attempt), started=True)
         try:
-            result = await _call(run, node, node_type, items, attempt)
+            result = await _call(run, node, node_type, items, record.attempt)
         except Exception as exc:  # node code failing is data on the node run, never swallowed
-            if not node.settings.retry.retries(exc, attempt):
-                await _handle_failure(run, node, record, _error_data(node, exc), items)
+            if not node.settings.retry.retries(exc, record.attempt):
+                _handle_failure(run, node, record, _error_data(node, exc), items)
                 return
             if await _handle_retry(run, node, record, exc) == SUSPENDED:
                 return
-            attempt += 1
+            record = _begin_attempt(run, node, items, record.attempt + 1)
+            await run.flush()  # the next attempt's row is committed before it runs
         else:
             if await _wait_if_asked(run, node, record, result) != SUSPENDED:
-                await _handle_success(run, node, record, result)
+                _handle_success(run, node, record, result)
             return
 
 
@@ -364,9 +411,9 @@ def _as_json(node: NodeSpec, outputs: dict[str, list[Item]]) -> dict[str, list[I
         raise NodeError(f"{node.name} produced output that is not JSON: {exc}") from None
 
 
-async def _handle_success(run: Run, node: NodeSpec, record: NodeRunRecord, result: NodeResult) -> None:
+def _handle_success(run: Run, node: NodeSpec, record: NodeRunRecord, result: NodeResult) -> None:
     record.status, record.output, record.finished_at = "succeeded", result.outputs, time.time()
-    await _settle(run, node, record, "succeeded", result.outputs,
+    _settle(run, node, record, "succeeded", result.outputs,
                   run.event("node.completed", node, status="succeeded", attempt=record.attempt,
                             duration_ms=_duration_ms(record), summary=summarize(_count(result.outputs))))
 
@@ -391,17 +438,17 @@ async def _handle_retry(run: Run, node: NodeSpec, record: NodeRunRecord, exc: Ba
     return None
 
 
-async def _handle_failure(run: Run, node: NodeSpec, record: NodeRunRecord, error: dict[str, Any],
-                          items: list[Item]) -> None:
+def _handle_failure(run: Run, node: NodeSpec, record: NodeRunRecord, error: dict[str, Any],
+                    items: list[Item]) -> None:
     """Final failure: stop the workflow, or hand error items on (``continue`` / ``error_output``)."""
     on_error = node.settings.on_error
     outputs = None if on_error == "stop" else {_ERROR_ROUTES[on_error]: _error_items(items, error)}
     record.status, record.error, record.output, record.finished_at = "failed", error, outputs, time.time()
     if outputs is None:
         run.error = run.error or error
-    await _settle(run, node, record, "failed", outputs,
-                  run.event("node.failed", node, status="failed", attempt=record.attempt,
-                            duration_ms=_duration_ms(record), summary=error["message"][:200]))
+    _settle(run, node, record, "failed", outputs,
+            run.event("node.failed", node, status="failed", attempt=record.attempt,
+                      duration_ms=_duration_ms(record), summary=error["message"][:200]))
 
 
 _ERROR_ROUTES = {"continue": "main", "error_output": ERROR_PORT}
@@ -412,10 +459,11 @@ def _error_items(items: list[Item], error: dict[str, Any]) -> list[Item]:
     return [{**item, "error": brief} for item in items] or [{"error": brief}]
 
 
-async def _settle(run: Run, node: NodeSpec, record: NodeRunRecord, status: str,
-                  outputs: dict[str, list[Item]] | None, event: Event) -> None:
-    """Persist the node's outcome with its event, publish it; only then do successors see it."""
-    await run.save(record, event)
+def _settle(run: Run, node: NodeSpec, record: NodeRunRecord, status: str,
+            outputs: dict[str, list[Item]] | None, event: Event) -> None:
+    """Defer the node's outcome with its event. The run loop commits it at its next flush, with the
+    ``running`` rows of the successors it starts, before publishing the event or running them."""
+    run.defer(record, event)
     run.current.pop(node.id, None)
     run.status[node.id] = status
     if outputs is not None:

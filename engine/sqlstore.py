@@ -1,91 +1,384 @@
-"""The run store on SQL: ``node_runs`` rows, committed before any event is published."""
+"""The run store on SQL: node runs, events and the execution's state, committed before any event
+is published.
+
+The hot path bypasses the ORM. Each worker process has one *writer* per database: a task that
+takes every transition submitted while its previous commit was in flight and commits them all in
+one transaction (group commit), then wakes each submitter; every submitter therefore still returns
+only after its own transition is durable. The statements are sent through the bare driver:
+
+* SQLite: a dedicated ``sqlite3`` connection used from a worker thread, one thread hop per
+  transaction (``BEGIN IMMEDIATE`` … ``executemany`` … ``COMMIT``), with the same pragmas as
+  ``engine/database.py`` (WAL, ``synchronous=NORMAL``, ``busy_timeout``, foreign keys).
+* PostgreSQL: one statement per transaction on an asyncpg connection of the SQLAlchemy pool —
+  ``unnest`` arrays into ``node_runs`` (upsert), ``execution_events`` and ``executions``, and,
+  when the live channels are this database, ``pg_notify`` for each event. A single statement is
+  its own transaction, and PostgreSQL delivers the notifications when it commits: one round trip.
+
+If a group's transaction fails, its members are retried one by one, so a bad transition fails
+only its own execution.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+import msgspec
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from engine.models import Execution, ExecutionEvent, NodeRun
-from engine.store import NodeRunRecord
+from engine.database import BUSY_TIMEOUT_MS
+from engine.events import EventSink, channel_for, publish_all
+from engine.store import ExecutionState, NodeRunRecord, Transition
+
+T = TypeVar("T")
+log = logging.getLogger("patchwire.events")
+Write = Callable[[list[tuple[int, Transition]]], Awaitable[None]]
+RUN_COLUMNS = ("execution_id", "node_id", "attempt", "node_name", "node_type", "status", "input", "output", "error",
+               "started_at", "finished_at", "resume_at")
+_UPDATED = ", ".join(f"{c} = excluded.{c}" for c in RUN_COLUMNS[3:])
+_SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"  # how SQLAlchemy stores DateTime on SQLite (naive UTC)
+
+
+@dataclass
+class _Pending:
+    execution_id: int
+    transition: Transition
+    done: asyncio.Future[None]
+
+
+class SQLRunStore:
+    """One per worker process (``WorkerServices.store``), shared by every execution it runs.
+
+    ``notify``: the live channels are PostgreSQL ``NOTIFY`` on this same database, so events are
+    delivered by the commit itself. Otherwise, with a ``sink``, the writer publishes the events of
+    a whole group after its commit, in one call (one Redis pipeline for many executions). Either
+    way ``commit`` returns True and the run does not publish them again."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], *, notify: bool = False,
+                 sink: EventSink | None = None) -> None:
+        self._engine: AsyncEngine = sessions.kw["bind"]
+        self.notify = notify and self._engine.dialect.name == "postgresql"
+        self._sink = None if self.notify else sink
+        self._backend: _SQLiteBackend | _PostgresBackend = (
+            _PostgresBackend(self._engine, self.notify) if self._engine.dialect.name == "postgresql"
+            else _SQLiteBackend(_sqlite_path(self._engine)))
+        self._queue: list[_Pending] = []
+        self._writer: asyncio.Future[None] | None = None
+
+    async def resume_state(self, execution_id: int) -> tuple[dict[str, NodeRunRecord], int]:
+        return await self._backend.read(execution_id)
+
+    async def commit(self, execution_id: int, transition: Transition) -> bool:
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Pending(execution_id, transition, done))
+        if self._writer is None:  # no writer at work: start one; it drains the queue, then ends
+            self._writer = asyncio.ensure_future(self._drain())
+        # a transaction the writer has begun is finished even if this caller is cancelled meanwhile
+        await asyncio.shield(done)
+        return self.notify or self._sink is not None
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            await asyncio.gather(self._writer, return_exceptions=True)
+        await self._backend.close()
+
+    async def _drain(self) -> None:
+        """Whatever arrived while a transaction was in flight goes into the next one."""
+        try:
+            while self._queue:  # more may arrive while the connection is being returned
+                async with self._backend.connection() as write:
+                    while self._queue:
+                        group, self._queue = self._queue, []
+                        await self._write_group(write, group)
+        except BaseException as exc:  # the connection failed, or the writer was cancelled
+            for pending in self._queue:
+                _settle(pending.done, exc)
+            self._queue = []
+            raise
+        finally:
+            self._writer = None
+
+    async def _write_group(self, write: Write, group: list[_Pending]) -> None:
+        try:
+            await write([(p.execution_id, p.transition) for p in group])
+        except asyncio.CancelledError:
+            for pending in group:
+                pending.done.cancel()
+            raise
+        except Exception as exc:
+            if len(group) == 1:
+                _settle(group[0].done, exc)
+                return
+            for pending in group:  # one bad transition must not fail its neighbours
+                try:
+                    await write([(pending.execution_id, pending.transition)])
+                except Exception as single:
+                    _settle(pending.done, single)
+                else:
+                    await self._publish([pending])
+                    _settle(pending.done, None)
+        else:
+            await self._publish(group)
+            for pending in group:
+                _settle(pending.done, None)
+
+    async def _publish(self, group: list[_Pending]) -> None:
+        """After the commit: each execution's events in order (the sink logs its own failures)."""
+        if self._sink is None:
+            return
+        try:
+            await publish_all(self._sink, [e for p in group for e in p.transition.events])
+        except Exception:  # events are best effort: the rows are committed, and a client reads them
+            log.warning("could not publish the events of %d executions", len(group), exc_info=True)
+
+
+def _settle(done: asyncio.Future[None], exc: BaseException | None) -> None:
+    if done.done():
+        return
+    if isinstance(exc, asyncio.CancelledError):
+        done.cancel()
+    elif exc is None:
+        done.set_result(None)
+    else:
+        done.set_exception(exc)
+
+
+def _sqlite_path(engine: AsyncEngine) -> str:
+    path = engine.url.database
+    if not path or path == ":memory:" or path.startswith("file:"):
+        raise ValueError(f"the SQL run store needs a SQLite database file, not {engine.url!r}")
+    return path
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else msgspec.json.encode(value).decode()
+
+
+def _from_json(value: Any) -> Any:
+    if value is None or not isinstance(value, str | bytes):
+        return value  # asyncpg's codec has already decoded it
+    return msgspec.json.decode(value)
 
 
 def _dt(epoch: float | None) -> datetime | None:
     return datetime.fromtimestamp(epoch, UTC) if epoch is not None else None
 
 
-def _epoch(value: datetime | None) -> float | None:
-    return value.timestamp() if value is not None else None
+def _sqlite_time(epoch: float | None) -> str | None:
+    return datetime.fromtimestamp(epoch, UTC).strftime(_SQLITE_TIME) if epoch is not None else None
 
 
-def to_record(row: NodeRun) -> NodeRunRecord:
-    return NodeRunRecord(
-        node_id=row.node_id, node_name=row.node_name, node_type=row.node_type, attempt=row.attempt,
-        status=row.status, input=row.input, output=row.output, error=row.error,
-        started_at=_epoch(row.started_at), finished_at=_epoch(row.finished_at), resume_at=_epoch(row.resume_at),
-    )
+def _epoch(value: datetime | str | None) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
 
 
-class SQLRunStore:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        self._sessions = sessions
-
-    async def latest_runs(self, execution_id: int) -> dict[str, NodeRunRecord]:
-        async with self._sessions() as session:
-            rows = await session.scalars(
-                select(NodeRun).where(NodeRun.execution_id == execution_id).order_by(NodeRun.attempt))
-            return {row.node_id: to_record(row) for row in rows}  # later attempts overwrite earlier
-
-    async def node_started(self, execution_id: int, record: NodeRunRecord, event: dict[str, Any] | None = None) -> None:
-        await self._upsert(execution_id, record, event)
-
-    async def node_finished(self, execution_id: int, record: NodeRunRecord, event: dict[str, Any] | None = None) -> None:
-        await self._upsert(execution_id, record, event)
-
-    async def execution_finished(self, execution_id: int, status: str, output: dict[str, Any] | None,
-                                 error: dict[str, Any] | None) -> None:
-        async with self._sessions.begin() as session:
-            execution = await session.get_one(Execution, execution_id)
-            execution.status, execution.output, execution.error = status, output, error
-            execution.finished_at, execution.resume_at = datetime.now(UTC), None
-
-    async def execution_waiting(self, execution_id: int, resume_at: float) -> None:
-        async with self._sessions.begin() as session:
-            execution = await session.get_one(Execution, execution_id)
-            execution.status, execution.resume_at = "waiting", _dt(resume_at)
-
-    async def record_event(self, execution_id: int, seq: int, data: dict[str, Any]) -> None:
-        async with self._sessions.begin() as session:
-            session.add(ExecutionEvent(execution_id=execution_id, seq=seq, data=data))
-
-    async def last_seq(self, execution_id: int) -> int:
-        async with self._sessions() as session:
-            found = await session.scalar(select(func.max(ExecutionEvent.seq))
-                                         .where(ExecutionEvent.execution_id == execution_id))
-        return found or 0
-
-    async def _upsert(self, execution_id: int, record: NodeRunRecord, event: dict[str, Any] | None) -> None:
-        """One row per (execution, node, attempt); a re-run after a crash overwrites its attempt."""
-        async with self._sessions.begin() as session:
-            row = await session.scalar(select(NodeRun).where(
-                NodeRun.execution_id == execution_id, NodeRun.node_id == record.node_id,
-                NodeRun.attempt == record.attempt))
-            if row is None:
-                row = NodeRun(execution_id=execution_id, node_id=record.node_id, attempt=record.attempt)
-                session.add(row)
-            _fill(row, record)
-            if event is not None:
-                session.add(ExecutionEvent(execution_id=execution_id, seq=event["seq"], data=event))
+def _latest(rows: list[Any]) -> dict[str, NodeRunRecord]:
+    """Rows ordered by attempt: later attempts overwrite earlier ones."""
+    return {row[0]: NodeRunRecord(
+        node_id=row[0], node_name=row[1], node_type=row[2], attempt=row[3], status=row[4],
+        input=_from_json(row[5]), output=_from_json(row[6]), error=_from_json(row[7]),
+        started_at=_epoch(row[8]), finished_at=_epoch(row[9]), resume_at=_epoch(row[10]),
+    ) for row in rows}
 
 
-def _fill(row: NodeRun, record: NodeRunRecord) -> None:
-    values: dict[str, Any] = {
-        "node_name": record.node_name, "node_type": record.node_type, "status": record.status,
-        "input": record.input, "output": record.output, "error": record.error,
-        "started_at": _dt(record.started_at), "finished_at": _dt(record.finished_at),
-        "resume_at": _dt(record.resume_at),
-    }
-    for key, value in values.items():
-        setattr(row, key, value)
+def _runs(group: list[tuple[int, Transition]]) -> list[tuple[int, NodeRunRecord]]:
+    """Each (execution, node, attempt) once, its last state winning (an upsert may not touch a row twice)."""
+    latest: dict[tuple[int, str, int], tuple[int, NodeRunRecord]] = {}
+    for execution_id, transition in group:
+        for record in transition.runs:
+            latest[(execution_id, record.node_id, record.attempt)] = (execution_id, record)
+    return list(latest.values())
+
+
+SELECT_RUNS = """SELECT node_id, node_name, node_type, attempt, status, input, output, error, started_at, finished_at,
+    resume_at FROM node_runs WHERE execution_id = {p} ORDER BY attempt, id"""
+SELECT_LAST_SEQ = "SELECT max(seq) FROM execution_events WHERE execution_id = {p}"
+
+
+# -- SQLite --------------------------------------------------------------------------------------
+
+SQLITE_UPSERT_RUN = (f"INSERT INTO node_runs ({', '.join(RUN_COLUMNS)}) VALUES ({', '.join('?' * len(RUN_COLUMNS))}) "
+                     f"ON CONFLICT (execution_id, node_id, attempt) DO UPDATE SET {_UPDATED}")
+SQLITE_INSERT_EVENT = "INSERT INTO execution_events (execution_id, seq, data, created_at) VALUES (?, ?, ?, ?)"
+SQLITE_FINISHED = ("UPDATE executions SET status = ?, output = ?, error = ?, finished_at = ?, resume_at = NULL "
+                   "WHERE id = ?")
+SQLITE_WAITING = "UPDATE executions SET status = 'waiting', resume_at = ? WHERE id = ?"
+
+
+class _SQLiteBackend:
+    """One ``sqlite3`` connection, used by one thread at a time (the writer's lock serialises it)."""
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._conn: sqlite3.Connection | None = None
+        self._lock: asyncio.Lock | None = None
+
+    async def _in_thread(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            return await asyncio.get_running_loop().run_in_executor(None, self._call, fn)
+
+    def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        if self._conn is None:
+            conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False,
+                                   timeout=BUSY_TIMEOUT_MS / 1000)
+            for pragma in ("journal_mode=WAL", f"busy_timeout={BUSY_TIMEOUT_MS}", "foreign_keys=ON",
+                           "synchronous=NORMAL"):
+                conn.execute(f"PRAGMA {pragma}")
+            self._conn = conn
+        return fn(self._conn)
+
+    async def read(self, execution_id: int) -> tuple[dict[str, NodeRunRecord], int]:
+        def read(conn: sqlite3.Connection) -> tuple[dict[str, NodeRunRecord], int]:
+            rows = conn.execute(SELECT_RUNS.format(p="?"), (execution_id,)).fetchall()
+            last = conn.execute(SELECT_LAST_SEQ.format(p="?"), (execution_id,)).fetchone()[0]
+            return _latest(rows), last or 0
+        return await self._in_thread(read)
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[Write]:
+        yield self.write
+
+    async def write(self, group: list[tuple[int, Transition]]) -> None:
+        now = _sqlite_time(datetime.now(UTC).timestamp())
+        runs = [(execution_id, r.node_id, r.attempt, r.node_name, r.node_type, r.status, _json(r.input),
+                 _json(r.output), _json(r.error), _sqlite_time(r.started_at), _sqlite_time(r.finished_at),
+                 _sqlite_time(r.resume_at)) for execution_id, r in _runs(group)]
+        events = [(execution_id, e.seq, e.to_json().decode(), now) for execution_id, t in group for e in t.events]
+        finished = [(s.status, _json(s.output), _json(s.error), _sqlite_time(s.finished_at), execution_id)
+                    for execution_id, s in _states(group) if s.status != "waiting"]
+        waiting = [(_sqlite_time(s.resume_at), execution_id) for execution_id, s in _states(group)
+                   if s.status == "waiting"]
+
+        def write(conn: sqlite3.Connection) -> None:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for sql, rows in ((SQLITE_UPSERT_RUN, runs), (SQLITE_INSERT_EVENT, events),
+                                  (SQLITE_FINISHED, finished), (SQLITE_WAITING, waiting)):
+                    if rows:
+                        conn.executemany(sql, rows)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        await self._in_thread(write)
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            conn.close()
+
+
+def _states(group: list[tuple[int, Transition]]) -> list[tuple[int, ExecutionState]]:
+    return [(execution_id, t.execution) for execution_id, t in group if t.execution is not None]
+
+
+# -- PostgreSQL ----------------------------------------------------------------------------------
+
+# The parts of the one statement a group is written with; {} are its parameters' numbers.
+PG_RUNS = f"""runs AS (
+    INSERT INTO node_runs ({', '.join(RUN_COLUMNS)})
+    SELECT * FROM unnest({{}}::int[], {{}}::text[], {{}}::int[], {{}}::text[], {{}}::text[], {{}}::text[], {{}}::jsonb[],
+                         {{}}::jsonb[], {{}}::jsonb[], {{}}::timestamptz[], {{}}::timestamptz[], {{}}::timestamptz[])
+    ON CONFLICT (execution_id, node_id, attempt) DO UPDATE SET {_UPDATED}
+    RETURNING 1)"""
+PG_EVENTS = """events AS (
+    INSERT INTO execution_events (execution_id, seq, data, created_at)
+    SELECT e.execution_id, e.seq, e.data, now()
+    FROM unnest({}::int[], {}::int[], {}::jsonb[]) AS e(execution_id, seq, data)
+    RETURNING 1)"""
+PG_FINISHED = """finished AS (
+    UPDATE executions AS x SET status = f.status, output = f.output, error = f.error, finished_at = f.finished_at,
+                               resume_at = NULL
+    FROM unnest({}::int[], {}::text[], {}::jsonb[], {}::jsonb[], {}::timestamptz[])
+         AS f(id, status, output, error, finished_at)
+    WHERE x.id = f.id
+    RETURNING 1)"""
+PG_WAITING = """waiting AS (
+    UPDATE executions AS x SET status = 'waiting', resume_at = w.resume_at
+    FROM unnest({}::int[], {}::timestamptz[]) AS w(id, resume_at)
+    WHERE x.id = w.id
+    RETURNING 1)"""
+PG_NOTIFY = """notified AS (
+    SELECT pg_notify(n.channel, n.payload) FROM unnest({}::text[], {}::text[]) AS n(channel, payload))"""
+
+
+class _PostgresBackend:
+    """Bare asyncpg on a connection of the SQLAlchemy pool (its JSON codecs take JSON text)."""
+
+    def __init__(self, engine: AsyncEngine, notify: bool) -> None:
+        self._engine = engine
+        self._notify = notify
+
+    async def read(self, execution_id: int) -> tuple[dict[str, NodeRunRecord], int]:
+        async with self._engine.connect() as conn:
+            pg = (await conn.get_raw_connection()).driver_connection
+            assert pg is not None
+            rows = await pg.fetch(SELECT_RUNS.format(p="$1"), execution_id)
+            last = await pg.fetchval(SELECT_LAST_SEQ.format(p="$1"), execution_id)
+        return _latest([tuple(r) for r in rows]), last or 0
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[Write]:
+        """One pooled connection for as long as the writer has work (many groups under load)."""
+        async with self._engine.connect() as conn:
+            pg = (await conn.get_raw_connection()).driver_connection
+            assert pg is not None
+
+            async def write(group: list[tuple[int, Transition]]) -> None:
+                sql, args = self._statement(group)
+                await pg.fetchval(sql, *args)
+            yield write
+
+    async def write(self, group: list[tuple[int, Transition]]) -> None:
+        async with self.connection() as write:
+            await write(group)
+
+    def _statement(self, group: list[tuple[int, Transition]]) -> tuple[str, list[Any]]:
+        """One statement with only the parts this group needs (each part's arrays are its parameters)."""
+        runs = _runs(group)
+        events = [(execution_id, e) for execution_id, t in group for e in t.events]
+        states = _states(group)
+        finished = [(i, s) for i, s in states if s.status != "waiting"]
+        waiting = [(i, s) for i, s in states if s.status == "waiting"]
+        payloads = [e.to_json().decode() for _, e in events]
+        parts: list[str] = []
+        args: list[Any] = []
+
+        def part(template: str, *arrays: list[Any]) -> None:
+            parts.append(template.format(*(f"${len(args) + n}" for n in range(1, len(arrays) + 1))))
+            args.extend(arrays)
+
+        if runs:
+            part(PG_RUNS, [i for i, _ in runs], [r.node_id for _, r in runs], [r.attempt for _, r in runs],
+                 [r.node_name for _, r in runs], [r.node_type for _, r in runs], [r.status for _, r in runs],
+                 [_json(r.input) for _, r in runs], [_json(r.output) for _, r in runs],
+                 [_json(r.error) for _, r in runs], [_dt(r.started_at) for _, r in runs],
+                 [_dt(r.finished_at) for _, r in runs], [_dt(r.resume_at) for _, r in runs])
+        if events:
+            part(PG_EVENTS, [i for i, _ in events], [e.seq for _, e in events], payloads)
+        if finished:
+            part(PG_FINISHED, [i for i, _ in finished], [s.status for _, s in finished],
+                 [_json(s.output) for _, s in finished], [_json(s.error) for _, s in finished],
+                 [_dt(s.finished_at) for _, s in finished])
+        if waiting:
+            part(PG_WAITING, [i for i, _ in waiting], [_dt(s.resume_at) for _, s in waiting])
+        if self._notify and events:
+            part(PG_NOTIFY, [channel_for(i) for i, _ in events], payloads)
+            return f"WITH {', '.join(parts)} SELECT (SELECT count(*) FROM notified)", args
+        return f"WITH {', '.join(parts)} SELECT 1", args
+
+    async def close(self) -> None:
+        return None

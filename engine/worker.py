@@ -27,9 +27,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from engine.alerts import after_failure
 from engine.errors import GraphError
 from engine.events import EventSink
-from engine.executions import FAILED_STATUSES, JOB_FUNCTION, enqueue_execution, graph_from_json, job_key
+from engine.executions import FAILED_STATUSES, JOB_FUNCTION, GraphCache, enqueue_execution, job_key
 from engine.models import TERMINAL_STATUSES, Execution, Workflow, WorkflowVersion
 from engine.policy import parse_workflow_settings
+from engine.publisher import notifies_in
 from engine.registry import Registry
 from engine.runner import Outcome, Run, execute, finish
 from engine.sqlstore import SQLRunStore
@@ -61,6 +62,14 @@ class WorkerServices:
     http: httpx.AsyncClient
     execution_timeout: float = 3600.0
     inline_wait: float = 30.0
+    store: SQLRunStore = field(init=False)
+    """The run store all executions of this worker share (its writer groups their commits)."""
+    graphs: GraphCache = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.store = SQLRunStore(self.sessions, notify=notifies_in(self.sink, self.sessions.kw["bind"].url),
+                                 sink=self.sink)
+        self.graphs = GraphCache()
 
 
 async def run_execution(ctx: dict[str, Any], *, execution_id: int) -> str:
@@ -80,12 +89,12 @@ async def run_execution(ctx: dict[str, Any], *, execution_id: int) -> str:
         interruptions = execution.interruptions
         execution.status = "running"
         execution.started_at = execution.started_at or datetime.now(UTC)
-        graph, workflow_id, trigger_input = graph_from_json(version.graph), execution.workflow_id, execution.input
+        graph, workflow_id, trigger_input = services.graphs.get(version), execution.workflow_id, execution.input
         owner_id, start_items = execution.owner_id, execution.input.get("items") if execution.trigger == SUB_TRIGGER else None
         workflow = await session.get_one(Workflow, workflow_id)
         execution_timeout = parse_workflow_settings(workflow.settings).execution_timeout or services.execution_timeout
     run = Run(execution_id=execution_id, workflow_id=workflow_id, graph=graph, registry=services.registry,
-              store=SQLRunStore(services.sessions), sink=services.sink, http=services.http, trigger_input=trigger_input,
+              store=services.store, sink=services.sink, http=services.http, trigger_input=trigger_input,
               execution_timeout=execution_timeout, start_items=start_items, inline_wait=services.inline_wait)
     run.sub_workflows = subs = SQLSubWorkflows(run, services.sessions, owner_id, (workflow_id,), lease_token=token)
     lease = _Lease(services.sessions, execution_id, token, subs.active)
