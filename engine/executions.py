@@ -56,6 +56,14 @@ class GraphCache:
         self._size = size
         self._graphs: OrderedDict[int, Graph] = OrderedDict()
 
+    async def load(self, session: AsyncSession, version_id: int) -> Graph:
+        """The version's graph; read from the database only on a miss."""
+        graph = self._graphs.get(version_id)
+        if graph is not None:
+            self._graphs.move_to_end(version_id)
+            return graph
+        return self.get(await session.get_one(WorkflowVersion, version_id))
+
     def get(self, version: WorkflowVersion) -> Graph:
         graph = self._graphs.get(version.id)
         if graph is None:

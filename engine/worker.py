@@ -21,14 +21,14 @@ from saq import Queue, Worker
 from saq.job import Job, Status
 from saq.queue.redis import RedisQueue
 from saq.utils import now, seconds
-from sqlalchemy import case, or_, select, update
+from sqlalchemy import Row, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from engine.alerts import after_failure
 from engine.errors import GraphError
 from engine.events import EventSink
 from engine.executions import FAILED_STATUSES, JOB_FUNCTION, GraphCache, enqueue_execution, job_key
-from engine.models import TERMINAL_STATUSES, Execution, Workflow, WorkflowVersion
+from engine.models import TERMINAL_STATUSES, Execution, Workflow
 from engine.policy import parse_workflow_settings
 from engine.publisher import notifies_in
 from engine.registry import Registry
@@ -77,22 +77,19 @@ async def run_execution(ctx: dict[str, Any], *, execution_id: int) -> str:
     job: Job | None = ctx.get("job")
     token = uuid.uuid4().hex
     async with services.sessions.begin() as session:
-        if not await _take_lease(session, execution_id, token):
+        claimed = await _take_lease(session, execution_id, token)
+        if claimed is None:
             execution = await session.get(Execution, execution_id)
             if execution is None or execution.status in TERMINAL_STATUSES:
                 return execution.status if execution else "missing"
             log.warning("execution %s is leased by another live job until %s; not running it twice",
                         execution_id, execution.lease_until)
             return BUSY
-        execution = await session.get_one(Execution, execution_id)
-        version = await session.get_one(WorkflowVersion, execution.version_id)
-        interruptions = execution.interruptions
-        execution.status = "running"
-        execution.started_at = execution.started_at or datetime.now(UTC)
-        graph, workflow_id, trigger_input = services.graphs.get(version), execution.workflow_id, execution.input
-        owner_id, start_items = execution.owner_id, execution.input.get("items") if execution.trigger == SUB_TRIGGER else None
-        workflow = await session.get_one(Workflow, workflow_id)
-        execution_timeout = parse_workflow_settings(workflow.settings).execution_timeout or services.execution_timeout
+        workflow_id, version_id, owner_id, trigger, trigger_input, interruptions = claimed
+        graph = await services.graphs.load(session, version_id)
+        settings = await session.scalar(select(Workflow.settings).where(Workflow.id == workflow_id))
+    execution_timeout = parse_workflow_settings(settings).execution_timeout or services.execution_timeout
+    start_items = trigger_input.get("items") if trigger == SUB_TRIGGER else None
     run = Run(execution_id=execution_id, workflow_id=workflow_id, graph=graph, registry=services.registry,
               store=services.store, sink=services.sink, http=services.http, trigger_input=trigger_input,
               execution_timeout=execution_timeout, start_items=start_items, inline_wait=services.inline_wait)
@@ -132,18 +129,22 @@ def _poison_error(interruptions: int) -> dict[str, Any]:
     return {"type": "Crashed", "message": message, "node_name": "Workflow", "node_id": None}
 
 
-async def _take_lease(session: AsyncSession, execution_id: int, token: str) -> bool:
-    """Claim the execution for this job unless another job holds an unexpired lease on it."""
+async def _take_lease(session: AsyncSession, execution_id: int, token: str) -> Row[Any] | None:
+    """Claim the execution for this job, unless another job holds an unexpired lease on it, and mark it
+    ``running``, in one statement; what the job needs of the row, or ``None`` when not claimed."""
     current = time.time()
     result = await session.execute(
         update(Execution)
         .where(Execution.id == execution_id, Execution.status.not_in(TERMINAL_STATUSES),
                or_(Execution.lease_token.is_(None), Execution.lease_until < current))
-        .values(lease_token=token, lease_until=current + LEASE,
+        .values(lease_token=token, lease_until=current + LEASE, status="running",
+                started_at=func.coalesce(Execution.started_at, datetime.now(UTC)),
                 # a lease its holder never released: that job died (or lost its database) mid-run
                 interruptions=Execution.interruptions + case((Execution.lease_token.is_(None), 0), else_=1))
+        .returning(Execution.workflow_id, Execution.version_id, Execution.owner_id, Execution.trigger,
+                   Execution.input, Execution.interruptions)
         .execution_options(synchronize_session=False))
-    return bool(result.rowcount)
+    return result.one_or_none()
 
 
 @dataclass
