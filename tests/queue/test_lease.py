@@ -47,6 +47,16 @@ class Setup:
         async with self.sessions() as db:
             return await db.get_one(Execution, execution_id)
 
+    async def start_until_paused(self) -> tuple[int, asyncio.Task[str]]:
+        """A new execution, its job running in a task, polled until its Delay node runs."""
+        execution_id = await self.execution()
+        job = asyncio.create_task(run_execution(self.ctx, execution_id=execution_id))
+        deadline = time.monotonic() + 10
+        while ("Pause", "running") not in await self.node_statuses(execution_id):
+            assert time.monotonic() < deadline and not job.done(), "the Delay node never started"
+            await asyncio.sleep(0.02)
+        return execution_id, job
+
     async def node_statuses(self, execution_id: int) -> list[tuple[str, str]]:
         async with self.sessions() as db:
             rows = await db.execute(select(NodeRun.node_name, NodeRun.status).where(NodeRun.execution_id == execution_id)
@@ -107,12 +117,7 @@ async def test_an_expired_lease_is_taken_over_and_counted_as_an_interruption(set
 
 
 async def test_a_run_that_loses_its_lease_stops(setup: Setup) -> None:
-    execution_id = await setup.execution()
-    job = asyncio.create_task(run_execution(setup.ctx, execution_id=execution_id))
-    deadline = time.monotonic() + 10
-    while ("Pause", "running") not in await setup.node_statuses(execution_id):
-        assert time.monotonic() < deadline and not job.done(), "the Delay node never started"
-        await asyncio.sleep(0.02)
+    execution_id, job = await setup.start_until_paused()
     async with setup.sessions.begin() as db:  # what another job's _take_lease does once ours has expired
         await db.execute(update(Execution).where(Execution.id == execution_id)
                          .values(lease_token="b" * 32, lease_until=time.time() + LEASE))
@@ -122,12 +127,7 @@ async def test_a_run_that_loses_its_lease_stops(setup: Setup) -> None:
 
 
 async def test_a_cancelled_run_hands_its_lease_back(setup: Setup) -> None:
-    execution_id = await setup.execution()
-    job = asyncio.create_task(run_execution(setup.ctx, execution_id=execution_id))
-    deadline = time.monotonic() + 10
-    while ("Pause", "running") not in await setup.node_statuses(execution_id):
-        assert time.monotonic() < deadline and not job.done(), "the Delay node never started"
-        await asyncio.sleep(0.02)
+    execution_id, job = await setup.start_until_paused()
     assert (await setup.row(execution_id)).lease_token is not None
     job.cancel()  # what SAQ does on shutdown after the grace period
     with pytest.raises(asyncio.CancelledError):
