@@ -34,6 +34,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any, TypeVar
 
+import asyncpg
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -261,7 +262,8 @@ class _SQLiteBackend:
 
     def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         if self._conn is None:
-            conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False, timeout=0)
+            conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False,
+                                   timeout=BUSY_TIMEOUT_MS / 1000)
             for pragma in ("journal_mode=WAL", "foreign_keys=ON", "synchronous=NORMAL"):
                 conn.execute(f"PRAGMA {pragma}")
             self._conn = conn
@@ -425,16 +427,22 @@ class _PostgresBackend:
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[Write]:
         """The writer's connection, kept between groups (only one writer uses it at a time)."""
-        pg = await self._connection()
+        await self._connection()
 
         async def write(group: list[tuple[int, Transition]]) -> None:
             sql, args = self._statement(group)
+            pg = await self._connection()  # a new one if the last write dropped it
             try:
                 await pg.fetchval(sql, *args)
+            except asyncpg.PostgresError:  # the statement failed (and rolled back) on a working connection
+                if pg.is_closed():  # … unless the server ended the session (e.g. admin shutdown)
+                    await self._drop()
+                raise
             except BaseException:
                 await self._drop()  # it may be broken (or mid-statement, if cancelled): never reuse it
                 raise
-            self._used = time.monotonic()
+            finally:
+                self._used = time.monotonic()
         yield write
 
     async def _connection(self) -> Any:

@@ -89,11 +89,11 @@ async def test_commits_are_durable_when_commit_returns(db: tuple[str, async_sess
         await store.close()
 
 
-async def test_sqlite_commit_waits_for_a_write_lock_held_by_another_connection(
-        db: tuple[str, async_sessionmaker[AsyncSession]]) -> None:
-    url, sessions = db
-    if not url.startswith("sqlite"):
-        pytest.skip("SQLite's write lock")
+async def test_sqlite_commit_waits_for_a_write_lock_held_by_another_connection(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    await upgrade_async(url)
+    engine = make_engine(url)
+    sessions = make_sessionmaker(engine)
     execution_id = await execution(sessions)
     store = SQLRunStore(sessions)
     other = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
@@ -113,6 +113,7 @@ async def test_sqlite_commit_waits_for_a_write_lock_held_by_another_connection(
     finally:
         other.close()
         await store.close()
+        await engine.dispose()
 
 
 @pytest.mark.postgres
@@ -134,3 +135,22 @@ async def test_postgres_writer_replaces_a_connection_the_server_dropped(postgres
     finally:
         await store.close()
         await engine.dispose()
+
+
+async def test_a_bad_transition_fails_alone_in_its_group(db: tuple[str, async_sessionmaker[AsyncSession]]) -> None:
+    _, sessions = db
+    execution_id = await execution(sessions)
+    store = SQLRunStore(sessions)
+    try:
+        await store.commit(execution_id, step(execution_id, 0))  # opens the connection
+        missing = execution_id + 10_000  # no such execution: its rows break a foreign key
+        results = await asyncio.gather(store.commit(execution_id, step(execution_id, 1)),
+                                       store.commit(missing, step(missing, 1)),
+                                       store.commit(execution_id, step(execution_id, 2)), return_exceptions=True)
+        assert results[0] is False and results[2] is False, results
+        assert isinstance(results[1], Exception), results
+        await store.commit(execution_id, step(execution_id, 3))  # the store still works
+        _, seqs, _ = await stored(sessions, execution_id)
+        assert seqs == list(range(1, 9))
+    finally:
+        await store.close()
