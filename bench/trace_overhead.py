@@ -43,6 +43,15 @@ class Timings:
         self.total[key] += seconds
         self.count[key] += 1
 
+    def wrap_sync(self, key: str, func: Any) -> Any:
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return func(*args, **kwargs)
+            finally:
+                self.add(key, time.perf_counter() - t0)
+        return timed
+
     def wrap(self, key: str, func: Any) -> Any:
         async def timed(*args: Any, **kwargs: Any) -> Any:
             t0 = time.perf_counter()
@@ -64,6 +73,13 @@ def instrumented(timings: Timings, sink: Any) -> Any:
         undo.append((owner, name, original))
         setattr(owner, name, timings.wrap(key, original))
 
+    def wrap_sync(owner: Any, name: str, key: str) -> None:
+        original = getattr(owner, name)
+        undo.append((owner, name, original))
+        setattr(owner, name, timings.wrap_sync(key, original))
+
+    wrap_sync(engine.sqlstore._SQLiteBackend, "write_now", "db.write_now")  # inline (SQLite, not locked)
+    wrap(engine.sqlstore._SQLiteBackend, "_in_thread", "db.in_thread")  # the thread path (SQLite)
     for name in STORE_METHODS:
         wrap(engine.sqlstore.SQLRunStore, name, f"store.{name}")
     for backend in (engine.sqlstore._SQLiteBackend, engine.sqlstore._PostgresBackend):

@@ -39,19 +39,24 @@ class CallbackSink:
         return None
 
 
+_PUBLISH_ALL = "for i = 1, #ARGV, 2 do redis.call('PUBLISH', ARGV[i], ARGV[i + 1]) end return 0"
+"""PUBLISH each (channel, payload) pair of ARGV, in order: one command, and Redis caches the script."""
+
+
 class RedisSink:
     def __init__(self, url: str) -> None:
         self._redis = aioredis.Redis.from_url(url)
+        self._publish_all = self._redis.register_script(_PUBLISH_ALL)
 
     async def publish(self, event: Event) -> None:
         await self._redis.publish(channel_for(event.execution_id), event.to_json())
 
     async def publish_many(self, events: list[Event]) -> None:
-        """In order, in one round trip (a pipeline, not a transaction)."""
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for event in events:
-                pipe.publish(channel_for(event.execution_id), event.to_json())
-            await pipe.execute()
+        """In order, in one round trip: one ``EVALSHA`` (cheaper for the client than a pipeline)."""
+        args: list[str | bytes] = []
+        for event in events:
+            args += (channel_for(event.execution_id), event.to_json())
+        await self._publish_all(keys=[], args=args)
 
     async def close(self) -> None:
         await self._redis.aclose()

@@ -17,7 +17,7 @@ import asyncio
 import time
 import traceback
 from collections import OrderedDict, deque
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -79,6 +79,9 @@ class Run:
     _incoming: dict[str, list[ConnectionSpec]] = field(default_factory=dict)
     _successors: dict[str, list[str]] = field(default_factory=dict)
     _nodes: dict[str, NodeSpec] = field(default_factory=dict)
+    _prepared: _Prepared | None = None
+    _by_name: dict[str, list[Item]] = field(default_factory=dict)
+    """Settled nodes' output items by node name (all ports), kept as ``results`` grows."""
 
     def __post_init__(self) -> None:
         self._nodes = {n.id: n for n in self.graph.nodes}
@@ -106,7 +109,7 @@ class Run:
     def defer(self, record: NodeRunRecord | None, event: Event) -> None:
         """Add a node run (as it is now) and its event to the next commit; nothing is published before it."""
         if record is not None:
-            self._pending.runs.append(replace(record))
+            self._pending.runs.append(_copy(record))
         self._pending.events.append(event)
 
     async def flush(self) -> None:
@@ -131,25 +134,52 @@ class Run:
         await self.flush()
 
 
-_VALIDATED: OrderedDict[tuple[int, int], tuple[Graph, Registry]] = OrderedDict()
+def _copy(record: NodeRunRecord) -> NodeRunRecord:
+    """The record as it is now (``dataclasses.replace`` does the same, several times slower)."""
+    return NodeRunRecord(record.node_id, record.node_name, record.node_type, record.attempt, record.status,
+                         record.input, record.output, record.error, record.started_at, record.finished_at,
+                         record.resume_at)
+
+
+@dataclass
+class _Prepared:
+    """What the run loop derives from one validated graph, kept as long as the graph is cached."""
+
+    graph: Graph
+    registry: Registry
+    configs: dict[str, Any] = field(default_factory=dict)
+    """Parsed node configs by node id (a version never changes; nodes treat their config as read-only)."""
+
+
+_PREPARED: OrderedDict[tuple[int, int], _Prepared] = OrderedDict()
 """Graphs already validated against a registry, by identity (the worker reuses one parsed ``Graph``
 per immutable version); the value keeps both alive, so an id cannot be reused while it is here."""
 
 
-def _ensure_valid_once(graph: Graph, registry: Registry) -> None:
+def _prepare(graph: Graph, registry: Registry) -> _Prepared:
     key = (id(graph), id(registry))
-    if key in _VALIDATED:
-        _VALIDATED.move_to_end(key)
-        return
+    prepared = _PREPARED.get(key)
+    if prepared is not None:
+        _PREPARED.move_to_end(key)
+        return prepared
     ensure_valid(graph, registry)
-    _VALIDATED[key] = (graph, registry)
-    if len(_VALIDATED) > 256:
-        _VALIDATED.popitem(last=False)
+    prepared = _PREPARED[key] = _Prepared(graph, registry)
+    if len(_PREPARED) > 256:
+        _PREPARED.popitem(last=False)
+    return prepared
+
+
+def _config(run: Run, node: NodeSpec, node_type: type[NodeType]) -> Any:
+    configs = run._prepared.configs if run._prepared is not None else {}
+    config = configs.get(node.id)
+    if config is None:  # a config that does not parse raises each time (it fails the node)
+        config = configs[node.id] = parse_config(node_type.Config, node.config)
+    return config
 
 
 async def execute(run: Run) -> Outcome:
     """Run (or resume) the graph to the end; the caller persists the returned outcome."""
-    _ensure_valid_once(run.graph, run.registry)
+    run._prepared = _prepare(run.graph, run.registry)
     previous, run._seq = await run.store.resume_state(run.execution_id)  # a resumed run numbers on
     _load_previous_runs(run, previous)
     run.defer(None, run.event("workflow.started", status="running"))  # committed with the first starts
@@ -210,7 +240,7 @@ def _load_previous_runs(run: Run, previous: dict[str, NodeRunRecord]) -> None:
         elif record.status == "succeeded" or record.status == "skipped" or record.output is not None:
             run.status[node_id] = record.status
             if record.output is not None:
-                run.results[node_id] = record.output
+                _set_result(run, node_id, record.output)
         elif record.status == "running":
             run.resume_attempt[node_id] = record.attempt  # it never finished: the same attempt again
         else:
@@ -343,7 +373,7 @@ async def _run_node(run: Run, node: NodeSpec, record: NodeRunRecord) -> None:
             record = _begin_attempt(run, node, items, record.attempt + 1)
             await run.flush()  # the next attempt's row is committed before it runs
         else:
-            if await _wait_if_asked(run, node, record, result) != SUSPENDED:
+            if result.not_before is None or await _wait_if_asked(run, node, record, result) != SUSPENDED:
                 _handle_success(run, node, record, result)
             return
 
@@ -374,7 +404,7 @@ async def _park(run: Run, node: NodeSpec, record: NodeRunRecord, event: Event) -
 
 
 async def _call(run: Run, node: NodeSpec, node_type: type[NodeType], items: list[Item], attempt: int) -> NodeResult:
-    config = parse_config(node_type.Config, node.config)
+    config = _config(run, node, node_type)
     inputs = _inputs_by_port(run, node)
     ctx = NodeContext(
         execution_id=run.execution_id, workflow_id=run.workflow_id, node_id=node.id, node_name=node.name,
@@ -399,8 +429,12 @@ async def _call(run: Run, node: NodeSpec, node_type: type[NodeType], items: list
 
 def _outputs_by_name(run: Run) -> dict[str, list[Item]]:
     """Earlier nodes' output items by node name (all ports), for ``nodes["Name"]`` in expressions."""
-    return {run.node(node_id).name: [i for port_items in outputs.values() for i in port_items]
-            for node_id, outputs in run.results.items()}
+    return dict(run._by_name)
+
+
+def _set_result(run: Run, node_id: str, outputs: dict[str, list[Item]]) -> None:
+    run.results[node_id] = outputs
+    run._by_name[run.node(node_id).name] = [i for port_items in outputs.values() for i in port_items]
 
 
 def _as_json(node: NodeSpec, outputs: dict[str, list[Item]]) -> dict[str, list[Item]]:
@@ -467,7 +501,7 @@ def _settle(run: Run, node: NodeSpec, record: NodeRunRecord, status: str,
     run.current.pop(node.id, None)
     run.status[node.id] = status
     if outputs is not None:
-        run.results[node.id] = outputs
+        _set_result(run, node.id, outputs)
 
 
 _EXPECTED = (PatchwireError, httpx.HTTPError, TimeoutError)

@@ -6,10 +6,13 @@ takes every transition submitted while its previous commit was in flight and com
 one transaction (group commit), then wakes each submitter; every submitter therefore still returns
 only after its own transition is durable. The statements are sent through the bare driver:
 
-* SQLite: a dedicated ``sqlite3`` connection used from a worker thread, one thread hop per
-  transaction (``BEGIN IMMEDIATE`` … ``executemany`` … ``COMMIT``), with the same pragmas as
-  ``engine/database.py`` (WAL, ``synchronous=NORMAL``, ``busy_timeout``, foreign keys).
-* PostgreSQL: one statement per transaction on an asyncpg connection of the SQLAlchemy pool —
+* SQLite: a dedicated ``sqlite3`` connection (``BEGIN IMMEDIATE`` … ``executemany`` …
+  ``COMMIT``), with the same pragmas as ``engine/database.py`` (WAL, ``synchronous=NORMAL``,
+  foreign keys). When no commit is in flight and no other connection holds the write lock, the
+  transaction runs inline on the event loop's thread (``busy_timeout`` 0; no writer task, no
+  thread hop); otherwise the writer runs it in a worker thread with the usual ``busy_timeout``.
+* PostgreSQL: one statement per transaction on an asyncpg connection of the SQLAlchemy pool,
+  which the writer keeps between groups —
   ``unnest`` arrays into ``node_runs`` (upsert), ``execution_events`` and ``executions``, and,
   when the live channels are this database, ``pg_notify`` for each event. A single statement is
   its own transaction, and PostgreSQL delivers the notifications when it commits: one round trip.
@@ -23,17 +26,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, TypeVar
 
+import asyncpg
 import msgspec
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from engine.database import BUSY_TIMEOUT_MS
-from engine.events import EventSink, channel_for, publish_all
+from engine.events import Event, EventSink, channel_for, publish_all
 from engine.store import ExecutionState, NodeRunRecord, Transition
 
 T = TypeVar("T")
@@ -57,7 +63,7 @@ class SQLRunStore:
 
     ``notify``: the live channels are PostgreSQL ``NOTIFY`` on this same database, so events are
     delivered by the commit itself. Otherwise, with a ``sink``, the writer publishes the events of
-    a whole group after its commit, in one call (one Redis pipeline for many executions). Either
+    a whole group after its commit, in one call (one Redis command for many executions). Either
     way ``commit`` returns True and the run does not publish them again."""
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], *, notify: bool = False,
@@ -75,6 +81,11 @@ class SQLRunStore:
         return await self._backend.read(execution_id)
 
     async def commit(self, execution_id: int, transition: Transition) -> bool:
+        if self._writer is None and not self._queue:  # nothing in flight: try to commit right here
+            group = [(execution_id, transition)]
+            if self._backend.write_now(group):  # committed on this thread (SQLite, write lock free)
+                await self._publish_events(transition.events, 1)
+                return self.notify or self._sink is not None
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queue.append(_Pending(execution_id, transition, done))
         if self._writer is None:  # no writer at work: start one; it drains the queue, then ends
@@ -129,13 +140,16 @@ class SQLRunStore:
                 _settle(pending.done, None)
 
     async def _publish(self, group: list[_Pending]) -> None:
+        await self._publish_events([e for p in group for e in p.transition.events], len(group))
+
+    async def _publish_events(self, events: list[Event], executions: int) -> None:
         """After the commit: each execution's events in order (the sink logs its own failures)."""
-        if self._sink is None:
+        if self._sink is None or not events:
             return
         try:
-            await publish_all(self._sink, [e for p in group for e in p.transition.events])
+            await publish_all(self._sink, events)
         except Exception:  # events are best effort: the rows are committed, and a client reads them
-            log.warning("could not publish the events of %d executions", len(group), exc_info=True)
+            log.warning("could not publish the events of %d executions", executions, exc_info=True)
 
 
 def _settle(done: asyncio.Future[None], exc: BaseException | None) -> None:
@@ -171,7 +185,8 @@ def _dt(epoch: float | None) -> datetime | None:
 
 
 def _sqlite_time(epoch: float | None) -> str | None:
-    return datetime.fromtimestamp(epoch, UTC).strftime(_SQLITE_TIME) if epoch is not None else None
+    """``_SQLITE_TIME`` (isoformat is several times faster than strftime; the offset is cut off)."""
+    return datetime.fromtimestamp(epoch, UTC).isoformat(" ", "microseconds")[:26] if epoch is not None else None
 
 
 def _epoch(value: datetime | str | None) -> float | None:
@@ -216,69 +231,139 @@ SQLITE_WAITING = "UPDATE executions SET status = 'waiting', resume_at = ? WHERE 
 
 
 class _SQLiteBackend:
-    """One ``sqlite3`` connection, used by one thread at a time (the writer's lock serialises it)."""
+    """One ``sqlite3`` connection, used by one thread at a time.
+
+    A transaction runs *inline* on the event loop's thread when nothing else uses the connection:
+    with ``busy_timeout`` 0, so it either takes the write lock at once or fails with
+    ``SQLITE_BUSY`` before it has written anything (another connection — the web app, the queue,
+    another worker — holds the lock). Then, and for the first use, it goes to a worker thread
+    with the usual ``busy_timeout`` (one thread hop; the lock serialises that path). With WAL and
+    ``synchronous=NORMAL`` a commit is a write into the WAL file without an fsync, so the inline
+    path does not wait on the disk. Checkpoints (which fsync) stay off that path: the connection's
+    ``wal_autocheckpoint`` is 0 while inline, and every ``CHECKPOINT_EVERY``-th transaction goes to
+    the thread with it on (other connections to the file checkpoint as before)."""
+
+    INLINE_MAX_BYTES = 256 * 1024
+    """A transaction larger than this (the JSON of outputs, mostly) is written in the thread."""
+    CHECKPOINT_EVERY = 200
 
     def __init__(self, path: str) -> None:
         self._path = path
         self._conn: sqlite3.Connection | None = None
         self._lock: asyncio.Lock | None = None
+        self._inline_since_thread = 0
 
     async def _in_thread(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         if self._lock is None:
             self._lock = asyncio.Lock()
         async with self._lock:
+            self._inline_since_thread = 0
             return await asyncio.get_running_loop().run_in_executor(None, self._call, fn)
 
     def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         if self._conn is None:
             conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False,
                                    timeout=BUSY_TIMEOUT_MS / 1000)
-            for pragma in ("journal_mode=WAL", f"busy_timeout={BUSY_TIMEOUT_MS}", "foreign_keys=ON",
-                           "synchronous=NORMAL"):
+            for pragma in ("journal_mode=WAL", "foreign_keys=ON", "synchronous=NORMAL"):
                 conn.execute(f"PRAGMA {pragma}")
             self._conn = conn
-        return fn(self._conn)
+        conn = self._conn
+        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        conn.execute(f"PRAGMA wal_autocheckpoint={_WAL_AUTOCHECKPOINT}")
+        try:
+            return fn(conn)
+        finally:  # back to what the inline path needs: fail at once when locked, never checkpoint
+            conn.execute("PRAGMA busy_timeout=0")
+            conn.execute("PRAGMA wal_autocheckpoint=0")
+
+    def _inline(self, fn: Callable[[sqlite3.Connection], T], size: int = 0) -> tuple[bool, T | None]:
+        """Run ``fn`` on this thread if the connection is free and the database not locked:
+        (True, its result), or (False, None) when the caller must take the thread path."""
+        conn = self._conn
+        if (conn is None or (self._lock is not None and self._lock.locked()) or size > self.INLINE_MAX_BYTES
+                or self._inline_since_thread >= self.CHECKPOINT_EVERY):
+            return False, None
+        try:
+            result = fn(conn)
+        except sqlite3.OperationalError as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY:
+                return False, None  # nothing was written: the thread path waits for the lock
+            raise
+        self._inline_since_thread += 1
+        return True, result
 
     async def read(self, execution_id: int) -> tuple[dict[str, NodeRunRecord], int]:
         def read(conn: sqlite3.Connection) -> tuple[dict[str, NodeRunRecord], int]:
-            rows = conn.execute(SELECT_RUNS.format(p="?"), (execution_id,)).fetchall()
-            last = conn.execute(SELECT_LAST_SEQ.format(p="?"), (execution_id,)).fetchone()[0]
+            conn.execute("BEGIN")  # one snapshot for both reads
+            try:
+                rows = conn.execute(SELECT_RUNS.format(p="?"), (execution_id,)).fetchall()
+                last = conn.execute(SELECT_LAST_SEQ.format(p="?"), (execution_id,)).fetchone()[0]
+            finally:
+                conn.execute("COMMIT")
             return _latest(rows), last or 0
+        done, result = self._inline(read)
+        if done:
+            assert result is not None
+            return result
         return await self._in_thread(read)
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[Write]:
         yield self.write
 
-    async def write(self, group: list[tuple[int, Transition]]) -> None:
-        now = _sqlite_time(datetime.now(UTC).timestamp())
-        runs = [(execution_id, r.node_id, r.attempt, r.node_name, r.node_type, r.status, _json(r.input),
-                 _json(r.output), _json(r.error), _sqlite_time(r.started_at), _sqlite_time(r.finished_at),
-                 _sqlite_time(r.resume_at)) for execution_id, r in _runs(group)]
-        events = [(execution_id, e.seq, e.to_json().decode(), now) for execution_id, t in group for e in t.events]
-        finished = [(s.status, _json(s.output), _json(s.error), _sqlite_time(s.finished_at), execution_id)
-                    for execution_id, s in _states(group) if s.status != "waiting"]
-        waiting = [(_sqlite_time(s.resume_at), execution_id) for execution_id, s in _states(group)
-                   if s.status == "waiting"]
+    def write_now(self, group: list[tuple[int, Transition]]) -> bool:
+        """Commit ``group`` inline if that is possible without waiting; False: nothing was written."""
+        if self._conn is None:
+            return False
+        statements, size = _sqlite_statements(group)
+        done, _ = self._inline(partial(_sqlite_write, statements), size)
+        return done
 
-        def write(conn: sqlite3.Connection) -> None:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                for sql, rows in ((SQLITE_UPSERT_RUN, runs), (SQLITE_INSERT_EVENT, events),
-                                  (SQLITE_FINISHED, finished), (SQLITE_WAITING, waiting)):
-                    if rows:
-                        conn.executemany(sql, rows)
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-        await self._in_thread(write)
+    async def write(self, group: list[tuple[int, Transition]]) -> None:
+        statements, size = _sqlite_statements(group)
+        done, _ = self._inline(partial(_sqlite_write, statements), size)
+        if not done:
+            await self._in_thread(partial(_sqlite_write, statements))
 
     async def close(self) -> None:
         if self._conn is not None:
             conn, self._conn = self._conn, None
             conn.close()
+
+
+_WAL_AUTOCHECKPOINT = 1000  # SQLite's default, in pages
+
+
+def _sqlite_statements(group: list[tuple[int, Transition]]) -> tuple[list[tuple[str, list[tuple[Any, ...]]]], int]:
+    """The statements of one transaction (with their rows), and roughly how many bytes of JSON they carry."""
+    now = _sqlite_time(datetime.now(UTC).timestamp())
+    runs = [(execution_id, r.node_id, r.attempt, r.node_name, r.node_type, r.status, _json(r.input),
+             _json(r.output), _json(r.error), _sqlite_time(r.started_at), _sqlite_time(r.finished_at),
+             _sqlite_time(r.resume_at)) for execution_id, r in _runs(group)]
+    events = [(execution_id, e.seq, e.to_json().decode(), now) for execution_id, t in group for e in t.events]
+    finished = [(s.status, _json(s.output), _json(s.error), _sqlite_time(s.finished_at), execution_id)
+                for execution_id, s in _states(group) if s.status != "waiting"]
+    waiting = [(_sqlite_time(s.resume_at), execution_id) for execution_id, s in _states(group)
+               if s.status == "waiting"]
+    size = sum(len(v) for row in runs for v in row[6:9] if v) + sum(len(row[2]) for row in events) + sum(
+        len(v) for row in finished for v in row[1:3] if v)
+    statements = [(sql, rows) for sql, rows in ((SQLITE_UPSERT_RUN, runs), (SQLITE_INSERT_EVENT, events),
+                                                (SQLITE_FINISHED, finished), (SQLITE_WAITING, waiting)) if rows]
+    return statements, size
+
+
+def _sqlite_write(statements: list[tuple[str, list[tuple[Any, ...]]]], conn: sqlite3.Connection) -> None:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for sql, rows in statements:
+            conn.executemany(sql, rows)
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
 
 
 def _states(group: list[tuple[int, Transition]]) -> list[tuple[int, ExecutionState]]:
@@ -316,11 +401,20 @@ PG_NOTIFY = """notified AS (
 
 
 class _PostgresBackend:
-    """Bare asyncpg on a connection of the SQLAlchemy pool (its JSON codecs take JSON text)."""
+    """Bare asyncpg on a connection of the SQLAlchemy pool (its JSON codecs take JSON text).
+
+    The writer keeps its pooled connection between groups, so a commit is one round trip: no
+    checkout, and no pre-ping (another round trip) each time. A connection idle for longer than
+    ``PING_AFTER`` is pinged first, the way the pool would, and one that failed a write is dropped."""
+
+    PING_AFTER = 1.0
 
     def __init__(self, engine: AsyncEngine, notify: bool) -> None:
         self._engine = engine
         self._notify = notify
+        self._held: AsyncConnection | None = None
+        self._pg: Any = None
+        self._used = 0.0
 
     async def read(self, execution_id: int) -> tuple[dict[str, NodeRunRecord], int]:
         async with self._engine.connect() as conn:
@@ -332,15 +426,55 @@ class _PostgresBackend:
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[Write]:
-        """One pooled connection for as long as the writer has work (many groups under load)."""
-        async with self._engine.connect() as conn:
-            pg = (await conn.get_raw_connection()).driver_connection
-            assert pg is not None
+        """The writer's connection, kept between groups (only one writer uses it at a time)."""
+        await self._connection()
 
-            async def write(group: list[tuple[int, Transition]]) -> None:
-                sql, args = self._statement(group)
+        async def write(group: list[tuple[int, Transition]]) -> None:
+            sql, args = self._statement(group)
+            pg = await self._connection()  # a new one if the last write dropped it
+            try:
                 await pg.fetchval(sql, *args)
-            yield write
+            except asyncpg.PostgresError:  # the statement failed (and rolled back) on a working connection
+                if pg.is_closed():  # … unless the server ended the session (e.g. admin shutdown)
+                    await self._drop()
+                raise
+            except BaseException:
+                await self._drop()  # it may be broken (or mid-statement, if cancelled): never reuse it
+                raise
+            finally:
+                self._used = time.monotonic()
+        yield write
+
+    async def _connection(self) -> Any:
+        if self._held is not None and time.monotonic() - self._used > self.PING_AFTER:
+            try:
+                await self._pg.fetchval("SELECT 1")
+            except Exception:  # e.g. the server restarted: a fresh (pre-pinged) connection from the pool
+                await self._drop()
+        if self._held is None:
+            conn = await self._engine.connect()
+            try:
+                pg = (await conn.get_raw_connection()).driver_connection
+                assert pg is not None
+            except BaseException:
+                await conn.close()
+                raise
+            self._held, self._pg = conn, pg
+        self._used = time.monotonic()
+        return self._pg
+
+    async def _drop(self) -> None:
+        held, self._held, self._pg = self._held, None, None
+        if held is not None:
+            try:
+                await held.invalidate()
+            except Exception:
+                log.debug("could not close a run store connection", exc_info=True)
+            finally:
+                await asyncio.shield(held.close())
+
+    def write_now(self, group: list[tuple[int, Transition]]) -> bool:
+        return False  # every statement is a round trip: the writer task groups them
 
     async def write(self, group: list[tuple[int, Transition]]) -> None:
         async with self.connection() as write:
@@ -381,4 +515,6 @@ class _PostgresBackend:
         return f"WITH {', '.join(parts)} SELECT 1", args
 
     async def close(self) -> None:
-        return None
+        held, self._held, self._pg = self._held, None, None
+        if held is not None:
+            await held.close()

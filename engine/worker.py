@@ -345,6 +345,7 @@ def build_worker(queue: Queue, services: WorkerServices, *, concurrency: int = 1
     async def shutdown(ctx: dict[str, Any]) -> None:
         for task in tasks:
             task.cancel()
+        await services.store.close()  # it keeps its database connection between commits
 
     worker = Worker(queue, functions=[(JOB_FUNCTION, run_execution)], concurrency=concurrency, startup=startup,
                     shutdown=shutdown, timers={"sweep": SWEEP_EVERY, "abort": 1, "schedule": 1, "worker_info": 10},

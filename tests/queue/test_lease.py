@@ -90,6 +90,7 @@ async def setup(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     async with httpx.AsyncClient() as http:
         services = WorkerServices(sessions=sessions, sink=MemorySink(), registry=registry, http=http)
         yield Setup(sessions, {"services": services}, *ids)
+        await services.store.close()
     await engine.dispose()
 
 
