@@ -18,9 +18,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from engine.database import make_engine, make_sessionmaker
 from engine.events import Event
 from engine.migrate import upgrade_async
-from engine.models import Execution, ExecutionEvent, NodeRun, User, Workflow, WorkflowVersion
+from engine.models import Execution, ExecutionEvent, NodeRun, Workflow
 from engine.sqlstore import SQLRunStore
 from engine.store import ExecutionState, NodeRunRecord, Transition
+from tests.factories import owner_workflow_version
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -34,16 +35,9 @@ async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[tu
 
 async def execution(sessions: async_sessionmaker[AsyncSession]) -> int:
     async with sessions.begin() as s:
-        user = User(email=f"store{time.monotonic_ns()}@example.com", password_hash="x")
-        s.add(user)
-        await s.flush()
-        workflow = Workflow(owner_id=user.id, name="Store")
-        s.add(workflow)
-        await s.flush()
-        version = WorkflowVersion(workflow_id=workflow.id, number=1, graph={"nodes": [], "connections": []})
-        s.add(version)
-        await s.flush()
-        row = Execution(workflow_id=workflow.id, owner_id=user.id, version_id=version.id, status="running")
+        version = await owner_workflow_version(s, email=f"store{time.monotonic_ns()}@example.com", name="Store")
+        owner_id = (await s.get_one(Workflow, version.workflow_id)).owner_id
+        row = Execution(workflow_id=version.workflow_id, owner_id=owner_id, version_id=version.id, status="running")
         s.add(row)
         await s.flush()
         return row.id

@@ -22,9 +22,10 @@ from engine import worker as worker_module
 from engine.database import make_engine, make_sessionmaker
 from engine.events import MemorySink
 from engine.migrate import upgrade_async
-from engine.models import Execution, NodeRun, User, Workflow, WorkflowVersion
+from engine.models import Execution, NodeRun, Workflow
 from engine.worker import BUSY, LEASE, LEASE_LOST, MAX_INTERRUPTIONS, WorkerServices, run_execution
 from nodes import registry
+from tests.factories import owner_workflow_version
 
 
 @dataclass
@@ -77,16 +78,8 @@ async def setup(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     engine = make_engine(url)
     sessions = make_sessionmaker(engine)
     async with sessions.begin() as db:
-        user = User(email="lease@example.com", password_hash="x")
-        db.add(user)
-        await db.flush()
-        workflow = Workflow(owner_id=user.id, name="Lease")
-        db.add(workflow)
-        await db.flush()
-        version = WorkflowVersion(workflow_id=workflow.id, number=1, graph=graph(1.5))
-        db.add(version)
-        await db.flush()
-        ids = (version.id, workflow.id, user.id)
+        version = await owner_workflow_version(db, email="lease@example.com", name="Lease", graph=graph(1.5))
+        ids = (version.id, version.workflow_id, (await db.get_one(Workflow, version.workflow_id)).owner_id)
     async with httpx.AsyncClient() as http:
         services = WorkerServices(sessions=sessions, sink=MemorySink(), registry=registry, http=http)
         yield Setup(sessions, {"services": services}, *ids)

@@ -11,9 +11,10 @@ from saq.job import Status
 
 from engine.database import make_engine, make_sessionmaker
 from engine.migrate import upgrade_async
-from engine.models import Execution, User, Workflow, WorkflowVersion
+from engine.models import Execution, User, Workflow
 from engine.queue import queue_from_url
 from engine.worker import reconcile
+from tests.factories import owner_workflow_version
 
 
 @pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
@@ -30,15 +31,9 @@ async def test_lost_jobs_are_enqueued_again_and_only_once(queue_url: str, tmp_pa
     sessions = make_sessionmaker(engine)
     old = datetime.now(UTC) - timedelta(minutes=5)
     async with sessions.begin() as db:
-        user = User(email="r@example.com", password_hash="x")
-        db.add(user)
-        await db.flush()
-        workflow = Workflow(owner_id=user.id, name="w")
-        db.add(workflow)
-        await db.flush()
-        version = WorkflowVersion(workflow_id=workflow.id, number=1, graph={"nodes": [], "connections": []})
-        db.add(version)
-        await db.flush()
+        version = await owner_workflow_version(db, email="r@example.com")
+        workflow = await db.get_one(Workflow, version.workflow_id)
+        user = await db.get_one(User, workflow.owner_id)
         for status in ("queued", "running", "succeeded"):
             db.add(Execution(workflow_id=workflow.id, owner_id=user.id, version_id=version.id, status=status,
                              created_at=old))
