@@ -481,6 +481,16 @@ def table(headers: list[str], rows: list[list[Any]]) -> str:
     return f"{line}\n{sep}\n{body}"
 
 
+def show_and_save(name: str, results: dict[str, Any], text: str, *, save: bool,
+                  extra: dict[str, Any] | None = None) -> None:
+    """Print a benchmark's report, then (unless ``--no-save``) merge its results into bench/results/."""
+    print()
+    print(text)
+    if save:
+        path = save_results(name, results, extra)
+        print(f"\nwrote {path.relative_to(ROOT)}")
+
+
 def save_results(name: str, profile_results: dict[str, Any], extra: dict[str, Any] | None = None) -> Path:
     """Merge into bench/results/<name>.json: results of profiles not run this time are kept."""
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)

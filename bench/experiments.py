@@ -101,11 +101,7 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=3)
     args = parser.parse_args()
     results = asyncio.run(main_async(args))
-    print()
-    print(report(results))
-    if not args.no_save:
-        path = common.save_results(NAME, results)
-        print(f"\nwrote {path.relative_to(common.ROOT)}")
+    common.show_and_save(NAME, results, report(results), save=not args.no_save)
 
 
 if __name__ == "__main__":

@@ -198,11 +198,7 @@ def main() -> None:
                              "embedded profile each read runs on the worker's event loop and delays it")
     args = parser.parse_args()
     results = asyncio.run(main_async(args))
-    print()
-    print(report(results))
-    if not args.no_save:
-        path = common.save_results(NAME, results, {"steps": STEPS, "delay_s": DELAY, "goal_ms_per_step": GOAL_MS})
-        print(f"\nwrote {path.relative_to(common.ROOT)}")
+    common.show_and_save(NAME, results, report(results), save=not args.no_save, extra={"steps": STEPS, "delay_s": DELAY, "goal_ms_per_step": GOAL_MS})
 
 
 if __name__ == "__main__":

@@ -94,12 +94,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=10)
     args = parser.parse_args()
     results = asyncio.run(main_async(args))
-    print()
-    print(common.table(["queue", "jobs", "jobs/s", "CPU ms/job (producers + worker)"],
-                       [[p, r["jobs"], r["jobs_per_s"], r["cpu_ms_per_job"]] for p, r in results.items()]))
-    if not args.no_save:
-        path = common.save_results(NAME, results)
-        print(f"\nwrote {path.relative_to(common.ROOT)}")
+    text = common.table(["queue", "jobs", "jobs/s", "CPU ms/job (producers + worker)"],
+                        [[p, r["jobs"], r["jobs_per_s"], r["cpu_ms_per_job"]] for p, r in results.items()])
+    common.show_and_save(NAME, results, text, save=not args.no_save)
 
 
 if __name__ == "__main__":

@@ -189,11 +189,7 @@ def main() -> None:
     parser.add_argument("--concurrency", default="10,20,50", help="comma-separated worker concurrencies")
     args = parser.parse_args()
     results = asyncio.run(main_async(args))
-    print()
-    print(report(results))
-    if not args.no_save:
-        path = common.save_results(NAME, results, {"goal_executions_per_s": GOAL_EPS})
-        print(f"\nwrote {path.relative_to(common.ROOT)}")
+    common.show_and_save(NAME, results, report(results), save=not args.no_save, extra={"goal_executions_per_s": GOAL_EPS})
 
 
 if __name__ == "__main__":

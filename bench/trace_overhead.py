@@ -157,11 +157,7 @@ def main() -> None:
     if args.worker not in ("default", "inproc"):
         parser.error("the trace needs the worker in-process")
     results = asyncio.run(main_async(args))
-    print()
-    print(report(results))
-    if not args.no_save:
-        path = common.save_results(NAME, results)
-        print(f"wrote {path.relative_to(common.ROOT)}")
+    common.show_and_save(NAME, results, report(results), save=not args.no_save)
 
 
 if __name__ == "__main__":
