@@ -281,6 +281,15 @@ class Rows:
             await asyncio.sleep(0.25)
 
 
+async def shut_down(workers: list[WorkerProcess], queue: Any, rows: Rows) -> None:
+    """A test's cleanup: stop the workers still alive, then close its queue and database handles."""
+    for worker in workers:
+        if worker.proc.poll() is None:
+            worker.stop()
+    await queue.disconnect()
+    await rows.close()
+
+
 async def start_executions(rows: Rows, queue: Any, workflow_id: int, numbers: list[int]) -> list[int]:
     """``webapp.executions.services.start`` per execution: commit the row, then enqueue the job."""
     from nodes import registry

@@ -77,6 +77,7 @@ from tests.durability.harness import (
     free_port,
     percentile,
     recovery_times,
+    shut_down,
     start_executions,
     tail,
 )
@@ -167,11 +168,7 @@ async def test_sigkill_the_worker_again_and_again(deployment: Deployment, crash_
         print("\n" + "\n".join(report))
         assert not problems, "\n".join(report + ["PROBLEMS:"] + problems)
     finally:
-        for worker in workers:
-            if worker.proc.poll() is None:
-                worker.stop()
-        await queue.disconnect()
-        await rows.close()
+        await shut_down(workers, queue, rows)
 
 
 async def claimed(rows: Rows, queue: Any, ids: list[int]) -> set[int]:
@@ -318,11 +315,7 @@ async def test_an_execution_outlives_repeated_crashes(deployment: Deployment, cr
         sent = {key: len(times) for key, times in crash_sink.by_key().items()}
         assert sent == {f"{execution_id}:{node_ids['Call']}": 1}, f"requests per key: {sent}"
     finally:
-        for worker in workers:
-            if worker.proc.poll() is None:
-                worker.stop()
-        await queue.disconnect()
-        await rows.close()
+        await shut_down(workers, queue, rows)
 
 
 # -- a worker that starts with work waiting ------------------------------------------------------
@@ -371,11 +364,7 @@ async def test_a_starting_worker_runs_the_job_it_claims_once(deployment: Deploym
         if deployment.profile != "redis":
             assert not swept, details
     finally:
-        for worker in workers:
-            if worker.proc.poll() is None:
-                worker.stop()
-        await queue.disconnect()
-        await rows.close()
+        await shut_down(workers, queue, rows)
 
 
 # -- the worker that sweeps a dead worker's job dies too ------------------------------------------
@@ -422,11 +411,7 @@ async def test_a_sweeper_that_dies_mid_sweep_loses_no_execution(deployment: Depl
         print("\n" + report)
         assert statuses[execution_id] == "succeeded", report + "\nworker C:\n" + tail(last.log(), 30)
     finally:
-        for worker in workers:
-            if worker.proc.poll() is None:
-                worker.stop()
-        await queue.disconnect()
-        await rows.close()
+        await shut_down(workers, queue, rows)
 
 
 # -- (2) Redis restarted empty while executions are queued and running -------------------------
