@@ -42,6 +42,14 @@ delay doubles within an attempt, so with the default a worker could wait about a
 was down before it reconnects and dequeues (21 s after a 40 s outage in the crash suite; 2 s with 10)."""
 
 
+EMBEDDED_SYNCHRONOUS = "NORMAL"
+"""The embedded queue's SQLite ``synchronous`` mode. ``SQLiteQueue`` defaults to ``FULL`` (an fsync per commit);
+Patchwire's queue does not need it: the database is the source of truth and is itself ``NORMAL`` (a process
+crash loses nothing, a power cut may lose the last commits of both files), and the reconciler re-enqueues any
+unfinished execution whose job the queue lost. Each job commits four times on the queue's one connection
+(enqueue, claim, start, finish); on the test VM a WAL commit takes 0.22 ms with ``FULL``, 0.02 ms with ``NORMAL``."""
+
+
 class _QuickSweep:
     async def sweep(self, lock: int = 60, abort: float = 5.0) -> list[str]:
         return await super().sweep(lock, abort=min(abort, SWEEP_ABORT_WAIT))  # type: ignore[misc]
@@ -59,6 +67,7 @@ def queue_from_url(url: str, *, name: str = "patchwire", **kwargs: t.Any) -> saq
     """The SAQ queue named ``name`` for ``url``; ``kwargs`` go to the queue's constructor."""
     scheme = urlsplit(url).scheme.lower()
     if scheme in SQLITE_SCHEMES:
+        kwargs.setdefault("synchronous", EMBEDDED_SYNCHRONOUS)
         return SQLiteQueue.from_url(url, name=name, **kwargs)
     if scheme in REDIS_SCHEMES:
         return RedisQueue.from_url(url, name=name, **kwargs)
