@@ -7,14 +7,15 @@ import json
 import logging
 import math
 import os
+import sqlite3
 import time
 import typing as t
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from urllib.parse import unquote, urlsplit
 
-import aiosqlite
 from saq.job import TERMINAL_STATUSES, Job, Status
 from saq.queue.base import Queue, logger
 from saq.utils import now, now_seconds
@@ -23,7 +24,7 @@ if t.TYPE_CHECKING:
     from saq.types import CountKind, DumpType, LoadType, QueueInfo, WorkerInfo
 
 T = t.TypeVar("T")
-Operation = Callable[[aiosqlite.Connection], Awaitable[T]]
+Operation = Callable[[sqlite3.Connection], T]
 
 SCHEMA_VERSION = 1
 URL_SCHEMES = ("sqlite", "sqlite+aiosqlite")
@@ -151,6 +152,38 @@ def path_from_url(url: str) -> str:
     return path
 
 
+class _Busy:
+    pass
+
+
+_BUSY = _Busy()
+_BUSY_CODES = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+CHECKPOINT_EVERY = 200
+"""Every 200th write transaction runs in the queue's thread and checkpoints the WAL afterwards."""
+
+
+def _all(conn: sqlite3.Connection, sql: str, params: t.Any = ()) -> list[t.Any]:
+    return conn.execute(sql, params).fetchall()
+
+
+def _transaction(operation: Callable[[sqlite3.Connection], T], conn: sqlite3.Connection) -> T:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        result = operation(conn)
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return result
+
+
+def _then_checkpoint(transaction: Callable[[sqlite3.Connection], T], conn: sqlite3.Connection) -> T:
+    result = transaction(conn)
+    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+    return result
+
+
 async def _run_to_completion(
     task: asyncio.Future[T], on_abandoned: Callable[[T], Awaitable[t.Any]] | None = None
 ) -> T:
@@ -184,9 +217,14 @@ class SQLiteQueue(Queue):
       ``saq_stats`` holds worker info with an expiry, ``saq_leases`` the sweep lease.
       The file is in WAL mode (readers never block the writer) with ``synchronous=FULL``
       (configurable) and a ``busy_timeout``, so a second process waits for the lock instead of failing.
-    * **One connection per queue.** All statements go through one aiosqlite connection,
-      serialized by an ``asyncio.Lock``. Every write runs in ``BEGIN IMMEDIATE ... COMMIT``
-      as a shielded task: a cancelled caller cannot leave a transaction half done.
+    * **One connection per queue.** All statements go through one ``sqlite3`` connection. A
+      read, or a whole write transaction (``BEGIN IMMEDIATE ... COMMIT``), is one synchronous
+      call: inline on the event loop's thread when the connection is free and SQLite answers
+      at once (``busy_timeout`` 0 there; a WAL write into the OS cache takes tens of µs), else
+      in the queue's own thread under an ``asyncio.Lock``, where it may wait ``busy_timeout_ms``
+      for another process's lock, as a shielded task: a cancelled caller cannot leave a
+      transaction half done. Checkpoints (the fsyncs of ``NORMAL``) run in that thread: every
+      200th write goes there and checkpoints after it.
     * **Exclusive dequeue.** A claim selects the next due job and marks it ``active`` inside
       one ``BEGIN IMMEDIATE`` transaction, which takes SQLite's write lock up front, so two
       queues — in this process or another one — can never claim the same job. If the caller
@@ -250,7 +288,10 @@ class SQLiteQueue(Queue):
             raise ValueError(f"synchronous must be one of {SYNCHRONOUS_MODES}, not {synchronous!r}")
         self.synchronous = synchronous.upper()
         self._instance_id = uuid.uuid4().hex
-        self._conn: aiosqlite.Connection | None = None
+        self._conn: sqlite3.Connection | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._inline_mode = False
+        self._writes = 0
         self._lock = asyncio.Lock()
         self._connect_lock = asyncio.Lock()
         self._waiters: dict[asyncio.Future[None], None] = {}
@@ -269,34 +310,46 @@ class SQLiteQueue(Queue):
         async with self._connect_lock:
             if self._conn is not None:
                 return
-            conn = await aiosqlite.connect(self.path, isolation_level=None)
+            executor = ThreadPoolExecutor(1, thread_name_prefix="sqlite-queue")
+            loop = asyncio.get_running_loop()
+            conn = await loop.run_in_executor(executor, self._open)
             try:
-                await self._configure(conn)
-                self._conn = conn
+                self._conn, self._executor = conn, executor
                 await self._write(self._migrate)
             except BaseException:
-                self._conn = None
-                await conn.close()
+                self._conn = self._executor = None
+                await loop.run_in_executor(executor, conn.close)
+                executor.shutdown(wait=False)
                 raise
             await super().connect()
 
-    async def _configure(self, conn: aiosqlite.Connection) -> None:
-        await conn.execute_fetchall(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
-        rows = await conn.execute_fetchall("PRAGMA journal_mode = WAL")
-        mode = next(iter(rows))[0]
+    def _open(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            self._configure(conn)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _configure(self, conn: sqlite3.Connection) -> None:
+        _all(conn, f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
+        mode = _all(conn, "PRAGMA journal_mode = WAL")[0][0]
         if mode != "wal" and self.path != ":memory:":
             logger.warning("SQLite queue %s runs in journal mode %s, not WAL", self.path, mode)
-        await conn.execute_fetchall(f"PRAGMA synchronous = {self.synchronous}")
+        _all(conn, f"PRAGMA synchronous = {self.synchronous}")
+        # checkpoints (which fsync) run in the queue's thread, never inline on the event loop
+        _all(conn, "PRAGMA wal_autocheckpoint = 0")
 
-    async def _migrate(self, conn: aiosqlite.Connection) -> None:
+    def _migrate(self, conn: sqlite3.Connection) -> None:
         for statement in SCHEMA:
-            await conn.execute_fetchall(statement)
-        rows = list(await conn.execute_fetchall("SELECT version FROM saq_schema"))
+            _all(conn, statement)
+        rows = _all(conn, "SELECT version FROM saq_schema")
         version = rows[0][0] if rows else 0
         if version > SCHEMA_VERSION:
             raise ValueError(f"{self.path} has queue schema {version}, newer than this code ({SCHEMA_VERSION})")
         if not rows:
-            await conn.execute_fetchall("INSERT INTO saq_schema (version) VALUES (?)", (SCHEMA_VERSION,))
+            _all(conn, "INSERT INTO saq_schema (version) VALUES (?)", (SCHEMA_VERSION,))
 
     async def disconnect(self) -> None:
         async with self._connect_lock:
@@ -304,62 +357,93 @@ class SQLiteQueue(Queue):
                 return
             await self._write(self._release_sweep_lease)
             async with self._lock:
-                conn, self._conn = self._conn, None
+                conn, executor, self._conn, self._executor = self._conn, self._executor, None, None
                 self._wake_all()
-                await conn.close()
+                assert executor is not None
+                await asyncio.get_running_loop().run_in_executor(executor, conn.close)
+                executor.shutdown(wait=False)
 
-    def _connection(self) -> aiosqlite.Connection:
+    def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
             raise RuntimeError(f"{self!r} is not connected: await queue.connect() first")
         return self._conn
 
+    # Every statement runs on the queue's one connection: inline on the event loop's thread when
+    # nothing else uses the connection and SQLite answers at once (a WAL read; a write whose lock is
+    # free — ``busy_timeout`` 0 while inline), otherwise as a whole in the queue's thread, which
+    # waits up to ``busy_timeout_ms`` for another process's lock. A transaction is one call either
+    # way (no thread hop per statement), and cannot be interrupted half done.
+
+    def _inline(self, call: Callable[[sqlite3.Connection], T]) -> T | _Busy:
+        conn = self._connection()
+        if not self._inline_mode:
+            _all(conn, "PRAGMA busy_timeout = 0")
+            self._inline_mode = True
+        try:
+            return call(conn)
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode & 0xFF in _BUSY_CODES and not conn.in_transaction:
+                return _BUSY  # nothing was done: do it in the thread, where it may wait
+            raise
+
+    async def _in_thread(self, call: Callable[[sqlite3.Connection], T]) -> T:
+        conn = self._connection()
+
+        def threaded() -> T:
+            if self._inline_mode:
+                _all(conn, f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
+                self._inline_mode = False
+            return call(conn)
+
+        assert self._executor is not None
+        return await asyncio.get_running_loop().run_in_executor(self._executor, threaded)
+
     async def _read(self, operation: Operation[T]) -> T:
         """Run a read-only operation (autocommit, serialized on the connection)."""
+        if not self._lock.locked():
+            result = self._inline(operation)
+            if result is not _BUSY:
+                return t.cast(T, result)
         async with self._lock:
-            return await operation(self._connection())
+            return await self._in_thread(operation)
 
     async def _write(
         self,
         operation: Operation[T],
-        connection: aiosqlite.Connection | None = None,
         on_abandoned: Callable[[T], Awaitable[t.Any]] | None = None,
     ) -> T:
-        """Run ``operation`` in its own write transaction, or in the caller's ``connection``."""
-        if connection is not None:
-            return await operation(connection)
-        task = asyncio.ensure_future(self._in_transaction(operation))
+        """Run ``operation`` in its own write transaction (``BEGIN IMMEDIATE`` … ``COMMIT``)."""
+        transaction = partial(_transaction, operation)
+        self._writes += 1
+        if not self._lock.locked() and self._writes % CHECKPOINT_EVERY:
+            result = self._inline(transaction)
+            if result is not _BUSY:
+                return t.cast(T, result)
+        task = asyncio.ensure_future(self._in_transaction(transaction))
         return await _run_to_completion(task, on_abandoned)
 
-    async def _in_transaction(self, operation: Operation[T]) -> T:
+    async def _in_transaction(self, transaction: Callable[[sqlite3.Connection], T]) -> T:
         async with self._lock:
-            conn = self._connection()
-            await conn.execute_fetchall("BEGIN IMMEDIATE")
-            try:
-                result = await operation(conn)
-                await conn.execute_fetchall("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    await conn.execute_fetchall("ROLLBACK")
-                raise
-            return result
+            checkpoint = self._writes % CHECKPOINT_EVERY == 0
+            return await self._in_thread(partial(_then_checkpoint, transaction) if checkpoint else transaction)
 
     # -- row helpers --------------------------------------------------------------------
 
-    async def _fetch_one(self, conn: aiosqlite.Connection, sql: str, params: t.Any = ()) -> t.Any:
-        rows = list(await conn.execute_fetchall(sql, params))
+    def _fetch_one(self, conn: sqlite3.Connection, sql: str, params: t.Any = ()) -> t.Any:
+        rows = list(_all(conn, sql, params))
         return rows[0] if rows else None
 
-    async def _stored_status(self, conn: aiosqlite.Connection, key: str) -> Status | None:
-        row = await self._fetch_one(
+    def _stored_status(self, conn: sqlite3.Connection, key: str) -> Status | None:
+        row = self._fetch_one(
             conn, "SELECT status FROM saq_jobs WHERE queue = ? AND key = ?", (self.name, key)
         )
         return Status(row[0]) if row else None
 
-    async def _store_job(
-        self, job: Job, status: Status | None, expire_at: t.Any, conn: aiosqlite.Connection
+    def _store_job(
+        self, job: Job, status: Status | None, expire_at: t.Any, conn: sqlite3.Connection
     ) -> None:
         if status is None:
-            status = await self._stored_status(conn, job.key)
+            status = self._stored_status(conn, job.key)
         job.status = status or job.status
         set_expire_at = "" if expire_at is KEEP else ", expire_at = :expire_at"
         params = {
@@ -373,7 +457,7 @@ class SQLiteQueue(Queue):
         }
         if expire_at is not KEEP:
             params["expire_at"] = expire_at
-        await conn.execute_fetchall(UPDATE_JOB.format(set_expire_at=set_expire_at), params)
+        _all(conn, UPDATE_JOB.format(set_expire_at=set_expire_at), params)
 
     def _job_from_row(self, payload: bytes | str, status: str) -> Job:
         job = self.deserialize(payload, status)
@@ -393,8 +477,8 @@ class SQLiteQueue(Queue):
             "scheduled": job.scheduled or int(now_seconds()),
         }
 
-        async def insert(conn: aiosqlite.Connection) -> bool:
-            return await self._fetch_one(conn, INSERT_JOB, params) is not None
+        def insert(conn: sqlite3.Connection) -> bool:
+            return self._fetch_one(conn, INSERT_JOB, params) is not None
 
         if not await self._write(insert):
             return None
@@ -460,22 +544,22 @@ class SQLiteQueue(Queue):
             return None
         return await self._write(self._claim_due_job, on_abandoned=self._unclaim)
 
-    async def _due_job(self, conn: aiosqlite.Connection) -> t.Any:
+    def _due_job(self, conn: sqlite3.Connection) -> t.Any:
         params = {
             "queue": self.name,
             "now": now_seconds(),
             "plow": self.priorities[0],
             "phigh": self.priorities[1],
         }
-        return await self._fetch_one(conn, SELECT_DUE_JOB, params)
+        return self._fetch_one(conn, SELECT_DUE_JOB, params)
 
-    async def _claim_due_job(self, conn: aiosqlite.Connection) -> Job | None:
-        row = await self._due_job(conn)
+    def _claim_due_job(self, conn: sqlite3.Connection) -> Job | None:
+        row = self._due_job(conn)
         if row is None:
             return None
         job = self._job_from_row(row[1], Status.ACTIVE)
         job.started = job.touched = now()
-        await self._store_job(job, Status.ACTIVE, KEEP, conn)
+        self._store_job(job, Status.ACTIVE, KEEP, conn)
         return job
 
     async def _unclaim(self, job: Job | None) -> None:
@@ -490,8 +574,7 @@ class SQLiteQueue(Queue):
 
     async def _update(self, job: Job, status: Status | None = None, **kwargs: t.Any) -> None:
         expire_at = kwargs.pop("expire_at", KEEP)
-        connection = kwargs.pop("connection", None)
-        await self._write(partial(self._store_job, job, status, expire_at), connection)
+        await self._write(partial(self._store_job, job, status, expire_at))
 
     async def _retry(self, job: Job, error: str | None) -> None:
         delay = job.next_retry_delay()
@@ -506,35 +589,57 @@ class SQLiteQueue(Queue):
         *,
         result: t.Any = None,
         error: str | None = None,
-        connection: aiosqlite.Connection | None = None,
     ) -> None:
         if job.ttl >= 0:
-            expire_at = now_seconds() + job.ttl if job.ttl > 0 else None
-            await self.update(job, status=status, expire_at=expire_at, connection=connection)
+            await self.update(job, status=status, expire_at=self._finished_expiry(job))
         else:
-            await self._write(partial(self._delete_job, job.key), connection)
+            await self._write(partial(self._delete_job, job.key))
 
-    async def _delete_job(self, key: str, conn: aiosqlite.Connection) -> None:
-        await conn.execute_fetchall("DELETE FROM saq_jobs WHERE queue = ? AND key = ?", (self.name, key))
+    @staticmethod
+    def _finished_expiry(job: Job) -> float | None:
+        return now_seconds() + job.ttl if job.ttl > 0 else None
+
+    def _delete_job(self, key: str, conn: sqlite3.Connection) -> None:
+        _all(conn, "DELETE FROM saq_jobs WHERE queue = ? AND key = ?", (self.name, key))
 
     async def abort(self, job: Job, error: str, ttl: float = 5) -> None:
-        await self._write(partial(self._abort_job, job, error))
-
-    async def _abort_job(self, job: Job, error: str, conn: aiosqlite.Connection) -> None:
-        status = await self._stored_status(conn, job.key)
-        if status in TERMINAL_STATUSES:
+        """A queued (or unknown) job is finished ``aborted``; a running one becomes ``aborting``;
+        a finished one is left alone — decided and written in one transaction."""
+        stamp = now()
+        aborted = self.copy(job)
+        aborted.status, aborted.result, aborted.error = Status.ABORTED, None, error
+        aborted.completed = aborted.touched = stamp
+        aborting = self.copy(job)
+        aborting.status, aborting.error, aborting.touched = Status.ABORTING, error, stamp
+        outcome = await self._write(partial(self._abort_job, aborted, aborting))
+        if outcome is None:
             return
+        # what SAQ's ``finish`` / ``update`` do to the caller's job object
+        job.status, job.error, job.touched = outcome, error, stamp
+        if outcome == Status.ABORTED:
+            job.result, job.completed = None, stamp
+            logger.info("Finished %s", job.info(logger.isEnabledFor(logging.DEBUG)))
+            self.aborted += 1
+
+    def _abort_job(self, aborted: Job, aborting: Job, conn: sqlite3.Connection) -> Status | None:
+        status = self._stored_status(conn, aborted.key)
+        if status in TERMINAL_STATUSES:
+            return None
         if status in (None, Status.QUEUED):
-            await self.finish(job, Status.ABORTED, error=error, connection=conn)
-        else:
-            await self.update(job, status=Status.ABORTING, error=error, connection=conn)
+            if aborted.ttl >= 0:
+                self._store_job(aborted, Status.ABORTED, self._finished_expiry(aborted), conn)
+            else:
+                self._delete_job(aborted.key, conn)
+            return Status.ABORTED
+        self._store_job(aborting, Status.ABORTING, KEEP, conn)
+        return Status.ABORTING
 
     # -- reading jobs -------------------------------------------------------------------
 
     async def job(self, job_key: str) -> Job | None:
-        async def fetch(conn: aiosqlite.Connection) -> t.Any:
+        def fetch(conn: sqlite3.Connection) -> t.Any:
             sql = "SELECT job, status FROM saq_jobs WHERE queue = ? AND key = ?"
-            return await self._fetch_one(conn, sql, (self.name, job_key))
+            return self._fetch_one(conn, sql, (self.name, job_key))
 
         row = await self._read(fetch)
         return self._job_from_row(*row) if row else None
@@ -547,9 +652,9 @@ class SQLiteQueue(Queue):
             found.update({key: self._job_from_row(payload, status) for key, payload, status in rows})
         return [found.get(key) for key in keys]
 
-    async def _fetch_jobs(self, keys: list[str], conn: aiosqlite.Connection) -> Iterable[t.Any]:
+    def _fetch_jobs(self, keys: list[str], conn: sqlite3.Connection) -> Iterable[t.Any]:
         sql = f"SELECT key, job, status FROM saq_jobs WHERE queue = ? AND key IN ({_placeholders(keys)})"
-        return await conn.execute_fetchall(sql, (self.name, *keys))
+        return _all(conn, sql, (self.name, *keys))
 
     async def iter_jobs(
         self,
@@ -564,15 +669,15 @@ class SQLiteQueue(Queue):
                 last_key = key
                 yield self._job_from_row(payload, status)
 
-    async def _fetch_batch(
-        self, statuses: list[str], after_key: str, limit: int, conn: aiosqlite.Connection
+    def _fetch_batch(
+        self, statuses: list[str], after_key: str, limit: int, conn: sqlite3.Connection
     ) -> Iterable[t.Any]:
         sql = (
             "SELECT key, job, status FROM saq_jobs"
             f" WHERE queue = ? AND status IN ({_placeholders(statuses)}) AND key > ?"
             " ORDER BY key LIMIT ?"
         )
-        return await conn.execute_fetchall(sql, (self.name, *statuses, after_key, limit))
+        return _all(conn, sql, (self.name, *statuses, after_key, limit))
 
     # -- counts and info ----------------------------------------------------------------
 
@@ -588,8 +693,8 @@ class SQLiteQueue(Queue):
         else:
             raise ValueError(f"Can't count unknown type {kind}")
 
-        async def fetch(conn: aiosqlite.Connection) -> int:
-            return (await self._fetch_one(conn, sql, params))[0]
+        def fetch(conn: sqlite3.Connection) -> int:
+            return (self._fetch_one(conn, sql, params))[0]
 
         return await self._read(fetch)
 
@@ -608,20 +713,20 @@ class SQLiteQueue(Queue):
             "jobs": [self._job_from_row(payload, status).to_dict() for payload, status in job_rows],
         }
 
-    async def _live_workers(self, conn: aiosqlite.Connection) -> dict[str, WorkerInfo]:
+    def _live_workers(self, conn: sqlite3.Connection) -> dict[str, WorkerInfo]:
         sql = "SELECT worker_id, stats, queue_key, metadata FROM saq_stats WHERE queue_key = ? AND expire_at >= ?"
-        rows = await conn.execute_fetchall(sql, (self.name, now_seconds()))
+        rows = _all(conn, sql, (self.name, now_seconds()))
         return {
             worker_id: {"stats": json.loads(stats), "queue_key": queue_key, "metadata": json.loads(metadata)}
             for worker_id, stats, queue_key, metadata in rows
         }
 
-    async def _incomplete_jobs(self, offset: int, limit: int, conn: aiosqlite.Connection) -> Iterable[t.Any]:
+    def _incomplete_jobs(self, offset: int, limit: int, conn: sqlite3.Connection) -> Iterable[t.Any]:
         sql = (
             f"SELECT job, status FROM saq_jobs WHERE queue = ? AND status IN ({_placeholders(INCOMPLETE)})"
             " ORDER BY priority, scheduled, rowid LIMIT ? OFFSET ?"
         )
-        return await conn.execute_fetchall(sql, (self.name, *INCOMPLETE, limit, offset))
+        return _all(conn, sql, (self.name, *INCOMPLETE, limit, offset))
 
     async def write_worker_info(self, worker_id: str, info: WorkerInfo, ttl: int) -> None:
         params = {
@@ -632,8 +737,8 @@ class SQLiteQueue(Queue):
             "expire_at": now_seconds() + ttl,
         }
 
-        async def upsert(conn: aiosqlite.Connection) -> None:
-            await conn.execute_fetchall(UPSERT_WORKER, params)
+        def upsert(conn: sqlite3.Connection) -> None:
+            _all(conn, UPSERT_WORKER, params)
 
         await self._write(upsert)
 
@@ -657,24 +762,24 @@ class SQLiteQueue(Queue):
     def _sweep_lease_name(self) -> str:
         return f"sweep:{self.name}"
 
-    async def _acquire_sweep_lease(self, lock: float, conn: aiosqlite.Connection) -> bool:
+    def _acquire_sweep_lease(self, lock: float, conn: sqlite3.Connection) -> bool:
         current = now_seconds()
         params = {"name": self._sweep_lease_name, "owner": self._instance_id, "expire_at": current + lock, "now": current}
-        return await self._fetch_one(conn, ACQUIRE_LEASE, params) is not None
+        return self._fetch_one(conn, ACQUIRE_LEASE, params) is not None
 
-    async def _release_sweep_lease(self, conn: aiosqlite.Connection) -> None:
+    def _release_sweep_lease(self, conn: sqlite3.Connection) -> None:
         sql = "DELETE FROM saq_leases WHERE name = ? AND owner = ?"
-        await conn.execute_fetchall(sql, (self._sweep_lease_name, self._instance_id))
+        _all(conn, sql, (self._sweep_lease_name, self._instance_id))
 
-    async def _delete_expired(self, conn: aiosqlite.Connection) -> None:
+    def _delete_expired(self, conn: sqlite3.Connection) -> None:
         current = now_seconds()
         sql = f"DELETE FROM saq_jobs WHERE queue = ? AND status IN ({_placeholders(TERMINAL)}) AND expire_at <= ?"
-        await conn.execute_fetchall(sql, (self.name, *TERMINAL, current))
-        await conn.execute_fetchall("DELETE FROM saq_stats WHERE expire_at < ?", (current,))
+        _all(conn, sql, (self.name, *TERMINAL, current))
+        _all(conn, "DELETE FROM saq_stats WHERE expire_at < ?", (current,))
 
-    async def _running_jobs(self, conn: aiosqlite.Connection) -> list[Job]:
+    def _running_jobs(self, conn: sqlite3.Connection) -> list[Job]:
         sql = f"SELECT job, status FROM saq_jobs WHERE queue = ? AND status IN ({_placeholders(RUNNING)})"
-        rows = await conn.execute_fetchall(sql, (self.name, *RUNNING))
+        rows = _all(conn, sql, (self.name, *RUNNING))
         return [self._job_from_row(payload, status) for payload, status in rows]
 
     async def _sweep_job(self, job: Job, abort: float) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import sqlite3
 import sys
 import textwrap
 import time
@@ -436,14 +437,23 @@ class TestSQLiteQueueFile:
         async with sqlite_queue(tmp_path / "queue.db") as queue:
             await queue.enqueue("echo", key="claimed")
             claim = queue._claim_due_job
+            loop = asyncio.get_running_loop()
 
-            async def claim_then_get_cancelled(conn: object) -> Job | None:
-                job = await claim(conn)  # type: ignore[arg-type]
-                claiming.cancel()  # e.g. the worker stops while the claim commits
+            def claim_then_get_cancelled(conn: sqlite3.Connection) -> Job | None:
+                job = claim(conn)
+                loop.call_soon_threadsafe(claiming.cancel)  # e.g. the worker stops while the claim commits
                 return job
 
             monkeypatch.setattr(queue, "_claim_due_job", claim_then_get_cancelled)
+            # Another connection holds the write lock, so the claim cannot commit inline on the loop:
+            # it goes to the queue's thread and waits there, where a cancellation can reach its caller.
+            other = sqlite3.connect(tmp_path / "queue.db", isolation_level=None)
+            other.execute("BEGIN IMMEDIATE")
             claiming = asyncio.create_task(queue.dequeue())
+            while not queue._lock.locked():
+                await asyncio.sleep(0.001)
+            other.execute("COMMIT")
+            other.close()
             with pytest.raises(asyncio.CancelledError):
                 await claiming
             monkeypatch.undo()
@@ -451,6 +461,19 @@ class TestSQLiteQueueFile:
             assert (await stored(queue, "claimed")).status == Status.QUEUED
             job = await queue.dequeue(timeout=1)
             assert job is not None and job.key == "claimed"
+
+    async def test_a_write_waits_for_another_connections_lock(self, tmp_path: Path) -> None:
+        async with sqlite_queue(tmp_path / "queue.db") as queue:
+            other = sqlite3.connect(tmp_path / "queue.db", isolation_level=None)
+            other.execute("BEGIN IMMEDIATE")
+            enqueuing = asyncio.create_task(queue.enqueue("echo", key="later"))
+            while not queue._lock.locked():  # refused inline, now waiting in the queue's thread
+                await asyncio.sleep(0.001)
+            assert not enqueuing.done()
+            other.execute("COMMIT")
+            other.close()
+            assert (await enqueuing) is not None
+            assert (await stored(queue, "later")).status == Status.QUEUED
 
 
 # -- queue_from_url ----------------------------------------------------------------------
