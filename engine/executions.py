@@ -8,16 +8,17 @@ from typing import Any
 
 import msgspec
 from saq import Queue
-from sqlalchemy import func, select
+from sqlalchemy import Insert, Select, bindparam, exists, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import make_transient_to_detached
 
 from engine.errors import GraphError, WorkflowPaused
 from engine.graph import ConnectionSpec, Graph, NodeSpec, Position, WorkflowDocument, validate_graph
-from engine.models import Connection, Execution, Node, NodeRun, Workflow, WorkflowVersion
+from engine.models import Connection, Execution, Node, NodeRun, Workflow, WorkflowVersion, utcnow
 from engine.policy import parse_settings
 from engine.registry import Registry
-from engine.subworkflows import called_workflows, check_calls
+from engine.subworkflows import SUB_WORKFLOW_TYPE, called_workflows, check_calls
 
 JOB_FUNCTION = "run_execution"
 MANUAL_TRIGGERS = ("manual", "cli", "retry")
@@ -75,22 +76,70 @@ class GraphCache:
         return graph
 
 
-async def pin_version(session: AsyncSession, workflow: Workflow, graph: Graph, author_id: int | None) -> WorkflowVersion:
-    """The newest version if it equals ``graph``; otherwise a new immutable snapshot."""
+async def touch_draft(session: AsyncSession, workflow_id: int) -> None:
+    """Record a change of the workflow's draft graph: call it in the transaction of every change.
+
+    One atomic ``UPDATE … + 1`` (two edits committed at once never share a revision); it leaves loaded
+    ``Workflow`` objects alone, so read ``draft_revision`` from the database (``pin_version`` does).
+    """
+    await session.execute(update(Workflow.__table__).where(Workflow.__table__.c.id == workflow_id)
+                          .values(draft_revision=Workflow.__table__.c.draft_revision + 1))
+
+
+def _pinned_query() -> Select[tuple[int, int | None, bool]]:
+    """The draft's revision, the version pinned for it (if any) and whether the draft calls workflows."""
+    calls = exists().where(Node.workflow_id == Workflow.id, Node.type_name == SUB_WORKFLOW_TYPE)
+    return (select(Workflow.draft_revision, WorkflowVersion.id, calls)
+            .outerjoin(WorkflowVersion, (WorkflowVersion.workflow_id == Workflow.id)
+                       & (WorkflowVersion.draft_revision == Workflow.draft_revision))
+            .where(Workflow.id == bindparam("workflow_id")))
+
+
+_PINNED = _pinned_query()  # built once: constructing the statement costs more than running it
+
+
+async def pin_version(session: AsyncSession, workflow: Workflow, registry: Registry, author_id: int | None) -> int:
+    """The id of the version the draft runs as; ``GraphError`` if the draft cannot run.
+
+    A version records the draft revision it was pinned from, so an unchanged draft costs one read: it
+    was validated when it was pinned (the worker validates its version again before running it). Only
+    the call check is repeated, as it depends on other workflows' drafts. A new revision is loaded,
+    validated and compared with the newest version as before.
+    """
+    revision, version_id, calls = (await session.execute(_PINNED, {"workflow_id": workflow.id})).one()
+    if version_id is None:
+        return await _pin_draft(session, workflow, registry, revision, author_id)
+    if calls and (problems := await check_calls(session, workflow)):
+        raise GraphError(problems)
+    return version_id
+
+
+async def _pin_draft(session: AsyncSession, workflow: Workflow, registry: Registry, revision: int,
+                     author_id: int | None) -> int:
+    # the revision is read before the graph: an edit committed in between makes the version's label
+    # older than its graph, never newer, and an older revision is never looked up again
+    graph = await load_graph(session, workflow.id)
+    problems = validate_graph(graph, registry)
+    if not problems and called_workflows(graph):
+        problems = await check_calls(session, workflow)
+    if problems:
+        raise GraphError(problems)
     snapshot = graph_to_json(graph)
     latest = await session.scalar(select(WorkflowVersion).where(WorkflowVersion.workflow_id == workflow.id)
                                   .order_by(WorkflowVersion.number.desc()).limit(1))
-    if latest is not None and latest.graph == snapshot:
-        return latest
-    number = (await session.scalar(select(func.max(WorkflowVersion.number))
-                                   .where(WorkflowVersion.workflow_id == workflow.id)) or 0) + 1
-    version = WorkflowVersion(workflow_id=workflow.id, number=number, graph=snapshot, author_id=author_id)
     try:
-        async with session.begin_nested():  # two runs at once may race for the same number
+        async with session.begin_nested():  # two starts at once may race for the same number or revision
+            if latest is not None and latest.graph == snapshot:
+                if latest.draft_revision is None or latest.draft_revision < revision:
+                    latest.draft_revision = revision  # e.g. a node saved unchanged: same graph, new revision
+                return latest.id
+            number = (latest.number if latest is not None else 0) + 1
+            version = WorkflowVersion(workflow_id=workflow.id, number=number, graph=snapshot,
+                                      draft_revision=revision, author_id=author_id)
             session.add(version)
     except IntegrityError:
-        return await pin_version(session, workflow, graph, author_id)
-    return version
+        return await pin_version(session, workflow, registry, author_id)
+    return version.id
 
 
 async def create_execution(session: AsyncSession, workflow: Workflow, registry: Registry, *,
@@ -98,21 +147,48 @@ async def create_execution(session: AsyncSession, workflow: Workflow, registry: 
                            author_id: int | None = None) -> Execution:
     """Validate the draft (``GraphError`` lists the problems), pin it, and add a queued execution.
 
-    The caller commits, then calls ``enqueue_execution`` — never the other way round.
+    An unchanged draft that calls no workflows costs one statement (``_INSERT_PINNED``); otherwise
+    ``pin_version`` first. The caller commits, then calls ``enqueue_execution`` — never the other way round.
     """
     if trigger not in MANUAL_TRIGGERS and workflow.paused_until is not None and workflow.paused_until > datetime.now(UTC):
         raise WorkflowPaused(workflow.id, workflow.paused_until)
-    graph = await load_graph(session, workflow.id)
-    problems = validate_graph(graph, registry)
-    if not problems and called_workflows(graph):
-        problems = await check_calls(session, workflow)
-    if problems:
-        raise GraphError(problems)
-    version = await pin_version(session, workflow, graph, author_id)
-    execution = Execution(workflow_id=workflow.id, owner_id=workflow.owner_id, version_id=version.id,
-                          status="queued", trigger=trigger, input=input or {})
+    values = {"workflow_id": workflow.id, "status": "queued", "trigger": trigger, "input": input or {},
+              "created_at": utcnow()}
+    row = (await session.execute(_INSERT_PINNED, values)).first()
+    if row is None:
+        version_id = await pin_version(session, workflow, registry, author_id)
+        row = (await session.execute(_INSERT, {**values, "owner_id": workflow.owner_id, "version_id": version_id})).one()
+    return _persistent(session, Execution(**row._mapping, node_runs=[]))
+
+
+_EXECUTIONS = Execution.__table__
+
+
+def _insert_pinned() -> Insert:
+    """INSERT … SELECT: a queued execution of the version pinned for the draft's current revision, or no
+    row — none is pinned for it yet, or the draft calls workflows (their check reads other drafts)."""
+    workflows, versions, nodes = Workflow.__table__, WorkflowVersion.__table__, Node.__table__
+    calls = exists().where(nodes.c.workflow_id == workflows.c.id, nodes.c.type_name == SUB_WORKFLOW_TYPE)
+    given = ("status", "trigger", "input", "created_at")
+    pinned = (select(workflows.c.id, workflows.c.owner_id, versions.c.id,
+                     *(bindparam(name, type_=_EXECUTIONS.c[name].type) for name in given))
+              .select_from(workflows.join(versions, (versions.c.workflow_id == workflows.c.id)
+                                          & (versions.c.draft_revision == workflows.c.draft_revision)))
+              .where(workflows.c.id == bindparam("workflow_id"), ~calls))
+    return (insert(_EXECUTIONS).from_select(["workflow_id", "owner_id", "version_id", *given], pinned)
+            .returning(*_EXECUTIONS.c))
+
+
+# built once (constructing a statement costs more CPU than running it) and run as Core, not through
+# the unit of work: an ORM add + flush of the row costs about as much again as the whole INSERT
+_INSERT_PINNED = _insert_pinned()
+_INSERT = insert(_EXECUTIONS).returning(*_EXECUTIONS.c)
+
+
+def _persistent(session: AsyncSession, execution: Execution) -> Execution:
+    """The inserted row as a persistent object of the session, as if it had been added and flushed."""
+    make_transient_to_detached(execution)
     session.add(execution)
-    await session.flush()
     return execution
 
 

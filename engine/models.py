@@ -67,6 +67,11 @@ class Workflow(Base):
     paused_until: Mapped[datetime | None]
     """Set by the circuit breaker: automatic triggers do not start executions before this time."""
     settings: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
+    draft_revision: Mapped[int] = mapped_column(default=0, server_default="0")
+    """Counts the changes of the draft graph (its nodes and connections): every change bumps it in the
+    same transaction (``engine.executions.touch_draft``), so an execution reuses the version pinned
+    for the current revision instead of comparing the draft again. Read it from the database, not
+    from a loaded row: it is bumped with an UPDATE that does not refresh objects in a session."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -115,12 +120,18 @@ class WorkflowVersion(Base):
     """An immutable snapshot of a graph; every execution pins one."""
 
     __tablename__ = "workflow_versions"
-    __table_args__ = (UniqueConstraint("workflow_id", "number", name="uq_workflow_versions_number"),)
+    __table_args__ = (
+        UniqueConstraint("workflow_id", "number", name="uq_workflow_versions_number"),
+        UniqueConstraint("workflow_id", "draft_revision", name="uq_workflow_versions_draft_revision"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     workflow_id: Mapped[int] = mapped_column(ForeignKey("workflows.id", ondelete="CASCADE"), index=True)
     number: Mapped[int]
     graph: Mapped[dict[str, Any]]
+    draft_revision: Mapped[int | None]
+    """The draft revision this snapshot is the graph of (the newest one pinned to it); none for versions
+    pinned before revisions existed, or made elsewhere (tests)."""
     author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 

@@ -1,4 +1,8 @@
-"""Workflows, nodes and connections — every query scoped to the owner here, not in controllers."""
+"""Workflows, nodes and connections — every query scoped to the owner here, not in controllers.
+
+Every change of a workflow's nodes or connections calls ``touch_draft`` in its transaction: the
+draft revision is how starting an execution knows the draft is unchanged since it was last pinned.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from engine.config import config_to_dict, default_config, parse_config
 from engine.contract import NodeType
 from engine.errors import ConfigError, RegistryError
-from engine.executions import export_document, load_graph
+from engine.executions import export_document, load_graph, touch_draft
 from engine.graph import (
     NO_TRIGGER,
     UNCONNECTED_INPUT,
@@ -141,6 +145,7 @@ class WorkflowService:
                     type_version=node_type.version, name=name, config=default_config(node_type.Config),
                     pos_x=_coordinate(x), pos_y=_coordinate(y))
         self.db.add(node)
+        await touch_draft(self.db, workflow_id)
         await self.db.commit()
         return node
 
@@ -153,7 +158,7 @@ class WorkflowService:
     async def move_node(self, workflow_id: int, node_id: str, x: float, y: float) -> Node:
         node = await self.node(workflow_id, node_id)
         node.pos_x, node.pos_y = _coordinate(x), _coordinate(y)
-        await self._commit_node()
+        await self._commit_node(workflow_id)
         return node
 
     async def update_node(self, workflow_id: int, node_id: str, name: str, raw_config: dict[str, Any],
@@ -175,7 +180,7 @@ class WorkflowService:
             raise ConfigError(errors)
         node.name, node.config = name, config_to_dict(config)
         node.settings = msgspec.to_builtins(settings)
-        await self._commit_node()
+        await self._commit_node(workflow_id)
         return node
 
     async def _uses_error_port(self, node: Node) -> bool:
@@ -186,8 +191,9 @@ class WorkflowService:
     def outputs(self, node: Node) -> tuple[str, ...]:
         return ports(self.node_type(node), "outputs", parse_settings(node.settings))
 
-    async def _commit_node(self) -> None:
+    async def _commit_node(self, workflow_id: int) -> None:
         try:
+            await touch_draft(self.db, workflow_id)  # flushes the node first: its errors are caught here too
             await self.db.commit()
         except IntegrityError:
             await self.db.rollback()
@@ -201,6 +207,7 @@ class WorkflowService:
         await self.db.execute(delete(Connection).where(
             (Connection.source_node_id == node.id) | (Connection.target_node_id == node.id)))
         await self.db.delete(node)
+        await touch_draft(self.db, workflow_id)
         await self.db.commit()
 
     # connections ---------------------------------------------------------------------------
@@ -217,6 +224,7 @@ class WorkflowService:
         self.db.add(conn)
         names = (src.name, dst.name)  # read before a failed commit expires the rows
         try:
+            await touch_draft(self.db, workflow_id)
             await self.db.commit()
         except IntegrityError:
             await self.db.rollback()
@@ -234,6 +242,7 @@ class WorkflowService:
             Connection.workflow_id == workflow_id, Connection.source_node_id == source,
             Connection.source_port == source_port, Connection.target_node_id == target,
             Connection.target_port == target_port))
+        await touch_draft(self.db, workflow_id)
         await self.db.commit()
 
     # import / export -----------------------------------------------------------------------
@@ -268,6 +277,7 @@ class WorkflowService:
         for c in document.connections:
             self.db.add(Connection(workflow_id=workflow.id, source_node_id=ids[c.source], source_port=c.source_port,
                                    target_node_id=ids[c.target], target_port=c.target_port))
+        await touch_draft(self.db, workflow.id)
         await self.db.commit()
         return workflow
 
