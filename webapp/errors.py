@@ -25,6 +25,18 @@ class Conflict(HTTPException):
     status_code = 409
 
 
+class StaleEdit(Conflict):
+    """A write based on a version of a row that changed since the editor loaded it (another tab, another
+    person): refused, so two tabs never silently overwrite each other. ``changes`` says what is different."""
+
+    def __init__(self, detail: str, changes: list[str], *, node_id: str | None = None,
+                 current_version: int | None = None) -> None:
+        super().__init__(detail=detail)
+        self.changes = changes
+        self.node_id = node_id
+        self.current_version = current_version
+
+
 class Invalid(HTTPException):
     """Bad input with a message for the person who sent it (422)."""
 
@@ -86,6 +98,19 @@ def handle_paused(request: Request[Any, Any, Any], exc: WorkflowPaused) -> Respo
     return error_response(request, 409, "Paused", str(exc).capitalize() + ". Resume it in the workflow settings.")
 
 
+def handle_stale_edit(request: Request[Any, Any, Any], exc: StaleEdit) -> Response[Any]:
+    if _wants_json(request):
+        body = {"type": "about:blank", "title": "Conflict", "status": 409, "detail": exc.detail,
+                "changes": exc.changes, "node_id": exc.node_id, "current_version": exc.current_version}
+        return Response(body, status_code=409, media_type="application/problem+json")
+    context = {"detail": exc.detail, "changes": exc.changes, "node_id": exc.node_id}
+    if is_htmx(request):
+        return Template("_conflict_partial.html", context=context, status_code=409, media_type=MediaType.HTML,
+                        headers={"HX-Retarget": "#flash", "HX-Reswap": "innerHTML"})
+    problems = [{"message": change} for change in exc.changes]
+    return error_response(request, 409, "Conflict", exc.detail, problems)
+
+
 def handle_server_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return error_response(request, HTTP_500_INTERNAL_SERVER_ERROR, "Something went wrong",
@@ -97,6 +122,7 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     NotFoundException: handle_http,
     PermissionDeniedException: handle_http,
     HTTPException: handle_http,
+    StaleEdit: handle_stale_edit,
     GraphError: handle_graph_error,
     ConfigError: handle_config_error,
     RegistryError: handle_registry_error,

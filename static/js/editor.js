@@ -23,6 +23,11 @@
   const nodeToDf = new Map();   // node row id -> Drawflow id (string)
   const portsOf = new Map();    // node row id -> {inputs: [names], outputs: [names]}
   let quiet = 0;                // > 0 while we change the canvas ourselves (no saving back)
+  // Optimistic concurrency: every node row has a version; a write sends the version this tab saw and
+  // the server refuses (409) one that another tab or person has overtaken. Writes of one node are sent
+  // one after another, so this tab's own writes always carry the version its previous write returned.
+  const versions = new Map();   // node row id -> version this tab last saw
+  const pending = new Map();    // node row id -> promise of the write in flight
 
   // Drawflow draws a wire once, from the port positions of that moment. A node that grows or
   // shrinks later (a status badge, a longer name) would leave its wires behind: redraw them.
@@ -57,6 +62,54 @@
     return response;
   }
 
+  function noteVersion(nodeId, response) {
+    const version = response && response.headers.get('X-Node-Version');
+    if (version) versions.set(nodeId, parseInt(version, 10));
+  }
+
+  function sendNode(nodeId, method, url, data) {
+    const previous = pending.get(nodeId) || Promise.resolve();
+    const write = previous.catch(() => {}).then(async () => {
+      const version = versions.get(nodeId);
+      let target = url;
+      let body = data;
+      if (version !== undefined) {
+        if (method === 'DELETE') target += `?version=${version}`;
+        else body = { ...data, version };
+      }
+      const response = await send(method, target, body);
+      noteVersion(nodeId, response);
+      return response;
+    });
+    pending.set(nodeId, write);
+    write.finally(() => { if (pending.get(nodeId) === write) pending.delete(nodeId); }).catch(() => {});
+    return write;
+  }
+
+  // The node form in the side panel posts through htmx: give it the version too, after this tab's
+  // other writes of that node (a move in flight) have come back.
+  document.addEventListener('htmx:config:request', (e) => {
+    const form = e.detail.ctx.request.form;
+    if (!form || !form.classList || !form.classList.contains('node-form')) return;
+    const nodeId = form.dataset.nodeId;
+    if (pending.has(nodeId)) {
+      e.preventDefault();
+      pending.get(nodeId).catch(() => {}).then(() => form.requestSubmit());
+      return;
+    }
+    const version = versions.get(nodeId);
+    const body = e.detail.ctx.request.body;
+    if (version !== undefined && body && body.set) body.set('version', String(version));
+  });
+  document.addEventListener('htmx:after:request', (e) => {
+    const ctx = e.detail.ctx;
+    const form = ctx.request && ctx.request.form;
+    if (form && form.classList && form.classList.contains('node-form')) noteVersion(form.dataset.nodeId, ctx.response);
+  });
+  flash.addEventListener('click', (e) => {
+    if (e.target.closest('[data-pw-action="reload"]')) window.location.reload();
+  });
+
   // Drawflow numbers ports (output_1, input_1, …); nodes name them (main, true, false, error, …).
   function portName(nodeId, side, cls) {
     const index = parseInt(cls.split('_')[1], 10) - 1;
@@ -82,6 +135,7 @@
     dfToNode.set(dfId, d.nodeId);
     nodeToDf.set(d.nodeId, dfId);
     portsOf.set(d.nodeId, ports);
+    if (d.version) versions.set(d.nodeId, parseInt(d.version, 10));
     const dom = document.getElementById(`node-${dfId}`);
     dom.dataset.nodeId = d.nodeId;
     dom.setAttribute('aria-label', `${d.type} node`);
@@ -160,7 +214,7 @@
     if (quiet || !nodeId) return;
     dfToNode.delete(String(dfId));
     nodeToDf.delete(nodeId);
-    send('DELETE', `${base}/nodes/${nodeId}`).catch(() => {});
+    sendNode(nodeId, 'DELETE', `${base}/nodes/${nodeId}`).catch(() => {});
     const form = document.querySelector('#panel .node-form');
     if (form && form.dataset.nodeId === nodeId) {
       document.getElementById('panel').innerHTML = '<p class="muted">Select a node to configure it.</p>';
@@ -169,7 +223,8 @@
 
   editor.on('nodeMoved', (dfId) => {
     const node = editor.getNodeFromId(dfId);
-    send('POST', `${base}/nodes/${dfToNode.get(String(dfId))}/position`,
+    const nodeId = dfToNode.get(String(dfId));
+    sendNode(nodeId, 'POST', `${base}/nodes/${nodeId}/position`,
       { x: Math.round(node.pos_x), y: Math.round(node.pos_y) }).catch(() => {});
   });
 

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Controller, Request, Response, delete, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath
+from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 from msgspec import Struct
 
@@ -19,6 +19,7 @@ from engine.graph import ports, validate_graph
 from engine.models import Node
 from engine.policy import NodeSettings, RetryPolicy, parse_settings, parse_workflow_settings, settings_from_form
 from nodes import registry
+from webapp.errors import Invalid
 from webapp.executions.services import start
 from webapp.forms import Form, is_htmx, multidict
 from webapp.runtime import Runtime
@@ -39,6 +40,22 @@ class NewNodeForm(Struct):
 class PositionForm(Struct):
     x: float = 0.0
     y: float = 0.0
+    version: int | None = None
+    """The node's version the editor saw; a stale one is refused with 409 (see ``StaleEdit``)."""
+
+
+VERSION_HEADER = "X-Node-Version"
+"""The node's version after a write: the editor sends it back with its next write of that node."""
+
+
+def _expected_version(form: dict[str, list[str]]) -> int | None:
+    text = (form.get("version") or [""])[-1].strip()
+    if not text:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise Invalid("version must be a whole number.") from None
 
 
 class ConnectionForm(Struct):
@@ -141,15 +158,18 @@ class WorkflowController(Controller):
     @post("/{workflow_id:int}/nodes/{node_id:str}")
     async def save_node(self, request: Request[Any, Any, Any], workflows: NamedDependency[WorkflowService],
                         workflow_id: FromPath[int], node_id: FromPath[str]) -> Template:
-        node = await workflows.node(workflow_id, node_id)
         form = multidict(await request.form())
+        expected = _expected_version(form)
+        node = await (workflows.node(workflow_id, node_id) if expected is None else workflows.ensure_node_exists(
+            workflow_id, node_id, "This node was deleted in another tab or by someone else."))
         name = (form.get("name") or [""])[-1]
         raw, errors = config_from_form(workflows.node_type(node).Config, form)
         raw_settings = settings_from_form(form)
         try:
             if errors:
+                await workflows.node_for_write(workflow_id, node_id, expected)  # a stale tab learns that first
                 raise ConfigError(errors)
-            node = await workflows.update_node(workflow_id, node_id, name, raw, raw_settings)
+            node = await workflows.update_node(workflow_id, node_id, name, raw, raw_settings, expected)
         except ConfigError as exc:
             node = await workflows.node(workflow_id, node_id)  # reloaded: a failed commit expired it
             # What the person typed is shown again with the errors; the stored config is unchanged.
@@ -158,18 +178,19 @@ class WorkflowController(Controller):
         response = _panel(node, node.config, {}, saved=True)
         # the canvas adds or removes the node's error output to match its settings
         response.headers["HX-Trigger"] = json.dumps({"pw-ports": {"node": node.id, "outputs": list(workflows.outputs(node))}})
+        response.headers[VERSION_HEADER] = str(node.version)
         return response
 
     @post("/{workflow_id:int}/nodes/{node_id:str}/position")
     async def move_node(self, workflows: NamedDependency[WorkflowService], workflow_id: FromPath[int], node_id: FromPath[str],
                         data: Annotated[PositionForm, Form]) -> Response[str]:
-        await workflows.move_node(workflow_id, node_id, data.x, data.y)
-        return Response("", status_code=204)
+        node = await workflows.move_node(workflow_id, node_id, data.x, data.y, data.version)
+        return Response("", status_code=204, headers={VERSION_HEADER: str(node.version)})
 
     @delete("/{workflow_id:int}/nodes/{node_id:str}", status_code=204)
     async def delete_node(self, workflows: NamedDependency[WorkflowService], workflow_id: FromPath[int],
-                          node_id: FromPath[str]) -> None:
-        await workflows.delete_node(workflow_id, node_id)
+                          node_id: FromPath[str], version: FromQuery[int | None] = None) -> None:
+        await workflows.delete_node(workflow_id, node_id, version)
 
     # connections ---------------------------------------------------------------------------
     @post("/{workflow_id:int}/connections")

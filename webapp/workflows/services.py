@@ -6,6 +6,7 @@ draft revision is how starting an execution knows the draft is unchanged since i
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -36,7 +37,7 @@ from engine.graph import (
 from engine.models import Connection, Node, Workflow
 from engine.policy import ERROR_PORT, WorkflowSettings, check_settings, parse_settings
 from engine.registry import Registry
-from webapp.errors import Conflict, Invalid
+from webapp.errors import Conflict, Invalid, StaleEdit
 
 MAX_NAME = 200
 
@@ -131,6 +132,32 @@ class WorkflowService:
             raise NotFoundException()
         return node
 
+    async def node_for_write(self, workflow_id: int, node_id: str, expected_version: int | None) -> Node:
+        """The node a write from the editor is about. ``expected_version``: the version the editor saw
+        (``None``: not checked, e.g. an API client that wants last-write-wins). A node that is gone or
+        has moved on since is a ``StaleEdit`` (409), never a silent overwrite."""
+        if expected_version is None:
+            return await self.node(workflow_id, node_id)
+        await self.get(workflow_id)  # another owner's workflow stays a 404
+        node = await self.db.scalar(select(Node).where(Node.id == node_id, Node.workflow_id == workflow_id))
+        if node is None:
+            raise StaleEdit("This node was deleted in another tab or by someone else.", [], node_id=node_id)
+        if node.version != expected_version:
+            raise StaleEdit(f"“{node.name}” was changed in another tab or by someone else since this page loaded "
+                            f"(version {expected_version}, now {node.version}).", [], node_id=node_id,
+                            current_version=node.version)
+        return node
+
+    async def ensure_node_exists(self, workflow_id: int, node_id: str,
+                                 message: str = "A node of this connection was deleted in another tab or by someone "
+                                                "else.") -> Node:
+        """For a write from the editor: a node of the owner's workflow deleted elsewhere is a conflict, not a 404."""
+        await self.get(workflow_id)
+        node = await self.db.scalar(select(Node).where(Node.id == node_id, Node.workflow_id == workflow_id))
+        if node is None:
+            raise StaleEdit(message, [], node_id=node_id)
+        return node
+
     def node_type(self, node: Node) -> type[NodeType]:
         return self.registry.get(node.type_name, node.type_version)
 
@@ -155,16 +182,30 @@ class WorkflowService:
             return base
         return next(f"{base} {i}" for i in range(2, len(taken) + 3) if f"{base} {i}" not in taken)
 
-    async def move_node(self, workflow_id: int, node_id: str, x: float, y: float) -> Node:
-        node = await self.node(workflow_id, node_id)
+    async def move_node(self, workflow_id: int, node_id: str, x: float, y: float,
+                        expected_version: int | None = None) -> Node:
+        try:
+            node = await self.node_for_write(workflow_id, node_id, expected_version)
+        except StaleEdit as exc:
+            if exc.current_version is not None:
+                current = await self.node(workflow_id, node_id)
+                exc.changes = [f"Its position is now ({current.pos_x:g}, {current.pos_y:g}); "
+                               f"this tab moved it to ({x:g}, {y:g})."]
+            raise
         node.pos_x, node.pos_y = _coordinate(x), _coordinate(y)
         await self._commit_node(workflow_id)
         return node
 
     async def update_node(self, workflow_id: int, node_id: str, name: str, raw_config: dict[str, Any],
-                          raw_settings: dict[str, Any] | None = None) -> Node:
+                          raw_settings: dict[str, Any] | None = None, expected_version: int | None = None) -> Node:
         """Validate first; on any error nothing is written and ``ConfigError`` names the fields."""
-        node = await self.node(workflow_id, node_id)
+        try:
+            node = await self.node_for_write(workflow_id, node_id, expected_version)
+        except StaleEdit as exc:
+            if exc.current_version is not None:
+                current = await self.node(workflow_id, node_id)
+                exc.changes = _differences(current, name, self._normalised(current, raw_config), raw_settings)
+            raise
         settings, errors = check_settings(raw_settings if raw_settings is not None else node.settings)
         if settings is not None and settings.on_error != "error_output" and await self._uses_error_port(node):
             errors["settings.on_error"] = "Remove the connections from this node's error output first."
@@ -188,6 +229,14 @@ class WorkflowService:
             Connection.source_node_id == node.id, Connection.source_port == ERROR_PORT).limit(1))
         return found is not None
 
+    def _normalised(self, node: Node, raw_config: dict[str, Any]) -> dict[str, Any]:
+        """The submitted config as it would be stored (typed), so "5" and 5.0 compare equal; as typed when invalid."""
+        try:
+            parsed = config_to_dict(parse_config(self.node_type(node).Config, {**node.config, **raw_config}))
+        except (ConfigError, RegistryError):
+            return raw_config
+        return {key: parsed.get(key, value) for key, value in raw_config.items()}
+
     def outputs(self, node: Node) -> tuple[str, ...]:
         return ports(self.node_type(node), "outputs", parse_settings(node.settings))
 
@@ -202,18 +251,29 @@ class WorkflowService:
             await self.db.rollback()
             raise Conflict("This node was changed elsewhere. Reload to see the latest version.") from None
 
-    async def delete_node(self, workflow_id: int, node_id: str) -> None:
-        node = await self.node(workflow_id, node_id)
+    async def delete_node(self, workflow_id: int, node_id: str, expected_version: int | None = None) -> None:
+        try:
+            node = await self.node_for_write(workflow_id, node_id, expected_version)
+        except StaleEdit as exc:
+            if exc.current_version is None:
+                return  # already deleted elsewhere: what this tab wanted
+            exc.changes = ["Deleting it would throw away those changes; reload to see them first."]
+            raise
         await self.db.execute(delete(Connection).where(
             (Connection.source_node_id == node.id) | (Connection.target_node_id == node.id)))
         await self.db.delete(node)
-        await touch_draft(self.db, workflow_id)
-        await self.db.commit()
+        try:
+            await touch_draft(self.db, workflow_id)
+            await self.db.commit()
+        except StaleDataError:
+            await self.db.rollback()
+            raise StaleEdit("This node was changed elsewhere while it was being deleted; reload to see it.", [],
+                            node_id=node_id) from None
 
     # connections ---------------------------------------------------------------------------
     async def add_connection(self, workflow_id: int, source: str, source_port: str,
                              target: str, target_port: str) -> Connection:
-        src, dst = await self.node(workflow_id, source), await self.node(workflow_id, target)
+        src, dst = await self.ensure_node_exists(workflow_id, source), await self.ensure_node_exists(workflow_id, target)
         self._check_port(src, source_port, "outputs")
         self._check_port(dst, target_port, "inputs")
         edges = [(c.source_node_id, c.target_node_id) for c in await self.connections(workflow_id)]
@@ -280,6 +340,28 @@ class WorkflowService:
         await touch_draft(self.db, workflow.id)
         await self.db.commit()
         return workflow
+
+
+def _differences(node: Node, name: str, raw_config: dict[str, Any], raw_settings: dict[str, Any] | None) -> list[str]:
+    """What the stored node has that differs from what this tab submitted (field by field)."""
+    changes = []
+    if " ".join(name.split()) != node.name:
+        changes.append(f"Its name is now “{node.name}”.")
+    for key, value in node.config.items():
+        if key in raw_config and _comparable(raw_config[key]) != _comparable(value):
+            changes.append(f"Its field “{key}” is now {_short(value)}.")
+    if raw_settings is not None and _comparable(raw_settings) != _comparable(node.settings):
+        changes.append("Its settings (retries, timeout, on error) were changed.")
+    return changes or ["Its position or settings changed (nothing in the fields you submitted)."]
+
+
+def _comparable(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = json.dumps(value, default=str, ensure_ascii=False)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _coordinate(value: float) -> float:
