@@ -30,8 +30,8 @@ from nodes import registry  # noqa: E402
 from webapp.executions.services import start  # noqa: E402
 
 NAME = "trace_overhead"
-STORE_METHODS = ("resume_state", "commit")
-BACKEND_METHODS = ("read", "write")
+STORE_METHODS = ("claim", "resume_state", "commit")
+BACKEND_METHODS = ("claim", "read", "write")
 
 
 class Timings:

@@ -10,7 +10,7 @@ import msgspec
 from saq import Queue
 from sqlalchemy import Insert, Select, bindparam, exists, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import make_transient_to_detached
 
 from engine.errors import GraphError, WorkflowPaused
@@ -57,13 +57,14 @@ class GraphCache:
         self._size = size
         self._graphs: OrderedDict[int, Graph] = OrderedDict()
 
-    async def load(self, session: AsyncSession, version_id: int) -> Graph:
-        """The version's graph; read from the database only on a miss."""
+    async def load(self, sessions: async_sessionmaker[AsyncSession], version_id: int) -> Graph:
+        """The version's graph; read from the database (in a session of its own) only on a miss."""
         graph = self._graphs.get(version_id)
         if graph is not None:
             self._graphs.move_to_end(version_id)
             return graph
-        return self.get(await session.get_one(WorkflowVersion, version_id))
+        async with sessions() as session:
+            return self.get(await session.get_one(WorkflowVersion, version_id))
 
     def get(self, version: WorkflowVersion) -> Graph:
         graph = self._graphs.get(version.id)

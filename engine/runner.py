@@ -67,6 +67,9 @@ class Run:
     sub_workflows: SubWorkflows | None = None
     inline_wait: float = INLINE_WAIT
     """Waits and back-offs up to this long are slept in the job; longer ones suspend the execution."""
+    resume: bool = True
+    """Read the stored node runs and last event ``seq`` first. ``False`` only for an execution known to
+    have none stored yet (a fresh claim, a new sub-workflow execution): it starts from nothing."""
     waiting: dict[str, NodeRunRecord] = field(default_factory=dict)
     resume_attempt: dict[str, int] = field(default_factory=dict)
     current: dict[str, NodeRunRecord] = field(default_factory=dict)
@@ -180,8 +183,9 @@ def _config(run: Run, node: NodeSpec, node_type: type[NodeType]) -> Any:
 async def execute(run: Run) -> Outcome:
     """Run (or resume) the graph to the end; the caller persists the returned outcome."""
     run._prepared = _prepare(run.graph, run.registry)
-    previous, run._seq = await run.store.resume_state(run.execution_id)  # a resumed run numbers on
-    _load_previous_runs(run, previous)
+    if run.resume:
+        previous, run._seq = await run.store.resume_state(run.execution_id)  # a resumed run numbers on
+        _load_previous_runs(run, previous)
     run.defer(None, run.event("workflow.started", status="running"))  # committed with the first starts
     _release_due_waits(run)
     try:

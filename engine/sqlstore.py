@@ -19,11 +19,17 @@ only after its own transition is durable. The statements are sent through the ba
 
 If a group's transaction fails, its members are retried one by one, so a bad transition fails
 only its own execution.
+
+The execution's lease goes the same way (``claim``, ``renew_lease``, ``release_lease``): one
+statement each, outside the group commit — on SQLite through the same connection (inline when the
+write lock is free), on PostgreSQL through a second kept connection, so a claim never waits for a
+group's commit.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import sqlite3
 import time
@@ -40,6 +46,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 
 from engine.database import BUSY_TIMEOUT_MS
 from engine.events import Event, EventSink, channel_for, publish_all
+from engine.models import TERMINAL_STATUSES
 from engine.store import ExecutionState, NodeRunRecord, Transition
 
 T = TypeVar("T")
@@ -49,6 +56,23 @@ RUN_COLUMNS = ("execution_id", "node_id", "attempt", "node_name", "node_type", "
                "started_at", "finished_at", "resume_at")
 _UPDATED = ", ".join(f"{c} = excluded.{c}" for c in RUN_COLUMNS[3:])
 _SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"  # how SQLAlchemy stores DateTime on SQLite (naive UTC)
+
+
+@dataclass
+class Claim:
+    """What a job needs of the execution it has just claimed (``SQLRunStore.claim``)."""
+
+    workflow_id: int
+    version_id: int
+    owner_id: int
+    trigger: str
+    input: dict[str, Any]
+    interruptions: int
+    settings: dict[str, Any] | None
+    """The workflow's settings."""
+    has_history: bool
+    """Node runs or events of the execution are stored (a resumed run, a continuation, a retry from the
+    failed node): the run must read them. Without any, a fresh run starts from nothing."""
 
 
 @dataclass
@@ -79,6 +103,26 @@ class SQLRunStore:
 
     async def resume_state(self, execution_id: int) -> tuple[dict[str, NodeRunRecord], int]:
         return await self._backend.read(execution_id)
+
+    async def claim(self, execution_id: int, token: str, *, lease: float) -> Claim | None:
+        """Take the execution's lease for ``lease`` seconds and mark it ``running``, in one statement,
+        unless it has ended or another job holds an unexpired lease on it (then ``None``). A lease its
+        holder never released counts an interruption: that job died (or lost its database) mid-run."""
+        now = time.time()
+        row = await self._backend.claim(execution_id, token, now, now + lease)
+        if row is None:
+            return None
+        workflow_id, version_id, owner_id, trigger, input_, interruptions, settings, has_history = row
+        return Claim(workflow_id, version_id, owner_id, trigger, input_, interruptions, settings, bool(has_history))
+
+    async def renew_lease(self, execution_id: int, children: set[int], token: str, *, lease: float) -> bool:
+        """Extend the lease of the execution and of the ``children`` (sub-workflow executions sharing its
+        token) by ``lease`` seconds; ``False`` (nothing renewed) when the execution's lease is not ``token``'s."""
+        return await self._backend.renew(execution_id, sorted(children), token, time.time() + lease)
+
+    async def release_lease(self, execution_ids: list[int], token: str) -> None:
+        """Hand back the lease of these executions, where ``token`` still holds it."""
+        await self._backend.release(execution_ids, token)
 
     async def commit(self, execution_id: int, transition: Transition) -> bool:
         if self._writer is None and not self._queue:  # nothing in flight: try to commit right here
@@ -174,6 +218,11 @@ def _json(value: Any) -> str | None:
     return None if value is None else msgspec.json.encode(value).decode()
 
 
+def _loads(value: str | None) -> Any:
+    """A JSON column's text as SQLAlchemy reads it (``json.loads``)."""
+    return None if value is None else json.loads(value)
+
+
 def _from_json(value: Any) -> Any:
     if value is None or not isinstance(value, str | bytes):
         return value  # asyncpg's codec has already decoded it
@@ -218,6 +267,17 @@ def _runs(group: list[tuple[int, Transition]]) -> list[tuple[int, NodeRunRecord]
 SELECT_RUNS = """SELECT node_id, node_name, node_type, attempt, status, input, output, error, started_at, finished_at,
     resume_at FROM node_runs WHERE execution_id = {p} ORDER BY attempt, id"""
 SELECT_LAST_SEQ = "SELECT max(seq) FROM execution_events WHERE execution_id = {p}"
+_TERMINAL = ", ".join(f"'{status}'" for status in TERMINAL_STATUSES)
+CLAIM = f"""UPDATE executions SET lease_token = {{p}}2, lease_until = {{p}}4, status = 'running',
+        started_at = coalesce(started_at, {{p}}5),
+        interruptions = interruptions + CASE WHEN lease_token IS NULL THEN 0 ELSE 1 END
+    WHERE id = {{p}}1 AND status NOT IN ({_TERMINAL}) AND (lease_token IS NULL OR lease_until < {{p}}3)
+    RETURNING workflow_id, version_id, owner_id, "trigger", input, interruptions,
+        (SELECT settings FROM workflows WHERE workflows.id = executions.workflow_id),
+        EXISTS (SELECT 1 FROM node_runs WHERE node_runs.execution_id = executions.id)
+        OR EXISTS (SELECT 1 FROM execution_events WHERE execution_events.execution_id = executions.id)"""
+"""Parameters: execution id, token, now, lease until, started at. SET expressions see the row as it was
+(``lease_token IS NULL``: the previous job released its lease); RETURNING sees it as it is now."""
 
 
 # -- SQLite --------------------------------------------------------------------------------------
@@ -309,6 +369,33 @@ class _SQLiteBackend:
             return result
         return await self._in_thread(read)
 
+    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """``fn`` inline if possible, else in the thread."""
+        done, result = self._inline(fn)
+        if done:
+            return result  # type: ignore[return-value]
+        return await self._in_thread(fn)
+
+    async def claim(self, execution_id: int, token: str, now: float, until: float) -> tuple[Any, ...] | None:
+        rows = await self._run(partial(_sqlite_transaction, CLAIM.format(p="?"),
+                                       (execution_id, token, now, until, _sqlite_time(now))))
+        if not rows:
+            return None
+        row = rows[0]  # JSON columns are text here: decoded the way the ORM does (asyncpg's codec does it there)
+        return (*row[:4], _loads(row[4]), row[5], _loads(row[6]), row[7])
+
+    async def renew(self, execution_id: int, children: list[int], token: str, until: float) -> bool:
+        ids = [execution_id, *children]
+        sql = (f"UPDATE executions SET lease_until = ? WHERE lease_token = ? AND id IN ({', '.join('?' * len(ids))})"
+               " AND EXISTS (SELECT 1 FROM executions AS e WHERE e.id = ? AND e.lease_token = ?) RETURNING id")
+        rows = await self._run(partial(_sqlite_transaction, sql, (until, token, *ids, execution_id, token)))
+        return any(row[0] == execution_id for row in rows)
+
+    async def release(self, execution_ids: list[int], token: str) -> None:
+        sql = ("UPDATE executions SET lease_token = NULL, lease_until = NULL WHERE lease_token = ? "
+               f"AND id IN ({', '.join('?' * len(execution_ids))})")
+        await self._run(partial(_sqlite_transaction, sql, (token, *execution_ids)))
+
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[Write]:
         yield self.write
@@ -366,6 +453,19 @@ def _sqlite_write(statements: list[tuple[str, list[tuple[Any, ...]]]], conn: sql
         raise
 
 
+def _sqlite_transaction(sql: str, params: tuple[Any, ...], conn: sqlite3.Connection) -> list[Any]:
+    """One statement in its own write transaction; the rows it returns."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        rows = conn.execute(sql, params).fetchall()
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return rows
+
+
 def _states(group: list[tuple[int, Transition]]) -> list[tuple[int, ExecutionState]]:
     return [(execution_id, t.execution) for execution_id, t in group if t.execution is not None]
 
@@ -400,57 +500,46 @@ PG_NOTIFY = """notified AS (
     SELECT pg_notify(n.channel, n.payload) FROM unnest({}::text[], {}::text[]) AS n(channel, payload))"""
 
 
-class _PostgresBackend:
-    """Bare asyncpg on a connection of the SQLAlchemy pool (its JSON codecs take JSON text).
+PG_RENEW = """UPDATE executions SET lease_until = $1 WHERE lease_token = $2 AND id = ANY($3::int[])
+    AND EXISTS (SELECT 1 FROM executions AS e WHERE e.id = $4 AND e.lease_token = $2) RETURNING id"""
+PG_RELEASE = "UPDATE executions SET lease_token = NULL, lease_until = NULL WHERE lease_token = $1 AND id = ANY($2::int[])"
 
-    The writer keeps its pooled connection between groups, so a commit is one round trip: no
+
+class _KeptConnection:
+    """A connection of the SQLAlchemy pool kept between statements, so each is one round trip: no
     checkout, and no pre-ping (another round trip) each time. A connection idle for longer than
-    ``PING_AFTER`` is pinged first, the way the pool would, and one that failed a write is dropped."""
+    ``PING_AFTER`` is pinged first, the way the pool would, and one whose statement broke is dropped.
+    One statement at a time: its user serialises them."""
 
     PING_AFTER = 1.0
 
-    def __init__(self, engine: AsyncEngine, notify: bool) -> None:
+    def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
-        self._notify = notify
         self._held: AsyncConnection | None = None
         self._pg: Any = None
         self._used = 0.0
 
-    async def read(self, execution_id: int) -> tuple[dict[str, NodeRunRecord], int]:
-        async with self._engine.connect() as conn:
-            pg = (await conn.get_raw_connection()).driver_connection
-            assert pg is not None
-            rows = await pg.fetch(SELECT_RUNS.format(p="$1"), execution_id)
-            last = await pg.fetchval(SELECT_LAST_SEQ.format(p="$1"), execution_id)
-        return _latest([tuple(r) for r in rows]), last or 0
+    async def call(self, statement: Callable[[Any], Awaitable[T]]) -> T:
+        """``statement`` on the driver connection (a new one if the last call dropped it)."""
+        pg = await self.driver()
+        try:
+            return await statement(pg)
+        except asyncpg.PostgresError:  # the statement failed (and rolled back) on a working connection
+            if pg.is_closed():  # … unless the server ended the session (e.g. admin shutdown)
+                await self.drop()
+            raise
+        except BaseException:
+            await self.drop()  # it may be broken (or mid-statement, if cancelled): never reuse it
+            raise
+        finally:
+            self._used = time.monotonic()
 
-    @asynccontextmanager
-    async def connection(self) -> AsyncIterator[Write]:
-        """The writer's connection, kept between groups (only one writer uses it at a time)."""
-        await self._connection()
-
-        async def write(group: list[tuple[int, Transition]]) -> None:
-            sql, args = self._statement(group)
-            pg = await self._connection()  # a new one if the last write dropped it
-            try:
-                await pg.fetchval(sql, *args)
-            except asyncpg.PostgresError:  # the statement failed (and rolled back) on a working connection
-                if pg.is_closed():  # … unless the server ended the session (e.g. admin shutdown)
-                    await self._drop()
-                raise
-            except BaseException:
-                await self._drop()  # it may be broken (or mid-statement, if cancelled): never reuse it
-                raise
-            finally:
-                self._used = time.monotonic()
-        yield write
-
-    async def _connection(self) -> Any:
+    async def driver(self) -> Any:
         if self._held is not None and time.monotonic() - self._used > self.PING_AFTER:
             try:
                 await self._pg.fetchval("SELECT 1")
             except Exception:  # e.g. the server restarted: a fresh (pre-pinged) connection from the pool
-                await self._drop()
+                await self.drop()
         if self._held is None:
             conn = await self._engine.connect()
             try:
@@ -463,7 +552,7 @@ class _PostgresBackend:
         self._used = time.monotonic()
         return self._pg
 
-    async def _drop(self) -> None:
+    async def drop(self) -> None:
         held, self._held, self._pg = self._held, None, None
         if held is not None:
             try:
@@ -472,6 +561,60 @@ class _PostgresBackend:
                 log.debug("could not close a run store connection", exc_info=True)
             finally:
                 await asyncio.shield(held.close())
+
+    async def close(self) -> None:
+        held, self._held, self._pg = self._held, None, None
+        if held is not None:
+            await held.close()
+
+
+class _PostgresBackend:
+    """Bare asyncpg on connections of the SQLAlchemy pool (its JSON codecs take JSON text).
+
+    Two are kept: the writer's, between groups, and the leases' (claims, renewals and releases, one
+    statement at a time), so a job's claim does not wait behind a group's commit."""
+
+    def __init__(self, engine: AsyncEngine, notify: bool) -> None:
+        self._engine = engine
+        self._notify = notify
+        self._writes = _KeptConnection(engine)
+        self._leases = _KeptConnection(engine)
+        self._lease_lock = asyncio.Lock()
+
+    async def read(self, execution_id: int) -> tuple[dict[str, NodeRunRecord], int]:
+        async with self._engine.connect() as conn:
+            pg = (await conn.get_raw_connection()).driver_connection
+            assert pg is not None
+            rows = await pg.fetch(SELECT_RUNS.format(p="$1"), execution_id)
+            last = await pg.fetchval(SELECT_LAST_SEQ.format(p="$1"), execution_id)
+        return _latest([tuple(r) for r in rows]), last or 0
+
+    async def _lease_statement(self, statement: Callable[[Any], Awaitable[T]]) -> T:
+        async with self._lease_lock:
+            return await self._leases.call(statement)
+
+    async def claim(self, execution_id: int, token: str, now: float, until: float) -> tuple[Any, ...] | None:
+        row = await self._lease_statement(
+            lambda pg: pg.fetchrow(CLAIM.format(p="$"), execution_id, token, now, until, _dt(now)))
+        return tuple(row) if row is not None else None
+
+    async def renew(self, execution_id: int, children: list[int], token: str, until: float) -> bool:
+        ids = await self._lease_statement(
+            lambda pg: pg.fetch(PG_RENEW, until, token, [execution_id, *children], execution_id))
+        return any(row[0] == execution_id for row in ids)
+
+    async def release(self, execution_ids: list[int], token: str) -> None:
+        await self._lease_statement(lambda pg: pg.execute(PG_RELEASE, token, execution_ids))
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[Write]:
+        """The writer's connection, kept between groups (only one writer uses it at a time)."""
+        await self._writes.driver()
+
+        async def write(group: list[tuple[int, Transition]]) -> None:
+            sql, args = self._statement(group)
+            await self._writes.call(lambda pg: pg.fetchval(sql, *args))
+        yield write
 
     def write_now(self, group: list[tuple[int, Transition]]) -> bool:
         return False  # every statement is a round trip: the writer task groups them
@@ -515,6 +658,5 @@ class _PostgresBackend:
         return f"WITH {', '.join(parts)} SELECT 1", args
 
     async def close(self) -> None:
-        held, self._held, self._pg = self._held, None, None
-        if held is not None:
-            await held.close()
+        await self._writes.close()
+        await self._leases.close()

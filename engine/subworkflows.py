@@ -89,7 +89,8 @@ class SQLSubWorkflows:
             graph, execution_id, name = graph_from_json(version.graph), execution.id, target.name
         child = Run(execution_id=execution_id, workflow_id=workflow_id, graph=graph, registry=self._parent.registry,
                     store=self._parent.store, sink=self._parent.sink, http=self._parent.http,
-                    start_items=items, execution_timeout=self._parent.execution_timeout)
+                    start_items=items, execution_timeout=self._parent.execution_timeout,
+                    resume=False)  # created just now: nothing of it is stored yet
         child.sub_workflows = SQLSubWorkflows(child, self._sessions, self._owner_id, (*self._stack, workflow_id),
                                               lease_token=self._lease_token, active=self.active)
         self.active.add(execution_id)

@@ -21,19 +21,19 @@ from saq import Queue, Worker
 from saq.job import Job, Status
 from saq.queue.redis import RedisQueue
 from saq.utils import now, seconds
-from sqlalchemy import Row, case, func, or_, select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from engine.alerts import after_failure
 from engine.errors import GraphError
 from engine.events import EventSink
 from engine.executions import FAILED_STATUSES, JOB_FUNCTION, GraphCache, enqueue_execution, job_key
-from engine.models import TERMINAL_STATUSES, Execution, Workflow
+from engine.models import TERMINAL_STATUSES, Execution
 from engine.policy import parse_workflow_settings
 from engine.publisher import notifies_in
 from engine.registry import Registry
 from engine.runner import Outcome, Run, execute, finish
-from engine.sqlstore import SQLRunStore
+from engine.sqlstore import Claim, SQLRunStore
 from engine.subworkflows import SUB_TRIGGER, SQLSubWorkflows
 
 HEARTBEAT = 5
@@ -75,28 +75,17 @@ class WorkerServices:
 async def run_execution(ctx: dict[str, Any], *, execution_id: int) -> str:
     services: WorkerServices = ctx["services"]
     job: Job | None = ctx.get("job")
-    token = uuid.uuid4().hex
-    async with services.sessions.begin() as session:
-        claimed = await _take_lease(session, execution_id, token)
-        if claimed is None:
-            execution = await session.get(Execution, execution_id)
-            if execution is None or execution.status in TERMINAL_STATUSES:
-                return execution.status if execution else "missing"
-            log.warning("execution %s is leased by another live job until %s; not running it twice",
-                        execution_id, execution.lease_until)
-            return BUSY
-        workflow_id, version_id, owner_id, trigger, trigger_input, interruptions = claimed
-        graph = await services.graphs.load(session, version_id)
-        settings = await session.scalar(select(Workflow.settings).where(Workflow.id == workflow_id))
-    execution_timeout = parse_workflow_settings(settings).execution_timeout or services.execution_timeout
-    start_items = trigger_input.get("items") if trigger == SUB_TRIGGER else None
-    run = Run(execution_id=execution_id, workflow_id=workflow_id, graph=graph, registry=services.registry,
-              store=services.store, sink=services.sink, http=services.http, trigger_input=trigger_input,
-              execution_timeout=execution_timeout, start_items=start_items, inline_wait=services.inline_wait)
-    run.sub_workflows = subs = SQLSubWorkflows(run, services.sessions, owner_id, (workflow_id,), lease_token=token)
-    lease = _Lease(services.sessions, execution_id, token, subs.active)
-    if interruptions > MAX_INTERRUPTIONS:
-        outcome = await finish(run, Outcome("crashed", error=_poison_error(interruptions)))
+    lease = _Lease(services.store, execution_id, uuid.uuid4().hex)
+    claim = await services.store.claim(execution_id, lease.token, lease=LEASE)
+    if claim is None:
+        return await _not_claimed(services.sessions, execution_id)
+    try:
+        run = await _prepare(services, execution_id, claim, lease, job)
+    except BaseException:  # e.g. the database went away reading a graph: the next job may start at once
+        await asyncio.shield(lease.release())
+        raise
+    if claim.interruptions > MAX_INTERRUPTIONS:
+        outcome = await finish(run, Outcome("crashed", error=_poison_error(claim.interruptions)))
     else:
         held = await lease.hold(_execute(run, last_attempt=job is None or job.attempts >= job.retries), job)
         if held is None:
@@ -106,12 +95,39 @@ async def run_execution(ctx: dict[str, Any], *, execution_id: int) -> str:
     if outcome.status == "waiting" and outcome.resume_at is not None:
         # committed as waiting first; now the continuation that picks the run up at resume_at
         await lease.release()
-        await enqueue_execution(_queue(ctx), execution_id, timeout=job_timeout_for(execution_timeout),
+        await enqueue_execution(_queue(ctx), execution_id, timeout=job_timeout_for(run.execution_timeout or services.execution_timeout),
                                 heartbeat=HEARTBEAT, resume_at=outcome.resume_at)
     if outcome.status in FAILED_STATUSES and "worker" in ctx:
         await after_failure(services.sessions, ctx["worker"].queue, services.registry, execution_id,
                             job_timeout=job_timeout_for(services.execution_timeout), heartbeat=HEARTBEAT)
     return outcome.status
+
+
+async def _not_claimed(sessions: async_sessionmaker[AsyncSession], execution_id: int) -> str:
+    """Why the claim failed: the execution ended (or is missing), or another live job holds it."""
+    async with sessions() as session:
+        execution = await session.get(Execution, execution_id)
+    if execution is None or execution.status in TERMINAL_STATUSES:
+        return execution.status if execution else "missing"
+    log.warning("execution %s is leased by another live job until %s; not running it twice",
+                execution_id, execution.lease_until)
+    return BUSY
+
+
+async def _prepare(services: WorkerServices, execution_id: int, claim: Claim, lease: _Lease, job: Job | None) -> Run:
+    """The run of a claimed execution: its graph (read only on a cache miss) and workflow settings."""
+    graph = await services.graphs.load(services.sessions, claim.version_id)
+    execution_timeout = parse_workflow_settings(claim.settings).execution_timeout or services.execution_timeout
+    start_items = claim.input.get("items") if claim.trigger == SUB_TRIGGER else None
+    run = Run(execution_id=execution_id, workflow_id=claim.workflow_id, graph=graph, registry=services.registry,
+              store=services.store, sink=services.sink, http=services.http, trigger_input=claim.input,
+              execution_timeout=execution_timeout, start_items=start_items, inline_wait=services.inline_wait)
+    run.sub_workflows = SQLSubWorkflows(run, services.sessions, claim.owner_id, (claim.workflow_id,),
+                                        lease_token=lease.token, active=lease.children)
+    # nothing stored yet: the run starts from nothing without reading it. A retried job, or one that took
+    # over a dead holder's lease, reads what is there, as does a continuation or a retry from a failed node.
+    run.resume = claim.has_history or claim.interruptions > 0 or (job is not None and job.attempts > 1)
+    return run
 
 
 BUSY = "busy"
@@ -129,29 +145,11 @@ def _poison_error(interruptions: int) -> dict[str, Any]:
     return {"type": "Crashed", "message": message, "node_name": "Workflow", "node_id": None}
 
 
-async def _take_lease(session: AsyncSession, execution_id: int, token: str) -> Row[Any] | None:
-    """Claim the execution for this job, unless another job holds an unexpired lease on it, and mark it
-    ``running``, in one statement; what the job needs of the row, or ``None`` when not claimed."""
-    current = time.time()
-    result = await session.execute(
-        update(Execution)
-        .where(Execution.id == execution_id, Execution.status.not_in(TERMINAL_STATUSES),
-               or_(Execution.lease_token.is_(None), Execution.lease_until < current))
-        .values(lease_token=token, lease_until=current + LEASE, status="running",
-                started_at=func.coalesce(Execution.started_at, datetime.now(UTC)),
-                # a lease its holder never released: that job died (or lost its database) mid-run
-                interruptions=Execution.interruptions + case((Execution.lease_token.is_(None), 0), else_=1))
-        .returning(Execution.workflow_id, Execution.version_id, Execution.owner_id, Execution.trigger,
-                   Execution.input, Execution.interruptions)
-        .execution_options(synchronize_session=False))
-    return result.one_or_none()
-
-
 @dataclass
 class _Lease:
     """The execution's lease, held by this job while it runs the execution."""
 
-    sessions: async_sessionmaker[AsyncSession]
+    store: SQLRunStore
     execution_id: int
     token: str
     children: set[int] = field(default_factory=set)
@@ -199,26 +197,11 @@ class _Lease:
     async def renew(self) -> bool:
         """Extend the lease of the execution and of the sub-workflow executions it runs (they share the
         token); ``False`` when another job holds the execution now."""
-        until = time.time() + LEASE
-        async with self.sessions.begin() as session:
-            result = await session.execute(
-                update(Execution).where(Execution.id == self.execution_id, Execution.lease_token == self.token)
-                .values(lease_until=until).execution_options(synchronize_session=False))
-            if not result.rowcount:
-                return False
-            if self.children:
-                await session.execute(
-                    update(Execution).where(Execution.id.in_(list(self.children)), Execution.lease_token == self.token)
-                    .values(lease_until=until).execution_options(synchronize_session=False))
-        return True
+        return await self.store.renew_lease(self.execution_id, self.children, self.token, lease=LEASE)
 
     async def release(self) -> None:
         try:
-            async with self.sessions.begin() as session:
-                await session.execute(
-                    update(Execution).where(Execution.id.in_([self.execution_id, *self.children]),
-                                            Execution.lease_token == self.token)
-                    .values(lease_token=None, lease_until=None).execution_options(synchronize_session=False))
+            await self.store.release_lease([self.execution_id, *self.children], self.token)
         except Exception:  # it expires by itself after LEASE seconds
             log.warning("could not release the lease of execution %s", self.execution_id, exc_info=True)
 

@@ -1,13 +1,16 @@
 """The SQL run store's fast paths, on real databases: a SQLite commit made on the event loop's
-thread when the write lock is free (and on the thread path when another connection holds it), and
-the PostgreSQL writer's kept connection, replaced when the server dropped it."""
+thread when the write lock is free (and on the thread path when another connection holds it), the
+PostgreSQL writer's kept connection, replaced when the server dropped it, and the execution's lease
+(claim, renewal, release) on the store's own connection."""
 
 from __future__ import annotations
 
 import asyncio
+import re
 import sqlite3
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -119,10 +122,10 @@ async def test_postgres_writer_replaces_a_connection_the_server_dropped(postgres
     try:
         execution_id = await execution(sessions)
         await store.commit(execution_id, step(execution_id, 0))
-        pid = await store._backend._pg.fetchval("SELECT pg_backend_pid()")  # type: ignore[union-attr]
+        pid = await store._backend._writes._pg.fetchval("SELECT pg_backend_pid()")  # type: ignore[union-attr]
         async with engine.connect() as conn:
             await conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
-        await asyncio.sleep(store._backend.PING_AFTER + 0.1)  # type: ignore[union-attr]
+        await asyncio.sleep(store._backend._writes.PING_AFTER + 0.1)  # type: ignore[union-attr]
         await store.commit(execution_id, step(execution_id, 1))  # pinged, found dead, replaced
         _, seqs, _ = await stored(sessions, execution_id)
         assert seqs == [1, 2, 3, 4]
@@ -148,3 +151,156 @@ async def test_a_bad_transition_fails_alone_in_its_group(db: tuple[str, async_se
         assert seqs == list(range(1, 9))
     finally:
         await store.close()
+
+
+# -- the execution's lease, on the store's own connection --------------------------------------
+
+async def queued(sessions: async_sessionmaker[AsyncSession], **fields: Any) -> int:
+    """A queued execution of a workflow with settings, with ``fields`` set on the row."""
+    async with sessions.begin() as s:
+        version = await owner_workflow_version(s, email=f"lease{time.monotonic_ns()}@example.com", name="Lease")
+        workflow = await s.get_one(Workflow, version.workflow_id)
+        workflow.settings = {"execution_timeout": 42}
+        row = Execution(workflow_id=workflow.id, owner_id=workflow.owner_id, version_id=version.id,
+                        **{"status": "queued", "trigger": "webhook", "input": {"body": {"n": [1, 2.5, "é"]}}, **fields})
+        s.add(row)
+        await s.flush()
+        return row.id
+
+
+async def row_of(sessions: async_sessionmaker[AsyncSession], execution_id: int) -> Execution:
+    async with sessions() as s:
+        return await s.get_one(Execution, execution_id)
+
+
+async def test_a_claim_takes_the_lease_and_returns_what_the_job_needs(
+        db: tuple[str, async_sessionmaker[AsyncSession]]) -> None:
+    _, sessions = db
+    execution_id = await queued(sessions)
+    store = SQLRunStore(sessions)
+    try:
+        before = time.time()
+        claim = await store.claim(execution_id, "a" * 32, lease=5)
+        assert claim is not None
+        row = await row_of(sessions, execution_id)
+        assert (claim.workflow_id, claim.version_id, claim.owner_id) == (row.workflow_id, row.version_id, row.owner_id)
+        assert (claim.trigger, claim.input, claim.interruptions) == ("webhook", {"body": {"n": [1, 2.5, "é"]}}, 0)
+        assert claim.settings == {"execution_timeout": 42} and claim.has_history is False
+        assert (row.status, row.lease_token, row.interruptions) == ("running", "a" * 32, 0)
+        assert row.lease_until is not None and before + 5 <= row.lease_until <= time.time() + 5
+        assert row.started_at is not None and row.started_at.tzinfo is not None, "the ORM reads it back, aware"
+        assert before - 1 <= row.started_at.timestamp() <= time.time() + 1
+    finally:
+        await store.close()
+
+
+async def test_a_claim_is_refused_while_another_live_lease_holds_the_execution(
+        db: tuple[str, async_sessionmaker[AsyncSession]]) -> None:
+    _, sessions = db
+    execution_id = await queued(sessions)
+    store = SQLRunStore(sessions)
+    try:
+        assert await store.claim(execution_id, "a" * 32, lease=60) is not None
+        first = await row_of(sessions, execution_id)
+        assert await store.claim(execution_id, "b" * 32, lease=60) is None
+        again = await row_of(sessions, execution_id)
+        assert (again.lease_token, again.lease_until, again.interruptions) == ("a" * 32, first.lease_until, 0)
+        async with sessions.begin() as s:
+            (await s.get_one(Execution, execution_id)).status = "succeeded"
+        await store.release_lease([execution_id], "a" * 32)
+        assert await store.claim(execution_id, "c" * 32, lease=60) is None, "an ended execution is never claimed"
+    finally:
+        await store.close()
+
+
+async def test_a_lease_its_holder_never_released_counts_an_interruption(
+        db: tuple[str, async_sessionmaker[AsyncSession]]) -> None:
+    _, sessions = db
+    started = datetime(2020, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+    execution_id = await queued(sessions, status="running", started_at=started, interruptions=2,
+                                lease_token="dead" * 8, lease_until=time.time() - 1)
+    store = SQLRunStore(sessions)
+    try:
+        claim = await store.claim(execution_id, "a" * 32, lease=0.5)  # the dead holder's lease has run out
+        assert claim is not None and claim.interruptions == 3
+        row = await row_of(sessions, execution_id)
+        assert (row.lease_token, row.interruptions, row.started_at) == ("a" * 32, 3, started), "first start kept"
+        await store.release_lease([execution_id], "a" * 32)
+        row = await row_of(sessions, execution_id)
+        assert (row.lease_token, row.lease_until) == (None, None)
+        claim = await store.claim(execution_id, "b" * 32, lease=5)  # released, not died: not counted
+        assert claim is not None and claim.interruptions == 3
+    finally:
+        await store.close()
+
+
+async def test_a_claim_tells_whether_node_runs_or_events_are_stored(
+        db: tuple[str, async_sessionmaker[AsyncSession]]) -> None:
+    _, sessions = db
+    store = SQLRunStore(sessions)
+    try:
+        fresh, stepped, copied, announced = [await queued(sessions) for _ in range(4)]
+        await store.commit(stepped, step(stepped, 0))  # what a job that ran wrote
+        async with sessions.begin() as s:  # what a retry from the failed node copies: rows, no events
+            s.add(NodeRun(execution_id=copied, node_id="n0", node_name="Node 0", node_type="set", status="succeeded"))
+        started = Event(type="workflow.started", execution_id=announced, workflow_id=1, seq=1, at=time.time())
+        await store.commit(announced, Transition(events=[started]))  # an event, no node run
+        claims = {i: await store.claim(i, "a" * 32, lease=5) for i in (fresh, stepped, copied, announced)}
+        assert {i: c.has_history if c else None for i, c in claims.items()} == {
+            fresh: False, stepped: True, copied: True, announced: True}
+    finally:
+        await store.close()
+
+
+async def test_a_lease_is_renewed_with_its_sub_executions_and_released_only_by_its_token(
+        db: tuple[str, async_sessionmaker[AsyncSession]]) -> None:
+    _, sessions = db
+    store = SQLRunStore(sessions)
+    try:
+        parent = await queued(sessions)
+        assert await store.claim(parent, "a" * 32, lease=1) is not None
+        child = await queued(sessions, status="running", trigger="sub_workflow", lease_token="a" * 32,
+                             lease_until=time.time() + 1)
+        other = await queued(sessions, status="running", lease_token="b" * 32, lease_until=time.time() + 1)
+        assert await store.renew_lease(parent, {child, other}, "a" * 32, lease=60)
+        until = {i: (await row_of(sessions, i)).lease_until for i in (parent, child, other)}
+        assert until[parent] is not None and until[parent] > time.time() + 50
+        assert until[child] == until[parent], "the sub-execution shares its caller's lease"
+        assert until[other] is not None and until[other] < time.time() + 2, "another token's lease is untouched"
+        assert not await store.renew_lease(parent, {child}, "b" * 32, lease=60), "not b's lease"
+        assert not await store.renew_lease(other, set(), "a" * 32, lease=60)
+        assert (await row_of(sessions, other)).lease_until == until[other]
+        await store.release_lease([parent, child, other], "a" * 32)
+        tokens = [(await row_of(sessions, i)).lease_token for i in (parent, child, other)]
+        assert tokens == [None, None, "b" * 32]
+        assert not await store.renew_lease(parent, {child}, "a" * 32, lease=60), "a released lease is gone"
+    finally:
+        await store.close()
+
+
+async def test_sqlite_claim_stores_started_at_the_way_sqlalchemy_does(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    await upgrade_async(url)
+    engine = make_engine(url)
+    sessions = make_sessionmaker(engine)
+    store = SQLRunStore(sessions)
+    try:
+        by_orm = await queued(sessions, started_at=datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC))
+        by_claim = await queued(sessions)
+        assert await store.claim(by_claim, "a" * 32, lease=5) is not None
+        raw = sqlite3.connect(url.removeprefix("sqlite:///"))
+        try:
+            (orm_text,), (claim_text,) = raw.execute("SELECT started_at FROM executions WHERE id IN (?, ?) ORDER BY id",
+                                                     (by_orm, by_claim)).fetchall()
+        finally:
+            raw.close()
+        assert orm_text == "2024-05-06 07:08:09.000000"
+        pattern = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}"
+        assert re.fullmatch(pattern, orm_text) and re.fullmatch(pattern, claim_text), (orm_text, claim_text)
+        async with sessions() as s:  # the ORM still filters and orders on it as text
+            newest = await s.scalar(select(Execution.id).where(Execution.started_at > datetime(2024, 5, 6, tzinfo=UTC))
+                                    .order_by(Execution.started_at.desc()).limit(1))
+        assert newest == by_claim
+    finally:
+        await store.close()
+        await engine.dispose()

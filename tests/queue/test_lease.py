@@ -168,3 +168,30 @@ async def test_the_reconciler_ends_sub_workflow_executions_whose_caller_stopped(
     assert row.status == "crashed" and row.finished_at is not None and row.error["message"] == ORPHANED_SUB_WORKFLOW
     for untouched in (alive, young, top_level):
         assert (await setup.row(untouched)).status == "running"
+
+
+async def test_only_a_job_that_finds_something_stored_reads_the_node_runs_first(
+        setup: Setup, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = setup.ctx["services"].store
+    reads: list[int] = []
+    resume_state = store.resume_state
+
+    async def counted(execution_id: int) -> Any:
+        reads.append(execution_id)
+        return await resume_state(execution_id)
+
+    monkeypatch.setattr(store, "resume_state", counted)
+    fresh = await setup.execution()
+    copied = await setup.execution()  # a retry from the failed node: settled runs copied over, no events
+    async with setup.sessions.begin() as db:
+        db.add(NodeRun(execution_id=copied, node_id="t", node_name="Start", node_type="manual_trigger",
+                       status="succeeded", input=[{}], output={"main": [{"copied": True}]}))
+    taken_over = await setup.execution(status="running", lease_token="dead" * 8, lease_until=time.time() - 1)
+    for execution_id in (fresh, copied, taken_over):
+        assert await run_execution(setup.ctx, execution_id=execution_id) == "succeeded"
+    assert reads == [copied, taken_over], "a fresh claim starts from nothing; the others resume"
+    assert await setup.node_statuses(copied) == [("Start", "succeeded"), ("Pause", "succeeded")], "Start not rerun"
+    async with setup.sessions() as db:
+        pause_input = await db.scalar(select(NodeRun.input).where(NodeRun.execution_id == copied,
+                                                                  NodeRun.node_id == "d"))
+    assert pause_input == [{"copied": True}], "the copied output was passed on"
