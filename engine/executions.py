@@ -143,11 +143,30 @@ async def _pin_draft(session: AsyncSession, workflow: Workflow, registry: Regist
     return version.id
 
 
+async def published_version_id(session: AsyncSession, workflow_id: int) -> int | None:
+    """The workflow's published version: the one published last (``None``: never published)."""
+    return await session.scalar(select(WorkflowVersion.id).where(
+        WorkflowVersion.workflow_id == workflow_id, WorkflowVersion.published_at.is_not(None))
+        .order_by(WorkflowVersion.published_at.desc(), WorkflowVersion.id.desc()).limit(1))
+
+
+async def publish(session: AsyncSession, workflow: Workflow, registry: Registry, author_id: int | None) -> WorkflowVersion:
+    """Pin the draft (validated: ``GraphError`` if it cannot run) and mark that version published now.
+    The caller commits."""
+    version = await session.get_one(WorkflowVersion, await pin_version(session, workflow, registry, author_id))
+    version.published_at, version.published_by_id = utcnow(), author_id
+    await session.flush()
+    return version
+
+
 async def create_execution(session: AsyncSession, workflow: Workflow, registry: Registry, *,
                            input: dict[str, Any] | None = None, trigger: str = "manual",
                            author_id: int | None = None) -> Execution:
     """Validate the draft (``GraphError`` lists the problems), pin it, and add a queued execution.
 
+    Started by a person (``MANUAL_TRIGGERS``) it runs the draft; started automatically (a calling
+    workflow, an error workflow, later webhooks and schedules) it runs the workflow's published version,
+    or the draft while nothing has been published.
     An unchanged draft that calls no workflows costs one statement (``_INSERT_PINNED``); otherwise
     ``pin_version`` first. The caller commits, then calls ``enqueue_execution`` — never the other way round.
     """
@@ -155,6 +174,9 @@ async def create_execution(session: AsyncSession, workflow: Workflow, registry: 
         raise WorkflowPaused(workflow.id, workflow.paused_until)
     values = {"workflow_id": workflow.id, "status": "queued", "trigger": trigger, "input": input or {},
               "created_at": utcnow()}
+    if trigger not in MANUAL_TRIGGERS and (published := await published_version_id(session, workflow.id)):
+        row = (await session.execute(_INSERT, {**values, "owner_id": workflow.owner_id, "version_id": published})).one()
+        return _persistent(session, Execution(**row._mapping, node_runs=[]))
     row = (await session.execute(_INSERT_PINNED, values)).first()
     if row is None:
         version_id = await pin_version(session, workflow, registry, author_id)

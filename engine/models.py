@@ -123,6 +123,7 @@ class WorkflowVersion(Base):
     __table_args__ = (
         UniqueConstraint("workflow_id", "number", name="uq_workflow_versions_number"),
         UniqueConstraint("workflow_id", "draft_revision", name="uq_workflow_versions_draft_revision"),
+        Index("ix_workflow_versions_published", "workflow_id", "published_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -134,6 +135,11 @@ class WorkflowVersion(Base):
     pinned before revisions existed, or made elsewhere (tests)."""
     author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    published_at: Mapped[datetime | None]
+    """When this version was last published; the workflow's published version is the one published last.
+    Executions started by automatic triggers (a calling workflow, an error workflow) run it; manual runs
+    run the draft."""
+    published_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
 
 
 class Execution(Base):

@@ -105,13 +105,39 @@ class WorkflowController(Controller):
         workflow = await workflows.get(workflow_id)
         nodes = await workflows.nodes(workflow_id)
         connections = await workflows.connections(workflow_id)
+        restored, kept = request.query_params.get("restored"), request.query_params.get("kept")
         return Template("workflows/editor.html", context={
+            "published": await workflows.published(workflow_id),
+            "restored": restored if restored and restored.isdigit() else None,
+            "kept": kept if kept and kept.isdigit() else None,
             "workflow": workflow, "nodes": [node_view(n) for n in nodes], "palette": registry.latest_types(),
             "node_types": {t.type_name: {"inputs": list(t.inputs), "outputs": list(t.outputs)} for t in registry},
             "paused": workflow.paused_until is not None and workflow.paused_until > datetime.now(UTC),
             "connection_list": [{"source": c.source_node_id, "source_port": c.source_port,
                                  "target": c.target_node_id, "target_port": c.target_port} for c in connections],
             "user": request.user})
+
+    # versions ------------------------------------------------------------------------------
+    @post("/{workflow_id:int}/publish")
+    async def publish(self, request: Request[Any, Any, Any], workflows: NamedDependency[WorkflowService],
+                      workflow_id: FromPath[int]) -> Template:
+        version = await workflows.publish(workflow_id, request.user.id)
+        return Template("workflows/_publish_state.html", context={
+            "workflow": await workflows.get(workflow_id), "published": version, "just_published": True})
+
+    @get("/{workflow_id:int}/versions")
+    async def history(self, workflows: NamedDependency[WorkflowService], workflow_id: FromPath[int]) -> Template:
+        return Template("workflows/_history.html", context={
+            "workflow": await workflows.get(workflow_id), "entries": await workflows.history(workflow_id)})
+
+    @post("/{workflow_id:int}/versions/{number:int}/restore")
+    async def restore(self, request: Request[Any, Any, Any], workflows: NamedDependency[WorkflowService],
+                      workflow_id: FromPath[int], number: FromPath[int]) -> Response[str] | Redirect:
+        _, kept = await workflows.restore(workflow_id, number, request.user.id)
+        target = f"/workflows/{workflow_id}?restored={number}" + (f"&kept={kept}" if kept else "")
+        if is_htmx(request):
+            return Response("", status_code=200, headers={"HX-Redirect": target})
+        return Redirect(target, status_code=303)
 
     @get("/{workflow_id:int}/export")
     async def export(self, workflows: NamedDependency[WorkflowService], workflow_id: FromPath[int]) -> Response[bytes]:

@@ -21,7 +21,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from engine.config import config_to_dict, default_config, parse_config
 from engine.contract import NodeType
 from engine.errors import ConfigError, RegistryError
-from engine.executions import export_document, load_graph, touch_draft
+from engine.executions import export_document, graph_from_json, graph_to_json, load_graph, publish, touch_draft
 from engine.graph import (
     NO_TRIGGER,
     UNCONNECTED_INPUT,
@@ -34,7 +34,7 @@ from engine.graph import (
     validate_graph,
     would_close_cycle,
 )
-from engine.models import Connection, Node, Workflow
+from engine.models import Connection, Node, User, Workflow, WorkflowVersion
 from engine.policy import ERROR_PORT, WorkflowSettings, check_settings, parse_settings
 from engine.registry import Registry
 from webapp.errors import Conflict, Invalid, StaleEdit
@@ -305,6 +305,67 @@ class WorkflowService:
         await touch_draft(self.db, workflow_id)
         await self.db.commit()
 
+    # versions --------------------------------------------------------------------------------
+    async def publish(self, workflow_id: int, author_id: int) -> WorkflowVersion:
+        """Snapshot the draft as the published version (``GraphError`` if it cannot run)."""
+        version = await publish(self.db, await self.get(workflow_id), self.registry, author_id)
+        await self.db.commit()
+        return version
+
+    async def published(self, workflow_id: int) -> WorkflowVersion | None:
+        await self.get(workflow_id)
+        return await self.db.scalar(select(WorkflowVersion).where(
+            WorkflowVersion.workflow_id == workflow_id, WorkflowVersion.published_at.is_not(None))
+            .order_by(WorkflowVersion.published_at.desc(), WorkflowVersion.id.desc()).limit(1))
+
+    async def history(self, workflow_id: int) -> list[VersionEntry]:
+        """Every version, newest first, with its author and what changed since the one before it."""
+        await self.get(workflow_id)
+        rows = (await self.db.execute(
+            select(WorkflowVersion, User.email).outerjoin(User, User.id == WorkflowVersion.author_id)
+            .where(WorkflowVersion.workflow_id == workflow_id).order_by(WorkflowVersion.number))).all()
+        published = await self.published(workflow_id)
+        entries, previous = [], None
+        for version, email in rows:
+            entries.append(VersionEntry(version, email, graph_changes(previous, version.graph),
+                                        published is not None and version.id == published.id))
+            previous = version.graph
+        return entries[::-1]
+
+    async def restore(self, workflow_id: int, number: int, author_id: int) -> tuple[WorkflowVersion, int | None]:
+        """Make version ``number`` the draft. The draft it replaces is kept as a new version first (unless the
+        newest version holds that graph), so restoring loses nothing; returns the restored version and the
+        number of that safety copy."""
+        workflow = await self.get(workflow_id)
+        version = await self.db.scalar(select(WorkflowVersion).where(
+            WorkflowVersion.workflow_id == workflow_id, WorkflowVersion.number == number))
+        if version is None:
+            raise NotFoundException(f"Version {number} of this workflow does not exist.")
+        draft = graph_to_json(await load_graph(self.db, workflow_id))
+        kept = None
+        newest = await self.db.scalar(select(WorkflowVersion).where(WorkflowVersion.workflow_id == workflow_id)
+                                      .order_by(WorkflowVersion.number.desc()).limit(1))
+        if newest is None or newest.graph != draft:
+            kept = (newest.number if newest is not None else 0) + 1
+            # no draft_revision: a snapshot taken here is not known to be runnable, so no start reuses it
+            self.db.add(WorkflowVersion(workflow_id=workflow_id, number=kept, graph=draft, author_id=author_id))
+        graph = graph_from_json(version.graph)
+        await self.db.execute(delete(Connection).where(Connection.workflow_id == workflow_id))
+        await self.db.execute(delete(Node).where(Node.workflow_id == workflow_id))
+        for row in [o for o in self.db.sync_session.identity_map.values() if isinstance(o, Node | Connection)]:
+            self.db.expunge(row)  # deleted above; the restored nodes come back with the same ids
+        for spec in graph.nodes:
+            self.db.add(Node(id=spec.id, workflow_id=workflow.id, type_name=spec.type, type_version=spec.version,
+                             name=spec.name, config=spec.config, settings=msgspec.to_builtins(spec.settings),
+                             pos_x=spec.position.x, pos_y=spec.position.y))
+        await self.db.flush()
+        for c in graph.connections:
+            self.db.add(Connection(workflow_id=workflow_id, source_node_id=c.source, source_port=c.source_port,
+                                   target_node_id=c.target, target_port=c.target_port))
+        await touch_draft(self.db, workflow_id)
+        await self.db.commit()
+        return version, kept
+
     # import / export -----------------------------------------------------------------------
     async def graph(self, workflow_id: int) -> Graph:
         await self.get(workflow_id)
@@ -362,6 +423,53 @@ def _comparable(value: Any) -> str:
 def _short(value: Any, limit: int = 80) -> str:
     text = json.dumps(value, default=str, ensure_ascii=False)
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+@dataclass
+class VersionEntry:
+    version: WorkflowVersion
+    author: str | None
+    changes: GraphChanges
+    published: bool
+
+
+@dataclass
+class GraphChanges:
+    added: list[str]
+    removed: list[str]
+    changed: list[str]
+    moved: list[str]
+    connections_added: int
+    connections_removed: int
+
+    @property
+    def empty(self) -> bool:
+        return not (self.added or self.removed or self.changed or self.moved
+                    or self.connections_added or self.connections_removed)
+
+
+def graph_changes(before: dict[str, Any] | None, after: dict[str, Any]) -> GraphChanges:
+    """Nodes added / removed / changed (type, name, config or settings) / only moved, and connections
+    added / removed, from one version's graph snapshot to the next (``before`` ``None``: the first)."""
+    old = {n["id"]: n for n in (before or {}).get("nodes", [])}
+    new = {n["id"]: n for n in after.get("nodes", [])}
+
+    def essence(node: dict[str, Any]) -> Any:
+        return {k: v for k, v in node.items() if k != "position"}
+
+    def edges(graph: dict[str, Any] | None) -> set[tuple[Any, ...]]:
+        return {(c["source"], c["source_port"], c["target"], c["target_port"]) for c in (graph or {}).get("connections", [])}
+
+    both = [i for i in new if i in old]
+    return GraphChanges(
+        added=[new[i]["name"] for i in new if i not in old],
+        removed=[old[i]["name"] for i in old if i not in new],
+        changed=[new[i]["name"] for i in both if essence(new[i]) != essence(old[i])],
+        moved=[new[i]["name"] for i in both if essence(new[i]) == essence(old[i])
+               and new[i].get("position") != old[i].get("position")],
+        connections_added=len(edges(after) - edges(before)),
+        connections_removed=len(edges(before) - edges(after)),
+    )
 
 
 def _coordinate(value: float) -> float:
