@@ -160,6 +160,12 @@ class WorkflowController(Controller):
         response.headers["HX-Trigger"] = json.dumps({"pw-ports": {"node": node.id, "outputs": list(workflows.outputs(node))}})
         return response
 
+    @post("/{workflow_id:int}/nodes/{node_id:str}/name")
+    async def rename_node(self, workflows: NamedDependency[WorkflowService], workflow_id: FromPath[int],
+                          node_id: FromPath[str], data: Annotated[NameForm, Form]) -> Template:
+        node = await workflows.rename_node(workflow_id, node_id, data.name)
+        return Template("nodes/_name.html", context={"node": node})
+
     @post("/{workflow_id:int}/nodes/{node_id:str}/position")
     async def move_node(self, workflows: NamedDependency[WorkflowService], workflow_id: FromPath[int], node_id: FromPath[str],
                         data: Annotated[PositionForm, Form]) -> Response[str]:

@@ -29,7 +29,7 @@ from engine.graph import (
     validate_graph,
     would_close_cycle,
 )
-from engine.models import Connection, Node, Workflow
+from engine.models import Connection, Node, Workflow, WorkflowNote
 from engine.policy import ERROR_PORT, WorkflowSettings, check_settings, parse_settings
 from engine.registry import Registry
 from webapp.errors import Conflict, Invalid
@@ -178,6 +178,18 @@ class WorkflowService:
         await self._commit_node()
         return node
 
+    async def rename_node(self, workflow_id: int, node_id: str, name: str) -> Node:
+        """Rename only; names are unique within a workflow (expressions address nodes by name)."""
+        node = await self.node(workflow_id, node_id)
+        name = clean_name(name)
+        taken = await self.db.scalar(select(Node.id).where(
+            Node.workflow_id == workflow_id, Node.name == name, Node.id != node_id).limit(1))
+        if taken is not None:
+            raise Invalid(f"Another node in this workflow is already named “{name}”. Node names must be unique.")
+        node.name = name
+        await self._commit_node()
+        return node
+
     async def _uses_error_port(self, node: Node) -> bool:
         found = await self.db.scalar(select(Connection.id).where(
             Connection.source_node_id == node.id, Connection.source_port == ERROR_PORT).limit(1))
@@ -268,6 +280,9 @@ class WorkflowService:
         for c in document.connections:
             self.db.add(Connection(workflow_id=workflow.id, source_node_id=ids[c.source], source_port=c.source_port,
                                    target_node_id=ids[c.target], target_port=c.target_port))
+        for note in document.notes:
+            self.db.add(WorkflowNote(workflow_id=workflow.id, text=note.text, pos_x=note.position.x,
+                                     pos_y=note.position.y, width=note.width, height=note.height))
         await self.db.commit()
         return workflow
 
