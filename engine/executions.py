@@ -14,8 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import make_transient_to_detached
 
 from engine.errors import GraphError, WorkflowPaused
-from engine.graph import ConnectionSpec, Graph, NodeSpec, Position, WorkflowDocument, validate_graph
-from engine.models import Connection, Execution, Node, NodeRun, Workflow, WorkflowVersion, utcnow
+from engine.graph import ConnectionSpec, Graph, NodeSpec, NoteSpec, Position, WorkflowDocument, validate_graph
+from engine.models import Connection, Execution, Node, NodeRun, Workflow, WorkflowNote, WorkflowVersion, utcnow
 from engine.policy import parse_settings
 from engine.registry import Registry
 from engine.subworkflows import SUB_WORKFLOW_TYPE, called_workflows, check_calls
@@ -38,7 +38,10 @@ async def load_graph(session: AsyncSession, workflow_id: int) -> Graph:
 
 async def export_document(session: AsyncSession, workflow: Workflow) -> WorkflowDocument:
     graph = await load_graph(session, workflow.id)
-    return WorkflowDocument(name=workflow.name, nodes=graph.nodes, connections=graph.connections)
+    rows = await session.scalars(select(WorkflowNote).where(WorkflowNote.workflow_id == workflow.id)
+                                 .order_by(WorkflowNote.id))
+    notes = [NoteSpec(text=n.text, position=Position(n.pos_x, n.pos_y), width=n.width, height=n.height) for n in rows]
+    return WorkflowDocument(name=workflow.name, nodes=graph.nodes, connections=graph.connections, notes=notes)
 
 
 def graph_to_json(graph: Graph) -> dict[str, Any]:

@@ -24,6 +24,10 @@ UNCONNECTED_INPUT = "unconnected_input"
 MAX_DOCUMENT_BYTES = 5_000_000
 MAX_NODES = 2_000
 MAX_CONNECTIONS = 5_000
+MAX_NOTES = 500
+MAX_NOTE_TEXT = 10_000
+NOTE_WIDTH = (120.0, 2000.0)
+NOTE_HEIGHT = (60.0, 2000.0)
 
 
 Coordinate = Annotated[float, msgspec.Meta(ge=-1e6, le=1e6)]
@@ -54,6 +58,15 @@ class ConnectionSpec(msgspec.Struct, forbid_unknown_fields=True):
     target_port: Port = "main"
 
 
+class NoteSpec(msgspec.Struct, forbid_unknown_fields=True):
+    """A sticky note on the canvas: markdown for people, never part of a run."""
+
+    text: Annotated[str, msgspec.Meta(max_length=MAX_NOTE_TEXT)] = ""
+    position: Position = msgspec.field(default_factory=Position)
+    width: Annotated[float, msgspec.Meta(ge=NOTE_WIDTH[0], le=NOTE_WIDTH[1])] = 240.0
+    height: Annotated[float, msgspec.Meta(ge=NOTE_HEIGHT[0], le=NOTE_HEIGHT[1])] = 160.0
+
+
 class Graph(msgspec.Struct, forbid_unknown_fields=True):
     nodes: list[NodeSpec] = []
     connections: list[ConnectionSpec] = []
@@ -73,6 +86,7 @@ class WorkflowDocument(msgspec.Struct, forbid_unknown_fields=True):
     format_version: Literal[1] = 1
     nodes: list[NodeSpec] = []
     connections: list[ConnectionSpec] = []
+    notes: Annotated[list[NoteSpec], msgspec.Meta(max_length=MAX_NOTES)] = []
 
     @property
     def graph(self) -> Graph:

@@ -5,7 +5,18 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, LargeBinary, String, TypeDecorator, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -114,6 +125,22 @@ class Connection(Base):
     source_port: Mapped[str] = mapped_column(String(100))
     target_node_id: Mapped[str] = mapped_column(ForeignKey("nodes.id", ondelete="CASCADE"), index=True)
     target_port: Mapped[str] = mapped_column(String(100))
+
+
+class WorkflowNote(Base):
+    """A sticky note on the canvas (markdown source). Notes are for people: they never run."""
+
+    __tablename__ = "workflow_notes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    workflow_id: Mapped[int] = mapped_column(ForeignKey("workflows.id", ondelete="CASCADE"), index=True)
+    text: Mapped[str] = mapped_column(Text, default="")
+    pos_x: Mapped[float] = mapped_column(default=0.0)
+    pos_y: Mapped[float] = mapped_column(default=0.0)
+    width: Mapped[float] = mapped_column(default=240.0)
+    height: Mapped[float] = mapped_column(default=160.0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
 class WorkflowVersion(Base):

@@ -264,4 +264,13 @@
   });
 
   loadInitialGraph();
+
+  // The seam for the editor's other modules (editor-comfort.js, …): what they may use of the canvas.
+  window.patchwireCanvas = {
+    editor, base, send, sendNode, clientToCanvas,
+    rowOf: (dfId) => dfToNode.get(String(dfId)),
+    dfOf: (nodeId) => nodeToDf.get(nodeId),
+    addNodeOfType: (type) => { const p = nextFreePosition(); return createNode(type, p.x, p.y); },
+  };
+  document.dispatchEvent(new CustomEvent('pw-editor-ready', { detail: window.patchwireCanvas }));
 })();

@@ -31,6 +31,11 @@ class NameForm(Struct):
     name: str = ""
 
 
+class RenameForm(Struct):
+    name: str = ""
+    version: int | None = None
+
+
 class NewNodeForm(Struct):
     type: str = ""
     x: float = 0.0
@@ -206,6 +211,12 @@ class WorkflowController(Controller):
         response.headers["HX-Trigger"] = json.dumps({"pw-ports": {"node": node.id, "outputs": list(workflows.outputs(node))}})
         response.headers[VERSION_HEADER] = str(node.version)
         return response
+
+    @post("/{workflow_id:int}/nodes/{node_id:str}/name")
+    async def rename_node(self, workflows: NamedDependency[WorkflowService], workflow_id: FromPath[int],
+                          node_id: FromPath[str], data: Annotated[RenameForm, Form]) -> Template:
+        node = await workflows.rename_node(workflow_id, node_id, data.name, data.version)
+        return Template("nodes/_name.html", context={"node": node}, headers={VERSION_HEADER: str(node.version)})
 
     @post("/{workflow_id:int}/nodes/{node_id:str}/position")
     async def move_node(self, workflows: NamedDependency[WorkflowService], workflow_id: FromPath[int], node_id: FromPath[str],

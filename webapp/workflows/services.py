@@ -34,7 +34,7 @@ from engine.graph import (
     validate_graph,
     would_close_cycle,
 )
-from engine.models import Connection, Node, User, Workflow, WorkflowVersion
+from engine.models import Connection, Node, User, Workflow, WorkflowNote, WorkflowVersion
 from engine.policy import ERROR_PORT, WorkflowSettings, check_settings, parse_settings
 from engine.registry import Registry
 from webapp.errors import Conflict, Invalid, StaleEdit
@@ -224,6 +224,25 @@ class WorkflowService:
         await self._commit_node(workflow_id)
         return node
 
+    async def rename_node(self, workflow_id: int, node_id: str, name: str, expected_version: int | None = None) -> Node:
+        """Rename only; names are unique within a workflow (expressions address nodes by name)."""
+        try:
+            node = await self.node_for_write(workflow_id, node_id, expected_version)
+        except StaleEdit as exc:
+            if exc.current_version is not None:
+                current = await self.node(workflow_id, node_id)
+                exc.changes = [f"Its name is now “{current.name}”." if current.name != " ".join(name.split())
+                               else "Its config, settings or position changed."]
+            raise
+        name = clean_name(name)
+        taken = await self.db.scalar(select(Node.id).where(
+            Node.workflow_id == workflow_id, Node.name == name, Node.id != node_id).limit(1))
+        if taken is not None:
+            raise Invalid(f"Another node in this workflow is already named “{name}”. Node names must be unique.")
+        node.name = name
+        await self._commit_node(workflow_id)
+        return node
+
     async def _uses_error_port(self, node: Node) -> bool:
         found = await self.db.scalar(select(Connection.id).where(
             Connection.source_node_id == node.id, Connection.source_port == ERROR_PORT).limit(1))
@@ -398,6 +417,9 @@ class WorkflowService:
         for c in document.connections:
             self.db.add(Connection(workflow_id=workflow.id, source_node_id=ids[c.source], source_port=c.source_port,
                                    target_node_id=ids[c.target], target_port=c.target_port))
+        for note in document.notes:
+            self.db.add(WorkflowNote(workflow_id=workflow.id, text=note.text, pos_x=note.position.x,
+                                     pos_y=note.position.y, width=note.width, height=note.height))
         await touch_draft(self.db, workflow.id)
         await self.db.commit()
         return workflow
