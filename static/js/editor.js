@@ -22,7 +22,11 @@
   const dfToNode = new Map();   // Drawflow id (string) -> node row id
   const nodeToDf = new Map();   // node row id -> Drawflow id (string)
   const portsOf = new Map();    // node row id -> {inputs: [names], outputs: [names]}
+  const placed = new Map();     // node row id -> {x, y} as last saved (the "from" of a move)
   let quiet = 0;                // > 0 while we change the canvas ourselves (no saving back)
+
+  // Other editor modules (history, selection, layout) listen to these after the server accepted a change.
+  function announce(name, detail) { root.dispatchEvent(new CustomEvent(name, { detail })); }
 
   // Drawflow draws a wire once, from the port positions of that moment. A node that grows or
   // shrinks later (a status badge, a longer name) would leave its wires behind: redraw them.
@@ -34,13 +38,15 @@
 
   function setState(text) { saveState.textContent = text; }
 
-  async function send(method, url, data) {
+  async function send(method, url, data, json) {
     setState('Saving…');
+    const headers = { 'X-CSRFToken': csrf, 'HX-Request': 'true', 'Accept': 'text/html' };
+    if (json !== undefined) headers['Content-Type'] = 'application/json';
     const response = await fetch(url, {
       method,
       credentials: 'same-origin',
-      headers: { 'X-CSRFToken': csrf, 'HX-Request': 'true', 'Accept': 'text/html' },
-      body: data ? new URLSearchParams(data) : undefined,
+      headers,
+      body: json !== undefined ? json : (data ? new URLSearchParams(data) : undefined),
     });
     if (response.status === 401 && response.headers.get('HX-Redirect')) {
       window.location.assign(response.headers.get('HX-Redirect')); // the session ended: log in again
@@ -82,6 +88,7 @@
     dfToNode.set(dfId, d.nodeId);
     nodeToDf.set(d.nodeId, dfId);
     portsOf.set(d.nodeId, ports);
+    placed.set(d.nodeId, { x: +d.x, y: +d.y });
     const dom = document.getElementById(`node-${dfId}`);
     dom.dataset.nodeId = d.nodeId;
     dom.setAttribute('aria-label', `${d.type} node`);
@@ -121,6 +128,7 @@
     const response = await send('POST', `${base}/nodes`, { type, x: Math.round(x), y: Math.round(y) });
     const nodeId = addNodeFromHtml(await response.text());
     openPanel(nodeId);
+    announce('pw:node-added', { nodeId, type, x: placed.get(nodeId).x, y: placed.get(nodeId).y });
     return nodeId;
   }
 
@@ -142,7 +150,9 @@
   editor.on('connectionCreated', async (c) => {
     if (quiet) return;
     try {
-      await send('POST', `${base}/connections`, connectionData(c));
+      const data = connectionData(c);
+      await send('POST', `${base}/connections`, data);
+      announce('pw:connected', data);
     } catch (error) {
       quiet++;
       editor.removeSingleConnection(c.output_id, c.input_id, c.output_class, c.input_class);
@@ -152,7 +162,8 @@
 
   editor.on('connectionRemoved', (c) => {
     if (quiet || !dfToNode.has(String(c.output_id)) || !dfToNode.has(String(c.input_id))) return;
-    send('POST', `${base}/connections/delete`, connectionData(c)).catch(() => {});
+    const data = connectionData(c);
+    send('POST', `${base}/connections/delete`, data).then(() => announce('pw:disconnected', data), () => {});
   });
 
   editor.on('nodeRemoved', (dfId) => {
@@ -169,8 +180,13 @@
 
   editor.on('nodeMoved', (dfId) => {
     const node = editor.getNodeFromId(dfId);
-    send('POST', `${base}/nodes/${dfToNode.get(String(dfId))}/position`,
-      { x: Math.round(node.pos_x), y: Math.round(node.pos_y) }).catch(() => {});
+    const nodeId = dfToNode.get(String(dfId));
+    const from = placed.get(nodeId);
+    const to = { x: Math.round(node.pos_x), y: Math.round(node.pos_y) };
+    send('POST', `${base}/nodes/${nodeId}/position`, to).then(() => {
+      placed.set(nodeId, to);
+      announce('pw:node-moved', { moves: [{ nodeId, from, to }] });
+    }, () => placeNode(nodeId, from.x, from.y)); // not saved: back to where the server has it
   });
 
   editor.on('nodeSelected', (dfId) => openPanel(dfToNode.get(String(dfId))));
@@ -207,6 +223,72 @@
     portsOf.get(node).outputs = outputs;
     editor.updateConnectionNodes(`node-${dfId}`);
   });
+
+  // --- canvas-only changes, for changes the server already accepted ------------------------
+  function placeNode(nodeId, x, y) {
+    const dfId = nodeToDf.get(nodeId);
+    const node = editor.drawflow.drawflow[editor.module].data[dfId];
+    node.pos_x = x;
+    node.pos_y = y;
+    const dom = document.getElementById(`node-${dfId}`);
+    dom.style.left = `${x}px`;
+    dom.style.top = `${y}px`;
+    placed.set(nodeId, { x, y });
+    editor.updateConnectionNodes(`node-${dfId}`);
+  }
+
+  function dropNode(nodeId) {
+    const dfId = nodeToDf.get(nodeId);
+    if (!dfId) return;
+    quiet++;
+    try { dfRemoveNodeId(`node-${dfId}`); } finally { quiet--; }
+    dfToNode.delete(dfId);
+    nodeToDf.delete(nodeId);
+    portsOf.delete(nodeId);
+    placed.delete(nodeId);
+    const form = document.querySelector('#panel .node-form');
+    if (form && form.dataset.nodeId === nodeId) {
+      document.getElementById('panel').innerHTML = '<p class="muted">Select a node to configure it.</p>';
+    }
+  }
+
+  function link(c, on) {
+    quiet++;
+    try {
+      const args = [nodeToDf.get(c.source), nodeToDf.get(c.target),
+        portClass(c.source, 'outputs', c.source_port), portClass(c.target, 'inputs', c.target_port)];
+      if (on) editor.addConnection(...args); else editor.removeSingleConnection(...args);
+    } finally { quiet--; }
+  }
+
+  async function sendJson(url, body) {
+    return send('POST', url, undefined, JSON.stringify(body));
+  }
+
+  // Every delete the user starts (Delete key, context menu, selection) goes through
+  // api.deleteNodes, which the history module replaces with one that remembers the nodes.
+  const dfRemoveNodeId = editor.removeNodeId.bind(editor);
+  editor.removeNodeId = (domId) => {
+    if (quiet) return dfRemoveNodeId(domId);
+    const nodeId = dfToNode.get(domId.slice(5));
+    if (nodeId) api.deleteNodes([nodeId]).catch(() => {});
+    return undefined;
+  };
+
+  const api = {
+    editor, root, base, send, sendJson, addNodeFromHtml, createNode, openPanel, clientToCanvas,
+    placeNode, dropNode, link,
+    dfOf: (nodeId) => nodeToDf.get(nodeId),
+    nodeOf: (dfId) => dfToNode.get(String(dfId)),
+    nodeIds: () => [...nodeToDf.keys()],
+    position: (nodeId) => placed.get(nodeId),
+    element: (nodeId) => document.getElementById(`node-${nodeToDf.get(nodeId)}`),
+    async deleteNodes(nodeIds) {
+      await sendJson(`${base}/nodes/delete`, { nodes: nodeIds });
+      nodeIds.forEach(dropNode);
+    },
+  };
+  window.patchwireApi = api;
 
   loadInitialGraph();
 })();
