@@ -81,7 +81,8 @@ def test_the_editor_without_a_mouse(page: Page, server: Server) -> None:
 
     # Nodes are focusable and named; Enter selects one and opens its settings.
     node(page, trigger).focus()
-    expect(node(page, trigger)).to_have_attribute("aria-label", "Manual Trigger (Manual Trigger node)")
+    expect(node(page, trigger)).to_have_attribute("aria-roledescription", "node")
+    expect(page.get_by_role("option", name=re.compile(r"^Manual Trigger Manual Trigger"))).to_be_focused()
     page.keyboard.press("Enter")
     expect(page.locator(f'#panel form.node-form[data-node-id="{trigger}"]')).to_be_visible()
 

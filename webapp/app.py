@@ -30,6 +30,7 @@ from webapp.runtime import Runtime, channels_plugin, lifespan_runtime
 from webapp.sessions import RotatingSessionBackend, RotatingSessionConfig, SQLSessionStore
 from webapp.templating import configure_templates
 from webapp.workflows.controllers import WorkflowController
+from webapp.workflows.editing_controllers import EditingController
 from webapp.workflows.notes import NoteController
 from webapp.workflows.services import WorkflowService
 
@@ -95,7 +96,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Lit
 
     return Litestar(
         route_handlers=[
-            healthz, home, AccountController, WorkflowController, NoteController, ExecutionController, execution_stream,
+            healthz, home, AccountController, WorkflowController, NoteController, EditingController, ExecutionController, execution_stream,
             create_static_files_router(path="/static", directories=[ROOT / "static"], name="static"),
         ],
         dependencies={

@@ -43,6 +43,10 @@ class Invalid(HTTPException):
     status_code = 422
 
 
+class PasteRefused(GraphError):
+    """Pasted text that cannot be added to a workflow; ``problems`` say why. Nothing was changed."""
+
+
 def _wants_json(request: Request[Any, Any, Any]) -> bool:
     return request.url.path.startswith("/api/") or "application/json" in request.headers.get("accept", "")
 
@@ -85,6 +89,11 @@ def handle_graph_error(request: Request[Any, Any, Any], exc: GraphError) -> Resp
     return error_response(request, 422, "Invalid workflow", "The workflow has problems.", problems)
 
 
+def handle_paste_refused(request: Request[Any, Any, Any], exc: PasteRefused) -> Response[Any]:
+    problems = [{"message": p.message, "node_id": getattr(p, "node_id", None)} for p in exc.problems]
+    return error_response(request, 422, "Nothing was pasted", "The workflow is unchanged.", problems)
+
+
 def handle_config_error(request: Request[Any, Any, Any], exc: ConfigError) -> Response[Any]:
     problems = [{"field": k, "message": v} for k, v in exc.field_errors.items()]
     return error_response(request, 422, "Invalid configuration", str(exc), problems)
@@ -123,6 +132,7 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     PermissionDeniedException: handle_http,
     HTTPException: handle_http,
     StaleEdit: handle_stale_edit,
+    PasteRefused: handle_paste_refused,
     GraphError: handle_graph_error,
     ConfigError: handle_config_error,
     RegistryError: handle_registry_error,

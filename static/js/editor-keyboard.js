@@ -23,15 +23,6 @@
   const dfIdOf = (el) => el.id.slice('node-'.length);
   const data = () => editor.drawflow.drawflow[editor.module].data;
 
-  function label(el) {
-    const inner = el.querySelector('.pw-node');
-    const name = (el.querySelector('.pw-node-name') || {}).textContent || '';
-    const type = (el.querySelector('.pw-node-type') || {}).textContent || '';
-    const status = inner && el.querySelector('.pw-status');
-    const state = status && status.dataset.status && status.dataset.status !== 'idle' ? `, ${status.dataset.status}` : '';
-    return `${name.trim()} (${type.trim()} node${state})`;
-  }
-
   function portName(el, side, index) {
     const inner = el.querySelector('.pw-node');
     const names = (inner && inner.dataset[side] ? inner.dataset[side].split(',') : []);
@@ -42,9 +33,10 @@
     if (el.dataset.pwKeyboard) return;
     el.dataset.pwKeyboard = '1';
     el.tabIndex = 0;
-    el.setAttribute('role', 'group');
+    if (!el.getAttribute('role')) el.setAttribute('role', 'option'); // an option of the nodes listbox (selection module)
     el.setAttribute('aria-roledescription', 'node');
-    el.setAttribute('aria-label', label(el));
+    // its accessible name is its visible text (name, type, status, ports): no aria-label to drift from it
+    el.removeAttribute('aria-label');
     el.querySelectorAll('.inputs .input').forEach((port, i) => {
       port.setAttribute('role', 'img');
       port.setAttribute('aria-label', `input port ${portName(el, 'inputs', i)}`);
@@ -53,10 +45,13 @@
       port.setAttribute('role', 'img');
       port.setAttribute('aria-label', `output port ${portName(el, 'outputs', i)}`);
     });
-    el.addEventListener('focus', () => el.setAttribute('aria-label', label(el)));
   }
 
-  function decorateAll() { canvas.querySelectorAll('.drawflow-node').forEach(decorate); }
+  function decorateAll() {
+    canvas.querySelectorAll('.drawflow-node').forEach(decorate);
+    // wires are drawn for the eye; the node panel lists each node's connections in words
+    canvas.querySelectorAll('svg.connection:not([aria-hidden])').forEach((svg) => svg.setAttribute('aria-hidden', 'true'));
+  }
   // nodes are added later too (palette, paste, undo): decorate whatever appears
   new MutationObserver(decorateAll).observe(canvas, { childList: true, subtree: true });
   decorateAll();
@@ -86,9 +81,15 @@
 
   function focusNode(dfId) {
     const el = nodeEl(dfId);
-    if (el) el.focus();
+    if (el) el.focus({ preventScroll: true });
     return !!el;
   }
+
+  // A focused node (clicked, or reached with Tab) must not make the browser scroll the canvas box:
+  // Drawflow pans with a transform, and a scrolled box would put every node off its coordinates.
+  canvas.addEventListener('scroll', () => {
+    if (canvas.scrollTop || canvas.scrollLeft) canvas.scrollTo(0, 0);
+  });
 
   function select(el) {
     const dfId = dfIdOf(el);

@@ -22,12 +22,16 @@
   const dfToNode = new Map();   // Drawflow id (string) -> node row id
   const nodeToDf = new Map();   // node row id -> Drawflow id (string)
   const portsOf = new Map();    // node row id -> {inputs: [names], outputs: [names]}
+  const placed = new Map();     // node row id -> {x, y} as last saved (the "from" of a move)
   let quiet = 0;                // > 0 while we change the canvas ourselves (no saving back)
   // Optimistic concurrency: every node row has a version; a write sends the version this tab saw and
   // the server refuses (409) one that another tab or person has overtaken. Writes of one node are sent
   // one after another, so this tab's own writes always carry the version its previous write returned.
   const versions = new Map();   // node row id -> version this tab last saw
   const pending = new Map();    // node row id -> promise of the write in flight
+
+  // Other editor modules (history, selection, layout) listen to these after the server accepted a change.
+  function announce(name, detail) { root.dispatchEvent(new CustomEvent(name, { detail })); }
 
   // Drawflow draws a wire once, from the port positions of that moment. A node that grows or
   // shrinks later (a status badge, a longer name) would leave its wires behind: redraw them.
@@ -39,13 +43,15 @@
 
   function setState(text) { saveState.textContent = text; }
 
-  async function send(method, url, data) {
+  async function send(method, url, data, json) {
     setState('Saving…');
+    const headers = { 'X-CSRFToken': csrf, 'HX-Request': 'true', 'Accept': 'text/html' };
+    if (json !== undefined) headers['Content-Type'] = 'application/json';
     const response = await fetch(url, {
       method,
       credentials: 'same-origin',
-      headers: { 'X-CSRFToken': csrf, 'HX-Request': 'true', 'Accept': 'text/html' },
-      body: data ? new URLSearchParams(data) : undefined,
+      headers,
+      body: json !== undefined ? json : (data ? new URLSearchParams(data) : undefined),
     });
     if (response.status === 401 && response.headers.get('HX-Redirect')) {
       window.location.assign(response.headers.get('HX-Redirect')); // the session ended: log in again
@@ -59,7 +65,18 @@
     }
     flash.innerHTML = '';
     setState('Saved');
+    learnVersions(url, response);
     return response;
+  }
+
+  // Every answer about nodes says their versions now: one node's in X-Node-Version (for the node in
+  // the URL), many in X-Node-Versions ({id: version}). This tab's next write of them carries those.
+  function learnVersions(url, response) {
+    const one = response.headers.get('X-Node-Version');
+    const match = one && url.match(/\/nodes\/([0-9a-f]+)(?:[/?]|$)/);
+    if (match) versions.set(match[1], parseInt(one, 10));
+    const many = response.headers.get('X-Node-Versions');
+    if (many) for (const [id, v] of Object.entries(JSON.parse(many))) versions.set(id, v);
   }
 
   function noteVersion(nodeId, response) {
@@ -74,8 +91,13 @@
       let target = url;
       let body = data;
       if (version !== undefined) {
-        if (method === 'DELETE') target += `?version=${version}`;
-        else body = { ...data, version };
+        if (method === 'DELETE') {
+          target += `?version=${version}`;
+        } else {
+          // data: an object, or the [name, value] pairs of a form (fields may repeat)
+          body = new URLSearchParams(data instanceof URLSearchParams || Array.isArray(data) ? data : data || {});
+          body.set('version', String(version));
+        }
       }
       const response = await send(method, target, body);
       noteVersion(nodeId, response);
@@ -136,9 +158,9 @@
     nodeToDf.set(d.nodeId, dfId);
     portsOf.set(d.nodeId, ports);
     if (d.version) versions.set(d.nodeId, parseInt(d.version, 10));
+    placed.set(d.nodeId, { x: +d.x, y: +d.y });
     const dom = document.getElementById(`node-${dfId}`);
     dom.dataset.nodeId = d.nodeId;
-    dom.setAttribute('aria-label', `${d.type} node`);
     htmx.process(dom);
     resized.observe(dom);
     return d.nodeId;
@@ -175,6 +197,7 @@
     const response = await send('POST', `${base}/nodes`, { type, x: Math.round(x), y: Math.round(y) });
     const nodeId = addNodeFromHtml(await response.text());
     openPanel(nodeId);
+    announce('pw:node-added', { nodeId, type, x: placed.get(nodeId).x, y: placed.get(nodeId).y });
     return nodeId;
   }
 
@@ -196,7 +219,9 @@
   editor.on('connectionCreated', async (c) => {
     if (quiet) return;
     try {
-      await send('POST', `${base}/connections`, connectionData(c));
+      const data = connectionData(c);
+      await send('POST', `${base}/connections`, data);
+      announce('pw:connected', data);
     } catch (error) {
       quiet++;
       editor.removeSingleConnection(c.output_id, c.input_id, c.output_class, c.input_class);
@@ -206,7 +231,8 @@
 
   editor.on('connectionRemoved', (c) => {
     if (quiet || !dfToNode.has(String(c.output_id)) || !dfToNode.has(String(c.input_id))) return;
-    send('POST', `${base}/connections/delete`, connectionData(c)).catch(() => {});
+    const data = connectionData(c);
+    send('POST', `${base}/connections/delete`, data).then(() => announce('pw:disconnected', data), () => {});
   });
 
   editor.on('nodeRemoved', (dfId) => {
@@ -224,8 +250,12 @@
   editor.on('nodeMoved', (dfId) => {
     const node = editor.getNodeFromId(dfId);
     const nodeId = dfToNode.get(String(dfId));
-    sendNode(nodeId, 'POST', `${base}/nodes/${nodeId}/position`,
-      { x: Math.round(node.pos_x), y: Math.round(node.pos_y) }).catch(() => {});
+    const from = placed.get(nodeId);
+    const to = { x: Math.round(node.pos_x), y: Math.round(node.pos_y) };
+    sendNode(nodeId, 'POST', `${base}/nodes/${nodeId}/position`, to).then(() => {
+      placed.set(nodeId, to);
+      announce('pw:node-moved', { moves: [{ nodeId, from, to }] });
+    }, () => placeNode(nodeId, from.x, from.y)); // not saved: back to where the server has it
   });
 
   editor.on('nodeSelected', (dfId) => openPanel(dfToNode.get(String(dfId))));
@@ -262,6 +292,75 @@
     portsOf.get(node).outputs = outputs;
     editor.updateConnectionNodes(`node-${dfId}`);
   });
+
+  // --- canvas-only changes, for changes the server already accepted ------------------------
+  function placeNode(nodeId, x, y) {
+    const dfId = nodeToDf.get(nodeId);
+    const node = editor.drawflow.drawflow[editor.module].data[dfId];
+    node.pos_x = x;
+    node.pos_y = y;
+    const dom = document.getElementById(`node-${dfId}`);
+    dom.style.left = `${x}px`;
+    dom.style.top = `${y}px`;
+    placed.set(nodeId, { x, y });
+    editor.updateConnectionNodes(`node-${dfId}`);
+  }
+
+  function dropNode(nodeId) {
+    const dfId = nodeToDf.get(nodeId);
+    if (!dfId) return;
+    quiet++;
+    try { dfRemoveNodeId(`node-${dfId}`); } finally { quiet--; }
+    dfToNode.delete(dfId);
+    nodeToDf.delete(nodeId);
+    portsOf.delete(nodeId);
+    placed.delete(nodeId);
+    const form = document.querySelector('#panel .node-form');
+    if (form && form.dataset.nodeId === nodeId) {
+      document.getElementById('panel').innerHTML = '<p class="muted">Select a node to configure it.</p>';
+    }
+  }
+
+  function link(c, on) {
+    quiet++;
+    try {
+      const args = [nodeToDf.get(c.source), nodeToDf.get(c.target),
+        portClass(c.source, 'outputs', c.source_port), portClass(c.target, 'inputs', c.target_port)];
+      if (on) editor.addConnection(...args); else editor.removeSingleConnection(...args);
+    } finally { quiet--; }
+  }
+
+  async function sendJson(url, body) {
+    return send('POST', url, undefined, JSON.stringify(body));
+  }
+
+  // Every delete the user starts (Delete key, context menu, selection) goes through
+  // api.deleteNodes, which the history module replaces with one that remembers the nodes.
+  const dfRemoveNodeId = editor.removeNodeId.bind(editor);
+  editor.removeNodeId = (domId) => {
+    if (quiet) return dfRemoveNodeId(domId);
+    const nodeId = dfToNode.get(domId.slice(5));
+    if (nodeId) api.deleteNodes([nodeId]).catch(() => {});
+    return undefined;
+  };
+
+  const api = {
+    editor, root, base, send, sendJson, addNodeFromHtml, createNode, openPanel, clientToCanvas,
+    placeNode, dropNode, link,
+    dfOf: (nodeId) => nodeToDf.get(nodeId),
+    nodeOf: (dfId) => dfToNode.get(String(dfId)),
+    nodeIds: () => [...nodeToDf.keys()],
+    position: (nodeId) => placed.get(nodeId),
+    element: (nodeId) => document.getElementById(`node-${nodeToDf.get(nodeId)}`),
+    version: (nodeId) => versions.get(nodeId),
+    sendNode,
+    async deleteNodes(nodeIds) {
+      const seen = Object.fromEntries(nodeIds.filter((id) => versions.has(id)).map((id) => [id, versions.get(id)]));
+      await sendJson(`${base}/nodes/delete`, { nodes: nodeIds, versions: seen });
+      nodeIds.forEach(dropNode);
+    },
+  };
+  window.patchwireApi = api;
 
   loadInitialGraph();
 
