@@ -76,19 +76,7 @@ class Plan:
 def parse_pinned(raw: str | bytes | Any, outputs: tuple[str, ...]) -> dict[str, list[Item]]:
     """Validate pinned output: JSON text (or an already decoded value) mapping output port names to
     lists of JSON objects; ``InvalidPinnedData`` says precisely what is wrong."""
-    if isinstance(raw, (str, bytes)):
-        size = len(raw.encode() if isinstance(raw, str) else raw)
-        if size > MAX_PINNED_BYTES:
-            raise InvalidPinnedData(f"Pinned data is {size:,} bytes; at most {MAX_PINNED_BYTES:,} bytes (1 MiB) are allowed.")
-        try:
-            value = msgspec.json.decode(raw)
-        except msgspec.DecodeError as exc:
-            raise InvalidPinnedData(f"Pinned data is not valid JSON: {exc}.") from None
-    else:
-        value = raw
-        size = len(msgspec.json.encode(value))
-        if size > MAX_PINNED_BYTES:
-            raise InvalidPinnedData(f"The output is {size:,} bytes; at most {MAX_PINNED_BYTES:,} bytes (1 MiB) can be pinned.")
+    value = _decoded(raw)
     if not isinstance(value, dict) or not value:
         raise InvalidPinnedData('Pinned data must be an object mapping output names to lists of items, '
                                 'e.g. {"main": [{"id": 1}]}.')
@@ -104,6 +92,19 @@ def parse_pinned(raw: str | bytes | Any, outputs: tuple[str, ...]) -> dict[str, 
     return value
 
 
+def _decoded(raw: str | bytes | Any) -> Any:
+    text = raw.encode() if isinstance(raw, str) else raw if isinstance(raw, bytes) else msgspec.json.encode(raw)
+    if len(text) > MAX_PINNED_BYTES:
+        raise InvalidPinnedData(f"Pinned data is {len(text):,} bytes; at most {MAX_PINNED_BYTES:,} bytes (1 MiB) "
+                                "can be pinned.")
+    if not isinstance(raw, (str, bytes)):
+        return raw
+    try:
+        return msgspec.json.decode(text)
+    except msgspec.DecodeError as exc:
+        raise InvalidPinnedData(f"Pinned data is not valid JSON: {exc}.") from None
+
+
 def plan(graph: Graph, mode: Mode, target: str | None, pinned: dict[str, dict[str, list[Item]]],
          previous: dict[str, Given]) -> Plan:
     """Which nodes of ``graph`` run and which are given (see the module's docstring)."""
@@ -111,20 +112,10 @@ def plan(graph: Graph, mode: Mode, target: str | None, pinned: dict[str, dict[st
     incoming: dict[str, list[str]] = {}
     for c in graph.connections:
         incoming.setdefault(c.target, []).append(c.source)
-    result = Plan()
     if mode == "only":
         assert target is not None
-        result.scope.add(target)
-        for source in incoming.get(target, []):
-            if source not in pinned and source not in previous:
-                raise MissingTestData(f"“{nodes[source].name}” has neither pinned data nor an output from an earlier "
-                                      f"run: run up to “{nodes[target].name}” first, or pin data on "
-                                      f"“{nodes[source].name}”.", node_id=source)
-        for node_id in _ancestors(incoming, target):
-            given = Given(pinned[node_id], "pinned") if node_id in pinned else previous.get(node_id)
-            if given is not None:
-                result.given[node_id] = given
-        return result
+        return _plan_one(nodes, incoming, target, pinned, previous)
+    result = Plan()
     if mode == "up_to":
         assert target is not None
         work = [target]
@@ -140,6 +131,21 @@ def plan(graph: Graph, mode: Mode, target: str | None, pinned: dict[str, dict[st
             continue
         result.scope.add(node_id)
         work.extend(incoming.get(node_id, []))
+    return result
+
+
+def _plan_one(nodes: dict[str, Any], incoming: dict[str, list[str]], target: str,
+              pinned: dict[str, dict[str, list[Item]]], previous: dict[str, Given]) -> Plan:
+    result = Plan(scope={target})
+    for source in incoming.get(target, []):
+        if source not in pinned and source not in previous:
+            raise MissingTestData(f"“{nodes[source].name}” has neither pinned data nor an output from an earlier "
+                                  f"run: run up to “{nodes[target].name}” first, or pin data on "
+                                  f"“{nodes[source].name}”.", node_id=source)
+    for node_id in _ancestors(incoming, target):
+        given = Given(pinned[node_id], "pinned") if node_id in pinned else previous.get(node_id)
+        if given is not None:
+            result.given[node_id] = given
     return result
 
 

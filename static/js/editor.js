@@ -263,5 +263,8 @@
     editor.updateConnectionNodes(`node-${dfId}`);
   });
 
+  // For the editor's add-ons (editor-testing.js, …): node writes through this tab's per-node queue and versions.
+  window.patchwireEditorHooks = { sendNode, versions };
+
   loadInitialGraph();
 })();
