@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 import msgspec
-from sqlalchemy import func, select
+from sqlalchemy import func, null, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from engine.contract import Item
@@ -199,7 +199,8 @@ async def create_test_execution(session: AsyncSession, workflow: Workflow, regis
     for node_id, given in chosen.given.items():
         node = names[node_id]
         session.add(NodeRun(execution_id=execution.id, node_id=node_id, node_name=node.name, node_type=node.type,
-                            attempt=1, status="succeeded", input=given.input, output=given.output,
+                            attempt=1, status="succeeded", output=given.output,
+                            input=given.input if given.input is not None else null(),  # SQL NULL: not computed
                             started_at=now, finished_at=now))
     await session.flush()
     return execution, chosen

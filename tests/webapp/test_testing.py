@@ -232,3 +232,21 @@ def test_another_owner_gets_404_for_every_testing_endpoint(browser: Browser, sec
         response = getattr(second_browser, method)(url, **({"data": data} if data is not None else {}))
         assert response.status_code == 404, f"{method.upper()} {url} gave {response.status_code}"
     assert browser.get(f"/workflows/{wid}/nodes/{'0' * 32}/data").status_code == 404
+
+
+def test_a_retry_of_a_test_run_keeps_its_scope_and_its_given_nodes(browser: Browser, db_call: Any) -> None:
+    wid, ids = build(browser)
+    assert browser.configure(wid, ids["c"], {"name": "C", "fields.name": ["c"], "fields.value": ["{{ item.nope.x }}"],
+                                             "keep_existing": "on"}).status_code == 200
+    assert browser.post(f"/workflows/{wid}/nodes/{ids['b']}/pin", {"data": '{"main": [{"b": 3}]}'}).status_code == 200
+    failed = started(browser.post(f"/workflows/{wid}/nodes/{ids['c']}/run-node"))
+    assert browser.wait_for_execution(failed) == "failed"
+    response = browser.post("/executions/retry", {"ids": str(failed), "mode": "start"})
+    assert response.status_code == 200, response.text
+    retry_id = int(re.findall(r"/executions/(\d+)", response.text)[-1])
+    assert browser.wait_for_execution(retry_id) == "failed"
+    retry = db_call(lambda db: db.get(Execution, retry_id))
+    assert retry.retry_of_id == failed and retry.scope == [ids["c"]]
+    runs = runs_of(db_call, retry_id)
+    assert set(runs) == {ids["b"], ids["c"]}  # B given again, C ran (and failed) on it; nothing else ran
+    assert runs[ids["c"]].input == [{"b": 3}] and runs[ids["c"]].status == "failed"

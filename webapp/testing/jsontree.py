@@ -14,7 +14,7 @@ from markupsafe import Markup, escape
 MAX_NODES = 1500
 MAX_CHILDREN = 100
 MAX_STRING = 1000
-OPEN_DEPTH = 2
+OPEN_DEPTH = 3
 
 
 class _Budget:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from saq import Queue
-from sqlalchemy import select
+from sqlalchemy import null, select
 from sqlalchemy.orm.exc import StaleDataError
 
 from engine.errors import ExpressionError
@@ -106,7 +106,7 @@ class TestingService:
     async def unpin(self, workflow_id: int, node_id: str, expected_version: int | None) -> Node:
         node = await self.workflows.node_for_write(workflow_id, node_id, expected_version)
         if node.pinned_output is not None:
-            node.pinned_output = None
+            node.pinned_output = null()  # SQL NULL, not JSON null
             await self._commit(workflow_id)
         return node
 
