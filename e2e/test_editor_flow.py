@@ -172,7 +172,7 @@ def test_new_user_builds_and_runs_a_workflow(page: Page, server: Server, fresh_s
 
     # Running the unfinished workflow is refused; the run panel and the badges say why.
     with page.expect_response(lambda r: r.url.endswith("/run")) as refused:
-        page.get_by_role("button", name="Run").click()
+        page.get_by_role("button", name="Run", exact=True).click()
     assert refused.value.status == 422
     run_status = page.locator("#run-status")
     expect(run_status).to_have_attribute("data-status", "invalid")
@@ -271,7 +271,7 @@ def test_new_user_builds_and_runs_a_workflow(page: Page, server: Server, fresh_s
     # 5. Run, and watch the badges change live (no reload). ---------------------------------------
     sink.hold()  # the HTTP Request node stays "running" until the screenshot is taken
     page.evaluate("() => { window.__sameDocument = true; }")
-    page.get_by_role("button", name="Run").click()
+    page.get_by_role("button", name="Run", exact=True).click()
     run_status = page.locator("#run-status")
     expect(run_status.get_by_role("link")).to_have_text(re.compile(r"^#\d+$"))
     # Mid-run: the trigger is done, the HTTP Request waits for the held sink, the rest is queued.
@@ -301,7 +301,7 @@ def test_new_user_builds_and_runs_a_workflow(page: Page, server: Server, fresh_s
     first_execution = run_status.get_by_role("link").get_attribute("href")
 
     # Run it again in the same page: a new execution, every badge back to queued, then final again.
-    page.get_by_role("button", name="Run").click()
+    page.get_by_role("button", name="Run", exact=True).click()
     expect(run_status.get_by_role("link")).not_to_have_attribute("href", first_execution)
     second_execution = run_status.get_by_role("link").get_attribute("href")
     # workflow.finished comes last on the socket: once the run panel says so, every badge is final.

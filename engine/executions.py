@@ -226,16 +226,22 @@ async def create_retry(session: AsyncSession, original: Execution, *, from_faile
 
     ``from_failed_node``: the nodes that had succeeded or were skipped are copied over as settled,
     so the run resumes at the failed node and reuses their outputs; otherwise everything re-runs.
+    A test run from the editor keeps its scope, and its given nodes (pinned or earlier output) are copied
+    either way (engine/testruns.py).
     The caller commits, then enqueues.
     """
     if original.status not in FAILED_STATUSES:
         raise ValueError(f"execution {original.id} is {original.status}; only failed executions are retried")
     retry = Execution(workflow_id=original.workflow_id, owner_id=original.owner_id, version_id=original.version_id,
-                      status="queued", trigger="retry", input=original.input, retry_of_id=original.id)
+                      status="queued", trigger="retry", input=original.input, retry_of_id=original.id,
+                      scope=original.scope)
     session.add(retry)
     await session.flush()
-    if from_failed_node:
+    scope = set(original.scope) if original.scope is not None else None
+    if from_failed_node or scope is not None:  # a test run's given nodes (outside its scope) stay given
         for run in await _settled_runs(session, original.id):
+            if not from_failed_node and scope is not None and run.node_id in scope:
+                continue
             session.add(NodeRun(execution_id=retry.id, node_id=run.node_id, node_name=run.node_name,
                                 node_type=run.node_type, attempt=1, status=run.status, input=run.input,
                                 output=run.output, started_at=run.started_at, finished_at=run.finished_at))

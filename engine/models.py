@@ -106,6 +106,9 @@ class Node(Base):
     pos_x: Mapped[float] = mapped_column(default=0.0)
     pos_y: Mapped[float] = mapped_column(default=0.0)
     version: Mapped[int] = mapped_column(default=1)
+    pinned_output: Mapped[dict[str, Any] | None]
+    """Test data pinned in the editor (output port → items): test runs from the editor use it instead of
+    running the node. Not part of the versioned graph; production triggers never see it (engine/testruns.py)."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -197,6 +200,9 @@ class Execution(Base):
     """The job that runs this execution now; another job may take over only after ``lease_until``."""
     lease_until: Mapped[float | None]
     """Epoch seconds (the workers' clock, like SAQ's): the holder renews it with every heartbeat."""
+    scope: Mapped[list[Any] | None]
+    """A test run from the editor: the ids of the nodes it may run (the others are settled beforehand or left
+    alone). ``None``: every node, as for every trigger other than the editor's test buttons."""
     interruptions: Mapped[int] = mapped_column(default=0, server_default="0")
     """Job starts that found the execution ``running``: its previous worker died or was stopped mid-run."""
 

@@ -70,6 +70,9 @@ class Run:
     resume: bool = True
     """Read the stored node runs and last event ``seq`` first. ``False`` only for an execution known to
     have none stored yet (a fresh claim, a new sub-workflow execution): it starts from nothing."""
+    scope: frozenset[str] | None = None
+    """A test run from the editor: only these nodes may run. The others are left alone (no row, no
+    event) unless they were settled beforehand (their copied rows are read on resume). ``None``: all."""
     waiting: dict[str, NodeRunRecord] = field(default_factory=dict)
     resume_attempt: dict[str, int] = field(default_factory=dict)
     current: dict[str, NodeRunRecord] = field(default_factory=dict)
@@ -100,6 +103,9 @@ class Run:
 
     def node(self, node_id: str) -> NodeSpec:
         return self._nodes[node_id]
+
+    def in_scope(self, node_id: str) -> bool:
+        return self.scope is None or node_id in self.scope
 
     def event(self, type_: str, node: NodeSpec | None = None, **fields: Any) -> Event:
         """The next numbered event of this execution (not yet stored or published)."""
@@ -273,7 +279,7 @@ async def finish(run: Run, outcome: Outcome) -> Outcome:
 
 async def _drive(run: Run) -> None:
     running: dict[asyncio.Task[None], str] = {}
-    candidates: list[str] = [n.id for n in run.graph.nodes]
+    candidates: list[str] = [n.id for n in run.graph.nodes if run.in_scope(n.id)]
     try:
         while True:
             starting = _start_ready(run, candidates) if run.error is None else []
@@ -305,7 +311,7 @@ def _start_ready(run: Run, candidates: list[str]) -> list[NodeRunRecord]:
     work = deque(candidates)
     while work:
         node_id = work.popleft()
-        if node_id in run.status or not _predecessors_settled(run, node_id):
+        if node_id in run.status or not run.in_scope(node_id) or not _predecessors_settled(run, node_id):
             continue
         node = run.node(node_id)
         if _is_start(run, node) or _live_inputs(run, node_id):
@@ -532,11 +538,12 @@ def _outcome(run: Run) -> Outcome:
         return Outcome("failed", error=run.error)
     if run.waiting:
         return Outcome("waiting", resume_at=min(r.resume_at or 0 for r in run.waiting.values()))
-    has_successor = {c.source for c in run.graph.connections}
+    # the leaves: nodes with no successor (in a test run: no successor that may run)
+    has_successor = {c.source for c in run.graph.connections if run.in_scope(c.target)}
     output = {
         node.name: [i for items in run.results[node.id].values() for i in items]
         for node in run.graph.nodes
-        if node.id not in has_successor and node.id in run.results
+        if node.id not in has_successor and node.id in run.results and run.in_scope(node.id)
     }
     return Outcome("succeeded", output=output)
 

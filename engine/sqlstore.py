@@ -73,6 +73,8 @@ class Claim:
     has_history: bool
     """Node runs or events of the execution are stored (a resumed run, a continuation, a retry from the
     failed node): the run must read them. Without any, a fresh run starts from nothing."""
+    scope: list[str] | None = None
+    """A test run from the editor: the nodes it may run (``Execution.scope``)."""
 
 
 @dataclass
@@ -112,8 +114,9 @@ class SQLRunStore:
         row = await self._backend.claim(execution_id, token, now, now + lease)
         if row is None:
             return None
-        workflow_id, version_id, owner_id, trigger, input_, interruptions, settings, has_history = row
-        return Claim(workflow_id, version_id, owner_id, trigger, input_, interruptions, settings, bool(has_history))
+        workflow_id, version_id, owner_id, trigger, input_, interruptions, settings, has_history, scope = row
+        return Claim(workflow_id, version_id, owner_id, trigger, input_, interruptions, settings, bool(has_history),
+                     scope)
 
     async def renew_lease(self, execution_id: int, children: set[int], token: str, *, lease: float) -> bool:
         """Extend the lease of the execution and of the ``children`` (sub-workflow executions sharing its
@@ -275,7 +278,8 @@ CLAIM = f"""UPDATE executions SET lease_token = {{p}}2, lease_until = {{p}}4, st
     RETURNING workflow_id, version_id, owner_id, "trigger", input, interruptions,
         (SELECT settings FROM workflows WHERE workflows.id = executions.workflow_id),
         EXISTS (SELECT 1 FROM node_runs WHERE node_runs.execution_id = executions.id)
-        OR EXISTS (SELECT 1 FROM execution_events WHERE execution_events.execution_id = executions.id)"""
+        OR EXISTS (SELECT 1 FROM execution_events WHERE execution_events.execution_id = executions.id),
+        scope"""
 """Parameters: execution id, token, now, lease until, started at. SET expressions see the row as it was
 (``lease_token IS NULL``: the previous job released its lease); RETURNING sees it as it is now."""
 
@@ -382,7 +386,7 @@ class _SQLiteBackend:
         if not rows:
             return None
         row = rows[0]  # JSON columns are text here: decoded the way the ORM does (asyncpg's codec does it there)
-        return (*row[:4], _loads(row[4]), row[5], _loads(row[6]), row[7])
+        return (*row[:4], _loads(row[4]), row[5], _loads(row[6]), row[7], _loads(row[8]))
 
     async def renew(self, execution_id: int, children: list[int], token: str, until: float) -> bool:
         ids = [execution_id, *children]

@@ -121,7 +121,8 @@ async def _prepare(services: WorkerServices, execution_id: int, claim: Claim, le
     start_items = claim.input.get("items") if claim.trigger == SUB_TRIGGER else None
     run = Run(execution_id=execution_id, workflow_id=claim.workflow_id, graph=graph, registry=services.registry,
               store=services.store, sink=services.sink, http=services.http, trigger_input=claim.input,
-              execution_timeout=execution_timeout, start_items=start_items, inline_wait=services.inline_wait)
+              execution_timeout=execution_timeout, start_items=start_items, inline_wait=services.inline_wait,
+              scope=frozenset(claim.scope) if claim.scope is not None else None)
     run.sub_workflows = SQLSubWorkflows(run, services.sessions, claim.owner_id, (claim.workflow_id,),
                                         lease_token=lease.token, active=lease.children)
     # nothing stored yet: the run starts from nothing without reading it. A retried job, or one that took

@@ -29,6 +29,8 @@ from webapp.executions.services import ExecutionService
 from webapp.runtime import Runtime, channels_plugin, lifespan_runtime
 from webapp.sessions import RotatingSessionBackend, RotatingSessionConfig, SQLSessionStore
 from webapp.templating import configure_templates
+from webapp.testing.controllers import NodeTestingController
+from webapp.testing.services import TestingService
 from webapp.workflows.controllers import WorkflowController
 from webapp.workflows.editing_controllers import EditingController
 from webapp.workflows.notes import NoteController
@@ -60,6 +62,10 @@ def provide_runtime(state: State) -> Runtime:
 
 def provide_workflows(request: Request[User, Any, Any], db: NamedDependency[AsyncSession]) -> WorkflowService:
     return WorkflowService(db, request.user.id, registry)
+
+
+def provide_testing(workflows: NamedDependency[WorkflowService]) -> TestingService:
+    return TestingService(workflows)
 
 
 def provide_executions(request: Request[User, Any, Any], db: NamedDependency[AsyncSession]) -> ExecutionService:
@@ -96,7 +102,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Lit
 
     return Litestar(
         route_handlers=[
-            healthz, home, AccountController, WorkflowController, NoteController, EditingController, ExecutionController, execution_stream,
+            healthz, home, AccountController, WorkflowController, NoteController, EditingController, NodeTestingController, ExecutionController, execution_stream,
             create_static_files_router(path="/static", directories=[ROOT / "static"], name="static"),
         ],
         dependencies={
@@ -104,6 +110,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Lit
             "runtime": Provide(provide_runtime, sync_to_thread=False),
             "workflows": Provide(provide_workflows, sync_to_thread=False),
             "executions": Provide(provide_executions, sync_to_thread=False),
+            "testing": Provide(provide_testing, sync_to_thread=False),
         },
         plugins=[channels],
         stores={"sessions": store},

@@ -16,6 +16,7 @@ from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from engine.errors import ConfigError, GraphError, RegistryError, WorkflowPaused
+from engine.testruns import MissingTestData
 from webapp.forms import is_htmx
 
 log = logging.getLogger("patchwire.web")
@@ -120,6 +121,14 @@ def handle_stale_edit(request: Request[Any, Any, Any], exc: StaleEdit) -> Respon
     return error_response(request, 409, "Conflict", exc.detail, problems)
 
 
+def handle_missing_test_data(request: Request[Any, Any, Any], exc: MissingTestData) -> Response[Any]:
+    """A test run that cannot feed its node: the run panel says which upstream node lacks data."""
+    if _wants_json(request) or not is_htmx(request):
+        return error_response(request, 422, "Missing test data", str(exc))
+    return Template("testing/_run_refused.html", context={"message": str(exc), "node_id": exc.node_id},
+                    status_code=422, media_type=MediaType.HTML)
+
+
 def handle_server_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return error_response(request, HTTP_500_INTERNAL_SERVER_ERROR, "Something went wrong",
@@ -137,5 +146,6 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     ConfigError: handle_config_error,
     RegistryError: handle_registry_error,
     WorkflowPaused: handle_paused,
+    MissingTestData: handle_missing_test_data,
     HTTP_500_INTERNAL_SERVER_ERROR: handle_server_error,
 }

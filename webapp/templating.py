@@ -10,6 +10,7 @@ from litestar.plugins.jinja import JinjaTemplateEngine
 
 from engine.config import field_specs
 from nodes import registry
+from webapp.testing.jsontree import json_tree
 
 
 def pretty_json(value: Any, limit: int = 200_000) -> str:
@@ -32,3 +33,4 @@ def configure_templates(engine: JinjaTemplateEngine) -> None:
     env.globals["duration"] = duration
     env.globals["registry"] = registry
     env.globals["field_specs"] = field_specs
+    env.globals["json_tree"] = json_tree

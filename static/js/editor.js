@@ -293,6 +293,9 @@
     editor.updateConnectionNodes(`node-${dfId}`);
   });
 
+  // For the editor's add-ons (editor-testing.js, …): node writes through this tab's per-node queue and versions.
+  window.patchwireEditorHooks = { sendNode, versions };
+
   // --- canvas-only changes, for changes the server already accepted ------------------------
   function placeNode(nodeId, x, y) {
     const dfId = nodeToDf.get(nodeId);

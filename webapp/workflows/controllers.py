@@ -23,6 +23,7 @@ from webapp.errors import Invalid
 from webapp.executions.services import start
 from webapp.forms import Form, is_htmx, multidict
 from webapp.runtime import Runtime
+from webapp.testing.services import TestingService
 from webapp.workflows.services import WorkflowService
 from webapp.workflows.unknown import unknown_type
 
@@ -247,16 +248,24 @@ class WorkflowController(Controller):
     async def run(self, request: Request[Any, Any, Any], workflows: NamedDependency[WorkflowService], runtime: NamedDependency[Runtime],
                   workflow_id: FromPath[int]) -> Template:
         workflow = await workflows.get(workflow_id)
+        testing, chosen = TestingService(workflows), None
         try:
-            execution = await start(workflows.db, runtime.queue, registry, workflow, author_id=request.user.id,
-                                    timeout=runtime.settings.execution_timeout)
+            if await testing.has_pins(workflow_id):  # the editor's Run uses pinned test data (engine/testruns.py)
+                execution, chosen = await testing.start(runtime.queue, workflow_id, "all", None,
+                                                        author_id=request.user.id,
+                                                        timeout=runtime.settings.execution_timeout)
+            else:
+                execution = await start(workflows.db, runtime.queue, registry, workflow, author_id=request.user.id,
+                                        timeout=runtime.settings.execution_timeout)
         except GraphError as exc:
             graph = await workflows.graph(workflow_id)
             return Template("executions/_run_refused.html", status_code=422, context={
                 "problems": exc.problems, "graph": graph,
                 "node_problems": _problems_by_node(exc.problems)})
         nodes = await workflows.nodes(workflow_id)
-        return Template("executions/_run_started.html", context={"execution": execution, "nodes": nodes})
+        return Template("executions/_run_started.html", context={
+            "execution": execution, "nodes": nodes, "plan": chosen,
+            "test_label": "Run with pinned data" if chosen is not None else ""})
 
     @get("/{workflow_id:int}/problems")
     async def problems(self, workflows: NamedDependency[WorkflowService], workflow_id: FromPath[int]) -> Template:

@@ -1,0 +1,84 @@
+"""The editor's test tools for one node: run up to it, run it alone, pin its output, see its data,
+preview its expressions. Thin: the rules live in ``TestingService`` and ``engine/testruns.py``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, Request, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath
+from litestar.response import Template
+
+from engine.errors import GraphError
+from engine.testruns import Mode
+from webapp.forms import multidict
+from webapp.runtime import Runtime
+from webapp.testing.services import TestingService
+from webapp.workflows.controllers import VERSION_HEADER, _expected_version, _problems_by_node
+
+TEST_LABELS = {"up_to": "Test run up to “{}”", "only": "Test run of “{}” alone", "all": "Run with pinned data"}
+
+
+async def start_test_run(request: Request[Any, Any, Any], testing: TestingService, runtime: Runtime, workflow_id: int,
+                         mode: Mode, node_id: str | None) -> Template:
+    """Start a test run and answer with the run panel (badges of the nodes outside its scope go idle)."""
+    try:
+        execution, chosen = await testing.start(runtime.queue, workflow_id, mode, node_id, author_id=request.user.id,
+                                                timeout=runtime.settings.execution_timeout)
+    except GraphError as exc:
+        graph = await testing.workflows.graph(workflow_id)
+        return Template("executions/_run_refused.html", status_code=422, context={
+            "problems": exc.problems, "graph": graph, "node_problems": _problems_by_node(exc.problems)})
+    nodes = await testing.workflows.nodes(workflow_id)
+    target = next((n.name for n in nodes if n.id == node_id), "")
+    return Template("executions/_run_started.html", context={
+        "execution": execution, "nodes": nodes, "plan": chosen, "test_label": TEST_LABELS[mode].format(target)})
+
+
+class NodeTestingController(Controller):
+    path = "/workflows/{workflow_id:int}/nodes/{node_id:str}"
+
+    @post("/run-up-to")
+    async def run_up_to(self, request: Request[Any, Any, Any], testing: NamedDependency[TestingService],
+                        runtime: NamedDependency[Runtime], workflow_id: FromPath[int], node_id: FromPath[str]) -> Template:
+        return await start_test_run(request, testing, runtime, workflow_id, "up_to", node_id)
+
+    @post("/run-node")
+    async def run_node(self, request: Request[Any, Any, Any], testing: NamedDependency[TestingService],
+                       runtime: NamedDependency[Runtime], workflow_id: FromPath[int], node_id: FromPath[str]) -> Template:
+        return await start_test_run(request, testing, runtime, workflow_id, "only", node_id)
+
+    @post("/pin")
+    async def pin(self, request: Request[Any, Any, Any], testing: NamedDependency[TestingService],
+                  workflow_id: FromPath[int], node_id: FromPath[str]) -> Template:
+        form = multidict(await request.form())
+        node = await testing.pin(workflow_id, node_id, (form.get("data") or [""])[-1], _expected_version(form))
+        return await _data(testing, workflow_id, node_id, headers={VERSION_HEADER: str(node.version)})
+
+    @post("/unpin")
+    async def unpin(self, request: Request[Any, Any, Any], testing: NamedDependency[TestingService],
+                    workflow_id: FromPath[int], node_id: FromPath[str]) -> Template:
+        form = multidict(await request.form())
+        node = await testing.unpin(workflow_id, node_id, _expected_version(form))
+        return await _data(testing, workflow_id, node_id, headers={VERSION_HEADER: str(node.version)})
+
+    @get("/data")
+    async def data(self, testing: NamedDependency[TestingService], workflow_id: FromPath[int],
+                   node_id: FromPath[str]) -> Template:
+        return await _data(testing, workflow_id, node_id)
+
+    @get("/preview")
+    async def preview(self, request: Request[Any, Any, Any], testing: NamedDependency[TestingService],
+                      workflow_id: FromPath[int], node_id: FromPath[str]) -> Template:
+        """``?_field=<name>&<name>=<text>``: htmx sends the input's own value under its name."""
+        name = request.query_params.get("_field", "")
+        source = request.query_params.get(name, "") if name else ""
+        preview = await testing.preview(workflow_id, node_id, name, source)
+        return Template("testing/_preview.html", context={"preview": preview})
+
+
+async def _data(testing: TestingService, workflow_id: int, node_id: str, headers: dict[str, str] | None = None) -> Template:
+    data = await testing.node_data(workflow_id, node_id)
+    return Template("testing/_node_data.html", headers=headers or {}, context={
+        "node": data.node, "run": data.run, "pinned": data.pinned, "oob": headers is not None})

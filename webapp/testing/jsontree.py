@@ -1,0 +1,66 @@
+"""A JSON value as a collapsible tree of ``<details>``/``<summary>`` (no script), escaped, bounded.
+
+Big payloads are cut: at most ``MAX_CHILDREN`` entries per object or list, ``MAX_STRING`` characters
+per string and ``MAX_NODES`` values in all; what is left out is said where it is left out.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from markupsafe import Markup, escape
+
+MAX_NODES = 1500
+MAX_CHILDREN = 100
+MAX_STRING = 1000
+OPEN_DEPTH = 3
+
+
+class _Budget:
+    def __init__(self) -> None:
+        self.left = MAX_NODES
+        self.cut = False
+
+
+def json_tree(value: Any, label: str = "") -> Markup:
+    """The tree of ``value``; a top-level note says when parts are not shown."""
+    budget = _Budget()
+    body = _node(label, value, 0, budget)
+    note = Markup('<p class="jt-note" role="note">Large payload: parts are not shown (truncated).</p>') if budget.cut else ""
+    return Markup('<div class="json-tree">{}{}</div>').format(Markup("<ul>{}</ul>").format(body), note)
+
+
+def _node(key: str, value: Any, depth: int, budget: _Budget) -> Markup:
+    budget.left -= 1
+    label = Markup('<span class="jt-key">{}</span>').format(key) if key != "" else Markup("")
+    if isinstance(value, (dict, list)):
+        return _container(label, value, depth, budget)
+    return Markup("<li>{}{}{}</li>").format(label, Markup(": ") if key != "" else "", _scalar(value, budget))
+
+
+def _container(label: Markup, value: dict[str, Any] | list[Any], depth: int, budget: _Budget) -> Markup:
+    entries = list(value.items()) if isinstance(value, dict) else [(str(i), v) for i, v in enumerate(value)]
+    meta = (f"{{…}} {len(entries)} key{'s' if len(entries) != 1 else ''}" if isinstance(value, dict)
+            else f"[…] {len(entries)} item{'s' if len(entries) != 1 else ''}")
+    children = []
+    for index, (key, child) in enumerate(entries):
+        if index >= MAX_CHILDREN or budget.left <= 0:
+            budget.cut = True
+            children.append(Markup('<li class="jt-more">… {} more not shown</li>').format(len(entries) - index))
+            break
+        children.append(_node(key, child, depth + 1, budget))
+    opened = " open" if depth < OPEN_DEPTH else ""
+    return Markup('<li><details{}><summary>{} <span class="jt-meta">{}</span></summary><ul>{}</ul></details></li>').format(
+        Markup(opened), label, meta, Markup("").join(children))
+
+
+def _scalar(value: Any, budget: _Budget) -> Markup:
+    if isinstance(value, str):
+        if len(value) > MAX_STRING:
+            budget.cut = True
+            return Markup('<span class="jt-str">{}</span><span class="jt-more">… {} more characters</span>').format(
+                json.dumps(value[:MAX_STRING], ensure_ascii=False), f"{len(value) - MAX_STRING:,}")
+        return Markup('<span class="jt-str">{}</span>').format(json.dumps(value, ensure_ascii=False))
+    kind = "null" if value is None else "bool" if isinstance(value, bool) else "num"
+    return Markup('<span class="jt-{}">{}</span>').format(kind, escape(json.dumps(value, default=str)))
