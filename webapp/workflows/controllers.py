@@ -19,10 +19,11 @@ from engine.graph import ports, validate_graph
 from engine.models import Node
 from engine.policy import NodeSettings, RetryPolicy, parse_settings, parse_workflow_settings, settings_from_form
 from nodes import registry
-from webapp.errors import Invalid
+from webapp.errors import Invalid, wants_json
 from webapp.executions.services import start
 from webapp.forms import Form, is_htmx, multidict
 from webapp.runtime import Runtime
+from webapp.workflows.importing import FORMATS, MAX_IMPORT_BYTES, MAX_IMPORT_NODES, prepare
 from webapp.workflows.services import WorkflowService
 from webapp.workflows.unknown import unknown_type
 
@@ -42,6 +43,23 @@ class PositionForm(Struct):
     y: float = 0.0
     version: int | None = None
     """The node's version the editor saw; a stale one is refused with 409 (see ``StaleEdit``)."""
+
+
+IMPORT_REPORT = "import_report"
+"""Session key: the last import's summary and n8n report, shown once on the new workflow's editor page."""
+IMPORT_BODY_LIMIT = 4 * MAX_IMPORT_BYTES
+"""Bodies up to this size reach the handler, which refuses files over MAX_IMPORT_BYTES with the exact sizes."""
+IMPORT_LIMITS = {"import_formats": FORMATS, "import_max_mib": MAX_IMPORT_BYTES // (1024 * 1024),
+                 "import_max_nodes": MAX_IMPORT_NODES}
+
+
+async def _import_bytes(form: Any) -> bytes:
+    """The uploaded file's bytes (bounded by IMPORT_BODY_LIMIT), else the pasted text."""
+    upload = form.get("file")
+    if upload is not None and not isinstance(upload, str) and getattr(upload, "filename", ""):
+        return bytes(await upload.read())
+    text = form.get("document")
+    return text.encode() if isinstance(text, str) else b""
 
 
 VERSION_HEADER = "X-Node-Version"
@@ -79,7 +97,34 @@ class WorkflowController(Controller):
 
     @get("/")
     async def list_page(self, request: Request[Any, Any, Any], workflows: NamedDependency[WorkflowService]) -> Template:
-        return Template("workflows/list.html", context={"workflows": await workflows.list(), "user": request.user})
+        return Template("workflows/list.html", context={"workflows": await workflows.list(), "user": request.user,
+                                                        **IMPORT_LIMITS})
+
+    @post("/import", request_max_body_size=IMPORT_BODY_LIMIT)
+    async def import_workflow(self, request: Request[Any, Any, Any],
+                              workflows: NamedDependency[WorkflowService]) -> Response[Any]:
+        """A workflow file (field ``file``) or pasted JSON (field ``document``), Patchwire or n8n format
+        (field ``format``: auto, patchwire, n8n), becomes a new workflow; nothing is created on any problem."""
+        form = await request.form()
+        try:
+            prepared = prepare(await _import_bytes(form), str(form.get("format") or "auto"),
+                               workflows=await workflows.names())
+            workflow = await workflows.import_document(prepared.document)
+        except GraphError as exc:
+            if is_htmx(request) and not wants_json(request):
+                return Template("workflows/_import_problems.html", context={"problems": exc.problems},
+                                status_code=422)
+            raise
+        summary = {"workflow_id": workflow.id, "format": prepared.format, "nodes": len(prepared.document.nodes),
+                   "connections": len(prepared.document.connections),
+                   "report": prepared.report.to_dict() if prepared.report else None}
+        url = f"/workflows/{workflow.id}"
+        if wants_json(request):
+            return Response({**summary, "url": url}, status_code=201)
+        request.set_session({**(request.session or {}), IMPORT_REPORT: summary})
+        if is_htmx(request):
+            return Response("", status_code=200, headers={"HX-Redirect": url})
+        return Redirect(url, status_code=303)
 
     @post("/")
     async def create(self, workflows: NamedDependency[WorkflowService], data: Annotated[NameForm, Form]) -> Redirect:
@@ -105,7 +150,12 @@ class WorkflowController(Controller):
         workflow = await workflows.get(workflow_id)
         nodes = await workflows.nodes(workflow_id)
         connections = await workflows.connections(workflow_id)
-        return Template("workflows/editor.html", context={
+        imported = (request.session or {}).get(IMPORT_REPORT)
+        if imported and imported.get("workflow_id") == workflow_id:  # shown once, right after the import
+            request.set_session({k: v for k, v in request.session.items() if k != IMPORT_REPORT})
+        else:
+            imported = None
+        return Template("workflows/editor.html", context={"imported": imported, **IMPORT_LIMITS,
             "workflow": workflow, "nodes": [node_view(n) for n in nodes], "palette": registry.latest_types(),
             "node_types": {t.type_name: {"inputs": list(t.inputs), "outputs": list(t.outputs)} for t in registry},
             "paused": workflow.paused_until is not None and workflow.paused_until > datetime.now(UTC),
