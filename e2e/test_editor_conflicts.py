@@ -34,6 +34,7 @@ def test_two_tabs_do_not_overwrite_each_other(page: Page, server: Server, browse
     page.get_by_role("button", name="Create workflow").click()
     expect(page).to_have_url(re.compile(rf"^{re.escape(base)}/workflows/\d+$"))
     delay = drop_node(page, "delay", 200, 80)
+    dropped_at = json.loads(page.request.get(f"{page.url}/export").text())["nodes"][0]["position"]
 
     # The second tab: same user (same cookies), same workflow, opened now.
     other_context = browser.new_context(storage_state=page.context.storage_state(),
@@ -75,7 +76,7 @@ def test_two_tabs_do_not_overwrite_each_other(page: Page, server: Server, browse
         stored = json.loads(page.request.get(f"{page.url}/export").text())
         [node] = [n for n in stored["nodes"] if n["name"] == "Delay"]
         assert node["config"]["seconds"] == 5  # tab 1's value, not overwritten
-        assert node["position"] == {"x": 200, "y": 80}
+        assert node["position"] == dropped_at  # tab 2's drag was refused
 
         # Reload brings tab 2 up to date; its next save goes through.
         with other.expect_navigation():

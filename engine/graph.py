@@ -176,8 +176,9 @@ def _check_connections(graph: Graph, registry: Registry) -> list[Problem]:
         if key in seen:
             problems.append(Problem(f"Duplicate connection {c.source}.{c.source_port} → {c.target}.{c.target_port}.", c.target))
         seen.add(key)
-        problems += _check_endpoint(by_id, registry, c.source, c.source_port, "outputs")
-        problems += _check_endpoint(by_id, registry, c.target, c.target_port, "inputs")
+        label = f"{c.source}.{c.source_port} → {c.target}.{c.target_port}"
+        problems += _check_endpoint(by_id, registry, c.source, c.source_port, "outputs", label)
+        problems += _check_endpoint(by_id, registry, c.target, c.target_port, "inputs", label)
     return problems
 
 
@@ -193,10 +194,11 @@ def _check_inputs_connected(graph: Graph, registry: Registry) -> list[Problem]:
     return problems
 
 
-def _check_endpoint(by_id: dict[str, NodeSpec], registry: Registry, node_id: str, port: str, side: str) -> list[Problem]:
+def _check_endpoint(by_id: dict[str, NodeSpec], registry: Registry, node_id: str, port: str, side: str,
+                    label: str) -> list[Problem]:
     node = by_id.get(node_id)
     if node is None:
-        return [Problem(f"A connection refers to a node that does not exist: {node_id!r}.")]
+        return [Problem(f"Connection {label} refers to a node that does not exist: {node_id!r}.")]
     message = port_problem(node.name, registry.get(node.type, node.version), port, side, node.settings)
     return [Problem(message, node.id)] if message else []
 
@@ -231,7 +233,7 @@ def _check_cycles(graph: Graph) -> list[Problem]:
     if len(order) == len(graph.nodes):
         return []
     stuck = sorted(set(n.id for n in graph.nodes) - set(order))
-    names = ", ".join(graph.node(i).name for i in stuck)
+    names = ", ".join(f"{graph.node(i).name} ({i})" for i in stuck)
     return [Problem(f"The connections form a cycle through: {names}.", i) for i in stuck[:1]] + [
         Problem("Part of a cycle.", i) for i in stuck[1:]
     ]

@@ -48,13 +48,13 @@ class PasteRefused(GraphError):
     """Pasted text that cannot be added to a workflow; ``problems`` say why. Nothing was changed."""
 
 
-def _wants_json(request: Request[Any, Any, Any]) -> bool:
+def wants_json(request: Request[Any, Any, Any]) -> bool:
     return request.url.path.startswith("/api/") or "application/json" in request.headers.get("accept", "")
 
 
 def error_response(request: Request[Any, Any, Any], status: int, title: str, detail: str,
                    problems: list[Any] | None = None) -> Response[Any]:
-    if _wants_json(request):
+    if wants_json(request):
         body = {"type": "about:blank", "title": title, "status": status, "detail": detail}
         if problems:
             body["problems"] = problems
@@ -68,7 +68,8 @@ def error_response(request: Request[Any, Any, Any], status: int, title: str, det
 
 
 def handle_http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
-    titles = {404: "Not found", 403: "Forbidden", 409: "Conflict", 422: "Invalid input", 400: "Bad request"}
+    titles = {404: "Not found", 403: "Forbidden", 409: "Conflict", 422: "Invalid input", 400: "Bad request",
+              413: "Too large"}
     generic = {t.lower() for t in titles.values()}
     detail = exc.detail if exc.detail and str(exc.detail).lower() not in generic else ""
     if exc.status_code == 404:
@@ -77,7 +78,7 @@ def handle_http(request: Request[Any, Any, Any], exc: HTTPException) -> Response
 
 
 def handle_unauthorized(request: Request[Any, Any, Any], exc: NotAuthorizedException) -> Response[Any]:
-    if _wants_json(request):
+    if wants_json(request):
         return error_response(request, 401, "Not logged in", "Log in to continue.")
     if is_htmx(request):
         return Response("", status_code=401, headers={"HX-Redirect": "/login"})
@@ -109,7 +110,7 @@ def handle_paused(request: Request[Any, Any, Any], exc: WorkflowPaused) -> Respo
 
 
 def handle_stale_edit(request: Request[Any, Any, Any], exc: StaleEdit) -> Response[Any]:
-    if _wants_json(request):
+    if wants_json(request):
         body = {"type": "about:blank", "title": "Conflict", "status": 409, "detail": exc.detail,
                 "changes": exc.changes, "node_id": exc.node_id, "current_version": exc.current_version}
         return Response(body, status_code=409, media_type="application/problem+json")
@@ -123,7 +124,7 @@ def handle_stale_edit(request: Request[Any, Any, Any], exc: StaleEdit) -> Respon
 
 def handle_missing_test_data(request: Request[Any, Any, Any], exc: MissingTestData) -> Response[Any]:
     """A test run that cannot feed its node: the run panel says which upstream node lacks data."""
-    if _wants_json(request) or not is_htmx(request):
+    if wants_json(request) or not is_htmx(request):
         return error_response(request, 422, "Missing test data", str(exc))
     return Template("testing/_run_refused.html", context={"message": str(exc), "node_id": exc.node_id},
                     status_code=422, media_type=MediaType.HTML)

@@ -35,8 +35,11 @@
 
   // Drawflow draws a wire once, from the port positions of that moment. A node that grows or
   // shrinks later (a status badge, a longer name) would leave its wires behind: redraw them.
+  // The first report of each node is its initial size: its wires were just drawn for it, skip it.
+  const measured = new WeakSet();
   const resized = new ResizeObserver((entries) => {
     for (const entry of entries) {
+      if (!measured.has(entry.target)) { measured.add(entry.target); continue; }
       if (entry.target.isConnected) editor.updateConnectionNodes(entry.target.id);
     }
   });
@@ -172,11 +175,36 @@
     }
     const connections = JSON.parse(document.getElementById('initial-connections').textContent);
     quiet++;
-    for (const c of connections) {
-      editor.addConnection(nodeToDf.get(c.source), nodeToDf.get(c.target),
-        portClass(c.source, 'outputs', c.source_port), portClass(c.target, 'inputs', c.target_port));
+    // Drawflow's addConnection redraws every wire of both nodes and reads the layout after each
+    // write: quadratic on a big graph (bench/editor.py). Add them all, then draw each wire once.
+    const redraw = editor.updateConnectionNodes;
+    editor.updateConnectionNodes = () => {};
+    try {
+      for (const c of connections) {
+        editor.addConnection(nodeToDf.get(c.source), nodeToDf.get(c.target),
+          portClass(c.source, 'outputs', c.source_port), portClass(c.target, 'inputs', c.target_port));
+      }
+    } finally {
+      editor.updateConnectionNodes = redraw;
+      quiet--;
     }
-    quiet--;
+    drawAllWires();
+  }
+
+  // Drawflow's own geometry (updateConnectionNodes), with every layout read before any write.
+  function drawAllWires() {
+    const origin = editor.precanvas.getBoundingClientRect();
+    const centre = (port) => {
+      const r = port.getBoundingClientRect();
+      return [port.offsetWidth / 2 + (r.x - origin.x) / editor.zoom, port.offsetHeight / 2 + (r.y - origin.y) / editor.zoom];
+    };
+    const wires = [...canvas.querySelectorAll('svg.connection')].map((svg) => {
+      const [, input, output, outClass, inClass] = svg.classList;
+      const from = centre(document.getElementById(output.slice(9)).querySelector(`.${outClass}`));
+      const to = centre(document.getElementById(input.slice(8)).querySelector(`.${inClass}`));
+      return [svg.firstElementChild, editor.createCurvature(...from, ...to, editor.curvature, 'openclose')];
+    });
+    for (const [path, d] of wires) path.setAttributeNS(null, 'd', d);
   }
 
   function connectionData(c) {

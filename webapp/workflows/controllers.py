@@ -19,11 +19,12 @@ from engine.graph import ports, validate_graph
 from engine.models import Node
 from engine.policy import NodeSettings, RetryPolicy, parse_settings, parse_workflow_settings, settings_from_form
 from nodes import registry
-from webapp.errors import Invalid
+from webapp.errors import Invalid, wants_json
 from webapp.executions.services import start
 from webapp.forms import Form, is_htmx, multidict
 from webapp.runtime import Runtime
 from webapp.testing.services import TestingService
+from webapp.workflows.importing import FORMATS, MAX_IMPORT_BYTES, MAX_IMPORT_NODES, prepare
 from webapp.workflows.services import WorkflowService
 from webapp.workflows.unknown import unknown_type
 
@@ -48,6 +49,23 @@ class PositionForm(Struct):
     y: float = 0.0
     version: int | None = None
     """The node's version the editor saw; a stale one is refused with 409 (see ``StaleEdit``)."""
+
+
+IMPORT_REPORT = "import_report"
+"""Session key: the last import's summary and n8n report, shown once on the new workflow's editor page."""
+IMPORT_BODY_LIMIT = 4 * MAX_IMPORT_BYTES
+"""Bodies up to this size reach the handler, which refuses files over MAX_IMPORT_BYTES with the exact sizes."""
+IMPORT_LIMITS = {"import_formats": FORMATS, "import_max_mib": MAX_IMPORT_BYTES // (1024 * 1024),
+                 "import_max_nodes": MAX_IMPORT_NODES}
+
+
+async def _import_bytes(form: Any) -> bytes:
+    """The uploaded file's bytes (bounded by IMPORT_BODY_LIMIT), else the pasted text."""
+    upload = form.get("file")
+    if upload is not None and not isinstance(upload, str) and getattr(upload, "filename", ""):
+        return bytes(await upload.read())
+    text = form.get("document")
+    return text.encode() if isinstance(text, str) else b""
 
 
 VERSION_HEADER = "X-Node-Version"
@@ -85,7 +103,34 @@ class WorkflowController(Controller):
 
     @get("/")
     async def list_page(self, request: Request[Any, Any, Any], workflows: NamedDependency[WorkflowService]) -> Template:
-        return Template("workflows/list.html", context={"workflows": await workflows.list(), "user": request.user})
+        return Template("workflows/list.html", context={"workflows": await workflows.list(), "user": request.user,
+                                                        **IMPORT_LIMITS})
+
+    @post("/import", request_max_body_size=IMPORT_BODY_LIMIT)
+    async def import_workflow(self, request: Request[Any, Any, Any],
+                              workflows: NamedDependency[WorkflowService]) -> Response[Any]:
+        """A workflow file (field ``file``) or pasted JSON (field ``document``), Patchwire or n8n format
+        (field ``format``: auto, patchwire, n8n), becomes a new workflow; nothing is created on any problem."""
+        form = await request.form()
+        try:
+            prepared = prepare(await _import_bytes(form), str(form.get("format") or "auto"),
+                               workflows=await workflows.names())
+            workflow = await workflows.import_document(prepared.document)
+        except GraphError as exc:
+            if is_htmx(request) and not wants_json(request):
+                return Template("workflows/_import_problems.html", context={"problems": exc.problems},
+                                status_code=422)
+            raise
+        summary = {"workflow_id": workflow.id, "format": prepared.format, "nodes": len(prepared.document.nodes),
+                   "connections": len(prepared.document.connections),
+                   "report": prepared.report.to_dict() if prepared.report else None}
+        url = f"/workflows/{workflow.id}"
+        if wants_json(request):
+            return Response({**summary, "url": url}, status_code=201)
+        request.set_session({**(request.session or {}), IMPORT_REPORT: summary})
+        if is_htmx(request):
+            return Response("", status_code=200, headers={"HX-Redirect": url})
+        return Redirect(url, status_code=303)
 
     @post("/")
     async def create(self, workflows: NamedDependency[WorkflowService], data: Annotated[NameForm, Form]) -> Redirect:
@@ -111,8 +156,13 @@ class WorkflowController(Controller):
         workflow = await workflows.get(workflow_id)
         nodes = await workflows.nodes(workflow_id)
         connections = await workflows.connections(workflow_id)
+        imported = (request.session or {}).get(IMPORT_REPORT)
+        if imported and imported.get("workflow_id") == workflow_id:  # shown once, right after the import
+            request.set_session({k: v for k, v in request.session.items() if k != IMPORT_REPORT})
+        else:
+            imported = None
         restored, kept = request.query_params.get("restored"), request.query_params.get("kept")
-        return Template("workflows/editor.html", context={
+        return Template("workflows/editor.html", context={"imported": imported, **IMPORT_LIMITS,
             "published": await workflows.published(workflow_id),
             "restored": restored if restored and restored.isdigit() else None,
             "kept": kept if kept and kept.isdigit() else None,

@@ -67,6 +67,14 @@ class WorkflowService:
                                      .order_by(Workflow.updated_at.desc(), Workflow.id.desc()))
         return list(rows)
 
+    async def names(self) -> dict[str, int]:
+        """The owner's workflow ids by name, for names only one of their workflows has."""
+        rows = (await self.db.execute(select(Workflow.name, Workflow.id).where(Workflow.owner_id == self.owner_id))).all()
+        counts: dict[str, int] = {}
+        for name, _ in rows:
+            counts[name] = counts.get(name, 0) + 1
+        return {name: workflow_id for name, workflow_id in rows if counts[name] == 1}
+
     async def get(self, workflow_id: int) -> Workflow:
         workflow = await self.db.scalar(select(Workflow).where(Workflow.id == workflow_id,
                                                                Workflow.owner_id == self.owner_id))

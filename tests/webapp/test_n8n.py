@@ -1,0 +1,221 @@
+"""The n8n mapper on its own: realistic n8n exports (tests/fixtures/n8n/) → our document + report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.errors import GraphError
+from engine.graph import validate_graph
+from nodes import registry
+from webapp.workflows import n8n
+from webapp.workflows.importing import decode, prepare
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "n8n"
+
+
+def load(name: str) -> dict[str, Any]:
+    return json.loads((FIXTURES / f"{name}.json").read_text())
+
+
+def convert(name: str, **kw: Any) -> tuple[dict[str, Any], n8n.ImportReport]:
+    return n8n.convert(load(name), **kw)
+
+
+def by_name(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {n["name"]: n for n in doc["nodes"]}
+
+
+def edges(doc: dict[str, Any]) -> set[tuple[str, str, str, str]]:
+    names = {n["id"]: n["name"] for n in doc["nodes"]}
+    return {(names[c["source"]], c["source_port"], names[c["target"]], c["target_port"]) for c in doc["connections"]}
+
+
+def messages(entries: list[n8n.Entry]) -> list[tuple[str, str | None, str]]:
+    return [(e.node, e.parameter, e.message) for e in entries]
+
+
+@pytest.mark.parametrize("name", ["orders_http_if", "tickets_switch_merge", "legacy_v1"])
+def test_every_fixture_becomes_a_valid_runnable_graph(name: str) -> None:
+    doc, _ = convert(name, workflows={"Escalate": 7})
+    assert validate_graph(decode(doc).graph, registry) == []
+    assert n8n.looks_like_n8n(load(name))
+
+
+@pytest.mark.parametrize(("source", "expected"), [
+    ("={{ $json.x }}", "{{ item.x }}"),
+    ("={{$json.body.rows[0].id}}", "{{ item.body.rows[0].id }}"),
+    ('={{ $json["first name"] }}', '{{ item["first name"] }}'),
+    ("=Hello {{ $json.name }}, you owe {{ $json.total }}!", "Hello {{ item.name }}, you owe {{ item.total }}!"),
+    ("={{ $('Fetch orders').item.json.body }}", '{{ nodes["Fetch orders"][0].body }}'),
+    ('={{ $("Fetch").first().json.id }}', '{{ nodes["Fetch"][0].id }}'),
+    ("={{ $node[\"Fetch\"].json.id }}", '{{ nodes["Fetch"][0].id }}'),
+    ("={{ $input.all() }}", "{{ items }}"),
+    ("={{ $input.item.json.id }}", "{{ item.id }}"),
+    ("={{ $input.first().json.id }}", "{{ items[0].id }}"),
+    ("=plain text", "plain text"),
+])
+def test_simple_expressions_are_translated(source: str, expected: str) -> None:
+    assert n8n.Translator.expression(source) == expected
+
+
+@pytest.mark.parametrize("source", [
+    "={{ $now.toISO() }}", "={{ $json.a ? 1 : 2 }}", "={{ $json.name.toUpperCase() }}",
+    "={{ $json.a }} and {{ $jmespath($json, 'x') }}", "={{ $json.a + $json.b }}",
+])
+def test_other_expressions_are_kept_verbatim_and_reported(source: str) -> None:
+    report = n8n.ImportReport()
+    kept = n8n.Translator(report, "Node").value(source, "field")
+    assert kept == "{% raw %}" + source + "{% endraw %}"
+    assert messages(report.expressions) == [("Node", "field", f"kept verbatim as text (not evaluated): {source}")]
+
+
+def test_http_if_set_mapping_and_report() -> None:
+    doc, report = convert("orders_http_if")
+    nodes = by_name(doc)
+    assert nodes["HTTP Request"]["config"] == {
+        "url": "https://api.example.com/orders?status=open&customer={{ (item.customerId) | urlencode }}",
+        "method": "GET", "headers": [{"name": "X-Api-Version", "value": "2024-01"}], "timeout": 10.0,
+        "fail_on_error_status": False}
+    assert nodes["Big order?"]["version"] == 2
+    assert nodes["Big order?"]["config"]["conditions"] == [{"field": "body.total", "type": "number", "operator": "gt",
+                                                           "value": 100}]
+    flag_big = nodes["Flag big"]["config"]
+    assert flag_big["keep_existing"] is True
+    assert flag_big["fields"][:4] == [{"name": "flag", "value": "big"}, {"name": "total", "value": "{{ item.body.total }}"},
+                                      {"name": "requested", "value": '{{ nodes["HTTP Request"][0].headers["date"] }}'},
+                                      {"name": "priority", "value": "{{ 1 }}"}]
+    assert nodes["Flag small"]["config"] == {"fields": [{"name": "flag", "value": "small"},
+                                                        {"name": "reviewed", "value": "{{ false }}"}],
+                                             "keep_existing": True}
+    assert edges(doc) == {("When clicking ‘Test workflow’", "main", "HTTP Request", "main"),
+                          ("HTTP Request", "main", "Big order?", "main"), ("Big order?", "true", "Flag big", "main"),
+                          ("Big order?", "false", "Flag small", "main")}
+    assert [m.node for m in report.mapped] == ["When clicking ‘Test workflow’", "HTTP Request", "Big order?",
+                                               "Flag big", "Flag small"]
+    assert [e.node for e in report.skipped] == ["Tell Slack", "Sticky Note"]
+    assert messages(report.unmapped) == [("Big order?", "conditions[1] (array notEmpty)",
+                                          "array operation is not supported: condition dropped")]
+    assert [e.parameter for e in report.expressions] == ["assignments[4].value"]
+    assert messages(report.connections) == [("Flag big", None, "Flag big (output 0) → Tell Slack (input 0): dropped "
+                                                               "because 'Tell Slack' was not imported")]
+
+
+def test_switch_merge_wait_subworkflow_mapping() -> None:
+    doc, report = convert("tickets_switch_merge", workflows={"Escalate": 7})
+    nodes = by_name(doc)
+    assert nodes["Every hour"]["type"] == "manual_trigger"
+    assert [r["field"] for r in nodes["Route"]["config"]["rules"]] == ["priority", "subject", "vip"]
+    assert nodes["Route"]["config"]["rules"][2] == {"field": "vip", "type": "boolean", "operator": "is_true"}
+    assert nodes["Cool down"]["config"] == {"mode": "duration", "seconds": 120.0}
+    assert nodes["Join"]["config"] == {"mode": "combine_by_key", "key_a": "ticketId", "key_b": "ticketId"}
+    assert nodes["Nothing to do"]["config"] == {"fields": [], "keep_existing": True}
+    assert nodes["Escalate"]["config"] == {"workflow_id": 7}
+    # n8n output i → our port; the "extra" fallback output (index = number of rules) → fallback; Merge input 1 → b
+    assert edges(doc) == {("Every hour", "main", "Route", "main"), ("Route", "0", "Cool down", "main"),
+                          ("Route", "1", "Join", "b"), ("Route", "fallback", "Nothing to do", "main"),
+                          ("Cool down", "main", "Join", "a"), ("Join", "main", "Escalate", "main")}
+    assert [e.node for e in report.skipped] == ["Wait for approval"]
+    assert "replaced by a Manual Trigger" in report.unmapped[0].message
+
+
+def test_execute_workflow_without_a_matching_workflow_is_skipped_with_the_reason() -> None:
+    doc, report = convert("tickets_switch_merge")
+    assert "Escalate" not in by_name(doc)
+    assert ("needs a Patchwire workflow id: n8n workflow '4Kq9ZbXw' ('Escalate') is not one of your workflows"
+            in report.skipped[0].message)
+    assert any("'Escalate' was not imported" in e.message for e in report.connections)
+
+
+def test_legacy_v1_nodes() -> None:
+    doc, report = convert("legacy_v1")
+    nodes = by_name(doc)
+    push = nodes["Push user"]
+    assert push["config"]["method"] == "POST" and push["config"]["url"] == "https://hooks.example.com/users/{{ item.id }}"
+    assert push["config"]["body"] == {"email": "{{ item.email }}", "count": "{{ item.count }}"}
+    assert push["config"]["timeout"] == 5.0
+    assert push["settings"]["retry"] == {"max_attempts": 4, "initial_delay": 2.0, "multiplier": 1}
+    assert nodes["OK?"]["config"] == {"combine": "or", "conditions": [
+        {"field": "body.status", "type": "string", "operator": "equals", "value": "ok"},
+        {"field": "body.code", "type": "number", "operator": "lt", "value": 300},
+        {"field": "body.done", "type": "boolean", "operator": "is_true"}]}
+    assert [r["value"] for r in nodes["Region"]["config"]["rules"]] == ["eu", "us", "uk"]
+    assert nodes["Merge"]["config"] == {"mode": "combine_by_key", "key_a": "id", "key_b": "userId"}
+    assert nodes["Other region"]["config"]["keep_existing"] is False
+    # v1 Switch rules name their output: rules 0 and 2 both feed output 0; fallbackOutput 3 → fallback
+    assert edges(doc) >= {("Region", "0", "Merge", "a"), ("Region", "2", "Merge", "a"),
+                          ("Region", "fallback", "Other region", "main"), ("OK?", "false", "Merge", "b")}
+    assert [e.parameter for e in report.expressions] == ["values.string[0].value"]
+
+
+def test_merge_choose_branch_of_input_2_swaps_the_wires() -> None:
+    raw = {"name": "m", "nodes": [
+        {"name": "T", "type": "n8n-nodes-base.manualTrigger", "parameters": {}},
+        {"name": "A", "type": "n8n-nodes-base.noOp"}, {"name": "B", "type": "n8n-nodes-base.noOp"},
+        {"name": "M", "type": "n8n-nodes-base.merge", "typeVersion": 3,
+         "parameters": {"mode": "chooseBranch", "useDataOfInput": 2}}],
+        "connections": {"T": {"main": [[{"node": "A", "type": "main", "index": 0}, {"node": "B", "type": "main", "index": 0}]]},
+                        "A": {"main": [[{"node": "M", "type": "main", "index": 0}]]},
+                        "B": {"main": [[{"node": "M", "type": "main", "index": 1}]]}}}
+    doc, report = n8n.convert(raw)
+    assert by_name(doc)["M"]["config"] == {"mode": "wait_pass_first"}
+    assert {("A", "main", "M", "b"), ("B", "main", "M", "a")} <= edges(doc)
+    assert report.clean
+
+
+def test_unsupported_parameters_settings_and_sub_node_connections_are_reported() -> None:
+    raw = {"name": "r", "nodes": [
+        {"name": "H", "type": "n8n-nodes-base.httpRequest", "typeVersion": 4.2, "disabled": True, "onError": "continueErrorOutput",
+         "parameters": {"method": "POST", "url": "https://x.example", "authentication": "genericCredentialType",
+                        "genericAuthType": "httpHeaderAuth", "sendBody": True, "contentType": "form-urlencoded",
+                        "bodyParameters": {"parameters": [{"name": "a", "value": "1"}]}, "options": {"proxy": "http://p"},
+                        "provideSslCertificates": True}},
+        {"name": "N", "type": "n8n-nodes-base.noOp"},
+        {"name": "E", "type": "n8n-nodes-base.noOp"},
+        {"name": "Model", "type": "@n8n/n8n-nodes-langchain.lmChatOpenAi"}],
+        "connections": {"H": {"main": [[{"node": "N", "type": "main", "index": 0}], [{"node": "E", "type": "main", "index": 0}]]},
+                        "Model": {"ai_languageModel": [[{"node": "N", "type": "ai_languageModel", "index": 0}]]}}}
+    doc, report = n8n.convert(raw)
+    assert by_name(doc)["H"]["settings"] == {"on_error": "error_output"}
+    assert "body" not in by_name(doc)["H"]["config"]
+    assert {("H", "main", "N", "main"), ("H", "error", "E", "main")} == edges(doc)
+    params = {(e.parameter, e.message.split(":")[0]) for e in report.unmapped}
+    assert ("authentication", "authentication 'genericCredentialType' is not imported") in params
+    assert ("contentType", "body content type 'form-urlencoded' is not supported (our node sends JSON)") in params
+    assert ("options.proxy", "option 'proxy' is not supported (ignored)") in params
+    assert ("provideSslCertificates", "parameter 'provideSslCertificates' is not supported (ignored)") in params
+    assert ("disabled", "disabled in n8n") in params
+    assert [e.node for e in report.skipped] == ["Model"]
+    assert "ai_languageModel connections (AI sub-nodes) are not supported" in report.connections[0].message
+    assert [p.code for p in validate_graph(decode(doc).graph, registry)] == ["no_trigger"]
+
+
+def test_switch_with_more_than_four_rules_keeps_four_and_says_so() -> None:
+    rule = lambda v: {"conditions": {"conditions": [{"leftValue": "={{ $json.n }}", "rightValue": v,  # noqa: E731
+                                                     "operator": {"type": "number", "operation": "equals"}}]}}
+    raw = {"name": "s", "nodes": [{"name": "S", "type": "n8n-nodes-base.switch", "typeVersion": 3,
+                                   "parameters": {"rules": {"values": [rule(i) for i in range(6)]}}}],
+           "connections": {}}
+    doc, report = n8n.convert(raw)
+    assert len(by_name(doc)["S"]["config"]["rules"]) == 4
+    assert [e.parameter for e in report.unmapped] == ["rules[4]", "rules[5]"]
+
+
+@pytest.mark.parametrize(("raw", "message"), [
+    ({"name": "x", "nodes": "no"}, 'expected an object with a "nodes" list'),
+    ({"name": "x", "nodes": [{"type": "n8n-nodes-base.noOp"}]}, 'nodes[0] needs a "name" and a "type"'),
+    ({"name": "x", "nodes": [], "connections": {"Ghost": {"main": [[]]}}}, "there is no node named 'Ghost'"),
+])
+def test_structurally_broken_n8n_files_are_refused(raw: dict[str, Any], message: str) -> None:
+    with pytest.raises(GraphError) as caught:
+        n8n.convert(raw)
+    assert message in str(caught.value)
+
+
+def test_detection_prefers_patchwire_when_the_file_says_so() -> None:
+    ours = {"format": "patchwire.workflow", "name": "x", "nodes": [], "connections": []}
+    assert prepare(json.dumps(ours).encode()).format == "patchwire"
+    assert prepare((FIXTURES / "legacy_v1.json").read_bytes()).format == "n8n"
