@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from sqlalchemy import func, select
@@ -160,3 +161,16 @@ def test_a_node_of_an_uninstalled_type_can_still_be_seen_and_deleted(browser: Br
     assert page.status_code == 200 and "Unknown type" in page.text
     assert "not installed" in browser.get(f"/workflows/{wid}/nodes/{ghost}").text
     assert browser.delete(f"/workflows/{wid}/nodes/{ghost}").status_code == 204
+
+
+def test_a_node_with_an_invalid_config_is_marked_on_the_canvas(browser: Browser) -> None:
+    browser.register("badge@example.com")
+    wid = browser.create_workflow()
+    added = browser.post(f"/workflows/{wid}/nodes", {"type": "http_request", "x": 0, "y": 0})
+    assert 'data-status="invalid"' in added.text and "url: This field is required." in added.text
+    node = re.search(r'data-node-id="([0-9a-f]+)"', added.text).group(1)
+    assert 'data-status="invalid"' in browser.get(f"/workflows/{wid}").text  # after a reload too
+    fixed = browser.configure(wid, node, {"name": "HTTP Request", "url": "https://example.com/", "method": "GET"})
+    assert fixed.status_code == 200 and f'id="status-{node}" data-status="idle"' in fixed.text  # the badge clears
+    assert 'data-status="invalid"' not in browser.get(f"/workflows/{wid}").text
+    assert 'data-status="invalid"' not in browser.post(f"/workflows/{wid}/nodes", {"type": "delay"}).text

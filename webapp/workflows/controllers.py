@@ -13,7 +13,7 @@ from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 from msgspec import Struct
 
-from engine.config import config_from_form
+from engine.config import config_from_form, parse_config
 from engine.errors import ConfigError, GraphError, RegistryError
 from engine.graph import ports, validate_graph
 from engine.models import Node
@@ -91,11 +91,16 @@ class ConnectionForm(Struct):
 
 def node_view(node: Node) -> dict[str, Any]:
     """A node with its type; a type no longer registered shows as a placeholder the user can delete."""
+    problems: list[str] = []
     try:
         node_type = registry.get(node.type_name, node.type_version)
+        parse_config(node_type.Config, node.config)
     except RegistryError:
         node_type = unknown_type(node.type_name, node.type_version)
-    return {"node": node, "type": node_type, "outputs": ports(node_type, "outputs", parse_settings(node.settings))}
+    except ConfigError as exc:  # e.g. a new HTTP Request without its URL: the canvas badge says so
+        problems = [f"{field}: {message}" for field, message in exc.field_errors.items()]
+    return {"node": node, "type": node_type, "outputs": ports(node_type, "outputs", parse_settings(node.settings)),
+            "problems": problems}
 
 
 class WorkflowController(Controller):
