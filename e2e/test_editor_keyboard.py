@@ -128,6 +128,20 @@ def test_the_editor_without_a_mouse(page: Page, server: Server) -> None:
     violations = axe_violations(page)
     assert not violations, json.dumps(violations, indent=1)
 
+    # Shift+Space builds a selection without a mouse (then Delete, Ctrl+C, Ctrl+D or the align tools act on it).
+    node(page, first).focus()
+    page.keyboard.press("Escape")  # clears the selection the Enter above made
+    expect(page.locator(".drawflow-node[aria-selected=true]")).to_have_count(0)
+    node(page, first).focus()
+    page.keyboard.press("Shift+Space")
+    node(page, second).focus()
+    page.keyboard.press("Shift+Space")
+    expect(page.locator(".drawflow-node[aria-selected=true]")).to_have_count(2)
+    page.keyboard.press("Shift+Space")
+    expect(page.locator(".drawflow-node[aria-selected=true]")).to_have_count(1)
+    page.keyboard.press("Shift+Space")
+    expect(page.locator(".drawflow-node[aria-selected=true]")).to_have_count(2)
+
     # Remove a connection from the panel's list; reload: it is gone for good.
     with page.expect_response(lambda r: r.url.endswith("/connections/delete")) as removed:
         panel.get_by_role("button", name="Remove connection Set (main) → Delay (main)").click()

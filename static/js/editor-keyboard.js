@@ -16,6 +16,7 @@
     { group: 'Nodes', keys: ['→', '←'], description: 'Focus the next / previous connected node' },
     { group: 'Nodes', keys: ['↓', '↑'], description: 'Focus the next / previous node on the same level' },
     { group: 'Nodes', keys: ['Enter', 'Space'], description: 'Select the focused node and open its settings' },
+    { group: 'Nodes', keys: 'Shift+Space', description: 'Add the focused node to the selection, or take it out' },
     { group: 'Nodes', keys: 'Shift+arrows', description: 'Move the focused node' },
   );
 
@@ -114,7 +115,9 @@
     const el = e.target.closest && e.target.closest('.drawflow-node');
     if (!el || e.target !== el || e.ctrlKey || e.metaKey || e.altKey) return;
     const dfId = dfIdOf(el);
-    if (e.shiftKey && e.key.startsWith('Arrow')) {
+    if (e.shiftKey && e.key === ' ' && window.patchwireSelection) {
+      window.patchwireSelection.toggle(el.dataset.nodeId); // multi-select without a mouse
+    } else if (e.shiftKey && e.key.startsWith('Arrow')) {
       const [dx, dy] = { ArrowLeft: [-STEP, 0], ArrowRight: [STEP, 0], ArrowUp: [0, -STEP], ArrowDown: [0, STEP] }[e.key];
       move(el, dx, dy);
     } else if (e.key === 'ArrowRight' || e.key === 'ArrowLeft') {
