@@ -256,7 +256,7 @@ class WorkflowController(Controller):
             if errors:
                 await workflows.node_for_write(workflow_id, node_id, expected)  # a stale tab learns that first
                 raise ConfigError(errors)
-            node = await workflows.update_node(workflow_id, node_id, name, raw, raw_settings, expected)
+            node = await workflows.update_node(workflow_id, node_id, name, raw, raw_settings, expected, loaded=node)
         except ConfigError as exc:
             node = await workflows.node(workflow_id, node_id)  # reloaded: a failed commit expired it
             # What the person typed is shown again with the errors; the stored config is unchanged.

@@ -205,10 +205,15 @@ class WorkflowService:
         return node
 
     async def update_node(self, workflow_id: int, node_id: str, name: str, raw_config: dict[str, Any],
-                          raw_settings: dict[str, Any] | None = None, expected_version: int | None = None) -> Node:
-        """Validate first; on any error nothing is written and ``ConfigError`` names the fields."""
+                          raw_settings: dict[str, Any] | None = None, expected_version: int | None = None,
+                          loaded: Node | None = None) -> Node:
+        """Validate first; on any error nothing is written and ``ConfigError`` names the fields.
+        ``loaded``: the node as the caller already read it (owner-scoped) in this session, to skip reading it again."""
         try:
-            node = await self.node_for_write(workflow_id, node_id, expected_version)
+            if loaded is not None and loaded.id == node_id and expected_version in (None, loaded.version):
+                node = loaded
+            else:
+                node = await self.node_for_write(workflow_id, node_id, expected_version)
         except StaleEdit as exc:
             if exc.current_version is not None:
                 current = await self.node(workflow_id, node_id)
