@@ -8,8 +8,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from litestar.connection import ASGIConnection
+from litestar.datastructures import Cookie, MutableScopeHeaders
 from litestar.middleware.session.server_side import ServerSideSessionBackend, ServerSideSessionConfig
 from litestar.stores.base import Store
+from litestar.utils.dataclass import extract_dataclass_items
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -41,6 +43,15 @@ class SQLSessionStore(Store):
                 db.add(SessionRow(key=key, data=data, expires_at=_expiry(expires_in)))
             else:
                 row.data, row.expires_at = data, _expiry(expires_in)
+
+    async def get_with_expiry(self, key: str) -> tuple[bytes, datetime | None] | None:
+        """The session's data and when it expires (``None``: no such live session)."""
+        data = await self.get(key)
+        if data is None:
+            return None
+        async with self._sessions() as db:
+            expires_at = await db.scalar(select(SessionRow.expires_at).where(SessionRow.key == key))
+        return data, expires_at
 
     async def get(self, key: str, renew_for: int | timedelta | None = None) -> bytes | None:
         async with self._sessions.begin() as db:
@@ -75,6 +86,8 @@ class SQLSessionStore(Store):
 
 ROTATE = "_rotate_session_id"
 _NEW_ID = "patchwire.new_session_id"
+_LOADED = "patchwire.loaded_session"
+"""(session id, stored data, expiry) as read for this request: unchanged data is not written back."""
 
 
 class RotatingSessionBackend(ServerSideSessionBackend):
@@ -84,12 +97,43 @@ class RotatingSessionBackend(ServerSideSessionBackend):
     def get_session_id(self, connection: ASGIConnection[Any, Any, Any, Any]) -> str:
         return connection.scope.get(_NEW_ID) or super().get_session_id(connection)  # type: ignore[return-value]
 
+    async def load_from_connection(self, connection: ASGIConnection[Any, Any, Any, Any]) -> dict[str, Any]:
+        store = self.config.get_store_from_app(connection.scope["app"])
+        session_id = connection.cookies.get(self.config.key)
+        if not session_id or not isinstance(store, SQLSessionStore):
+            return await super().load_from_connection(connection)
+        found = await store.get_with_expiry(session_id)
+        if found is None:
+            return {}
+        data, expires_at = found
+        connection.scope[_LOADED] = (session_id, data, expires_at)  # type: ignore[literal-required]
+        return self.deserialize_data(data)
+
     async def store_in_message(self, scope_session: Any, message: Any, connection: ASGIConnection[Any, Any, Any, Any]) -> None:
         if isinstance(scope_session, dict) and scope_session.pop(ROTATE, False):
             if old := connection.cookies.get(self.config.key):
                 await self.delete(old, store=self.config.get_store_from_app(connection.scope["app"]))
             connection.scope[_NEW_ID] = self.generate_session_id()  # type: ignore[literal-required]
+        elif self._unchanged(scope_session, connection):
+            # Nothing to write: the same data, and the stored expiry is far enough away. Only the cookie
+            # goes out again (its max-age slides); the row is rewritten once half its lifetime is used.
+            headers = MutableScopeHeaders.from_message(message)
+            params = dict(extract_dataclass_items(self.config, exclude_none=True, include=Cookie.__dict__.keys()))
+            headers.add("Set-Cookie", Cookie(value=self.get_session_id(connection), key=self.config.key,
+                                             **params).to_header(header=""))
+            return
         await super().store_in_message(scope_session, message, connection)
+
+    def _unchanged(self, scope_session: Any, connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
+        loaded = connection.scope.get(_LOADED)
+        if not loaded or not isinstance(scope_session, dict) or not scope_session:
+            return False
+        session_id, data, expires_at = loaded
+        if session_id != self.get_session_id(connection) or self.serialize_data(scope_session, connection.scope) != data:
+            return False
+        if self.config.max_age is None or expires_at is None:
+            return expires_at is None and self.config.max_age is None
+        return (expires_at - datetime.now(UTC)).total_seconds() > self.config.max_age / 2
 
 
 @dataclass

@@ -1,7 +1,11 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import select, update
+
+from engine.models import SessionRow
 from tests.webapp.conftest import Browser
 
 
@@ -70,3 +74,28 @@ def test_public_path_exclusions_are_anchored(browser: Browser) -> None:
     wid = browser.create_workflow()
     response = browser._call("post", f"/workflows/{wid}/nodes/static", data={"name": "x"})
     assert response.status_code == 403
+
+
+def test_an_unchanged_session_is_not_written_back_on_every_request(browser: Browser, db_call: Any) -> None:
+    """A request that leaves the session as it was sends the cookie again but does not rewrite the row,
+    until half of the session's lifetime is used; then the row's expiry is extended."""
+    browser.register("quiet-session@example.com")
+
+    def expiry() -> datetime:
+        return db_call(lambda db: db.scalar(select(SessionRow.expires_at)))
+
+    before = expiry()
+    response = browser.get("/workflows/")
+    assert response.status_code == 200 and "set-cookie" in response.headers
+    assert expiry() == before  # not rewritten
+
+    old = datetime.now(UTC) + timedelta(days=2)  # less than half of the 14 days left
+
+    async def age(db: Any) -> None:
+        await db.execute(update(SessionRow).values(expires_at=old))
+        await db.commit()
+
+    db_call(age)
+    assert browser.get("/workflows/").status_code == 200
+    assert expiry() > old + timedelta(days=10)  # rewritten with a fresh expiry
+    assert browser.get("/workflows/").status_code == 200  # still logged in
