@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
 from typing import TYPE_CHECKING, Any
 
 import pytest
 from playwright.sync_api import Locator, Page, expect
+from test_editor_flow import create_workflow, register
 
 if TYPE_CHECKING:
     from conftest import PageErrors, Server
@@ -24,16 +24,10 @@ pytestmark = [pytest.mark.e2e, pytest.mark.parametrize("server", ["embedded"], i
 
 # --- helpers ---------------------------------------------------------------------------------
 def start_workflow(page: Page, server: Server, name: str = "Comfort") -> int:
-    page.goto(f"{server.url}/register")
-    page.get_by_label("Email").fill(f"comfort-{uuid.uuid4().hex[:10]}@example.com")
-    page.get_by_label("Password").fill("correct horse battery staple")
-    page.get_by_role("button", name="Create account").click()
-    expect(page).to_have_url(f"{server.url}/workflows")
-    page.get_by_label("New workflow name").fill(name)
-    page.get_by_role("button", name="Create workflow").click()
-    expect(page).to_have_url(re.compile(r"/workflows/\d+$"))
+    register(page, server.url, "comfort")
+    workflow_id = create_workflow(page, server.url, name)
     expect(page.locator("#zoom-level")).to_have_text("100%")  # editor-comfort.js is running
-    return int(page.url.rsplit("/", 1)[1])
+    return workflow_id
 
 
 def api_post(page: Page, path: str, form: dict[str, Any]) -> Any:

@@ -9,13 +9,11 @@ workflow" brings the second tab up to date, after which its edits save again.
 from __future__ import annotations
 
 import json
-import re
-import uuid
 from typing import TYPE_CHECKING, Any
 
 import pytest
 from playwright.sync_api import Page, expect
-from test_editor_flow import drop_node, open_config, save
+from test_editor_flow import create_workflow, drop_node, open_config, register, save
 
 if TYPE_CHECKING:
     from conftest import Server
@@ -26,13 +24,8 @@ pytestmark = pytest.mark.e2e
 @pytest.mark.parametrize("server", ["embedded"], indirect=True)
 def test_two_tabs_do_not_overwrite_each_other(page: Page, server: Server, browser: Any) -> None:
     base = server.url
-    page.goto(f"{base}/register")
-    page.get_by_label("Email").fill(f"tabs-{uuid.uuid4().hex[:10]}@example.com")
-    page.get_by_label("Password").fill("correct horse battery staple")
-    page.get_by_role("button", name="Create account").click()
-    page.get_by_label("New workflow name").fill("Two tabs")
-    page.get_by_role("button", name="Create workflow").click()
-    expect(page).to_have_url(re.compile(rf"^{re.escape(base)}/workflows/\d+$"))
+    register(page, base, "tabs")
+    create_workflow(page, base, "Two tabs")
     delay = drop_node(page, "delay", 200, 80)
     dropped_at = json.loads(page.request.get(f"{page.url}/export").text())["nodes"][0]["position"]
 

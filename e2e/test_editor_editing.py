@@ -9,12 +9,19 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
 from typing import TYPE_CHECKING, Any
 
 import pytest
 from playwright.sync_api import Locator, Page, expect
-from test_editor_flow import CanvasNode, canvas_connections, canvas_nodes, drag_connection, drop_node
+from test_editor_flow import (
+    CanvasNode,
+    canvas_connections,
+    canvas_nodes,
+    create_workflow,
+    drag_connection,
+    drop_node,
+    register,
+)
 
 if TYPE_CHECKING:
     from conftest import PageErrors, Server
@@ -25,21 +32,15 @@ pytestmark = [pytest.mark.e2e, pytest.mark.parametrize("server", ["embedded"], i
 # --- helpers -----------------------------------------------------------------------------------
 def start(page: Page, server: Server, name: str = "Editing") -> int:
     page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=server.url)
-    page.goto(f"{server.url}/register")
-    page.get_by_label("Email").fill(f"edit-{uuid.uuid4().hex[:10]}@example.com")
-    page.get_by_label("Password").fill("correct horse battery staple")
-    page.get_by_role("button", name="Create account").click()
-    expect(page).to_have_url(f"{server.url}/workflows")
+    register(page, server.url, "edit")
     return new_workflow(page, server, name)
 
 
 def new_workflow(page: Page, server: Server, name: str) -> int:
     page.goto(f"{server.url}/workflows")
-    page.get_by_label("New workflow name").fill(name)
-    page.get_by_role("button", name="Create workflow").click()
-    expect(page).to_have_url(re.compile(r"/workflows/\d+$"))
+    workflow_id = create_workflow(page, server.url, name)
     expect(page.locator("#editor-root")).to_have_attribute("data-undo", "0")
-    return int(page.url.rsplit("/", 1)[1])
+    return workflow_id
 
 
 def stored(page: Page, server: Server, workflow_id: int) -> dict[str, Any]:

@@ -37,6 +37,23 @@ class CanvasNode:
 
 
 # --- small helpers ---------------------------------------------------------------------------
+def register(page: Page, base: str, prefix: str = "e2e") -> None:
+    """A new account (a fresh email each time), ending on the empty workflows list."""
+    page.goto(f"{base}/register")
+    page.get_by_label("Email").fill(f"{prefix}-{uuid.uuid4().hex[:10]}@example.com")
+    page.get_by_label("Password").fill("correct horse battery staple")
+    page.get_by_role("button", name="Create account").click()
+    expect(page).to_have_url(f"{base}/workflows")
+
+
+def create_workflow(page: Page, base: str, name: str) -> int:
+    """From the workflows list: a new workflow, its editor open; its id."""
+    page.get_by_label("New workflow name").fill(name)
+    page.get_by_role("button", name="Create workflow").click()
+    expect(page).to_have_url(re.compile(rf"^{re.escape(base)}/workflows/\d+$"))
+    return int(page.url.rsplit("/", 1)[1])
+
+
 def canvas_nodes(page: Page) -> Locator:
     return page.locator("#canvas .drawflow-node")
 
@@ -151,15 +168,9 @@ def test_new_user_builds_and_runs_a_workflow(page: Page, server: Server, fresh_s
     base = server.url
 
     # 1. Register, land on the (empty) workflows list, create a workflow. -------------------------
-    page.goto(f"{base}/register")
-    page.get_by_label("Email").fill(f"e2e-{uuid.uuid4().hex[:10]}@example.com")
-    page.get_by_label("Password").fill("correct horse battery staple")
-    page.get_by_role("button", name="Create account").click()
-    expect(page).to_have_url(f"{base}/workflows")
+    register(page, base)
     expect(page.locator("#workflows")).to_contain_text("No workflows yet")
-    page.get_by_label("New workflow name").fill("Greet the sink")
-    page.get_by_role("button", name="Create workflow").click()
-    expect(page).to_have_url(re.compile(rf"^{re.escape(base)}/workflows/\d+$"))
+    create_workflow(page, base, "Greet the sink")
     expect(page.locator(".wf-title")).to_have_text("Greet the sink")
     editor_url = page.url
 

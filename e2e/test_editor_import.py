@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 from playwright.sync_api import Page, expect
+from test_editor_flow import register
 
 if TYPE_CHECKING:
     from conftest import PageErrors, Server
@@ -27,14 +27,6 @@ def document(name: str) -> dict[str, object]:
         {"id": "greet", "type": "set", "name": "Greet", "position": {"x": 300, "y": 80},
          "config": {"fields": [{"name": "hello", "value": "{{ item.name }}"}]}}],
         "connections": [{"source": "start", "target": "greet"}]}
-
-
-def register(page: Page, base: str) -> None:
-    page.goto(f"{base}/register")
-    page.get_by_label("Email").fill(f"import-{uuid.uuid4().hex[:10]}@example.com")
-    page.get_by_label("Password").fill("correct horse battery staple")
-    page.get_by_role("button", name="Create account").click()
-    expect(page).to_have_url(f"{base}/workflows")
 
 
 def open_import(page: Page, where: str) -> None:

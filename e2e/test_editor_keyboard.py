@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 from playwright.sync_api import Page, expect
+from test_editor_flow import create_workflow, register
 
 if TYPE_CHECKING:
     from conftest import Server
@@ -36,13 +36,8 @@ def axe_violations(page: Page) -> list[dict[str, Any]]:
 
 
 def start(page: Page, base: str) -> str:
-    page.goto(f"{base}/register")
-    page.get_by_label("Email").fill(f"keys-{uuid.uuid4().hex[:10]}@example.com")
-    page.get_by_label("Password").fill("correct horse battery staple")
-    page.get_by_role("button", name="Create account").click()
-    page.get_by_label("New workflow name").fill("Keyboard only")
-    page.get_by_role("button", name="Create workflow").click()
-    expect(page).to_have_url(re.compile(rf"^{re.escape(base)}/workflows/\d+$"))
+    register(page, base, "keys")
+    create_workflow(page, base, "Keyboard only")
     return page.url
 
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
-import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 from playwright.sync_api import Page, expect
+from test_editor_flow import create_workflow, register
 
 if TYPE_CHECKING:
     from conftest import PageErrors, Server
@@ -49,15 +49,8 @@ class Api:
 
 
 def build(page: Page, base: str) -> tuple[int, dict[str, str]]:
-    page.goto(f"{base}/register")
-    page.get_by_label("Email").fill(f"e2e-{uuid.uuid4().hex[:10]}@example.com")
-    page.get_by_label("Password").fill("correct horse battery staple")
-    page.get_by_role("button", name="Create account").click()
-    expect(page).to_have_url(f"{base}/workflows")
-    page.get_by_label("New workflow name").fill("Test while building")
-    page.get_by_role("button", name="Create workflow").click()
-    expect(page).to_have_url(re.compile(r"/workflows/\d+$"))
-    wid = int(page.url.rsplit("/", 1)[1])
+    register(page, base)
+    wid = create_workflow(page, base, "Test while building")
     api = Api(page, base)
     ids = {"t": api.add_node(wid, "manual_trigger", 20, 60), "a": api.add_node(wid, "set", 240, 60),
            "b": api.add_node(wid, "set", 460, 60), "c": api.add_node(wid, "set", 680, 60)}

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
 from typing import TYPE_CHECKING
 
 import pytest
 from playwright.sync_api import Page, expect
-from test_editor_flow import canvas_nodes, drop_node
+from test_editor_flow import canvas_nodes, create_workflow, drop_node, register
 
 if TYPE_CHECKING:
     from conftest import Server
@@ -20,13 +19,8 @@ pytestmark = pytest.mark.e2e
 @pytest.mark.parametrize("server", ["embedded"], indirect=True)
 def test_publish_see_history_and_restore(page: Page, server: Server) -> None:
     base = server.url
-    page.goto(f"{base}/register")
-    page.get_by_label("Email").fill(f"versions-{uuid.uuid4().hex[:10]}@example.com")
-    page.get_by_label("Password").fill("correct horse battery staple")
-    page.get_by_role("button", name="Create account").click()
-    page.get_by_label("New workflow name").fill("Versioned")
-    page.get_by_role("button", name="Create workflow").click()
-    expect(page).to_have_url(re.compile(rf"^{re.escape(base)}/workflows/\d+$"))
+    register(page, base, "versions")
+    create_workflow(page, base, "Versioned")
     editor_url = page.url
     expect(page.locator("#publish-state")).to_contain_text("Not published")
 

@@ -146,11 +146,15 @@ async def _pin_draft(session: AsyncSession, workflow: Workflow, registry: Regist
     return version.id
 
 
+def published_versions(query: Select[Any], workflow_id: int) -> Select[Any]:
+    """``query`` narrowed to the workflow's published version: the one published last."""
+    return (query.where(WorkflowVersion.workflow_id == workflow_id, WorkflowVersion.published_at.is_not(None))
+            .order_by(WorkflowVersion.published_at.desc(), WorkflowVersion.id.desc()).limit(1))
+
+
 async def published_version_id(session: AsyncSession, workflow_id: int) -> int | None:
-    """The workflow's published version: the one published last (``None``: never published)."""
-    return await session.scalar(select(WorkflowVersion.id).where(
-        WorkflowVersion.workflow_id == workflow_id, WorkflowVersion.published_at.is_not(None))
-        .order_by(WorkflowVersion.published_at.desc(), WorkflowVersion.id.desc()).limit(1))
+    """The id of the workflow's published version (``None``: never published)."""
+    return await session.scalar(published_versions(select(WorkflowVersion.id), workflow_id))
 
 
 async def publish(session: AsyncSession, workflow: Workflow, registry: Registry, author_id: int | None) -> WorkflowVersion:

@@ -44,16 +44,8 @@ class SQLSessionStore(Store):
             else:
                 row.data, row.expires_at = data, _expiry(expires_in)
 
-    async def get_with_expiry(self, key: str) -> tuple[bytes, datetime | None] | None:
-        """The session's data and when it expires (``None``: no such live session)."""
-        data = await self.get(key)
-        if data is None:
-            return None
-        async with self._sessions() as db:
-            expires_at = await db.scalar(select(SessionRow.expires_at).where(SessionRow.key == key))
-        return data, expires_at
-
-    async def get(self, key: str, renew_for: int | timedelta | None = None) -> bytes | None:
+    async def get_with_expiry(self, key: str, renew_for: int | timedelta | None = None) -> tuple[bytes, datetime | None] | None:
+        """The session's data and when it expires, in one read (``None``: no such live session)."""
         async with self._sessions.begin() as db:
             row = await db.get(SessionRow, key)
             if row is None:
@@ -63,7 +55,11 @@ class SQLSessionStore(Store):
                 return None
             if renew_for is not None and row.expires_at is not None:
                 row.expires_at = _expiry(renew_for)
-            return row.data
+            return row.data, row.expires_at
+
+    async def get(self, key: str, renew_for: int | timedelta | None = None) -> bytes | None:
+        found = await self.get_with_expiry(key, renew_for)
+        return found[0] if found is not None else None
 
     async def delete(self, key: str) -> None:
         async with self._sessions.begin() as db:

@@ -64,7 +64,7 @@
     const ports = side === 'outputs' ? node.outputs : node.inputs;
     const ids = [];
     for (const port of Object.values(ports)) {
-      for (const c of port.connections) ids.push(String(side === 'outputs' ? c.node : c.node));
+      for (const c of port.connections) ids.push(String(c.node)); // the node at the other end
     }
     const byPosition = (a, b) => data()[a].pos_y - data()[b].pos_y || data()[a].pos_x - data()[b].pos_x;
     return [...new Set(ids)].filter((id) => data()[id]).sort(byPosition);

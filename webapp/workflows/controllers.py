@@ -25,7 +25,7 @@ from webapp.forms import Form, is_htmx, multidict
 from webapp.runtime import Runtime
 from webapp.testing.services import TestingService
 from webapp.workflows.importing import FORMATS, MAX_IMPORT_BYTES, MAX_IMPORT_NODES, prepare
-from webapp.workflows.services import WorkflowService
+from webapp.workflows.services import DELETED_ELSEWHERE, WorkflowService
 from webapp.workflows.unknown import unknown_type
 
 
@@ -248,7 +248,7 @@ class WorkflowController(Controller):
         form = multidict(await request.form())
         expected = _expected_version(form)
         node = await (workflows.node(workflow_id, node_id) if expected is None else workflows.ensure_node_exists(
-            workflow_id, node_id, "This node was deleted in another tab or by someone else."))
+            workflow_id, node_id, DELETED_ELSEWHERE))
         name = (form.get("name") or [""])[-1]
         raw, errors = config_from_form(workflows.node_type(node).Config, form)
         raw_settings = settings_from_form(form)

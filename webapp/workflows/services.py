@@ -21,7 +21,15 @@ from sqlalchemy.orm.exc import StaleDataError
 from engine.config import config_to_dict, default_config, parse_config
 from engine.contract import NodeType
 from engine.errors import ConfigError, RegistryError
-from engine.executions import export_document, graph_from_json, graph_to_json, load_graph, publish, touch_draft
+from engine.executions import (
+    export_document,
+    graph_from_json,
+    graph_to_json,
+    load_graph,
+    publish,
+    published_versions,
+    touch_draft,
+)
 from engine.graph import (
     NO_TRIGGER,
     UNCONNECTED_INPUT,
@@ -40,6 +48,7 @@ from engine.registry import Registry
 from webapp.errors import Conflict, Invalid, StaleEdit
 
 MAX_NAME = 200
+DELETED_ELSEWHERE = "This node was deleted in another tab or by someone else."
 
 
 def new_node_id() -> str:
@@ -146,10 +155,7 @@ class WorkflowService:
         has moved on since is a ``StaleEdit`` (409), never a silent overwrite."""
         if expected_version is None:
             return await self.node(workflow_id, node_id)
-        await self.get(workflow_id)  # another owner's workflow stays a 404
-        node = await self.db.scalar(select(Node).where(Node.id == node_id, Node.workflow_id == workflow_id))
-        if node is None:
-            raise StaleEdit("This node was deleted in another tab or by someone else.", [], node_id=node_id)
+        node = await self.ensure_node_exists(workflow_id, node_id, DELETED_ELSEWHERE)
         if node.version != expected_version:
             raise StaleEdit(f"“{node.name}” was changed in another tab or by someone else since this page loaded "
                             f"(version {expected_version}, now {node.version}).", [], node_id=node_id,
@@ -346,9 +352,7 @@ class WorkflowService:
 
     async def published(self, workflow_id: int) -> WorkflowVersion | None:
         await self.get(workflow_id)
-        return await self.db.scalar(select(WorkflowVersion).where(
-            WorkflowVersion.workflow_id == workflow_id, WorkflowVersion.published_at.is_not(None))
-            .order_by(WorkflowVersion.published_at.desc(), WorkflowVersion.id.desc()).limit(1))
+        return await self.db.scalar(published_versions(select(WorkflowVersion), workflow_id))
 
     async def history(self, workflow_id: int) -> list[VersionEntry]:
         """Every version, newest first, with its author and what changed since the one before it."""
