@@ -85,6 +85,11 @@ class NodeType:
     inputs: ClassVar[tuple[str, ...]] = ("main",)
     outputs: ClassVar[tuple[str, ...]] = ("main",)
     is_trigger: ClassVar[bool] = False
+    pure: ClassVar[bool] = False
+    """The node has no effect outside its result: it calls nothing, writes nothing, starts nothing
+    (logic, data shaping, waiting). The engine may begin running a pure node while the commit that
+    records its start is still in flight (engine/README.md, "Pipelined commits"); a node with effects
+    always starts after that commit. Leave it ``False`` when in doubt."""
     expression_fields: ClassVar[tuple[str, ...]] = ()
     """Config fields whose strings may hold ``{{ }}`` and are rendered per item by the node."""
 

@@ -8,7 +8,9 @@ incoming connections carried items is *skipped*, and skipping propagates.
 Writes are *deferred* into the run's pending transition and committed together at the next
 barrier (``Run.flush``): the outcomes of the nodes that just settled, the rows of the nodes that
 skip, and the ``running`` rows of the successors about to start are one transaction, committed
-before any of their events is published and before any of those successors runs.
+before any of their events is published and before any of those successors runs — except that
+*pure* successors (``NodeType.pure``: no effect outside their result) begin while it commits; their
+own outcomes are committed after it (engine/README.md, "Pipelined commits").
 """
 
 from __future__ import annotations
@@ -278,26 +280,49 @@ async def finish(run: Run, outcome: Outcome) -> Outcome:
 
 
 async def _drive(run: Run) -> None:
-    running: dict[asyncio.Task[None], str] = {}
+    running: dict[asyncio.Task[None], str | None] = {}
+    """Node tasks by node id, and the step commits still in flight (``None``)."""
     candidates: list[str] = [n.id for n in run.graph.nodes if run.in_scope(n.id)]
     try:
         while True:
             starting = _start_ready(run, candidates) if run.error is None else []
-            await run.flush()  # settled outcomes + skips + the starts: one commit, then their events
-            for record in starting:
-                running[asyncio.create_task(_run_node(run, run.node(record.node_id), record))] = record.node_id
+            await _commit_and_start(run, starting, running)
             if not running:
                 return
             done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
             candidates = []
             for task in done:
-                candidates += run.successors(running.pop(task))
-                task.result()
+                node_id = running.pop(task)
+                task.result()  # a failed step commit ends the run here, as an awaited one would
+                if node_id is not None:
+                    candidates += run.successors(node_id)
     finally:
         await _cancel(running)
 
 
-async def _cancel(running: dict[asyncio.Task[None], str]) -> None:
+async def _commit_and_start(run: Run, starting: list[NodeRunRecord],
+                            running: dict[asyncio.Task[None], str | None]) -> None:
+    """Commit the step (settled outcomes + skips + the starts: one transaction, then their events),
+    then start the nodes — or, when every node starting is pure, start them while it commits.
+
+    A pure node has no effect outside its result, and its result is deferred into a later commit,
+    which the flush lock orders after this one: nothing it produces is stored, published or seen by
+    a node with effects before this step is committed (engine/README.md, "Pipelined commits")."""
+    pipelined = bool(starting) and all(_is_pure(run, record.node_id) for record in starting)
+    if not pipelined:
+        await run.flush()
+    for record in starting:
+        running[asyncio.create_task(_run_node(run, run.node(record.node_id), record))] = record.node_id
+    if pipelined:  # created after the nodes, so they begin first and the commit's own work overlaps them
+        running[asyncio.ensure_future(run.flush())] = None
+
+
+def _is_pure(run: Run, node_id: str) -> bool:
+    node = run.node(node_id)
+    return run.registry.get(node.type, node.version).pure
+
+
+async def _cancel(running: dict[asyncio.Task[None], str | None]) -> None:
     """On cancellation or a crash, no node task outlives the run that started it."""
     for task in running:
         task.cancel()

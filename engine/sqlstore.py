@@ -55,7 +55,9 @@ Write = Callable[[list[tuple[int, Transition]]], Awaitable[None]]
 RUN_COLUMNS = ("execution_id", "node_id", "attempt", "node_name", "node_type", "status", "input", "output", "error",
                "started_at", "finished_at", "resume_at")
 _UPDATED = ", ".join(f"{c} = excluded.{c}" for c in RUN_COLUMNS[3:])
-_SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"  # how SQLAlchemy stores DateTime on SQLite (naive UTC)
+_SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
+OUTBOX_LIMIT = 100_000
+"""Events committed but not yet published, at most; past it the oldest are dropped (and logged)."""  # how SQLAlchemy stores DateTime on SQLite (naive UTC)
 
 
 @dataclass
@@ -88,13 +90,16 @@ class SQLRunStore:
     """One per worker process (``WorkerServices.store``), shared by every execution it runs.
 
     ``notify``: the live channels are PostgreSQL ``NOTIFY`` on this same database, so events are
-    delivered by the commit itself. Otherwise, with a ``sink``, the writer publishes the events of
-    a whole group after its commit, in one call (one Redis command for many executions). Either
-    way ``commit`` returns True and the run does not publish them again."""
+    delivered by the commit itself. Otherwise, with a ``sink``, the events of each committed group go
+    to an *outbox* that one task publishes in commit order (one call, one Redis command, for all
+    that accumulated), so a commit's caller never waits for the channel; past ``outbox_limit``
+    unpublished events the oldest are dropped (clients read the stored ones). Either way ``commit``
+    returns True and the run does not publish them again."""
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], *, notify: bool = False,
-                 sink: EventSink | None = None) -> None:
+                 sink: EventSink | None = None, outbox_limit: int = OUTBOX_LIMIT) -> None:
         self._engine: AsyncEngine = sessions.kw["bind"]
+        self._outbox_limit = outbox_limit
         self.notify = notify and self._engine.dialect.name == "postgresql"
         self._sink = None if self.notify else sink
         self._backend: _SQLiteBackend | _PostgresBackend = (
@@ -102,6 +107,8 @@ class SQLRunStore:
             else _SQLiteBackend(_sqlite_path(self._engine)))
         self._queue: list[_Pending] = []
         self._writer: asyncio.Future[None] | None = None
+        self._outbox: list[Event] = []
+        self._publisher: asyncio.Future[None] | None = None
 
     async def resume_state(self, execution_id: int) -> tuple[dict[str, NodeRunRecord], int]:
         return await self._backend.read(execution_id)
@@ -131,7 +138,7 @@ class SQLRunStore:
         if self._writer is None and not self._queue:  # nothing in flight: try to commit right here
             group = [(execution_id, transition)]
             if self._backend.write_now(group):  # committed on this thread (SQLite, write lock free)
-                await self._publish_events(transition.events, 1)
+                self._post(transition.events)
                 return self.notify or self._sink is not None
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queue.append(_Pending(execution_id, transition, done))
@@ -144,6 +151,8 @@ class SQLRunStore:
     async def close(self) -> None:
         if self._writer is not None:
             await asyncio.gather(self._writer, return_exceptions=True)
+        if self._publisher is not None:
+            await asyncio.gather(self._publisher, return_exceptions=True)
         await self._backend.close()
 
     async def _drain(self) -> None:
@@ -179,24 +188,39 @@ class SQLRunStore:
                 except Exception as single:
                     _settle(pending.done, single)
                 else:
-                    await self._publish([pending])
+                    self._post(pending.transition.events)
                     _settle(pending.done, None)
         else:
-            await self._publish(group)
+            self._post([e for p in group for e in p.transition.events])
             for pending in group:
                 _settle(pending.done, None)
 
-    async def _publish(self, group: list[_Pending]) -> None:
-        await self._publish_events([e for p in group for e in p.transition.events], len(group))
-
-    async def _publish_events(self, events: list[Event], executions: int) -> None:
-        """After the commit: each execution's events in order (the sink logs its own failures)."""
+    def _post(self, events: list[Event]) -> None:
+        """After the commit: hand the events to the outbox, which publishes them in commit order
+        without holding up the commit's caller (a slow channel never slows a run)."""
         if self._sink is None or not events:
             return
+        self._outbox.extend(events)
+        overflow = len(self._outbox) - self._outbox_limit
+        if overflow > 0:  # the channel cannot keep up: live status is best effort, the rows are stored
+            del self._outbox[:overflow]
+            log.warning("dropped %d live events: the channel is not keeping up (clients read the stored ones)",
+                        overflow)
+        if self._publisher is None:
+            self._publisher = asyncio.ensure_future(self._drain_outbox())
+
+    async def _drain_outbox(self) -> None:
+        """Publish whatever the commits left, in order, until the outbox is empty."""
+        assert self._sink is not None
         try:
-            await publish_all(self._sink, events)
-        except Exception:  # events are best effort: the rows are committed, and a client reads them
-            log.warning("could not publish the events of %d executions", executions, exc_info=True)
+            while self._outbox:
+                events, self._outbox = self._outbox, []
+                try:
+                    await publish_all(self._sink, events)
+                except Exception:  # events are best effort: the rows are committed, and a client reads them
+                    log.warning("could not publish %d events", len(events), exc_info=True)
+        finally:
+            self._publisher = None
 
 
 def _settle(done: asyncio.Future[None], exc: BaseException | None) -> None:

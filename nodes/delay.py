@@ -17,6 +17,7 @@ class Delay(NodeType):
 
     type_name = "delay"
     version = 1
+    pure = True
     title = "Delay"
     category = "Logic"
     description = "Wait a number of seconds."

@@ -57,6 +57,7 @@ class If(NodeType):
 
     type_name = "if"
     version = 1
+    pure = True
     title = "If"
     category = "Logic"
     description = "Send items down the true or false branch."

@@ -31,6 +31,7 @@ class IfV2(NodeType):
 
     type_name = "if"
     version = 2
+    pure = True
     title = "If"
     category = "Logic"
     description = "Send items down the true or false branch by one or more conditions."

@@ -8,6 +8,7 @@ class ManualTrigger(NodeType):
 
     type_name = "manual_trigger"
     version = 1
+    pure = True
     title = "Manual Trigger"
     category = "Triggers"
     description = "Starts the workflow from the Run button, the CLI or the API."

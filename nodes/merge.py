@@ -47,6 +47,7 @@ class Merge(NodeType):
 
     type_name = "merge"
     version = 1
+    pure = True
     title = "Merge"
     category = "Logic"
     description = "Wait for two branches and join their items."

@@ -29,6 +29,7 @@ class Set(NodeType):
 
     type_name = "set"
     version = 1
+    pure = True
     title = "Set"
     category = "Data"
     description = "Add or change fields on each item."

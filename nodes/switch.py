@@ -37,6 +37,7 @@ class Switch(NodeType):
 
     type_name = "switch"
     version = 1
+    pure = True
     title = "Switch"
     category = "Logic"
     description = "Send items to one of several outputs by rules."

@@ -56,6 +56,7 @@ class Wait(NodeType):
 
     type_name = "wait"
     version = 1
+    pure = True
     title = "Wait"
     category = "Logic"
     description = "Pause for a while or until a date-time."

@@ -304,3 +304,49 @@ async def test_sqlite_claim_stores_started_at_the_way_sqlalchemy_does(tmp_path: 
     finally:
         await store.close()
         await engine.dispose()
+
+
+class GatedSink:
+    """A live channel that answers only when the test lets it (a slow or stalled Redis)."""
+
+    def __init__(self) -> None:
+        self.gate = asyncio.Event()
+        self.published: list[int] = []
+
+    async def publish(self, event: Event) -> None:
+        await self.publish_many([event])
+
+    async def publish_many(self, events: list[Event]) -> None:
+        await self.gate.wait()
+        self.published += [e.seq for e in events]
+
+
+async def test_a_stalled_channel_does_not_hold_up_commits_and_events_go_out_in_commit_order(
+        db: tuple[str, async_sessionmaker[AsyncSession]]) -> None:
+    _, sessions = db
+    sink = GatedSink()
+    store = SQLRunStore(sessions, sink=sink)
+    execution_id = await execution(sessions)
+    for n in range(5):  # each returns once durable, although nothing could be published yet
+        assert await asyncio.wait_for(store.commit(execution_id, step(execution_id, n)), 10) is True
+    assert sink.published == []
+    assert len((await stored(sessions, execution_id))[1]) == 10
+    sink.gate.set()
+    await store.close()  # drains the outbox
+    assert sink.published == list(range(1, 11))
+
+
+async def test_the_outbox_drops_the_oldest_events_past_its_limit(
+        db: tuple[str, async_sessionmaker[AsyncSession]]) -> None:
+    _, sessions = db
+    sink = GatedSink()
+    store = SQLRunStore(sessions, sink=sink, outbox_limit=4)
+    execution_id = await execution(sessions)
+    for n in range(5):
+        await store.commit(execution_id, step(execution_id, n))
+    sink.gate.set()
+    await store.close()
+    # the first batch was taken before the limit applied; of the rest, only the newest 4 remain
+    assert sink.published[-4:] == [7, 8, 9, 10]
+    assert len(sink.published) < 10
+    assert len((await stored(sessions, execution_id))[1]) == 10  # the database keeps every event
