@@ -26,6 +26,7 @@ from engine.worker import WorkerServices, build_worker
 from nodes import registry
 
 log = logging.getLogger("patchwire.runtime")
+SUBSCRIBER_BACKLOG = 1000
 
 
 def channels_plugin(settings: Settings) -> ChannelsPlugin:
@@ -38,7 +39,10 @@ def channels_plugin(settings: Settings) -> ChannelsPlugin:
         backend = AsyncPgChannelsBackend(dsn=url)
     else:
         raise ValueError(f"unsupported CHANNELS_URL {url!r}: use memory://, redis:// or postgresql://")
-    return ChannelsPlugin(backend=backend, arbitrary_channels_allowed=True)
+    # A slow browser's subscription keeps at most SUBSCRIBER_BACKLOG messages, dropping the oldest: it
+    # never holds memory without bound or slows the others, and the stream fills gaps from the database.
+    return ChannelsPlugin(backend=backend, arbitrary_channels_allowed=True,
+                          subscriber_max_backlog=SUBSCRIBER_BACKLOG, subscriber_backlog_strategy="dropleft")
 
 
 @dataclass

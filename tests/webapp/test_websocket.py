@@ -6,8 +6,12 @@ import re
 from typing import Any
 
 import pytest
+from litestar.channels import ChannelsPlugin
 from litestar.exceptions import WebSocketDisconnect
+from sqlalchemy import select
 
+from engine.events import Event, channel_for
+from engine.models import Execution, ExecutionEvent, User, Workflow, WorkflowVersion
 from tests.webapp.conftest import Browser
 
 
@@ -99,3 +103,53 @@ def test_reconnecting_client_gets_missed_events_without_gaps_or_duplicates(brows
         assert _seqs(drain(ws)) == list(range(3, total + 1))
     with browser.websocket(f"/ws/executions/{execution_id}?after={total}") as ws:
         assert drain(ws) == [], "nothing missed: the stream of a finished execution just closes"
+
+
+def test_a_live_event_after_a_gap_makes_the_stream_read_the_missed_ones_first(browser: Browser, client: Any,
+                                                                               db_call: Any) -> None:
+    """Events a full backlog dropped (or a channel lost) are read from the database: no gaps."""
+    browser.register("gap@example.com")
+
+    async def running_execution(db: Any) -> int:  # no job is enqueued: only this test writes its events
+        user_id = await db.scalar(select(User.id).where(User.email == "gap@example.com"))
+        workflow = Workflow(owner_id=user_id, name="Gap")
+        db.add(workflow)
+        await db.flush()
+        version = WorkflowVersion(workflow_id=workflow.id, number=1, graph={"nodes": [], "connections": []})
+        db.add(version)
+        await db.flush()
+        execution = Execution(workflow_id=workflow.id, owner_id=user_id, version_id=version.id, status="running")
+        db.add(execution)
+        await db.flush()
+        db.add(ExecutionEvent(execution_id=execution.id, seq=1, data=event(execution.id, workflow.id, 1,
+                                                                            "workflow.started").to_builtins()))
+        await db.commit()
+        return execution.id
+
+    def event(execution_id: int, workflow_id: int, seq: int, type_: str) -> Event:
+        status = "succeeded" if type_ == "workflow.finished" else "running"
+        return Event(type=type_, execution_id=execution_id, workflow_id=workflow_id, seq=seq, at=0.0, status=status,
+                     node_id=None if type_.startswith("workflow") else "n1", node_name="N1")
+
+    execution_id = db_call(running_execution)
+    workflow_id = db_call(lambda db: db.scalar(select(Execution.workflow_id).where(Execution.id == execution_id)))
+    later = [event(execution_id, workflow_id, 2, "node.started"), event(execution_id, workflow_id, 3, "node.completed"),
+             event(execution_id, workflow_id, 4, "workflow.finished")]
+
+    async def store_later(db: Any) -> None:
+        db.add_all(ExecutionEvent(execution_id=execution_id, seq=e.seq, data=e.to_builtins()) for e in later)
+        execution = await db.get(Execution, execution_id)
+        execution.status = "succeeded"
+        await db.commit()
+
+    channels = client.app.plugins.get(ChannelsPlugin)
+    with browser.websocket(f"/ws/executions/{execution_id}") as ws:
+        assert _seqs([ws.receive_text()]) == [1]  # the snapshot
+        db_call(store_later)
+        client.blocking_portal.call(lambda: _publish(channels, later[-1], channel_for(execution_id)))
+        rest = drain(ws)
+    assert _seqs(rest) == [2, 3, 4], "the two events never published live came from the database, in order"
+
+
+async def _publish(channels: Any, event: Any, channel: str) -> None:
+    channels.publish(event.to_json(), [channel])

@@ -102,15 +102,16 @@ async def execution_stream(socket: WebSocket[Any, Any, Any], channels: NamedDepe
             last_seq, finished = await (_send_snapshot(socket, execution_id) if after is None
                                         else _send_missed(socket, execution_id, after))
             if not finished:
-                await _stream_until_done(socket, subscriber, last_seq)
+                await _stream_until_done(socket, subscriber, execution_id, last_seq)
         except WebSocketDisconnect:
             return
     await socket.close()
 
 
-async def _stream_until_done(socket: WebSocket[Any, Any, Any], subscriber: Any, last_seq: int) -> None:
+async def _stream_until_done(socket: WebSocket[Any, Any, Any], subscriber: Any, execution_id: int,
+                             last_seq: int) -> None:
     """Forward events until ``workflow.finished``, the browser goes away, or the time limit."""
-    forward = asyncio.create_task(_forward(socket, subscriber, last_seq))
+    forward = asyncio.create_task(_forward(socket, subscriber, execution_id, last_seq))
     gone = asyncio.create_task(_until_disconnect(socket))
     done, pending = await asyncio.wait({forward, gone}, timeout=MAX_STREAM_SECONDS,
                                        return_when=asyncio.FIRST_COMPLETED)
@@ -121,9 +122,16 @@ async def _stream_until_done(socket: WebSocket[Any, Any, Any], subscriber: Any, 
         task.result()
 
 
-async def _forward(socket: WebSocket[Any, Any, Any], subscriber: Any, last_seq: int) -> None:
+async def _forward(socket: WebSocket[Any, Any, Any], subscriber: Any, execution_id: int, last_seq: int) -> None:
+    """Live events in ``seq`` order. A live event past the next one means some were not delivered
+    (a slow client's full backlog drops the oldest, a channel lost them): the gap is read from the
+    database first, so the client still sees every event once, in order."""
     async for message in subscriber.iter_events():
         event = Event.from_json(message)
+        if event.seq > last_seq + 1:
+            last_seq, finished = await _send_missed(socket, execution_id, last_seq)
+            if finished:
+                return
         if event.seq <= last_seq:
             continue  # already sent from the database
         await _send_event(socket, event)
