@@ -72,5 +72,8 @@
     soon();
   });
 
+  // the panel and the timeline are replaced by swaps: mark the selection again afterwards
+  document.addEventListener('htmx:after:swap', highlight);
+  document.addEventListener('htmx:after:settle', highlight);
   highlight();
 })();
