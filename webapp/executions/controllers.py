@@ -63,7 +63,7 @@ class ExecutionController(Controller):
         """The execution page: the pinned version's canvas, the timeline, a node's details, every attempt."""
         page = await _page(executions, execution_id)
         selected = node or (page.execution.error or {}).get("node_id")
-        panel = _panel(page, selected, None) if selected else None
+        panel = await _panel(executions, page, selected, None) if selected else None
         if node and panel is None:
             raise NotFoundException("This execution has no such node.")
         return Template("executions/detail.html", context={**page.context(), "panel": panel, "user": request.user})
@@ -83,7 +83,7 @@ class ExecutionController(Controller):
                           attempt: FromQuery[int | None] = None) -> Template:
         """One node's attempts, error, logs, input and output: the panel for htmx, else the whole page."""
         page = await _page(executions, execution_id)
-        panel = _panel(page, node_id, attempt)
+        panel = await _panel(executions, page, node_id, attempt)
         if panel is None:
             raise NotFoundException("This execution has no such node or attempt.")
         if is_htmx(request):
@@ -131,13 +131,15 @@ class _Page:
 async def _page(executions: ExecutionService, execution_id: int) -> _Page:
     execution = await executions.get(execution_id)
     number, graph = await executions.pinned_version(execution)
-    return _Page(execution, number, graph, await executions.node_runs(execution_id))
+    return _Page(execution, number, graph, await executions.run_summaries(execution_id))
 
 
-def _panel(page: _Page, node_id: str, attempt: int | None) -> NodePanel | None:
+async def _panel(executions: ExecutionService, page: _Page, node_id: str, attempt: int | None) -> NodePanel | None:
+    """The node's panel (its attempts read with their data), or None for a node the execution does not have."""
     if len(node_id) > 64:
         return None
-    return node_panel(page.graph, page.runs, node_id, attempt, registry)
+    attempts = await executions.node_attempts(page.execution.id, node_id)
+    return node_panel(page.graph, attempts, node_id, attempt, registry)
 
 
 def _slug(name: str) -> str:

@@ -9,6 +9,7 @@ from litestar.exceptions import NotFoundException
 from saq import Queue
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import defer
 
 from engine.executions import FAILED_STATUSES, create_execution, create_retry, enqueue_execution, graph_from_json
 from engine.graph import Graph
@@ -34,6 +35,22 @@ class ExecutionService:
         await self.get(execution_id)
         return list(await self.db.scalars(select(NodeRun).where(NodeRun.execution_id == execution_id)
                                           .order_by(NodeRun.started_at, NodeRun.id)))
+
+    async def run_summaries(self, execution_id: int) -> list[NodeRun]:
+        """Every attempt without its data (input, output, logs): what the timeline and the tables need,
+        read again on every live refresh, so megabytes of payload are not loaded each time."""
+        await self.get(execution_id)
+        return list(await self.db.scalars(
+            select(NodeRun).where(NodeRun.execution_id == execution_id)
+            .options(defer(NodeRun.input, raiseload=True), defer(NodeRun.output, raiseload=True),
+                     defer(NodeRun.logs, raiseload=True))
+            .order_by(NodeRun.started_at, NodeRun.id)))
+
+    async def node_attempts(self, execution_id: int, node_id: str) -> list[NodeRun]:
+        """The attempts of one node, with their data, oldest first."""
+        await self.get(execution_id)
+        return list(await self.db.scalars(select(NodeRun).where(
+            NodeRun.execution_id == execution_id, NodeRun.node_id == node_id).order_by(NodeRun.attempt)))
 
     async def pinned_version(self, execution: Execution) -> tuple[int, Graph]:
         """The number and graph of the version the execution ran (not the workflow's current draft)."""

@@ -84,9 +84,11 @@ def _canvas_node(node: NodeSpec, run: NodeRun | None, registry: Registry) -> Can
         title, inputs, outputs = node_type.title, node_type.inputs, ports(node_type, "outputs", node.settings)
     except RegistryError:  # a type no longer installed: still drawn, with one port each side
         title, inputs, outputs = f"Unknown type “{node.type}”", ("main",), ("main",)
-    status = run.status if run is not None else "idle"
-    text = status + (f" · {format_seconds(_seconds(run.started_at, run.finished_at))}"
-                     if run is not None and run.finished_at and run.started_at else "") if run is not None else ""
+    status, text = "idle", ""
+    if run is not None:
+        status = text = run.status
+        if run.started_at and run.finished_at:
+            text += f" · {format_seconds(_seconds(run.started_at, run.finished_at))}"
     return CanvasNode(node.id, node.name, node.type, title, tuple(inputs), tuple(outputs), node.position.x,
                       node.position.y, status, text)
 
