@@ -117,10 +117,13 @@ class Server:
                 raise RuntimeError(f"{proc.name} exited with {proc.popen.returncode}\n{self.logs()}")
 
 
-def _start(name: str, args: list[str], env: dict[str, str], workdir: Path) -> Proc:
+def _start(name: str, args: list[str], env: dict[str, str], workdir: Path, command: list[str] | None = None) -> Proc:
+    """``patchwire <args>``, or ``<command> <args>`` (a module that wraps the CLI, run from the repository root)."""
     log = workdir / f"{name}.log"
+    if command is not None:
+        env = {**env, "PYTHONPATH": str(ROOT)}
     with log.open("wb") as out:
-        popen = subprocess.Popen([str(PATCHWIRE), *args], cwd=workdir, env=env, stdout=out,
+        popen = subprocess.Popen([*(command or [str(PATCHWIRE)]), *args], cwd=workdir, env=env, stdout=out,
                                  stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     return Proc(name, popen, log)
 
@@ -192,6 +195,8 @@ def _base_env(data_dir: Path) -> dict[str, str]:
 @pytest.fixture(scope="module", params=["embedded", "postgres+redis"])
 def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     profile: str = request.param
+    # a test module may serve through a wrapper of the CLI (e.g. one that registers a test node type)
+    command: list[str] | None = getattr(request.module, "PATCHWIRE_COMMAND", None)
     workdir = tmp_path_factory.mktemp(f"server-{profile.replace('+', '-')}")
     env = _base_env(workdir / "data")
     server = Server(profile, "", env)
@@ -203,11 +208,11 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
             env.update(_postgres_redis(cleanups))
         port = free_port()
         server.url = f"http://127.0.0.1:{port}"
-        server.procs.append(_start("web", ["serve", "--host", "127.0.0.1", "--port", str(port)], env, workdir))
+        server.procs.append(_start("web", ["serve", "--host", "127.0.0.1", "--port", str(port)], env, workdir, command))
         deadline = time.monotonic() + READY_TIMEOUT
         _wait_healthy(server, deadline)  # `serve` migrates first, so the worker starts on a ready schema
         if profile != "embedded":
-            worker = _start("worker", ["worker"], env, workdir)
+            worker = _start("worker", ["worker"], env, workdir, command)
             server.procs.append(worker)
             _wait_for_line(server, worker, "Patchwire worker", deadline)
         yield server

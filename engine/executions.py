@@ -248,7 +248,8 @@ async def create_retry(session: AsyncSession, original: Execution, *, from_faile
                 continue
             session.add(NodeRun(execution_id=retry.id, node_id=run.node_id, node_name=run.node_name,
                                 node_type=run.node_type, attempt=1, status=run.status, input=run.input,
-                                output=run.output, started_at=run.started_at, finished_at=run.finished_at))
+                                output=run.output, started_at=run.started_at, finished_at=run.finished_at,
+                                logs=run.logs))
         await session.flush()
     return retry
 

@@ -227,6 +227,8 @@ class NodeRun(Base):
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
     resume_at: Mapped[datetime | None]
+    logs: Mapped[list[Any] | None]
+    """What the node logged through ``ctx.logger`` during this attempt (engine/nodelogs.py): bounded."""
 
 
 class ExecutionEvent(Base):

@@ -20,6 +20,10 @@ class Registry:
             raise RegistryError(f"node type {key[0]!r} version {key[1]} is registered twice")
         self._types[key] = node_type
 
+    def unregister(self, node_type: type[NodeType]) -> None:
+        """Take a registered type out again (tests that add a node type of their own)."""
+        self._types.pop((node_type.type_name, node_type.version), None)
+
     def get(self, type_name: str, version: int | None = None) -> type[NodeType]:
         if version is None:
             return self.latest(type_name)

@@ -31,6 +31,7 @@ from engine.errors import ExpressionError, NodeError, NodeTimeout, PatchwireErro
 from engine.events import Event, EventSink, publish_all, summarize
 from engine.expressions import Expressions
 from engine.graph import ConnectionSpec, Graph, NodeSpec, ensure_valid
+from engine.nodelogs import NodeLogs
 from engine.policy import ERROR_PORT, error_kind
 from engine.registry import Registry
 from engine.store import ExecutionState, NodeRunRecord, RunStore, Transition
@@ -149,7 +150,7 @@ def _copy(record: NodeRunRecord) -> NodeRunRecord:
     """The record as it is now (``dataclasses.replace`` does the same, several times slower)."""
     return NodeRunRecord(record.node_id, record.node_name, record.node_type, record.attempt, record.status,
                          record.input, record.output, record.error, record.started_at, record.finished_at,
-                         record.resume_at)
+                         record.resume_at, list(record.logs) if record.logs is not None else None)
 
 
 @dataclass
@@ -398,7 +399,7 @@ async def _run_node(run: Run, node: NodeSpec, record: NodeRunRecord) -> None:
     items = record.input or []
     while True:
         try:
-            result = await _call(run, node, node_type, items, record.attempt)
+            result = await _call(run, node, node_type, items, record)
         except Exception as exc:  # node code failing is data on the node run, never swallowed
             if not node.settings.retry.retries(exc, record.attempt):
                 _handle_failure(run, node, record, _error_data(node, exc), items)
@@ -438,14 +439,18 @@ async def _park(run: Run, node: NodeSpec, record: NodeRunRecord, event: Event) -
     await run.save(record, event)
 
 
-async def _call(run: Run, node: NodeSpec, node_type: type[NodeType], items: list[Item], attempt: int) -> NodeResult:
+async def _call(run: Run, node: NodeSpec, node_type: type[NodeType], items: list[Item],
+                record: NodeRunRecord) -> NodeResult:
+    """One attempt of the node's code; what it logs lands in ``record.logs`` (stored with its outcome)."""
     config = _config(run, node, node_type)
     inputs = _inputs_by_port(run, node)
+    logs = NodeLogs(run.execution_id, node.id, node.name, record.attempt)
+    record.logs = logs.entries
     ctx = NodeContext(
         execution_id=run.execution_id, workflow_id=run.workflow_id, node_id=node.id, node_name=node.name,
-        attempt=attempt, http=run.http, trigger_input=run.trigger_input,
+        attempt=record.attempt, http=run.http, trigger_input=run.trigger_input,
         expressions=Expressions(run.trigger_input, items=items, nodes=_outputs_by_name(run)),
-        inputs=inputs, live_inputs=tuple(inputs), sub_workflows=run.sub_workflows,
+        inputs=inputs, live_inputs=tuple(inputs), sub_workflows=run.sub_workflows, logger=logs.logger,
     )
     instance = node_type()
     limit = node.settings.timeout or instance.time_limit(config, items) or run.node_timeout

@@ -53,7 +53,7 @@ T = TypeVar("T")
 log = logging.getLogger("patchwire.events")
 Write = Callable[[list[tuple[int, Transition]]], Awaitable[None]]
 RUN_COLUMNS = ("execution_id", "node_id", "attempt", "node_name", "node_type", "status", "input", "output", "error",
-               "started_at", "finished_at", "resume_at")
+               "started_at", "finished_at", "resume_at", "logs")
 _UPDATED = ", ".join(f"{c} = excluded.{c}" for c in RUN_COLUMNS[3:])
 _SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
 OUTBOX_LIMIT = 100_000
@@ -278,7 +278,7 @@ def _latest(rows: list[Any]) -> dict[str, NodeRunRecord]:
     return {row[0]: NodeRunRecord(
         node_id=row[0], node_name=row[1], node_type=row[2], attempt=row[3], status=row[4],
         input=_from_json(row[5]), output=_from_json(row[6]), error=_from_json(row[7]),
-        started_at=_epoch(row[8]), finished_at=_epoch(row[9]), resume_at=_epoch(row[10]),
+        started_at=_epoch(row[8]), finished_at=_epoch(row[9]), resume_at=_epoch(row[10]), logs=_from_json(row[11]),
     ) for row in rows}
 
 
@@ -292,7 +292,7 @@ def _runs(group: list[tuple[int, Transition]]) -> list[tuple[int, NodeRunRecord]
 
 
 SELECT_RUNS = """SELECT node_id, node_name, node_type, attempt, status, input, output, error, started_at, finished_at,
-    resume_at FROM node_runs WHERE execution_id = {p} ORDER BY attempt, id"""
+    resume_at, logs FROM node_runs WHERE execution_id = {p} ORDER BY attempt, id"""
 SELECT_LAST_SEQ = "SELECT max(seq) FROM execution_events WHERE execution_id = {p}"
 _TERMINAL = ", ".join(f"'{status}'" for status in TERMINAL_STATUSES)
 CLAIM = f"""UPDATE executions SET lease_token = {{p}}2, lease_until = {{p}}4, status = 'running',
@@ -456,13 +456,13 @@ def _sqlite_statements(group: list[tuple[int, Transition]]) -> tuple[list[tuple[
     now = _sqlite_time(datetime.now(UTC).timestamp())
     runs = [(execution_id, r.node_id, r.attempt, r.node_name, r.node_type, r.status, _json(r.input),
              _json(r.output), _json(r.error), _sqlite_time(r.started_at), _sqlite_time(r.finished_at),
-             _sqlite_time(r.resume_at)) for execution_id, r in _runs(group)]
+             _sqlite_time(r.resume_at), _json(r.logs)) for execution_id, r in _runs(group)]
     events = [(execution_id, e.seq, e.to_json().decode(), now) for execution_id, t in group for e in t.events]
     finished = [(s.status, _json(s.output), _json(s.error), _sqlite_time(s.finished_at), execution_id)
                 for execution_id, s in _states(group) if s.status != "waiting"]
     waiting = [(_sqlite_time(s.resume_at), execution_id) for execution_id, s in _states(group)
                if s.status == "waiting"]
-    size = sum(len(v) for row in runs for v in row[6:9] if v) + sum(len(row[2]) for row in events) + sum(
+    size = sum(len(v) for row in runs for v in (*row[6:9], row[12]) if v) + sum(len(row[2]) for row in events) + sum(
         len(v) for row in finished for v in row[1:3] if v)
     statements = [(sql, rows) for sql, rows in ((SQLITE_UPSERT_RUN, runs), (SQLITE_INSERT_EVENT, events),
                                                 (SQLITE_FINISHED, finished), (SQLITE_WAITING, waiting)) if rows]
@@ -504,7 +504,8 @@ def _states(group: list[tuple[int, Transition]]) -> list[tuple[int, ExecutionSta
 PG_RUNS = f"""runs AS (
     INSERT INTO node_runs ({', '.join(RUN_COLUMNS)})
     SELECT * FROM unnest({{}}::int[], {{}}::text[], {{}}::int[], {{}}::text[], {{}}::text[], {{}}::text[], {{}}::jsonb[],
-                         {{}}::jsonb[], {{}}::jsonb[], {{}}::timestamptz[], {{}}::timestamptz[], {{}}::timestamptz[])
+                         {{}}::jsonb[], {{}}::jsonb[], {{}}::timestamptz[], {{}}::timestamptz[], {{}}::timestamptz[],
+                         {{}}::jsonb[])
     ON CONFLICT (execution_id, node_id, attempt) DO UPDATE SET {_UPDATED}
     RETURNING 1)"""
 PG_EVENTS = """events AS (
@@ -671,7 +672,8 @@ class _PostgresBackend:
                  [r.node_name for _, r in runs], [r.node_type for _, r in runs], [r.status for _, r in runs],
                  [_json(r.input) for _, r in runs], [_json(r.output) for _, r in runs],
                  [_json(r.error) for _, r in runs], [_dt(r.started_at) for _, r in runs],
-                 [_dt(r.finished_at) for _, r in runs], [_dt(r.resume_at) for _, r in runs])
+                 [_dt(r.finished_at) for _, r in runs], [_dt(r.resume_at) for _, r in runs],
+                 [_json(r.logs) for _, r in runs])
         if events:
             part(PG_EVENTS, [i for i, _ in events], [e.seq for _, e in events], payloads)
         if finished:

@@ -32,6 +32,8 @@ class NodeRunRecord:
     finished_at: float | None = None
     resume_at: float | None = None
     """A waiting node (or a retry back-off) continues at this time (epoch seconds)."""
+    logs: list[dict[str, Any]] | None = None
+    """What the node logged through ``ctx.logger`` during this attempt (engine/nodelogs.py), bounded."""
 
 
 @dataclass

@@ -67,6 +67,12 @@ HELP = ('A JSON list of conditions, each {"field": "body.status", "type": "strin
 # Reading values as a type. Each raises ValueError with a short reason.
 
 
+def log_routes(ctx: NodeContext, routes: dict[str, list[Item]], total: int) -> None:
+    """Say in the node's log where its items went (the run page shows it with the node run)."""
+    taken = ", ".join(f"{len(items)} → {port}" for port, items in routes.items()) or "none"
+    ctx.logger.info("%d item%s routed: %s", total, "" if total == 1 else "s", taken)
+
+
 def _show(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "…"

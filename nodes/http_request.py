@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Annotated, Any, Literal
@@ -68,6 +69,7 @@ class HttpRequest(NodeType):
         headers.setdefault("Idempotency-Key", ctx.idempotency_key)
         body = ctx.expressions.render(config.body, item=item, field="body")
         send_body = config.method in ("POST", "PUT", "PATCH") and body is not None
+        started = time.monotonic()
         try:
             async with ctx.http.stream(config.method, url, headers=headers, json=body if send_body else None,
                                        timeout=config.timeout) as response:
@@ -80,6 +82,8 @@ class HttpRequest(NodeType):
         except httpx.HTTPError as exc:
             raise NodeError(f"{config.method} {url} failed: {exc}", kind="network") from None
         result = {"status": response.status_code, "headers": dict(response.headers), "body": _body(response, content)}
+        ctx.logger.info("%s %s → HTTP %d, %s bytes in %.0f ms", config.method, url, response.status_code,
+                        f"{len(content):,}", (time.monotonic() - started) * 1000)
         if config.fail_on_error_status and response.status_code >= 400:
             raise NodeError(f"{config.method} {url} returned HTTP {response.status_code}", data=result,
                             kind=kind_of_status(response.status_code),

@@ -6,7 +6,7 @@ import msgspec
 
 from engine.contract import Item, NodeContext, NodeResult, NodeType
 from engine.errors import NodeError
-from nodes.conditions import MISSING, field_value
+from nodes.conditions import MISSING, field_value, log_routes
 
 Operator = Literal["equals", "not_equals", "greater_than", "less_than", "contains", "exists"]
 
@@ -68,6 +68,7 @@ class If(NodeType):
         routes: dict[str, list[Item]] = {}
         for item in items:
             routes.setdefault("true" if self._test(config, item) else "false", []).append(item)
+        log_routes(ctx, routes, len(items))
         return NodeResult(routes)
 
     def _test(self, config: IfConfig, item: Item) -> bool:

@@ -7,7 +7,7 @@ from typing import Annotated, ClassVar, Literal
 import msgspec
 
 from engine.contract import Item, NodeContext, NodeResult, NodeType
-from nodes.conditions import HELP, MAX_CONDITIONS, OPERATORS, Condition, list_problems, matches
+from nodes.conditions import HELP, MAX_CONDITIONS, OPERATORS, Condition, list_problems, log_routes, matches
 
 
 class IfV2Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -44,6 +44,7 @@ class IfV2(NodeType):
         routes: dict[str, list[Item]] = {}
         for item in items:
             routes.setdefault("true" if self._test(ctx, config, item) else "false", []).append(item)
+        log_routes(ctx, routes, len(items))
         return NodeResult(routes)
 
     def _test(self, ctx: NodeContext, config: IfV2Config, item: Item) -> bool:

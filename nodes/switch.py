@@ -7,7 +7,7 @@ from typing import Annotated, ClassVar, Literal
 import msgspec
 
 from engine.contract import Item, NodeContext, NodeResult, NodeType
-from nodes.conditions import HELP, OPERATORS, Condition, list_problems, matches
+from nodes.conditions import HELP, OPERATORS, Condition, list_problems, log_routes, matches
 
 RULE_PORTS = ("0", "1", "2", "3")
 FALLBACK = "fallback"
@@ -51,6 +51,7 @@ class Switch(NodeType):
         for item in items:
             for port in self._ports(ctx, config, item):
                 routes.setdefault(port, []).append(item)
+        log_routes(ctx, routes, len(items))
         return NodeResult(routes)
 
     def _ports(self, ctx: NodeContext, config: SwitchConfig, item: Item) -> list[str]:

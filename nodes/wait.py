@@ -65,6 +65,8 @@ class Wait(NodeType):
 
     async def run(self, ctx: NodeContext, config: WaitConfig, items: list[Item]) -> NodeResult:
         delay = config.seconds if config.mode == "duration" else self._until(ctx, config, items)
+        ctx.logger.info("waiting %g s (until %s)", delay, datetime.fromtimestamp(time.time() + delay, UTC).isoformat(
+            timespec="seconds"))
         return NodeResult({"main": items}, not_before=time.time() + delay if delay > 0 else None)
 
     def _until(self, ctx: NodeContext, config: WaitConfig, items: list[Item]) -> float:

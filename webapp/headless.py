@@ -41,7 +41,7 @@ async def execution_json(db: AsyncSession, execution_id: int) -> dict[str, Any] 
         "started_at": _iso(execution.started_at), "finished_at": _iso(execution.finished_at),
         "node_runs": [{
             "node_id": r.node_id, "node_name": r.node_name, "node_type": r.node_type, "attempt": r.attempt,
-            "status": r.status, "output": r.output, "error": r.error,
+            "status": r.status, "output": r.output, "error": r.error, "logs": r.logs,
             "started_at": _iso(r.started_at), "finished_at": _iso(r.finished_at)} for r in runs],
     }
 

@@ -1,5 +1,22 @@
 // The canvas adapter: Drawflow stays behind this file. Every change the user makes on the
 // canvas is saved as it happens as node / connection rows; the server answers with HTML.
+
+// Drawflow's own geometry (updateConnectionNodes), with every layout read before any write.
+function drawWires(editor, canvas) {
+  'use strict';
+  const origin = editor.precanvas.getBoundingClientRect();
+  const centre = (port) => {
+    const r = port.getBoundingClientRect();
+    return [port.offsetWidth / 2 + (r.x - origin.x) / editor.zoom, port.offsetHeight / 2 + (r.y - origin.y) / editor.zoom];
+  };
+  const wires = [...canvas.querySelectorAll('svg.connection')].map((svg) => {
+    const [, input, output, outClass, inClass] = svg.classList;
+    const from = centre(document.getElementById(output.slice(9)).querySelector(`.${outClass}`));
+    const to = centre(document.getElementById(input.slice(8)).querySelector(`.${inClass}`));
+    return [svg.firstElementChild, editor.createCurvature(...from, ...to, editor.curvature, 'openclose')];
+  });
+  for (const [path, d] of wires) path.setAttributeNS(null, 'd', d);
+}
 (function () {
   'use strict';
   const root = document.getElementById('editor-root');
@@ -191,21 +208,7 @@
     drawAllWires();
   }
 
-  // Drawflow's own geometry (updateConnectionNodes), with every layout read before any write.
-  function drawAllWires() {
-    const origin = editor.precanvas.getBoundingClientRect();
-    const centre = (port) => {
-      const r = port.getBoundingClientRect();
-      return [port.offsetWidth / 2 + (r.x - origin.x) / editor.zoom, port.offsetHeight / 2 + (r.y - origin.y) / editor.zoom];
-    };
-    const wires = [...canvas.querySelectorAll('svg.connection')].map((svg) => {
-      const [, input, output, outClass, inClass] = svg.classList;
-      const from = centre(document.getElementById(output.slice(9)).querySelector(`.${outClass}`));
-      const to = centre(document.getElementById(input.slice(8)).querySelector(`.${inClass}`));
-      return [svg.firstElementChild, editor.createCurvature(...from, ...to, editor.curvature, 'openclose')];
-    });
-    for (const [path, d] of wires) path.setAttributeNS(null, 'd', d);
-  }
+  function drawAllWires() { drawWires(editor, canvas); }
 
   function connectionData(c) {
     const source = dfToNode.get(String(c.output_id));
@@ -403,4 +406,75 @@
     addNodeOfType: (type) => { const p = nextFreePosition(); return createNode(type, p.x, p.y); },
   };
   document.dispatchEvent(new CustomEvent('pw-editor-ready', { detail: window.patchwireCanvas }));
+})();
+
+// The read-only canvas of an execution page (Drawflow's view mode: pan and zoom, no editing): the
+// pinned version's nodes (server-rendered, escaped) and wires. The status badges inside the nodes are
+// updated by the page's WebSocket (out-of-band swaps). A click on a node dispatches
+// `pw:node-selected` ({nodeId}) on the canvas; execution-detail.js opens the node's details.
+(function () {
+  'use strict';
+  const canvas = document.getElementById('execution-canvas');
+  if (!canvas) return;
+  const editor = new Drawflow(canvas);
+  editor.editor_mode = 'view';
+  editor.reroute = false;
+  editor.zoom_min = 0.25;
+  editor.start();
+  window.patchwireViewer = editor; // for tests and debugging
+
+  const dfOf = new Map();
+  const portsOf = new Map();
+  const names = (text) => (text ? text.split(',') : []);
+  for (const el of document.getElementById('execution-nodes').content.querySelectorAll('.pw-node')) {
+    const d = el.dataset;
+    const ports = { inputs: names(d.inputs), outputs: names(d.outputs) };
+    const dfId = String(editor.addNode(d.type, ports.inputs.length, ports.outputs.length, +d.x, +d.y,
+                                       `pw-${d.type}`, { node_id: d.nodeId }, el.outerHTML));
+    dfOf.set(d.nodeId, dfId);
+    portsOf.set(d.nodeId, ports);
+    document.getElementById(`node-${dfId}`).dataset.nodeId = d.nodeId;
+  }
+  const portClass = (nodeId, side, name) => `${side === 'outputs' ? 'output' : 'input'}_${portsOf.get(nodeId)[side].indexOf(name) + 1}`;
+  for (const c of JSON.parse(document.getElementById('execution-connections').textContent)) {
+    if (!dfOf.has(c.source) || !dfOf.has(c.target)) continue;
+    editor.addConnection(dfOf.get(c.source), dfOf.get(c.target), portClass(c.source, 'outputs', c.source_port),
+                         portClass(c.target, 'inputs', c.target_port));
+  }
+
+  // Zoom to fit: the whole workflow in view (at most 100 %).
+  function fit() {
+    const boxes = [...canvas.querySelectorAll('.drawflow-node')].map((el) => ({
+      x: el.offsetLeft, y: el.offsetTop, w: el.offsetWidth, h: el.offsetHeight }));
+    if (!boxes.length) return;
+    const minX = Math.min(...boxes.map((b) => b.x)), minY = Math.min(...boxes.map((b) => b.y));
+    const maxX = Math.max(...boxes.map((b) => b.x + b.w)), maxY = Math.max(...boxes.map((b) => b.y + b.h));
+    const pad = 40;
+    const zoom = Math.max(editor.zoom_min, Math.min(1, (canvas.clientWidth - 2 * pad) / (maxX - minX || 1),
+                                                    (canvas.clientHeight - 2 * pad) / (maxY - minY || 1)));
+    editor.zoom = zoom;
+    editor.zoom_last_value = zoom;
+    editor.canvas_x = (canvas.clientWidth - (maxX - minX) * zoom) / 2 - minX * zoom;
+    editor.canvas_y = (canvas.clientHeight - (maxY - minY) * zoom) / 2 - minY * zoom;
+    editor.precanvas.style.transform = `translate(${editor.canvas_x}px, ${editor.canvas_y}px) scale(${zoom})`;
+  }
+  fit();
+  drawWires(editor, canvas);
+
+  // Badges change the nodes' size: keep the wires on their ports.
+  const resized = new ResizeObserver((entries) => {
+    for (const entry of entries) if (entry.target.isConnected) editor.updateConnectionNodes(entry.target.id);
+  });
+  for (const el of canvas.querySelectorAll('.drawflow-node')) resized.observe(el);
+
+  canvas.addEventListener('click', (e) => {
+    const el = e.target.closest('.drawflow-node');
+    if (el) canvas.dispatchEvent(new CustomEvent('pw:node-selected', { bubbles: true, detail: { nodeId: el.dataset.nodeId } }));
+  });
+  window.patchwireView = {
+    fit,
+    select(nodeId) {
+      for (const el of canvas.querySelectorAll('.drawflow-node')) el.classList.toggle('pw-selected', el.dataset.nodeId === nodeId);
+    },
+  };
 })();

@@ -445,10 +445,11 @@ async def test_wait_until_that_cannot_be_waited_for_fails_clearly(until: str, ne
 
 def test_wait_returns_its_items_with_the_time_they_may_pass() -> None:
     import asyncio
+    import logging
 
     from engine.expressions import Expressions
 
-    ctx = type("Ctx", (), {"expressions": Expressions({})})()
+    ctx = type("Ctx", (), {"expressions": Expressions({}), "logger": logging.getLogger("test")})()
     result = asyncio.run(Wait().run(ctx, WaitConfig(seconds=600), [{"x": 1}]))  # type: ignore[arg-type]
     assert result.outputs == {"main": [{"x": 1}]} and 595 < result.not_before - time.time() <= 600
     past = asyncio.run(Wait().run(ctx, WaitConfig(mode="until", until="2000-01-01T00:00:00Z"), []))  # type: ignore[arg-type]

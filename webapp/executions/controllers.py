@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 import msgspec
-from litestar import Controller, Request, WebSocket, get, post, websocket
+from litestar import Controller, Request, Response, WebSocket, get, post, websocket
 from litestar.channels import ChannelsPlugin
 from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException, WebSocketDisconnect
@@ -16,9 +17,12 @@ from litestar.response import Redirect, Template
 from litestar.template import TemplateEngineProtocol
 
 from engine.events import Event, channel_for
-from engine.models import TERMINAL_STATUSES
+from engine.graph import Graph
+from engine.models import TERMINAL_STATUSES, Execution, NodeRun
+from nodes import registry
 from webapp.errors import Invalid
 from webapp.executions.services import ExecutionService
+from webapp.executions.views import NodePanel, canvas_nodes, connections, node_panel, timeline
 from webapp.forms import is_htmx, multidict
 from webapp.runtime import Runtime
 
@@ -55,11 +59,96 @@ class ExecutionController(Controller):
 
     @get("/{execution_id:int}")
     async def detail(self, request: Request[Any, Any, Any], executions: NamedDependency[ExecutionService],
-                     execution_id: FromPath[int]) -> Template:
+                     execution_id: FromPath[int], node: FromQuery[str | None] = None) -> Template:
+        """The execution page: the pinned version's canvas, the timeline, a node's details, every attempt."""
+        page = await _page(executions, execution_id)
+        selected = node or (page.execution.error or {}).get("node_id")
+        panel = await _panel(executions, page, selected, None) if selected else None
+        if node and panel is None:
+            raise NotFoundException("This execution has no such node.")
+        return Template("executions/detail.html", context={**page.context(), "panel": panel, "user": request.user})
+
+    @get("/{execution_id:int}/live")
+    async def live_parts(self, request: Request[Any, Any, Any], executions: NamedDependency[ExecutionService],
+                         execution_id: FromPath[int], node: FromQuery[str | None] = None) -> Template | Redirect:
+        """The parts an event changes (summary, timeline, attempts), as out-of-band fragments for htmx."""
+        if not is_htmx(request):
+            return Redirect(f"/executions/{execution_id}", status_code=303)
+        page = await _page(executions, execution_id)
+        return Template("executions/_live.html", context=page.context())
+
+    @get("/{execution_id:int}/nodes/{node_id:str}")
+    async def node_detail(self, request: Request[Any, Any, Any], executions: NamedDependency[ExecutionService],
+                          execution_id: FromPath[int], node_id: FromPath[str],
+                          attempt: FromQuery[int | None] = None) -> Template:
+        """One node's attempts, error, logs, input and output: the panel for htmx, else the whole page."""
+        page = await _page(executions, execution_id)
+        panel = await _panel(executions, page, node_id, attempt)
+        if panel is None:
+            raise NotFoundException("This execution has no such node or attempt.")
+        if is_htmx(request):
+            return Template("executions/_node_panel.html", context={**page.context(), "panel": panel})
+        return Template("executions/detail.html", context={**page.context(), "panel": panel, "user": request.user})
+
+    @get("/{execution_id:int}/nodes/{node_id:str}/attempts/{attempt:int}/{part:str}")
+    async def node_data(self, executions: NamedDependency[ExecutionService], execution_id: FromPath[int],
+                        node_id: FromPath[str], attempt: FromPath[int], part: FromPath[str]) -> Response[bytes]:
+        """The whole input / output / error / logs of one attempt, as a JSON file."""
+        if part not in NODE_RUN_PARTS:
+            raise NotFoundException(f"Choose one of: {', '.join(NODE_RUN_PARTS)}.")
+        run = await executions.node_run(execution_id, node_id, attempt)
+        return _download(getattr(run, part), f"execution-{execution_id}-{_slug(run.node_name)}-attempt-{attempt}-{part}")
+
+    @get("/{execution_id:int}/data/{part:str}")
+    async def execution_data(self, executions: NamedDependency[ExecutionService], execution_id: FromPath[int],
+                             part: FromPath[str]) -> Response[bytes]:
+        """The execution's whole trigger input or final output, as a JSON file."""
+        if part not in ("input", "output"):
+            raise NotFoundException("Choose input or output.")
         execution = await executions.get(execution_id)
-        runs = await executions.node_runs(execution_id)
-        return Template("executions/detail.html", context={"execution": execution, "runs": runs,
-                                                            "user": request.user})
+        return _download(getattr(execution, part), f"execution-{execution_id}-{part}")
+
+
+NODE_RUN_PARTS = ("input", "output", "error", "logs")
+
+
+@dataclass
+class _Page:
+    """The rows the execution page is drawn from, loaded once per request (owner-scoped)."""
+
+    execution: Execution
+    version_number: int
+    graph: Graph
+    runs: list[NodeRun]
+
+    def context(self) -> dict[str, Any]:
+        return {"execution": self.execution, "runs": self.runs, "version_number": self.version_number,
+                "canvas": canvas_nodes(self.graph, self.runs, registry), "connections": connections(self.graph),
+                "timeline": timeline(self.execution, self.graph, self.runs),
+                "live": self.execution.status not in TERMINAL_STATUSES}
+
+
+async def _page(executions: ExecutionService, execution_id: int) -> _Page:
+    execution = await executions.get(execution_id)
+    number, graph = await executions.pinned_version(execution)
+    return _Page(execution, number, graph, await executions.run_summaries(execution_id))
+
+
+async def _panel(executions: ExecutionService, page: _Page, node_id: str, attempt: int | None) -> NodePanel | None:
+    """The node's panel (its attempts read with their data), or None for a node the execution does not have."""
+    if len(node_id) > 64:
+        return None
+    attempts = await executions.node_attempts(page.execution.id, node_id)
+    return node_panel(page.graph, attempts, node_id, attempt, registry)
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isascii() and c.isalnum() else "-" for c in name).strip("-")[:60] or "node"
+
+
+def _download(value: Any, stem: str) -> Response[bytes]:
+    return Response(msgspec.json.format(msgspec.json.encode(value), indent=2), media_type="application/json",
+                    headers={"Content-Disposition": f'attachment; filename="{stem}.json"'})
 
 
 def same_origin(socket: WebSocket[Any, Any, Any]) -> bool:

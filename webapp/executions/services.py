@@ -9,9 +9,11 @@ from litestar.exceptions import NotFoundException
 from saq import Queue
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import defer
 
-from engine.executions import FAILED_STATUSES, create_execution, create_retry, enqueue_execution
-from engine.models import Execution, ExecutionEvent, NodeRun, Workflow
+from engine.executions import FAILED_STATUSES, create_execution, create_retry, enqueue_execution, graph_from_json
+from engine.graph import Graph
+from engine.models import Execution, ExecutionEvent, NodeRun, Workflow, WorkflowVersion
 from engine.registry import Registry
 from engine.worker import HEARTBEAT, job_timeout_for
 from webapp.errors import Invalid
@@ -33,6 +35,39 @@ class ExecutionService:
         await self.get(execution_id)
         return list(await self.db.scalars(select(NodeRun).where(NodeRun.execution_id == execution_id)
                                           .order_by(NodeRun.started_at, NodeRun.id)))
+
+    async def run_summaries(self, execution_id: int) -> list[NodeRun]:
+        """Every attempt without its data (input, output, logs): what the timeline and the tables need,
+        read again on every live refresh, so megabytes of payload are not loaded each time."""
+        await self.get(execution_id)
+        return list(await self.db.scalars(
+            select(NodeRun).where(NodeRun.execution_id == execution_id)
+            .options(defer(NodeRun.input, raiseload=True), defer(NodeRun.output, raiseload=True),
+                     defer(NodeRun.logs, raiseload=True))
+            .order_by(NodeRun.started_at, NodeRun.id)))
+
+    async def node_attempts(self, execution_id: int, node_id: str) -> list[NodeRun]:
+        """The attempts of one node, with their data, oldest first."""
+        await self.get(execution_id)
+        return list(await self.db.scalars(select(NodeRun).where(
+            NodeRun.execution_id == execution_id, NodeRun.node_id == node_id).order_by(NodeRun.attempt)))
+
+    async def pinned_version(self, execution: Execution) -> tuple[int, Graph]:
+        """The number and graph of the version the execution ran (not the workflow's current draft)."""
+        row = (await self.db.execute(select(WorkflowVersion.number, WorkflowVersion.graph).where(
+            WorkflowVersion.id == execution.version_id, WorkflowVersion.workflow_id == execution.workflow_id))).first()
+        if row is None:
+            return 0, Graph()
+        return row.number, graph_from_json(row.graph)
+
+    async def node_run(self, execution_id: int, node_id: str, attempt: int) -> NodeRun:
+        """One attempt of one node of one of the owner's executions; 404 otherwise."""
+        await self.get(execution_id)
+        run = await self.db.scalar(select(NodeRun).where(NodeRun.execution_id == execution_id,
+                                                         NodeRun.node_id == node_id, NodeRun.attempt == attempt))
+        if run is None:
+            raise NotFoundException("This execution has no such node run.")
+        return run
 
     async def last_seq(self, execution_id: int) -> int:
         await self.get(execution_id)

@@ -23,12 +23,20 @@ class _Budget:
         self.cut = False
 
 
-def json_tree(value: Any, label: str = "") -> Markup:
-    """The tree of ``value``; a top-level note says when parts are not shown."""
+def json_tree(value: Any, label: str = "", download: str | None = None) -> Markup:
+    """The tree of ``value``; a top-level note says when parts are not shown (with a link to
+    ``download``, a URL that returns the whole value, when given)."""
     budget = _Budget()
     body = _node(label, value, 0, budget)
-    note = Markup('<p class="jt-note" role="note">Large payload: parts are not shown (truncated).</p>') if budget.cut else ""
+    note = _note(download) if budget.cut else ""
     return Markup('<div class="json-tree">{}{}</div>').format(Markup("<ul>{}</ul>").format(body), note)
+
+
+def _note(download: str | None) -> Markup:
+    if download is None:
+        return Markup('<p class="jt-note" role="note">Large payload: parts are not shown (truncated).</p>')
+    return Markup('<p class="jt-note" role="note">Large payload: parts are not shown (truncated) — '
+                  '<a class="jt-download" href="{}" download>download the whole JSON</a>.</p>').format(download)
 
 
 def _node(key: str, value: Any, depth: int, budget: _Budget) -> Markup:

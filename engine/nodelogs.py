@@ -1,0 +1,75 @@
+"""What a node logs through ``ctx.logger`` during one attempt, kept with its node run.
+
+Each attempt gets its own logger (not registered with ``logging``, so nothing accumulates) whose one
+handler keeps the records as small dicts — ``{"at": epoch seconds, "level": "INFO", "message": …}`` —
+and forwards them to the process logger ``patchwire.node`` (with ``execution_id``, ``node_id`` and
+``attempt`` on the record) when that logger is enabled for their level. The list is stored on the
+node run in the same commit as the attempt's outcome (engine/store.py ``NodeRunRecord.logs``).
+
+Bounded per attempt: at most ``MAX_RECORDS`` records and ``MAX_TOTAL_CHARS`` characters of
+messages, each message cut at ``MAX_MESSAGE_CHARS``. Past a limit, one last entry says how many
+records were not kept, so a chatty node never bloats its row.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+MAX_RECORDS = 200
+MAX_MESSAGE_CHARS = 4000
+MAX_TOTAL_CHARS = 64_000
+PROCESS_LOGGER = "patchwire.node"
+
+_formatter = logging.Formatter()
+
+
+class NodeLogs(logging.Handler):
+    """The records of one node attempt; ``entries`` is the list stored with its node run."""
+
+    def __init__(self, execution_id: int, node_id: str, node_name: str, attempt: int) -> None:
+        super().__init__(logging.DEBUG)
+        self.entries: list[dict[str, Any]] = []
+        self._ids = {"execution_id": execution_id, "node_id": node_id, "node_name": node_name, "attempt": attempt}
+        self._chars = 0
+        self._dropped: dict[str, Any] | None = None
+        self.logger = logging.Logger(PROCESS_LOGGER, logging.DEBUG)
+        self.logger.propagate = False  # forwarded by ``emit`` instead, only at the levels the process logs
+        self.logger.addHandler(self)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self._forward(record)
+        message = _message(record)
+        if self._dropped is not None or len(self.entries) >= MAX_RECORDS or self._chars + len(message) > MAX_TOTAL_CHARS:
+            self._drop()
+            return
+        self._chars += len(message)
+        self.entries.append({"at": round(record.created, 6), "level": record.levelname, "message": message})
+
+    def _drop(self) -> None:
+        if self._dropped is None:
+            self._dropped = {"at": None, "level": "WARNING", "message": "", "dropped": 0}
+            self.entries.append(self._dropped)
+        self._dropped["dropped"] += 1
+        count = self._dropped["dropped"]
+        self._dropped["message"] = (f"… {count} later record{'s' if count != 1 else ''} not kept (a node run keeps "
+                                    f"{MAX_RECORDS} records and {MAX_TOTAL_CHARS:,} characters)")
+
+    def _forward(self, record: logging.LogRecord) -> None:
+        process = logging.getLogger(PROCESS_LOGGER)
+        if process.isEnabledFor(record.levelno):
+            for key, value in self._ids.items():
+                setattr(record, key, value)
+            process.handle(record)
+
+
+def _message(record: logging.LogRecord) -> str:
+    try:
+        text = record.getMessage()
+    except Exception as exc:  # a bad format string in node code must not fail the node
+        text = f"{record.msg!r} (could not format the arguments: {type(exc).__name__})"
+    if record.exc_info:
+        text += "\n" + _formatter.formatException(record.exc_info)
+    if len(text) > MAX_MESSAGE_CHARS:
+        text = text[:MAX_MESSAGE_CHARS] + f"… ({len(text) - MAX_MESSAGE_CHARS:,} more characters)"
+    return text
