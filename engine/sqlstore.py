@@ -44,6 +44,7 @@ import asyncpg
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
+from engine import metrics
 from engine.database import BUSY_TIMEOUT_MS
 from engine.events import Event, EventSink, channel_for, publish_all
 from engine.models import TERMINAL_STATUSES
@@ -131,6 +132,7 @@ class SQLRunStore:
         if self._writer is None and not self._queue:  # nothing in flight: try to commit right here
             group = [(execution_id, transition)]
             if self._backend.write_now(group):  # committed on this thread (SQLite, write lock free)
+                metrics.observe(transition)
                 await self._publish_events(transition.events, 1)
                 return self.notify or self._sink is not None
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -139,6 +141,7 @@ class SQLRunStore:
             self._writer = asyncio.ensure_future(self._drain())
         # a transaction the writer has begun is finished even if this caller is cancelled meanwhile
         await asyncio.shield(done)
+        metrics.observe(transition)  # committed: counted once, as durable
         return self.notify or self._sink is not None
 
     async def close(self) -> None:
