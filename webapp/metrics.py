@@ -20,8 +20,9 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
-from litestar import Request, get
+from litestar import get
 from litestar.connection import ASGIConnection
+from litestar.di import NamedDependency
 from litestar.enums import ScopeType
 from litestar.exceptions import PermissionDeniedException
 from litestar.handlers import BaseRouteHandler
@@ -62,7 +63,7 @@ class MetricsController(PrometheusController):
     path = "/metrics"
 
     @get(guards=[metrics_guard], exclude_from_auth=True, include_in_schema=False)
-    async def get(self, request: Request[Any, Any, Any], runtime: Runtime) -> Response[bytes]:
+    async def get(self, runtime: NamedDependency[Runtime]) -> Response[bytes]:
         families = await scrape_time_gauges(runtime)
         body = generate_latest(REGISTRY) + generate_latest(_Families(families))  # type: ignore[arg-type]
         return Response(body, headers={"Content-Type": CONTENT_TYPE_LATEST})  # as the plugin's own handler
