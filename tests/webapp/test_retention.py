@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+
 from sqlalchemy import select
 
 from engine.models import Execution, NodeRun
