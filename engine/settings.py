@@ -101,7 +101,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         log_level=env.get("PATCHWIRE_LOG_LEVEL", "INFO").upper(),
         metrics_enabled=env.get("PATCHWIRE_METRICS", "1").lower() not in ("0", "false", "no", "off"),
         metrics_token=env.get("PATCHWIRE_METRICS_TOKEN", ""),
-        metrics_port=int(env["PATCHWIRE_METRICS_PORT"]) if env.get("PATCHWIRE_METRICS_PORT") else None,
+        metrics_port=int(_non_negative(env, "PATCHWIRE_METRICS_PORT", 0)) or None,
         metrics_host=env.get("PATCHWIRE_METRICS_HOST", "127.0.0.1"),
         retention_days=_non_negative(env, "PATCHWIRE_RETENTION_DAYS", 30.0),
         retention_per_workflow=int(_non_negative(env, "PATCHWIRE_RETENTION_PER_WORKFLOW", 0)),
@@ -116,8 +116,15 @@ def _choice(env: dict[str, str], name: str, choices: tuple[str, ...]) -> str:
     return value
 
 
+def _number(env: dict[str, str], name: str, default: float) -> float:
+    try:
+        return float(env.get(name) or default)
+    except ValueError:
+        raise ValueError(f"{name} must be a number, not {env[name]!r}") from None
+
+
 def _non_negative(env: dict[str, str], name: str, default: float) -> float:
-    value = float(env.get(name) or default)
+    value = _number(env, name, default)
     if value < 0:
         raise ValueError(f"{name} must be 0 or more, not {value:g}")
     return value

@@ -177,3 +177,12 @@ async def test_sqlite_database_made_without_incremental_vacuum_is_converted_once
         assert conn.execute("SELECT count(*) FROM legacy").fetchone()[0] == 200
     assert ensure_incremental_vacuum(f"sqlite:///{path}") is False  # once
     assert os.path.exists(path)
+
+
+async def test_sqlite_keeps_the_newest_execution_row(sessions: Sessions) -> None:
+    version = await workflow(sessions, "newest@example.com")
+    older, newest = await add_execution(sessions, version), await add_execution(sessions, version)
+    await prune(sessions, RetentionPolicy(days=30), now=NOW)
+    sqlite = sessions.kw["bind"].dialect.name == "sqlite"
+    # SQLite would give the next execution the id of a deleted newest row (and its old queue job key)
+    assert await remaining(sessions) == ({newest} if sqlite else set()), older
