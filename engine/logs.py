@@ -17,6 +17,7 @@ import sys
 from contextvars import ContextVar
 from typing import IO
 
+from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter
 
 execution_id_var: ContextVar[int | None] = ContextVar("patchwire_execution_id", default=None)
@@ -56,7 +57,8 @@ def json_formatter() -> JsonFormatter:
     """One JSON object per line: ``time`` (ISO 8601, UTC), ``level``, ``logger``, ``message``, the run's ids,
     any ``extra=`` fields, and ``exc_info`` with the traceback."""
     return JsonFormatter("{levelname}{name}{message}", style="{", timestamp="time",
-                         rename_fields={"levelname": "level", "name": "logger"})
+                         rename_fields={"levelname": "level", "name": "logger"},
+                         reserved_attrs=[*RESERVED_ATTRS, "color_message"])  # uvicorn's ANSI copy of the message
 
 
 def wants_json(log_format: str, stream: IO[str]) -> bool:

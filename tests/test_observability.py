@@ -177,7 +177,7 @@ def processes(env: dict[str, str], postgres_url: str, tmp_path: Path) -> Iterato
         with logs[1].open("wb") as out:
             procs.append(subprocess.Popen([str(PATCHWIRE), "worker"], env=worker_env, stdout=out,
                                           stderr=subprocess.STDOUT, cwd=tmp_path))
-        yield env, web, f"http://127.0.0.1:{metrics_port}/metrics"
+        yield env, web, f"http://127.0.0.1:{metrics_port}/metrics", logs
     finally:
         for proc in procs:
             proc.terminate()
@@ -194,7 +194,7 @@ def processes(env: dict[str, str], postgres_url: str, tmp_path: Path) -> Iterato
 
 @pytest.mark.postgres
 def test_separate_worker_serves_its_counters_and_the_web_process_the_gauges(processes: Any) -> None:
-    env, web, worker_metrics = processes
+    env, web, worker_metrics, logs = processes
     email = owner(env)
     workflow_id = json.loads(cli(env, "import", str(EXAMPLE), "--owner", email).stdout)["workflow_id"]
     for n in (1, 2):
@@ -218,3 +218,16 @@ def test_separate_worker_serves_its_counters_and_the_web_process_the_gauges(proc
     assert web_samples[("patchwire_queue_jobs", (("state", "queued"),))] == 0
     assert web_samples[("patchwire_executions", (("status", "running"),))] == 0
     assert not any(name.startswith(("patchwire_executions_started", "patchwire_node_duration")) for name, _ in web_samples)
+
+    web_records, worker_records = (json_lines(log) for log in logs)
+    assert any(r["logger"] == "uvicorn.access" and "/metrics" in r["message"] for r in web_records)
+    assert any(r["logger"] == "saq" for r in worker_records)
+
+
+def json_lines(log: Path) -> list[dict[str, Any]]:
+    """A process's output (stdout and stderr go to one file): JSON lines, besides the line each process prints."""
+    lines = [line for line in log.read_text().splitlines() if not line.startswith("Patchwire ")]
+    assert lines and all(line.startswith("{") for line in lines), lines
+    records = [json.loads(line) for line in lines]
+    assert all("color_message" not in r for r in records)  # uvicorn's ANSI copy of each message is dropped
+    return records

@@ -126,6 +126,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Lit
         lifespan=[lifespan],
         before_send=[_add_security_headers],
         request_max_body_size=2 * 1024 * 1024,
+        logging_config=None,  # the CLI configures logging (engine/logs.py: JSON off a terminal); Litestar's own would replace it
         debug=False,
     )
 
