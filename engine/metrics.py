@@ -35,6 +35,8 @@ EXECUTIONS_STARTED = Counter("patchwire_executions_started", "Executions that st
                              registry=WORKER_REGISTRY)
 EXECUTIONS_FINISHED = Counter("patchwire_executions_finished", "Executions that ended, by final status.",
                               ["status"], registry=WORKER_REGISTRY)
+EXECUTIONS_PRUNED = Counter("patchwire_executions_pruned", "Finished executions deleted by retention.",
+                             registry=WORKER_REGISTRY)
 NODE_DURATION = Histogram("patchwire_node_duration_seconds",
                           "Duration of node attempts (committed succeeded / failed rows), by node type and outcome.",
                           ["node_type", "status"], buckets=NODE_BUCKETS, registry=WORKER_REGISTRY)

@@ -29,6 +29,7 @@ from typing import Any
 from sqlalchemy import Select, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from engine import metrics
 from engine.database import BUSY_TIMEOUT_MS
 from engine.models import TERMINAL_STATUSES, Execution, ExecutionEvent, NodeRun
 
@@ -77,6 +78,7 @@ async def prune(sessions: async_sessionmaker[AsyncSession], policy: RetentionPol
                 await _prune_all(sessions, policy, report, beyond)
     if report.executions and _sqlite_path(sessions) is not None:
         report.vacuumed_pages = await vacuum(sessions)
+    metrics.EXECUTIONS_PRUNED.inc(report.executions)
     if report.executions:
         log.info("pruned %d executions (%d node runs, %d events)", report.executions, report.node_runs,
                  report.events)
@@ -165,10 +167,24 @@ def incremental_vacuum(path: str) -> int:
             if left >= free:  # auto_vacuum is not INCREMENTAL here (not converted yet): nothing to free
                 break
             freed += free - left
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()  # best effort: readers may keep some
+        _truncate_wal(conn)
         return freed
     finally:
         conn.close()
+
+
+CHECKPOINT_WAIT_MS = 100
+"""A ``TRUNCATE`` checkpoint keeps new writers out while it waits for readers: never longer than this."""
+
+
+def _truncate_wal(conn: sqlite3.Connection) -> None:
+    """Copy the WAL into the (now smaller) database file and empty it. Best effort: with readers still on an
+    older snapshot it gives up after ``CHECKPOINT_WAIT_MS``, and the next checkpoint finishes the job."""
+    conn.execute(f"PRAGMA busy_timeout={CHECKPOINT_WAIT_MS}")
+    try:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+    except sqlite3.OperationalError as exc:
+        log.info("WAL checkpoint after the prune did not complete: %s", exc)
 
 
 async def prune_forever(sessions: async_sessionmaker[AsyncSession], policy: RetentionPolicy, every: float) -> None:

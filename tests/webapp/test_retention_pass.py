@@ -9,13 +9,14 @@ from sqlalchemy import select
 
 from engine.models import Execution, NodeRun
 from tests.webapp.conftest import Browser
-from tests.webapp.test_metrics import make_client, one_node_flow
+from tests.webapp.test_metrics import TOKEN, make_client, one_node_flow, scrape, value
 from tests.webapp.test_runs import run
 
 
 def test_the_worker_prunes_beyond_the_per_workflow_limit(database_url: str, tmp_path: Path) -> None:
-    env = {"PATCHWIRE_RETENTION_PER_WORKFLOW": "1", "PATCHWIRE_RETENTION_EVERY": "0.2"}
+    env = {"PATCHWIRE_RETENTION_PER_WORKFLOW": "1", "PATCHWIRE_RETENTION_EVERY": "0.2", "PATCHWIRE_METRICS_TOKEN": TOKEN}
     with make_client(database_url, tmp_path, **env) as client:
+        pruned_before = value(scrape(client), "patchwire_executions_pruned_total")
         alice, bob = Browser(client), Browser(client)
         alice.register("alice-retention@example.com")
         bob.register("bob-retention@example.com")
@@ -45,3 +46,4 @@ def test_the_worker_prunes_beyond_the_per_workflow_limit(database_url: str, tmp_
         assert executions == {alices[-1], bobs}  # Alice's newest, and Bob's only one (his own workflow)
         assert alice.get(f"/executions/{alices[0]}").status_code == 404
         assert alice.get(f"/executions/{alices[-1]}").status_code == 200
+        assert value(scrape(client), "patchwire_executions_pruned_total") - pruned_before == 2
