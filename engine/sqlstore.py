@@ -29,6 +29,7 @@ group's commit.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import logging
 import sqlite3
@@ -138,7 +139,8 @@ class SQLRunStore:
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queue.append(_Pending(execution_id, transition, done))
         if self._writer is None:  # no writer at work: start one; it drains the queue, then ends
-            self._writer = asyncio.ensure_future(self._drain())
+            # in a context of its own: it commits for many executions, its log records name none of them
+            self._writer = asyncio.get_running_loop().create_task(self._drain(), context=contextvars.Context())
         # a transaction the writer has begun is finished even if this caller is cancelled meanwhile
         await asyncio.shield(done)
         metrics.observe(transition)  # committed: counted once, as durable
