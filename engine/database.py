@@ -44,6 +44,10 @@ def make_engine(url: str, *, pool_size: int = 20, **kwargs: Any) -> AsyncEngine:
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
+    # Before anything else: on a new, empty file this makes the database prunable to a smaller file
+    # (engine/retention.py runs `PRAGMA incremental_vacuum`); an existing file keeps its mode until
+    # `engine.migrate.ensure_incremental_vacuum` converts it once.
+    cursor.execute("PRAGMA auto_vacuum=INCREMENTAL")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA foreign_keys=ON")

@@ -178,6 +178,8 @@ class Execution(Base):
         Index("ix_executions_owner_created", "owner_id", "created_at"),
         Index("ix_executions_workflow_created", "workflow_id", "created_at"),
         Index("ix_executions_status", "status"),
+        Index("ix_executions_finished_at", "finished_at"),
+        Index("ix_executions_retry_of_id", "retry_of_id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -16,6 +16,7 @@ own outcomes are committed after it (engine/README.md, "Pipelined commits").
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import traceback
 from collections import OrderedDict, deque
@@ -31,6 +32,7 @@ from engine.errors import ExpressionError, NodeError, NodeTimeout, PatchwireErro
 from engine.events import Event, EventSink, publish_all, summarize
 from engine.expressions import Expressions
 from engine.graph import ConnectionSpec, Graph, NodeSpec, ensure_valid
+from engine.logs import execution_id_var, node_id_var
 from engine.nodelogs import NodeLogs
 from engine.policy import ERROR_PORT, error_kind
 from engine.registry import Registry
@@ -39,6 +41,7 @@ from engine.store import ExecutionState, NodeRunRecord, RunStore, Transition
 DEFAULT_NODE_TIMEOUT = 300.0
 INLINE_WAIT = 30.0
 SETTLED = ("succeeded", "skipped", "failed")
+log = logging.getLogger("patchwire.runner")
 
 
 @dataclass
@@ -190,7 +193,19 @@ def _config(run: Run, node: NodeSpec, node_type: type[NodeType]) -> Any:
 
 
 async def execute(run: Run) -> Outcome:
-    """Run (or resume) the graph to the end; the caller persists the returned outcome."""
+    """Run (or resume) the graph to the end; the caller persists the returned outcome.
+
+    Log records emitted meanwhile carry the execution's id (a sub-workflow's run is awaited inside its
+    caller's node task: its own id applies until it returns)."""
+    execution_token, node_token = execution_id_var.set(run.execution_id), node_id_var.set(None)
+    try:
+        return await _execute(run)
+    finally:
+        node_id_var.reset(node_token)
+        execution_id_var.reset(execution_token)
+
+
+async def _execute(run: Run) -> Outcome:
     run._prepared = _prepare(run.graph, run.registry)
     if run.resume:
         previous, run._seq = await run.store.resume_state(run.execution_id)  # a resumed run numbers on
@@ -394,7 +409,9 @@ def _begin_attempt(run: Run, node: NodeSpec, items: list[Item], attempt: int) ->
 async def _run_node(run: Run, node: NodeSpec, record: NodeRunRecord) -> None:
     """Attempts until success, a final failure, or the retry policy gives up; one row per attempt.
 
-    ``record`` is the first attempt's ``running`` row, already committed."""
+    ``record`` is the first attempt's ``running`` row, already committed. The node runs in its own task:
+    the node id set here is seen by every log record of this node (and of nothing else)."""
+    node_id_var.set(node.id)
     node_type = run.registry.get(node.type, node.version)
     items = record.input or []
     while True:
@@ -499,6 +516,8 @@ async def _handle_retry(run: Run, node: NodeSpec, record: NodeRunRecord, exc: Ba
     record.status, record.finished_at = "failed", time.time()
     record.error = {**_error_data(node, exc), "retry_in": round(delay, 3)}
     long_wait = delay > run.inline_wait
+    log.info("node %r (%s) attempt %d failed (%s); retry in %.1f s", node.name, node.type, record.attempt,
+             record.error["message"][:200], delay)
     event = run.event("node.retrying", node, status="retrying", attempt=record.attempt, duration_ms=_duration_ms(record),
                       summary=f"attempt {record.attempt} failed ({record.error['message'][:120]}); retry in {delay:.1f} s")
     if long_wait:
@@ -520,6 +539,7 @@ def _handle_failure(run: Run, node: NodeSpec, record: NodeRunRecord, error: dict
     record.status, record.error, record.output, record.finished_at = "failed", error, outputs, time.time()
     if outputs is None:
         run.error = run.error or error
+    log.warning("node %r (%s) failed on attempt %d: %s", node.name, node.type, record.attempt, error["message"][:500])
     _settle(run, node, record, "failed", outputs,
             run.event("node.failed", node, status="failed", attempt=record.attempt,
                       duration_ms=_duration_ms(record), summary=error["message"][:200]))

@@ -12,6 +12,13 @@
 | ``PATCHWIRE_WORKER_CONCURRENCY`` | ``10`` |
 | ``PATCHWIRE_EXECUTION_TIMEOUT`` | ``3600`` seconds |
 | ``PATCHWIRE_INLINE_WAIT`` | ``30`` seconds: longer waits and back-offs suspend the execution |
+| ``PATCHWIRE_LOG_FORMAT`` / ``PATCHWIRE_LOG_LEVEL`` | ``auto`` (JSON lines unless stderr is a terminal) / ``INFO`` |
+| ``PATCHWIRE_METRICS`` | ``1``: serve ``/metrics`` (``0``: not at all) |
+| ``PATCHWIRE_METRICS_TOKEN`` | unset: ``/metrics`` answers loopback clients only; set: a ``Bearer`` token is required |
+| ``PATCHWIRE_METRICS_PORT`` / ``PATCHWIRE_METRICS_HOST`` | unset / ``127.0.0.1``: where ``patchwire worker`` serves its metrics |
+| ``PATCHWIRE_RETENTION_DAYS`` | ``30``: finished executions are pruned this many days after they ended (``0``: never) |
+| ``PATCHWIRE_RETENTION_PER_WORKFLOW`` | ``0`` (unlimited): keep at most this many finished executions per workflow |
+| ``PATCHWIRE_RETENTION_EVERY`` | ``600`` seconds between the workers' prune passes |
 """
 
 from __future__ import annotations
@@ -20,8 +27,12 @@ import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dotenv import load_dotenv
+
+if TYPE_CHECKING:
+    from engine.retention import RetentionPolicy
 
 
 @dataclass(frozen=True)
@@ -39,6 +50,21 @@ class Settings:
     inline_wait: float = 30.0
     http_allow_networks: str = ""
     """Networks that nodes may call besides public addresses (``PATCHWIRE_HTTP_ALLOW_NETWORKS``)."""
+    log_format: str = "auto"
+    log_level: str = "INFO"
+    metrics_enabled: bool = True
+    metrics_token: str = ""
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
+    retention_days: float = 30.0
+    retention_per_workflow: int = 0
+    retention_every: float = 600.0
+
+    @property
+    def retention(self) -> RetentionPolicy:
+        from engine.retention import RetentionPolicy
+
+        return RetentionPolicy(days=self.retention_days, per_workflow=self.retention_per_workflow)
 
     @property
     def embedded_queue(self) -> bool:
@@ -71,7 +97,37 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         secure_cookies=env.get("PATCHWIRE_SECURE_COOKIES", "") in ("1", "true", "yes"),
         inline_wait=float(env.get("PATCHWIRE_INLINE_WAIT", "30")),
         http_allow_networks=env.get("PATCHWIRE_HTTP_ALLOW_NETWORKS", ""),
+        log_format=_choice(env, "PATCHWIRE_LOG_FORMAT", ("auto", "json", "text")),
+        log_level=env.get("PATCHWIRE_LOG_LEVEL", "INFO").upper(),
+        metrics_enabled=env.get("PATCHWIRE_METRICS", "1").lower() not in ("0", "false", "no", "off"),
+        metrics_token=env.get("PATCHWIRE_METRICS_TOKEN", ""),
+        metrics_port=int(_non_negative(env, "PATCHWIRE_METRICS_PORT", 0)) or None,
+        metrics_host=env.get("PATCHWIRE_METRICS_HOST", "127.0.0.1"),
+        retention_days=_non_negative(env, "PATCHWIRE_RETENTION_DAYS", 30.0),
+        retention_per_workflow=int(_non_negative(env, "PATCHWIRE_RETENTION_PER_WORKFLOW", 0)),
+        retention_every=_non_negative(env, "PATCHWIRE_RETENTION_EVERY", 600.0) or 600.0,
     )
+
+
+def _choice(env: dict[str, str], name: str, choices: tuple[str, ...]) -> str:
+    value = env.get(name, choices[0]).lower()
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}, not {value!r}")
+    return value
+
+
+def _number(env: dict[str, str], name: str, default: float) -> float:
+    try:
+        return float(env.get(name) or default)
+    except ValueError:
+        raise ValueError(f"{name} must be a number, not {env[name]!r}") from None
+
+
+def _non_negative(env: dict[str, str], name: str, default: float) -> float:
+    value = _number(env, name, default)
+    if value < 0:
+        raise ValueError(f"{name} must be 0 or more, not {value:g}")
+    return value
 
 
 def normalize_service_url(url: str) -> str:

@@ -29,6 +29,7 @@ group's commit.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import logging
 import sqlite3
@@ -44,6 +45,7 @@ import asyncpg
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
+from engine import metrics
 from engine.database import BUSY_TIMEOUT_MS
 from engine.events import Event, EventSink, channel_for, publish_all
 from engine.models import TERMINAL_STATUSES
@@ -138,14 +140,17 @@ class SQLRunStore:
         if self._writer is None and not self._queue:  # nothing in flight: try to commit right here
             group = [(execution_id, transition)]
             if self._backend.write_now(group):  # committed on this thread (SQLite, write lock free)
+                metrics.observe(transition)
                 self._post(transition.events)
                 return self.notify or self._sink is not None
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queue.append(_Pending(execution_id, transition, done))
         if self._writer is None:  # no writer at work: start one; it drains the queue, then ends
-            self._writer = asyncio.ensure_future(self._drain())
+            # in a context of its own: it commits for many executions, its log records name none of them
+            self._writer = asyncio.get_running_loop().create_task(self._drain(), context=contextvars.Context())
         # a transaction the writer has begun is finished even if this caller is cancelled meanwhile
         await asyncio.shield(done)
+        metrics.observe(transition)  # committed: counted once, as durable
         return self.notify or self._sink is not None
 
     async def close(self) -> None:
@@ -207,7 +212,8 @@ class SQLRunStore:
             log.warning("dropped %d live events: the channel is not keeping up (clients read the stored ones)",
                         overflow)
         if self._publisher is None:
-            self._publisher = asyncio.ensure_future(self._drain_outbox())
+            # in a context of its own, like the writer: it publishes for many executions
+            self._publisher = asyncio.get_running_loop().create_task(self._drain_outbox(), context=contextvars.Context())
 
     async def _drain_outbox(self) -> None:
         """Publish whatever the commits left, in order, until the outbox is empty."""

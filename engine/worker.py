@@ -24,14 +24,17 @@ from saq.utils import now, seconds
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from engine import metrics
 from engine.alerts import after_failure
 from engine.errors import GraphError
 from engine.events import EventSink
 from engine.executions import FAILED_STATUSES, JOB_FUNCTION, GraphCache, enqueue_execution, job_key
+from engine.logs import execution_id_var
 from engine.models import TERMINAL_STATUSES, Execution
 from engine.policy import parse_workflow_settings
 from engine.publisher import notifies_in
 from engine.registry import Registry
+from engine.retention import RetentionPolicy, prune_forever
 from engine.runner import Outcome, Run, execute, finish
 from engine.sqlstore import Claim, SQLRunStore
 from engine.subworkflows import SUB_TRIGGER, SQLSubWorkflows
@@ -62,6 +65,9 @@ class WorkerServices:
     http: httpx.AsyncClient
     execution_timeout: float = 3600.0
     inline_wait: float = 30.0
+    retention: RetentionPolicy | None = None
+    """Prune finished executions while the worker runs (``None``: this worker does not prune)."""
+    retention_every: float = 600.0
     store: SQLRunStore = field(init=False)
     """The run store all executions of this worker share (its writer groups their commits)."""
     graphs: GraphCache = field(init=False)
@@ -75,6 +81,7 @@ class WorkerServices:
 async def run_execution(ctx: dict[str, Any], *, execution_id: int) -> str:
     services: WorkerServices = ctx["services"]
     job: Job | None = ctx.get("job")
+    execution_id_var.set(execution_id)  # SAQ runs each job in its own task: its log records carry the id
     lease = _Lease(services.store, execution_id, uuid.uuid4().hex)
     claim = await services.store.claim(execution_id, lease.token, lease=LEASE)
     if claim is None:
@@ -100,7 +107,15 @@ async def run_execution(ctx: dict[str, Any], *, execution_id: int) -> str:
     if outcome.status in FAILED_STATUSES and "worker" in ctx:
         await after_failure(services.sessions, ctx["worker"].queue, services.registry, execution_id,
                             job_timeout=job_timeout_for(services.execution_timeout), heartbeat=HEARTBEAT)
+    _log_outcome(outcome)
     return outcome.status
+
+
+def _log_outcome(outcome: Outcome) -> None:
+    if outcome.status in FAILED_STATUSES:
+        log.warning("execution %s: %s", outcome.status, (outcome.error or {}).get("message", ""))
+    else:
+        log.debug("execution %s", outcome.status)
 
 
 async def _not_claimed(sessions: async_sessionmaker[AsyncSession], execution_id: int) -> str:
@@ -281,6 +296,7 @@ async def _end_orphaned_sub_workflows(sessions: async_sessionmaker[AsyncSession]
             .values(status="crashed", error=error, finished_at=datetime.now(UTC), lease_token=None, lease_until=None)
             .returning(Execution.id).execution_options(synchronize_session=False))).all())
     if ids:
+        metrics.count_finished("crashed", len(ids))
         log.warning("ended sub-workflow executions whose caller's worker stopped: %s", ids)
     return ids
 
@@ -314,7 +330,8 @@ async def _reconcile_forever(queue: Queue, services: WorkerServices) -> None:
 
 def build_worker(queue: Queue, services: WorkerServices, *, concurrency: int = 10, in_process: bool = False,
                  shutdown_grace: int = 0) -> Worker:
-    """A SAQ worker for ``run_execution``, with the reconciler running beside it.
+    """A SAQ worker for ``run_execution``, with the reconciler (and, with a retention policy, the prune
+    pass) running beside it.
 
     ``shutdown_grace``: on SIGTERM, in-flight executions get that many seconds to finish (SAQ
     waits for all its tasks, so an idle worker also takes up to one upkeep interval to stop);
@@ -325,6 +342,9 @@ def build_worker(queue: Queue, services: WorkerServices, *, concurrency: int = 1
     async def startup(ctx: dict[str, Any]) -> None:
         ctx["services"] = services
         tasks.append(asyncio.create_task(_reconcile_forever(queue, services)))
+        if services.retention is not None and services.retention.active:
+            tasks.append(asyncio.create_task(prune_forever(services.sessions, services.retention,
+                                                           services.retention_every)))
 
     async def shutdown(ctx: dict[str, Any]) -> None:
         for task in tasks:

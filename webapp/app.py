@@ -26,6 +26,7 @@ from webapp.accounts.controllers import AccountController
 from webapp.errors import EXCEPTION_HANDLERS
 from webapp.executions.controllers import ExecutionController, execution_stream
 from webapp.executions.services import ExecutionService
+from webapp.metrics import MetricsController, prometheus_config
 from webapp.runtime import Runtime, channels_plugin, lifespan_runtime
 from webapp.sessions import RotatingSessionBackend, RotatingSessionConfig, SQLSessionStore
 from webapp.templating import configure_templates
@@ -91,8 +92,9 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Lit
         retrieve_user_handler=retrieve_user,
         session_backend_config=RotatingSessionConfig(
             secure=settings.secure_cookies, samesite="lax", httponly=True, max_age=14 * 24 * 3600),
-        exclude=PUBLIC_PATHS,
+        exclude=PUBLIC_PATHS + (["^/metrics$"] if settings.metrics_enabled else []),
     )
+    observability: list[Any] = [MetricsController] if settings.metrics_enabled else []
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -103,8 +105,9 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Lit
     return Litestar(
         route_handlers=[
             healthz, home, AccountController, WorkflowController, NoteController, EditingController, NodeTestingController, ExecutionController, execution_stream,
-            create_static_files_router(path="/static", directories=[ROOT / "static"], name="static"),
+            create_static_files_router(path="/static", directories=[ROOT / "static"], name="static"), *observability,
         ],
+        middleware=[prometheus_config().middleware] if settings.metrics_enabled else [],
         dependencies={
             "db": Provide(provide_db),
             "runtime": Provide(provide_runtime, sync_to_thread=False),
@@ -123,6 +126,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Lit
         lifespan=[lifespan],
         before_send=[_add_security_headers],
         request_max_body_size=2 * 1024 * 1024,
+        logging_config=None,  # the CLI configures logging (engine/logs.py: JSON off a terminal); Litestar's own would replace it
         debug=False,
     )
 

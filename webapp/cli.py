@@ -8,6 +8,7 @@
     patchwire import FILE --owner EMAIL      print the new workflow id
     patchwire export ID                      print the workflow JSON
     patchwire run FILE_OR_ID --owner EMAIL [--input JSON] [--wait]
+    patchwire prune [--days N] [--per-workflow N]   delete finished executions beyond the retention limits
     patchwire executions show ID --json
 """
 
@@ -17,12 +18,12 @@ import argparse
 import asyncio
 import getpass
 import json
-import logging
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from engine.logs import configure_logging
 from engine.settings import Settings, load_settings
 
 EXIT_USAGE = 2
@@ -65,6 +66,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--wait", action="store_true", help="wait for the end; print status and outputs as JSON")
     run.add_argument("--timeout", type=float, default=600.0, help="seconds to wait with --wait (default 600)")
 
+    prune = sub.add_parser("prune", help="delete finished executions beyond the retention limits now")
+    prune.add_argument("--days", type=float, help="age limit in days (default PATCHWIRE_RETENTION_DAYS; 0: none)")
+    prune.add_argument("--per-workflow", type=int,
+                       help="finished executions kept per workflow (default PATCHWIRE_RETENTION_PER_WORKFLOW; 0: all)")
+
     executions = sub.add_parser("executions", help="inspect executions")
     ex_sub = executions.add_subparsers(dest="executions_command", required=True, metavar="SUBCOMMAND")
     show = ex_sub.add_parser("show", help="show one execution")
@@ -75,8 +81,12 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    settings = load_settings()
+    try:
+        settings = load_settings()
+    except ValueError as exc:
+        print(f"patchwire: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    configure_logging(settings.log_format, settings.log_level)
     command = args.command if args.command != "executions" else f"executions_{args.executions_command}"
     handler: Callable[[Settings, argparse.Namespace], int] = COMMANDS[command]
     try:
@@ -93,7 +103,9 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
     host, port = args.host or settings.host, args.port or settings.port
     print(f"Patchwire ({settings.profile} profile) at http://{host}:{port}/", flush=True)
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info", lifespan="on")
+    # log_config=None: uvicorn's records go through the handler configure_logging installed (JSON or text)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level.lower(), lifespan="on",
+                log_config=None)
     return 0
 
 
@@ -243,6 +255,35 @@ def _run(settings: Settings, args: argparse.Namespace) -> int:
     return 0 if not args.wait or result["status"] == "succeeded" else EXIT_FAILED
 
 
+def _prune(settings: Settings, args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from engine.retention import prune
+
+    policy = settings.retention
+    if args.days is not None:
+        policy = replace(policy, days=args.days)
+    if args.per_workflow is not None:
+        policy = replace(policy, per_workflow=args.per_workflow)
+    if policy.days < 0 or policy.per_workflow < 0:
+        raise CLIError("--days and --per-workflow must be 0 or more")
+
+    async def run() -> dict[str, Any]:
+        from engine.database import make_engine, make_sessionmaker
+        from engine.migrate import upgrade_async
+
+        await upgrade_async(settings.database_url)
+        engine = make_engine(settings.database_url)
+        try:
+            report = await prune(make_sessionmaker(engine), policy)
+        finally:
+            await engine.dispose()
+        return {**report.to_dict(), "days": policy.days or None, "per_workflow": policy.per_workflow or None}
+
+    print(json.dumps(asyncio.run(run())))
+    return 0
+
+
 def _executions_show(settings: Settings, args: argparse.Namespace) -> int:
     from webapp.headless import execution_json
 
@@ -258,6 +299,6 @@ def _executions_show(settings: Settings, args: argparse.Namespace) -> int:
 
 COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "serve": _serve, "worker": _worker, "migrate": _migrate, "health": _health, "createuser": _createuser, "import": _import,
-    "export": _export, "run": _run, "executions_show": _executions_show,
+    "export": _export, "run": _run, "prune": _prune, "executions_show": _executions_show,
 }
 

@@ -16,6 +16,7 @@ from redis.asyncio import Redis
 from saq import Queue, Worker
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from engine import metrics
 from engine.database import make_engine, make_sessionmaker
 from engine.migrate import upgrade_async
 from engine.netguard import outbound_client, parse_networks
@@ -71,7 +72,9 @@ async def lifespan_runtime(settings: Settings, channels: ChannelsPlugin, *, migr
         if settings.embedded_queue:
             sink = SafeSink(CallbackSink(lambda data, channel: channels.publish(data, [channel])))
             services = WorkerServices(sessions=sessions, sink=sink, registry=registry, http=http,
-                                      execution_timeout=settings.execution_timeout, inline_wait=settings.inline_wait)
+                                      execution_timeout=settings.execution_timeout, inline_wait=settings.inline_wait,
+                                      retention=settings.retention, retention_every=settings.retention_every)
+            metrics.expose()  # the worker runs here: /metrics shows its counters
             runtime.worker = build_worker(queue, services, concurrency=settings.worker_concurrency, in_process=True)
             runtime._tasks.append(asyncio.create_task(runtime.worker.start()))
         yield runtime

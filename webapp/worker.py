@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+from wsgiref.simple_server import WSGIServer
+
+from engine import metrics
 from engine.database import make_engine, make_sessionmaker
 from engine.netguard import outbound_client, parse_networks
 from engine.publisher import sink_from_url
@@ -10,22 +14,38 @@ from engine.settings import Settings
 from engine.worker import SHUTDOWN_GRACE, WorkerServices, build_worker
 from nodes import registry
 
+log = logging.getLogger("patchwire.worker")
+
 
 async def run_worker(settings: Settings) -> None:
     allow = parse_networks(settings.http_allow_networks)
     engine = make_engine(settings.database_url, pool_size=settings.worker_concurrency + 5)
     queue = queue_from_url(settings.queue_url)
     sink = sink_from_url(settings.channels_url)
+    metrics_server: WSGIServer | None = None
     await queue.connect()
     try:
         async with outbound_client(allow) as http:
             services = WorkerServices(sessions=make_sessionmaker(engine), sink=sink, registry=registry, http=http,
-                                      execution_timeout=settings.execution_timeout, inline_wait=settings.inline_wait)
+                                      execution_timeout=settings.execution_timeout, inline_wait=settings.inline_wait,
+                                      retention=settings.retention, retention_every=settings.retention_every)
             worker = build_worker(queue, services, concurrency=settings.worker_concurrency,
                                   shutdown_grace=SHUTDOWN_GRACE)
+            metrics_server = _serve_metrics(settings)
             print(f"Patchwire worker {worker.id} on {settings.profile} queue", flush=True)
             await worker.start()
     finally:
+        if metrics_server is not None:
+            metrics_server.shutdown()
         await sink.close()
         await queue.disconnect()
         await engine.dispose()
+
+
+def _serve_metrics(settings: Settings) -> WSGIServer | None:
+    """This worker's counters and histograms on ``PATCHWIRE_METRICS_PORT`` (docs/operations.md)."""
+    if settings.metrics_port is None or not settings.metrics_enabled:
+        return None
+    server = metrics.serve_metrics(settings.metrics_host, settings.metrics_port, settings.metrics_token)
+    log.info("worker metrics at http://%s:%d/metrics", settings.metrics_host, server.server_port)
+    return server

@@ -1,6 +1,6 @@
 """node logs: what a node logged through ctx.logger during each attempt
 
-Revision ID: 0010_node_logs
+Revision ID: 0010
 Revises: 0009
 Create Date: 2026-12-01 22:00:00
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision = '0010_node_logs'
+revision = '0010'
 down_revision = '0009'
 branch_labels = None
 depends_on = None
