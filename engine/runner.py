@@ -10,7 +10,7 @@ barrier (``Run.flush``): the outcomes of the nodes that just settled, the rows o
 skip, and the ``running`` rows of the successors about to start are one transaction, committed
 before any of their events is published and before any of those successors runs — except that
 *pure* successors (``NodeType.pure``: no effect outside their result) begin while it commits; their
-own outcomes are committed after it (engine/README.md, "Pipelined commits").
+own outcomes are committed with it or after it, never before (engine/README.md, "Pipelined commits").
 """
 
 from __future__ import annotations
@@ -88,6 +88,7 @@ class Run:
     _seq: int = 0
     _pending: Transition = field(default_factory=Transition)
     _flush_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _commit_error: Exception | None = None
     _incoming: dict[str, list[ConnectionSpec]] = field(default_factory=dict)
     _successors: dict[str, list[str]] = field(default_factory=dict)
     _nodes: dict[str, NodeSpec] = field(default_factory=dict)
@@ -130,12 +131,21 @@ class Run:
     async def flush(self) -> None:
         """Commit everything deferred in one transaction, then publish its events in ``seq`` order.
 
-        Serialised per run: a later flush neither commits nor publishes before an earlier one."""
+        Serialised per run: a later flush neither commits nor publishes before an earlier one. A failed
+        commit is final for the run: every later flush raises its error, so nothing is committed past
+        the hole and no node starts on state that was never stored (the job resumes from the database)."""
         async with self._flush_lock:
+            if self._commit_error is not None:
+                raise self._commit_error
             transition, self._pending = self._pending, Transition()
             if not transition.events and transition.execution is None:
                 return
-            if not await self.store.commit(self.execution_id, transition):
+            try:
+                notified = await self.store.commit(self.execution_id, transition)
+            except Exception as exc:
+                self._commit_error = exc
+                raise
+            if not notified:
                 await publish_all(self.sink, transition.events)
 
     async def emit(self, type_: str, node: NodeSpec | None = None, **fields: Any) -> None:
@@ -339,9 +349,12 @@ def _is_pure(run: Run, node_id: str) -> bool:
 
 
 async def _cancel(running: dict[asyncio.Task[None], str | None]) -> None:
-    """On cancellation or a crash, no node task outlives the run that started it."""
-    for task in running:
-        task.cancel()
+    """On cancellation or a crash, no node task outlives the run that started it. A step commit in
+    flight is awaited, not cancelled: what it holds is stored (or its error kept) before the run's
+    last writes and before its lease is released."""
+    for task, node_id in running.items():
+        if node_id is not None:
+            task.cancel()
     await asyncio.gather(*running, return_exceptions=True)
 
 

@@ -57,9 +57,13 @@ Write = Callable[[list[tuple[int, Transition]]], Awaitable[None]]
 RUN_COLUMNS = ("execution_id", "node_id", "attempt", "node_name", "node_type", "status", "input", "output", "error",
                "started_at", "finished_at", "resume_at", "logs")
 _UPDATED = ", ".join(f"{c} = excluded.{c}" for c in RUN_COLUMNS[3:])
-_SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
+_SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"  # how SQLAlchemy stores DateTime on SQLite (naive UTC)
 OUTBOX_LIMIT = 100_000
-"""Events committed but not yet published, at most; past it the oldest are dropped (and logged)."""  # how SQLAlchemy stores DateTime on SQLite (naive UTC)
+"""Events committed but not yet published, at most; past it the oldest node events are dropped (logged)."""
+OUTBOX_CHUNK = 1000
+"""Events per publish call: a backlog goes out in pieces, never as one huge Redis script or NOTIFY."""
+OUTBOX_CLOSE_WAIT = 5.0
+"""Seconds ``close`` waits for the outbox; a stalled channel must not hang a worker's shutdown."""
 
 
 @dataclass
@@ -99,9 +103,10 @@ class SQLRunStore:
     returns True and the run does not publish them again."""
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], *, notify: bool = False,
-                 sink: EventSink | None = None, outbox_limit: int = OUTBOX_LIMIT) -> None:
+                 sink: EventSink | None = None, outbox_limit: int = OUTBOX_LIMIT,
+                 outbox_close_wait: float = OUTBOX_CLOSE_WAIT) -> None:
         self._engine: AsyncEngine = sessions.kw["bind"]
-        self._outbox_limit = outbox_limit
+        self._outbox_limit, self._outbox_close_wait = outbox_limit, outbox_close_wait
         self.notify = notify and self._engine.dialect.name == "postgresql"
         self._sink = None if self.notify else sink
         self._backend: _SQLiteBackend | _PostgresBackend = (
@@ -111,6 +116,7 @@ class SQLRunStore:
         self._writer: asyncio.Future[None] | None = None
         self._outbox: list[Event] = []
         self._publisher: asyncio.Future[None] | None = None
+        self._overflowing = False
 
     async def resume_state(self, execution_id: int) -> tuple[dict[str, NodeRunRecord], int]:
         return await self._backend.read(execution_id)
@@ -157,8 +163,17 @@ class SQLRunStore:
         if self._writer is not None:
             await asyncio.gather(self._writer, return_exceptions=True)
         if self._publisher is not None:
-            await asyncio.gather(self._publisher, return_exceptions=True)
+            await self._close_outbox(self._publisher)
         await self._backend.close()
+
+    async def _close_outbox(self, publisher: asyncio.Future[None]) -> None:
+        done, _ = await asyncio.wait({publisher}, timeout=self._outbox_close_wait)
+        if not done:
+            publisher.cancel()
+            await asyncio.gather(publisher, return_exceptions=True)
+            log.warning("the live channel did not take the last events within %.0f s; %d not published "
+                        "(clients read the stored ones)", self._outbox_close_wait, len(self._outbox))
+            self._outbox = []
 
     async def _drain(self) -> None:
         """Whatever arrived while a transaction was in flight goes into the next one."""
@@ -206,25 +221,35 @@ class SQLRunStore:
         if self._sink is None or not events:
             return
         self._outbox.extend(events)
-        overflow = len(self._outbox) - self._outbox_limit
-        if overflow > 0:  # the channel cannot keep up: live status is best effort, the rows are stored
-            del self._outbox[:overflow]
-            log.warning("dropped %d live events: the channel is not keeping up (clients read the stored ones)",
-                        overflow)
+        if len(self._outbox) > self._outbox_limit:
+            self._trim_outbox()
         if self._publisher is None:
             # in a context of its own, like the writer: it publishes for many executions
             self._publisher = asyncio.get_running_loop().create_task(self._drain_outbox(), context=contextvars.Context())
 
+    def _trim_outbox(self) -> None:
+        """The channel cannot keep up: drop the oldest node events (clients read the stored ones). An
+        execution's own events (``workflow.*``) are kept: a stream waiting for ``workflow.finished``
+        must still get it."""
+        overflow = len(self._outbox) - self._outbox_limit
+        head, tail = self._outbox[:overflow], self._outbox[overflow:]
+        kept = [e for e in head if e.type.startswith("workflow.")]
+        self._outbox = kept + tail
+        if not self._overflowing:  # once per episode, not on every commit
+            self._overflowing = True
+            log.warning("dropping live events: the channel is not keeping up (clients read the stored ones)")
+
     async def _drain_outbox(self) -> None:
-        """Publish whatever the commits left, in order, until the outbox is empty."""
+        """Publish whatever the commits left, in order and in chunks, until the outbox is empty."""
         assert self._sink is not None
         try:
             while self._outbox:
-                events, self._outbox = self._outbox, []
+                events, self._outbox = self._outbox[:OUTBOX_CHUNK], self._outbox[OUTBOX_CHUNK:]
                 try:
                     await publish_all(self._sink, events)
                 except Exception:  # events are best effort: the rows are committed, and a client reads them
                     log.warning("could not publish %d events", len(events), exc_info=True)
+            self._overflowing = False
         finally:
             self._publisher = None
 

@@ -52,7 +52,7 @@ class Seen:
 
     @classmethod
     def record(cls, ctx: NodeContext) -> None:
-        pred = {"a": "t", "e": "a"}.get(ctx.node_id)
+        pred = {"a": "t", "e": "a", "p1": "t", "p2": "p1"}.get(ctx.node_id)
         cls.starts[ctx.node_id] = {
             "own_start_committed": cls.store.committed(ctx.node_id, "running"),
             "predecessor_committed": pred is None or cls.store.committed(pred, "succeeded"),
@@ -97,7 +97,7 @@ async def run_with(store: SlowStore, graph: Graph) -> tuple[Any, MemorySink]:
     return outcome, sink
 
 
-async def test_a_pure_node_overlaps_the_commit_of_its_start_but_its_result_commits_after_it() -> None:
+async def test_a_pure_node_overlaps_the_commit_of_its_start_and_its_result_is_never_committed_before_it() -> None:
     store = SlowStore()
     outcome, sink = await run_with(store, chain(("a", "pure_step", {}), ("e", "effect_step", {})))
     assert outcome.status == "succeeded"
@@ -128,3 +128,30 @@ async def test_a_failed_commit_ends_the_run_without_waiting_for_the_pure_node_it
         async with asyncio.timeout(10):  # a guard against hanging, not a timing assertion
             await run_with(store, graph)
     assert not store.committed("d", "succeeded")
+
+
+@pytest.mark.parametrize(("steps", "failing"), [
+    ((("x", "effect_step", {}), ("a", "pure_step", {}), ("e", "effect_step", {})), "a"),
+    ((("p1", "pure_step", {}), ("p2", "pure_step", {}), ("e", "effect_step", {})), "p2"),
+])
+async def test_after_a_failed_commit_no_node_with_effects_starts_and_nothing_commits_past_it(
+        steps: tuple[tuple[str, str, dict[str, Any]], ...], failing: str) -> None:
+    store = SlowStore(fail_when=failing)
+    with pytest.raises(ConnectionError):
+        await run_with(store, chain(*steps))
+    assert "e" not in Seen.starts, "a node with effects never starts on state that was not stored"
+    seqs = [seq for seq, _ in store.events.get(1, [])]
+    assert seqs == list(range(1, len(seqs) + 1)), "no commit after the failed one: the stored events have no hole"
+
+
+async def test_the_execution_time_limit_lets_the_commit_in_flight_finish_before_the_last_writes() -> None:
+    store = SlowStore(delay=0.05)  # a store whose commit a cancellation would interrupt
+    Seen.store, Seen.starts = store, {}
+    graph = chain(("x", "effect_step", {}), ("d", "delay", {"seconds": 1}))
+    async with httpx.AsyncClient() as http:
+        outcome = await execute(Run(1, 1, graph, registry, store, MemorySink(), http, execution_timeout=0.13))
+    assert outcome.status == "failed" and "did not finish within" in outcome.error["message"]
+    latest = {node_id: run.status for node_id, run in (await store.latest_runs(1)).items()}
+    assert latest == {"t": "succeeded", "x": "succeeded", "d": "failed"}
+    seqs = [seq for seq, _ in store.events[1]]
+    assert seqs == list(range(1, len(seqs) + 1))

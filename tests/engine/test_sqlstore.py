@@ -312,12 +312,14 @@ class GatedSink:
     def __init__(self) -> None:
         self.gate = asyncio.Event()
         self.published: list[int] = []
+        self.calls: list[int] = []
 
     async def publish(self, event: Event) -> None:
         await self.publish_many([event])
 
     async def publish_many(self, events: list[Event]) -> None:
         await self.gate.wait()
+        self.calls.append(len(events))
         self.published += [e.seq for e in events]
 
 
@@ -350,3 +352,51 @@ async def test_the_outbox_drops_the_oldest_events_past_its_limit(
     assert sink.published[-4:] == [7, 8, 9, 10]
     assert len(sink.published) < 10
     assert len((await stored(sessions, execution_id))[1]) == 10  # the database keeps every event
+
+
+def finished(execution_id: int, seq: int) -> Transition:
+    event = Event(type="workflow.finished", execution_id=execution_id, workflow_id=1, seq=seq, at=time.time())
+    return Transition([], [event], ExecutionState("succeeded", {}, None, finished_at=time.time()))
+
+
+async def test_an_overflowing_outbox_keeps_the_executions_own_events(
+        db: tuple[str, async_sessionmaker[AsyncSession]]) -> None:
+    _, sessions = db
+    sink = GatedSink()
+    store = SQLRunStore(sessions, sink=sink, outbox_limit=2)
+    execution_id = await execution(sessions)
+    await store.commit(execution_id, step(execution_id, 0))
+    await store.commit(execution_id, finished(execution_id, 3))
+    for n in range(2, 6):
+        await store.commit(execution_id, step(execution_id, n))
+    sink.gate.set()
+    await store.close()
+    assert 3 in sink.published, "workflow.finished is never dropped: a stream waits for it"
+    assert sink.published[-2:] == [11, 12]
+
+
+async def test_a_backlog_goes_out_in_chunks(db: tuple[str, async_sessionmaker[AsyncSession]]) -> None:
+    _, sessions = db
+    sink = GatedSink()
+    store = SQLRunStore(sessions, sink=sink)
+    execution_id = await execution(sessions)
+    now = time.time()
+    for batch in range(3):
+        events = [Event(type="node.completed", execution_id=execution_id, workflow_id=1, seq=batch * 600 + i, at=now)
+                  for i in range(1, 601)]
+        await store.commit(execution_id, Transition([], events))
+    sink.gate.set()
+    await store.close()
+    assert len(sink.published) == 1800 and sink.published == sorted(sink.published)
+    assert max(sink.calls) <= 1000 and len(sink.calls) >= 2
+
+
+async def test_closing_with_a_stalled_channel_gives_up_after_its_wait(
+        db: tuple[str, async_sessionmaker[AsyncSession]]) -> None:
+    _, sessions = db
+    sink = GatedSink()  # never opened: a Redis that stopped answering
+    store = SQLRunStore(sessions, sink=sink, outbox_close_wait=0.2)
+    execution_id = await execution(sessions)
+    await store.commit(execution_id, step(execution_id, 0))
+    await asyncio.wait_for(store.close(), 10)  # a guard against hanging, not a timing assertion
+    assert sink.published == []

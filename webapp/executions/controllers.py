@@ -218,7 +218,7 @@ async def _forward(socket: WebSocket[Any, Any, Any], subscriber: Any, execution_
     async for message in subscriber.iter_events():
         event = Event.from_json(message)
         if event.seq > last_seq + 1:
-            last_seq, finished = await _send_missed(socket, execution_id, last_seq)
+            last_seq, finished = await _fill_gap(socket, execution_id, last_seq, event.seq)
             if finished:
                 return
         if event.seq <= last_seq:
@@ -251,6 +251,19 @@ async def _send_snapshot(socket: WebSocket[Any, Any, Any], execution_id: int) ->
                   seq=last_seq)
     await socket.send_text(html)
     return last_seq, execution.status in TERMINAL_STATUSES
+
+
+async def _fill_gap(socket: WebSocket[Any, Any, Any], execution_id: int, last_seq: int,
+                    live_seq: int) -> tuple[int, bool]:
+    """Send the stored events after ``last_seq`` up to (at least) the one before ``live_seq``, in reads
+    of bounded size; returns (last seq sent, whether the run ended)."""
+    finished = False
+    while last_seq < live_seq - 1 and not finished:
+        sent, finished = await _send_missed(socket, execution_id, last_seq)
+        if sent == last_seq:
+            break  # nothing more is stored (yet): the live event goes next
+        last_seq = sent
+    return last_seq, finished
 
 
 async def _send_missed(socket: WebSocket[Any, Any, Any], execution_id: int, after: int) -> tuple[int, bool]:
