@@ -80,6 +80,9 @@ def test_the_partials_are_fragments_for_htmx_and_the_page_for_a_browser(browser:
         assert f'hx-get="/home/{part}"' in fragment.text and 'hx-trigger="every 2s, pw:executions-changed from:body"' in fragment.text
         full = browser.get(f"/home/{part}")
         assert full.status_code == 200 and "<html" in full.text and 'id="home-counts"' in full.text
+        api = browser.get(f"/home/{part}", headers={"accept": "application/json"})
+        assert api.status_code == 200 and list(api.json()) == [{"counts": "counts", "workers": "queue",
+                                                                "failures": "failures"}[part]]
     before = browser.get("/home/counts", headers={"hx-request": "true"}).text
     assert count(before, "failed-24h") == 0
     ids = add_rows(db_call, wid, owner, [Row(datetime.now(UTC) - timedelta(minutes=1), "failed", 5, BOOM)])

@@ -82,13 +82,15 @@ class DashboardController(Controller):
 
     @get("/home/{part:str}")
     async def home_part(self, request: Request[Any, Any, Any], home: NamedDependency[HomeService],
-                        runtime: NamedDependency[Runtime], part: FromPath[str]) -> Template:
+                        runtime: NamedDependency[Runtime], part: FromPath[str]) -> Template | Response[Any]:
         """One partial for htmx (polling, or a push that fires ``pw:executions-changed``); the whole
-        page for a plain browser request."""
+        page for a plain browser request; that part's facts as JSON for API clients."""
         load = PARTS.get(part)
         if load is None:
             raise NotFoundException()
         sources = _Sources(home, runtime.queue, datetime.now(UTC))
+        if wants_json(request):
+            return Response({name: _jsonable(value) for name, value in (await load(sources)).items()})
         if not is_htmx(request):
             return Template("dashboard/home.html", context={**await _everything(sources), "user": request.user})
         return Template(f"dashboard/_{part}.html", context=await load(sources))
