@@ -149,3 +149,4 @@ def test_home_updates_live_and_the_overview_draws_the_charts(page: Page, server:
     assert len(week["labels"]) == 168 and [sum(values) for values in week["data"]] == [1, 2, 0, 0]
     assert page.evaluate("window.__sameDocument === true"), "the range switch reloaded the page"
     assert not page_errors.page_errors, page_errors.page_errors
+    assert not page_errors.console_errors, page_errors.console_errors  # CSP violations would show here
