@@ -347,9 +347,10 @@ def build_worker(queue: Queue, services: WorkerServices, *, concurrency: int = 1
             task.cancel()
         await services.store.close()  # it keeps its database connection between commits
 
-    worker = PatchwireWorker(queue, functions=[(JOB_FUNCTION, run_execution)], concurrency=concurrency, startup=startup,
-                    shutdown=shutdown, timers={"sweep": SWEEP_EVERY, "abort": 1, "schedule": 1, "worker_info": 10},
-                    shutdown_grace_period_s=shutdown_grace or None, dequeue_timeout=1.0)
+    worker = PatchwireWorker(queue, functions=[(JOB_FUNCTION, run_execution)], concurrency=concurrency,
+                             startup=startup, shutdown=shutdown,
+                             timers={"sweep": SWEEP_EVERY, "abort": 1, "schedule": 1, "worker_info": 10},
+                             shutdown_grace_period_s=shutdown_grace or None, dequeue_timeout=1.0)
     if in_process:
         worker.SIGNALS = []  # the web server owns SIGINT/SIGTERM
     return worker
