@@ -148,5 +148,11 @@ def test_home_updates_live_and_the_overview_draws_the_charts(page: Page, server:
     week = chart(page, "chart-hourly")
     assert len(week["labels"]) == 168 and [sum(values) for values in week["data"]] == [1, 2, 0, 0]
     assert page.evaluate("window.__sameDocument === true"), "the range switch reloaded the page"
+
+    page.go_back()  # htmx restores the previous range: the whole page, its charts drawn again
+    expect(page.locator("#overview")).to_have_attribute("data-range", "day")
+    expect(page.locator(".topbar")).to_be_visible()
+    expect(page.locator("#overview")).to_have_attribute("data-charts", "drawn")
+    assert len(chart(page, "chart-hourly")["labels"]) == 24
     assert not page_errors.page_errors, page_errors.page_errors
     assert not page_errors.console_errors, page_errors.console_errors  # CSP violations would show here

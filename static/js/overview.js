@@ -1,7 +1,8 @@
 // The workflow overview's charts (templates/dashboard/_overview.html), drawn with the vendored Chart.js
 // from the page's <script type="application/json" id="overview-data"> block. The range switch swaps
 // the whole #overview section (htmx) with a new data block: a MutationObserver notices it and the
-// charts are drawn again, so this file does not depend on htmx's event names.
+// charts are drawn again (also when Back restores an earlier range), so this file does not depend on
+// htmx's event names.
 (() => {
   'use strict';
 
@@ -93,5 +94,6 @@
   }
 
   draw();  // deferred: the document is parsed, and Chart.js (deferred before this file) is loaded
-  new MutationObserver(draw).observe(document.body, { childList: true, subtree: true });
+  // The root, not <body>: restoring a pushed URL (Back) may swap the body element itself.
+  new MutationObserver(draw).observe(document.documentElement, { childList: true, subtree: true });
 })();

@@ -170,6 +170,9 @@ def test_the_page_shows_the_numbers_and_carries_the_chart_data(browser: Browser,
     fragment = browser.get(f"/workflows/{wid}/overview?range=week", headers={"hx-request": "true"})
     assert fragment.status_code == 200
     assert "<html" not in fragment.text and 'id="overview"' in fragment.text and 'data-range="week"' in fragment.text
+    restored = browser.get(f"/workflows/{wid}/overview?range=week",  # htmx restoring the URL it pushed (Back)
+                           headers={"hx-request": "true", "hx-history-restore-request": "true"})
+    assert restored.status_code == 200 and "<html" in restored.text and 'data-range="week"' in restored.text
 
 
 def test_links_lead_to_the_overview(browser: Browser) -> None:

@@ -105,8 +105,14 @@ class DashboardController(Controller):
         data = overview.to_dict()
         if wants_json(request):
             return Response(data)
-        template = "dashboard/_overview.html" if is_htmx(request) else "dashboard/overview.html"
+        template = "dashboard/_overview.html" if _wants_fragment(request) else "dashboard/overview.html"
         return Template(template, context={"overview": overview, "data": data, "user": request.user})
+
+
+def _wants_fragment(request: Request[Any, Any, Any]) -> bool:
+    """An htmx swap wants the fragment; htmx restoring a pushed URL from history (the Back button)
+    swaps the whole body and needs the page."""
+    return is_htmx(request) and request.headers.get("hx-history-restore-request") != "true"
 
 
 def _jsonable(value: Any) -> Any:
