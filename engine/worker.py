@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 import time
 import uuid
 from collections.abc import Coroutine
@@ -20,6 +22,7 @@ import httpx
 from saq import Queue, Worker
 from saq.job import Job, Status
 from saq.queue.redis import RedisQueue
+from saq.types import WorkerInfo
 from saq.utils import now, seconds
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -328,6 +331,19 @@ async def _reconcile_forever(queue: Queue, services: WorkerServices) -> None:
             log.warning("reconciler pass failed; trying again in %s s", RECONCILE_EVERY, exc_info=True)
 
 
+class PatchwireWorker(Worker):
+    """SAQ's worker, reporting its load with its worker info (every ``worker_info`` timer tick):
+    ``metadata`` carries the host, the pid, the concurrency and the jobs running now. The home
+    dashboard reads it back through ``queue.info()``."""
+
+    async def worker_info(self, ttl: int = 60) -> WorkerInfo:
+        return await self.queue.worker_info(self.id, queue_key=self.queue.name, metadata=self.load(), ttl=ttl)
+
+    def load(self) -> dict[str, Any]:
+        return {"host": socket.gethostname(), "pid": os.getpid(), "concurrency": self.concurrency,
+                "active": len(self.job_task_contexts)}
+
+
 def build_worker(queue: Queue, services: WorkerServices, *, concurrency: int = 10, in_process: bool = False,
                  shutdown_grace: int = 0) -> Worker:
     """A SAQ worker for ``run_execution``, with the reconciler (and, with a retention policy, the prune
@@ -351,9 +367,10 @@ def build_worker(queue: Queue, services: WorkerServices, *, concurrency: int = 1
             task.cancel()
         await services.store.close()  # it keeps its database connection between commits
 
-    worker = Worker(queue, functions=[(JOB_FUNCTION, run_execution)], concurrency=concurrency, startup=startup,
-                    shutdown=shutdown, timers={"sweep": SWEEP_EVERY, "abort": 1, "schedule": 1, "worker_info": 10},
-                    shutdown_grace_period_s=shutdown_grace or None, dequeue_timeout=1.0)
+    worker = PatchwireWorker(queue, functions=[(JOB_FUNCTION, run_execution)], concurrency=concurrency,
+                             startup=startup, shutdown=shutdown,
+                             timers={"sweep": SWEEP_EVERY, "abort": 1, "schedule": 1, "worker_info": 10},
+                             shutdown_grace_period_s=shutdown_grace or None, dequeue_timeout=1.0)
     if in_process:
         worker.SIGNALS = []  # the web server owns SIGINT/SIGTERM
     return worker

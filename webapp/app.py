@@ -13,7 +13,6 @@ from litestar.connection import ASGIConnection
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.plugins.jinja import JinjaTemplateEngine
-from litestar.response import Redirect
 from litestar.security.session_auth import SessionAuth
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
@@ -23,6 +22,7 @@ from engine.models import User
 from engine.settings import Settings, load_settings
 from nodes import registry
 from webapp.accounts.controllers import AccountController
+from webapp.dashboard.controllers import DashboardController
 from webapp.errors import EXCEPTION_HANDLERS
 from webapp.executions.controllers import ExecutionController, execution_stream
 from webapp.executions.services import ExecutionService
@@ -78,11 +78,6 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@get("/", sync_to_thread=False)
-def home() -> Redirect:
-    return Redirect("/workflows")
-
-
 def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Litestar:
     settings = settings or load_settings()
     channels = channels_plugin(settings)
@@ -104,7 +99,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Lit
 
     return Litestar(
         route_handlers=[
-            healthz, home, AccountController, WorkflowController, NoteController, EditingController, NodeTestingController, ExecutionController, execution_stream,
+            healthz, DashboardController, AccountController, WorkflowController, NoteController, EditingController, NodeTestingController, ExecutionController, execution_stream,
             create_static_files_router(path="/static", directories=[ROOT / "static"], name="static"), *observability,
         ],
         middleware=[prometheus_config().middleware] if settings.metrics_enabled else [],

@@ -52,7 +52,7 @@ class AccountController(Controller):
             return Template("accounts/register.html", status_code=400,
                             context={"errors": exc.field_errors, "email": data.email})
         request.set_session({"user_id": user.id, ROTATE: True})
-        return Redirect("/", status_code=303)
+        return Redirect("/workflows", status_code=303)  # a new account's first step: its first workflow
 
     @post("/logout")
     async def logout(self, request: Request[Any, Any, Any]) -> Redirect:
