@@ -178,6 +178,11 @@ class Execution(Base):
         Index("ix_executions_owner_created", "owner_id", "created_at"),
         Index("ix_executions_workflow_created", "workflow_id", "created_at"),
         Index("ix_executions_status", "status"),
+        # the executions table's keyset pages, one per filter (migration 0010_exec_indexes)
+        Index("ix_executions_owner_id", "owner_id", "id"),
+        Index("ix_executions_owner_status_id", "owner_id", "status", "id"),
+        Index("ix_executions_owner_trigger_id", "owner_id", "trigger", "id"),
+        Index("ix_executions_workflow_id", "workflow_id", "id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -45,7 +45,7 @@ import msgspec
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from engine.database import BUSY_TIMEOUT_MS
-from engine.events import Event, EventSink, channel_for, publish_all
+from engine.events import EventSink, Message, publish_all
 from engine.models import TERMINAL_STATUSES
 from engine.store import ExecutionState, NodeRunRecord, Transition
 
@@ -75,6 +75,8 @@ class Claim:
     failed node): the run must read them. Without any, a fresh run starts from nothing."""
     scope: list[str] | None = None
     """A test run from the editor: the nodes it may run (``Execution.scope``)."""
+    started_at: float | None = None
+    """When the execution first started (epoch seconds)."""
 
 
 @dataclass
@@ -114,9 +116,9 @@ class SQLRunStore:
         row = await self._backend.claim(execution_id, token, now, now + lease)
         if row is None:
             return None
-        workflow_id, version_id, owner_id, trigger, input_, interruptions, settings, has_history, scope = row
+        workflow_id, version_id, owner_id, trigger, input_, interruptions, settings, has_history, scope, started = row
         return Claim(workflow_id, version_id, owner_id, trigger, input_, interruptions, settings, bool(has_history),
-                     scope)
+                     scope, _epoch(started))
 
     async def renew_lease(self, execution_id: int, children: set[int], token: str, *, lease: float) -> bool:
         """Extend the lease of the execution and of the ``children`` (sub-workflow executions sharing its
@@ -131,7 +133,7 @@ class SQLRunStore:
         if self._writer is None and not self._queue:  # nothing in flight: try to commit right here
             group = [(execution_id, transition)]
             if self._backend.write_now(group):  # committed on this thread (SQLite, write lock free)
-                await self._publish_events(transition.events, 1)
+                await self._publish_events(_messages([transition]), 1)
                 return self.notify or self._sink is not None
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queue.append(_Pending(execution_id, transition, done))
@@ -187,9 +189,9 @@ class SQLRunStore:
                 _settle(pending.done, None)
 
     async def _publish(self, group: list[_Pending]) -> None:
-        await self._publish_events([e for p in group for e in p.transition.events], len(group))
+        await self._publish_events(_messages([p.transition for p in group]), len(group))
 
-    async def _publish_events(self, events: list[Event], executions: int) -> None:
+    async def _publish_events(self, events: list[Message], executions: int) -> None:
         """After the commit: each execution's events in order (the sink logs its own failures)."""
         if self._sink is None or not events:
             return
@@ -197,6 +199,11 @@ class SQLRunStore:
             await publish_all(self._sink, events)
         except Exception:  # events are best effort: the rows are committed, and a client reads them
             log.warning("could not publish the events of %d executions", executions, exc_info=True)
+
+
+def _messages(transitions: list[Transition]) -> list[Message]:
+    """What the commit of these transitions publishes: each one's events in order, then its change."""
+    return [m for t in transitions for m in (*t.events, *t.changes)]
 
 
 def _settle(done: asyncio.Future[None], exc: BaseException | None) -> None:
@@ -279,7 +286,7 @@ CLAIM = f"""UPDATE executions SET lease_token = {{p}}2, lease_until = {{p}}4, st
         (SELECT settings FROM workflows WHERE workflows.id = executions.workflow_id),
         EXISTS (SELECT 1 FROM node_runs WHERE node_runs.execution_id = executions.id)
         OR EXISTS (SELECT 1 FROM execution_events WHERE execution_events.execution_id = executions.id),
-        scope"""
+        scope, started_at"""
 """Parameters: execution id, token, now, lease until, started at. SET expressions see the row as it was
 (``lease_token IS NULL``: the previous job released its lease); RETURNING sees it as it is now."""
 
@@ -386,7 +393,7 @@ class _SQLiteBackend:
         if not rows:
             return None
         row = rows[0]  # JSON columns are text here: decoded the way the ORM does (asyncpg's codec does it there)
-        return (*row[:4], _loads(row[4]), row[5], _loads(row[6]), row[7], _loads(row[8]))
+        return (*row[:4], _loads(row[4]), row[5], _loads(row[6]), row[7], _loads(row[8]), row[9])
 
     async def renew(self, execution_id: int, children: list[int], token: str, until: float) -> bool:
         ids = [execution_id, *children]
@@ -635,6 +642,7 @@ class _PostgresBackend:
         finished = [(i, s) for i, s in states if s.status != "waiting"]
         waiting = [(i, s) for i, s in states if s.status == "waiting"]
         payloads = [e.to_json().decode() for _, e in events]
+        changes = [c for _, t in group for c in t.changes] if self._notify else []
         parts: list[str] = []
         args: list[Any] = []
 
@@ -656,8 +664,9 @@ class _PostgresBackend:
                  [_dt(s.finished_at) for _, s in finished])
         if waiting:
             part(PG_WAITING, [i for i, _ in waiting], [_dt(s.resume_at) for _, s in waiting])
-        if self._notify and events:
-            part(PG_NOTIFY, [channel_for(i) for i, _ in events], payloads)
+        if self._notify and (events or changes):  # delivered when this statement commits, in this order
+            part(PG_NOTIFY, [e.channel for _, e in events] + [c.channel for c in changes],
+                 payloads + [c.to_json().decode() for c in changes])
             return f"WITH {', '.join(parts)} SELECT (SELECT count(*) FROM notified)", args
         return f"WITH {', '.join(parts)} SELECT 1", args
 
