@@ -14,6 +14,8 @@ from engine.changes import ExecutionChange
 from tests.webapp.conftest import Browser
 from webapp.executions.hub import Listener
 
+SNAPSHOT = '<hx-partial hx-target="#exec-rows" hx-swap="innerHTML">'
+
 
 def flow(browser: Browser, name: str, *, fail: bool = False, delay: str = "0.3") -> int:
     wid = browser.create_workflow(name)
@@ -48,7 +50,7 @@ def receive_until(ws: Any, done: Any, timeout: float = 20) -> list[str]:
 
 
 def row_status(text: str, execution_id: int) -> list[str]:
-    return re.findall(rf'<tr (?:hx-swap-oob="true" )?id="exec-{execution_id}" class="exec-row" data-status="(\w+)"', text)
+    return re.findall(rf'<tr id="exec-{execution_id}" class="exec-row" data-status="(\w+)"', text)
 
 
 def test_snapshot_then_new_rows_are_prepended_and_updated_live(browser: Browser) -> None:
@@ -58,11 +60,11 @@ def test_snapshot_then_new_rows_are_prepended_and_updated_live(browser: Browser)
     browser.wait_for_execution(earlier)
     with browser.websocket("/ws/executions") as ws:
         snapshot = ws.receive_text()
-        assert 'id="exec-rows" hx-swap-oob="true"' in snapshot and f'id="exec-{earlier}"' in snapshot
+        assert SNAPSHOT in snapshot and f'id="exec-{earlier}"' in snapshot
         assert row_status(snapshot, earlier) == ["failed"] and "Broken" in snapshot, "the failed node is shown"
         execution_id = run(browser, wid)
         stream = "\n".join(receive_until(ws, lambda text: "failed" in row_status(text, execution_id)))
-    assert 'hx-swap-oob="afterbegin:#exec-rows"' in stream, "the new row was prepended"
+    assert '<hx-partial hx-target="#exec-rows" hx-swap="afterbegin"><tr id="exec-' in stream, "prepended"
     statuses = row_status(stream, execution_id)
     assert statuses[0] == "queued", "announced by the producer before the worker started it"
     assert "running" in statuses and statuses[-1] == "failed"
@@ -110,7 +112,7 @@ def test_a_search_refreshes_from_the_database(browser: Browser) -> None:
         needle = int(re.search(r"/executions/(\d+)", browser.post(
             f"/workflows/{wid}/run").text).group(1))  # the same input: no needle in it either
         browser.wait_for_execution(needle)
-        snapshots = receive_until(ws, lambda text: text.count('id="exec-rows" hx-swap-oob="true"') >= 1)
+        snapshots = receive_until(ws, lambda text: text.count(SNAPSHOT) >= 1)
     assert all(f'id="exec-{plain}"' not in s and f'id="exec-{needle}"' not in s for s in snapshots)
 
 

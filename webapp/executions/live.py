@@ -84,6 +84,11 @@ async def _until_disconnect(socket: WebSocket[Any, Any, Any]) -> None:
         await socket.receive_data(mode="text")
 
 
+def _partial(target: str, swap: str, html: str = "") -> str:
+    """An htmx 4 partial: ``html`` swapped into ``target`` (its own template, so table rows parse as rows)."""
+    return f'<hx-partial hx-target="{target}" hx-swap="{swap}">{html}</hx-partial>'
+
+
 class LiveTable:
     """What one browser's first page shows, and how each batch of changes alters it."""
 
@@ -127,10 +132,10 @@ class LiveTable:
                 await self.send_snapshot()
                 return
             if action == "replace":
-                fragments.append(self._html(row).replace("<tr ", '<tr hx-swap-oob="true" ', 1))
+                fragments.append(_partial(f"#exec-{row.id}", "outerHTML", self._html(row)))
             elif action == "remove":
                 self.shown.remove(row.id)
-                fragments.append(f'<tr id="exec-{row.id}" hx-swap-oob="delete"></tr>')
+                fragments.append(_partial(f"#exec-{row.id}", "delete"))
             elif action == "prepend":
                 new.append(row)
         fragments += self._prepend(sorted(new, key=lambda r: r.id))
@@ -155,14 +160,13 @@ class LiveTable:
     def _prepend(self, rows: list[ExecutionRow]) -> list[str]:
         if not rows:
             return []
-        fragments = ['<tr id="exec-empty" hx-swap-oob="delete"></tr>'] if not self.shown else []
-        body = "".join(self._html(row) for row in reversed(rows))
-        fragments.append(f'<tbody hx-swap-oob="afterbegin:#exec-rows">{body}</tbody>')
+        fragments = [_partial("#exec-empty", "delete")] if not self.shown else []
+        fragments.append(_partial("#exec-rows", "afterbegin", "".join(self._html(row) for row in reversed(rows))))
         self.shown[:0] = [row.id for row in reversed(rows)]
         while len(self.shown) > PAGE_SIZE:
-            fragments.append(f'<tr id="exec-{self.shown.pop()}" hx-swap-oob="delete"></tr>')
-        fragments.append(render(self.socket, "executions/_pager.html", page=Page([], older=self._older()),
-                                filters=self.filters, oob=True))
+            fragments.append(_partial(f"#exec-{self.shown.pop()}", "delete"))
+        pager = render(self.socket, "executions/_pager.html", page=Page([], older=self._older()), filters=self.filters)
+        fragments.append(_partial("#exec-pager", "outerHTML", pager))
         return fragments
 
     def _older(self) -> int | None:
