@@ -77,6 +77,9 @@ class Claim:
     """A test run from the editor: the nodes it may run (``Execution.scope``)."""
     started_at: float | None = None
     """When the execution first started (epoch seconds)."""
+    created_at: float | None = None
+    workflow_name: str | None = None
+    """For the execution's first change of this job: the fixed part of its row (engine/changes.py)."""
 
 
 @dataclass
@@ -116,9 +119,9 @@ class SQLRunStore:
         row = await self._backend.claim(execution_id, token, now, now + lease)
         if row is None:
             return None
-        workflow_id, version_id, owner_id, trigger, input_, interruptions, settings, has_history, scope, started = row
+        workflow_id, version_id, owner_id, trigger, input_, interruptions, settings, has_history, scope, *times = row
         return Claim(workflow_id, version_id, owner_id, trigger, input_, interruptions, settings, bool(has_history),
-                     scope, _epoch(started))
+                     scope, _epoch(times[0]), _epoch(times[1]), times[2])
 
     async def renew_lease(self, execution_id: int, children: set[int], token: str, *, lease: float) -> bool:
         """Extend the lease of the execution and of the ``children`` (sub-workflow executions sharing its
@@ -286,7 +289,7 @@ CLAIM = f"""UPDATE executions SET lease_token = {{p}}2, lease_until = {{p}}4, st
         (SELECT settings FROM workflows WHERE workflows.id = executions.workflow_id),
         EXISTS (SELECT 1 FROM node_runs WHERE node_runs.execution_id = executions.id)
         OR EXISTS (SELECT 1 FROM execution_events WHERE execution_events.execution_id = executions.id),
-        scope, started_at"""
+        scope, started_at, created_at, (SELECT name FROM workflows WHERE workflows.id = executions.workflow_id)"""
 """Parameters: execution id, token, now, lease until, started at. SET expressions see the row as it was
 (``lease_token IS NULL``: the previous job released its lease); RETURNING sees it as it is now."""
 
@@ -393,7 +396,7 @@ class _SQLiteBackend:
         if not rows:
             return None
         row = rows[0]  # JSON columns are text here: decoded the way the ORM does (asyncpg's codec does it there)
-        return (*row[:4], _loads(row[4]), row[5], _loads(row[6]), row[7], _loads(row[8]), row[9])
+        return (*row[:4], _loads(row[4]), row[5], _loads(row[6]), row[7], _loads(row[8]), *row[9:])
 
     async def renew(self, execution_id: int, children: list[int], token: str, until: float) -> bool:
         ids = [execution_id, *children]

@@ -124,7 +124,9 @@ async def _prepare(services: WorkerServices, execution_id: int, claim: Claim, le
               store=services.store, sink=services.sink, http=services.http, trigger_input=claim.input,
               execution_timeout=execution_timeout, start_items=start_items, inline_wait=services.inline_wait,
               scope=frozenset(claim.scope) if claim.scope is not None else None,
-              owner_id=claim.owner_id, started_at=claim.started_at)
+              owner_id=claim.owner_id, started_at=claim.started_at,
+              # the first change carries the row's fixed part: the hub needs no read for a row it has not seen
+              announce={"workflow_name": claim.workflow_name, "trigger": claim.trigger, "created_at": claim.created_at})
     run.sub_workflows = SQLSubWorkflows(run, services.sessions, claim.owner_id, (claim.workflow_id,),
                                         lease_token=lease.token, active=lease.children)
     # nothing stored yet: the run starts from nothing without reading it. A retried job, or one that took

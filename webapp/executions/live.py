@@ -3,8 +3,8 @@
 On connect (and every reconnect) the first page of the table is sent fresh from the database, so a
 client never depends on changes it missed. Then, for each batch of changes of the user's executions
 (the hub coalesces them per execution): a shown row is replaced (or removed when it stops matching
-the filters), a new matching row is prepended (the oldest falls off the page), and whatever the hub
-cannot decide alone — a row that becomes a match inside the page, a search on the trigger input — is
+the filters), a new matching row is inserted in its place by id — almost always on top — (the oldest
+falls off the page), and what the hub cannot decide alone — a search on the trigger input — is
 answered with a fresh snapshot, at most every ``MIN_REFRESH`` seconds. Only the first page is live.
 """
 
@@ -136,9 +136,9 @@ class LiveTable:
             elif action == "remove":
                 self.shown.remove(row.id)
                 fragments.append(_partial(f"#exec-{row.id}", "delete"))
-            elif action == "prepend":
+            elif action == "insert":
                 new.append(row)
-        fragments += self._prepend(sorted(new, key=lambda r: r.id))
+        fragments += self._insert(new)
         if fragments:
             await self._send("".join(fragments))
 
@@ -151,18 +151,21 @@ class LiveTable:
             return None
         if verdict is None:
             return "refresh"  # a search: only the database can tell
-        if not self.shown or row.id > self.shown[0]:
-            return "prepend"
-        if row.id > self.shown[-1] or len(self.shown) < PAGE_SIZE:
-            return "refresh"  # it belongs inside the page (e.g. it has just become a match)
-        return None  # older than the page
+        if len(self.shown) >= PAGE_SIZE and row.id < self.shown[-1]:
+            return None  # older than the page
+        return "insert"
 
-    def _prepend(self, rows: list[ExecutionRow]) -> list[str]:
+    def _insert(self, rows: list[ExecutionRow]) -> list[str]:
+        """New rows in their place by id (newest first): most go on top; one that started later than a
+        newer one, or has just become a match, goes after the next newer row shown."""
         if not rows:
             return []
         fragments = [_partial("#exec-empty", "delete")] if not self.shown else []
-        fragments.append(_partial("#exec-rows", "afterbegin", "".join(self._html(row) for row in reversed(rows))))
-        self.shown[:0] = [row.id for row in reversed(rows)]
+        for row in sorted(rows, key=lambda r: r.id):
+            place = next((i for i, shown in enumerate(self.shown) if shown < row.id), len(self.shown))
+            target, swap = ("#exec-rows", "afterbegin") if place == 0 else (f"#exec-{self.shown[place - 1]}", "afterend")
+            fragments.append(_partial(target, swap, self._html(row)))
+            self.shown.insert(place, row.id)
         while len(self.shown) > PAGE_SIZE:
             fragments.append(_partial(f"#exec-{self.shown.pop()}", "delete"))
         pager = render(self.socket, "executions/_pager.html", page=Page([], older=self._older()), filters=self.filters)

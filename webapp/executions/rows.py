@@ -52,12 +52,13 @@ class ExecutionRow:
 
     def apply(self, change: ExecutionChange) -> bool:
         """Merge a change; ``False`` (nothing changed) for one older than the state already known."""
-        if change.created:  # the fixed part; the producer's status is never newer than a worker's
+        if change.workflow_name is not None:  # the fixed part (a producer's announcement, a job's first change)
             self.workflow_name, self.trigger, self.created_at = change.workflow_name, change.trigger, change.created_at
             self.html = None
+        if change.created:  # the producer's status is never newer than a worker's
             return True
         if change.seq <= self.seq:
-            return False
+            return change.workflow_name is not None
         self.status, self.seq, self.node = change.status, change.seq, change.node
         self.started_at = change.started_at or self.started_at
         self.finished_at = change.finished_at
