@@ -196,3 +196,14 @@ def test_nobody_sees_another_owners_rows(browser: Browser, second_browser: Brows
     for query in ("", "q=cust1", "status=failed", "trigger=cli", f"before={first + 100}", "after=1"):
         html = second_browser.get(f"/executions?{query}").text
         assert shown_ids(html) == [] and "Mine only" not in html, query
+
+
+def test_search_finds_text_that_json_escapes(browser: Browser, db_call: Callable[..., Any]) -> None:
+    browser.register("escapes@example.com")
+    _, first = one_run(browser)
+    special = add_executions(db_call, first, 3, input={"name": 'Zoë "the quote" \\ back'})
+    plain = add_executions(db_call, first, 2, input={"name": "Zoe"})
+    assert set(shown_ids(browser.get("/executions?q=Zoë").text)) == set(special)
+    assert set(shown_ids(browser.get('/executions?q="the quote"').text)) == set(special)
+    assert set(shown_ids(browser.get("/executions?q=\\ back").text)) == set(special)
+    assert set(shown_ids(browser.get("/executions?q=zoe").text)) == set(plain)

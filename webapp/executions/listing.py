@@ -13,10 +13,11 @@ and its "older" link continues below the window, so paging through finds every m
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, func, select, text
+from sqlalchemy import ColumnElement, Select, Text, and_, cast, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from engine.models import Execution, NodeRun, Workflow
@@ -108,7 +109,17 @@ async def read_page(db: AsyncSession, owner_id: int, filters: ExecutionFilter, c
 
 def _match(db: AsyncSession, search: str) -> ColumnElement[bool]:
     clause = _POSTGRES_MATCH if db.bind.dialect.name == "postgresql" else _SQLITE_MATCH
-    return clause.bindparams(pattern=like_pattern(search))  # type: ignore[return-value]
+    exact = clause.bindparams(pattern=like_pattern(search))
+    if not _PLAIN.fullmatch(search):
+        return exact  # type: ignore[return-value]
+    # a cheap first pass on the JSON text (it can only match more: keys too) spares the walk of most inputs;
+    # only for text that JSON writes as it is (the stored text escapes quotes, backslashes, non-ASCII)
+    text_match = cast(Execution.input, Text).ilike(like_pattern(search), escape="\\")
+    return and_(text_match, exact)  # type: ignore[arg-type]
+
+
+_PLAIN = re.compile(r"[ -!#-\[\]-~]+")
+"""Printable ASCII but the quote and the backslash."""
 
 
 def _paged(rows: list[ExecutionRow], cursor: Cursor, size: int, searched_to: int | None) -> Page:

@@ -84,6 +84,9 @@ async def _until_disconnect(socket: WebSocket[Any, Any, Any]) -> None:
         await socket.receive_data(mode="text")
 
 
+_PAGERS: dict[tuple[str, int | None], str] = {}
+
+
 def _partial(target: str, swap: str, html: str = "") -> str:
     """An htmx 4 partial: ``html`` swapped into ``target`` (its own template, so table rows parse as rows)."""
     return f'<hx-partial hx-target="{target}" hx-swap="{swap}">{html}</hx-partial>'
@@ -168,9 +171,20 @@ class LiveTable:
             self.shown.insert(place, row.id)
         while len(self.shown) > PAGE_SIZE:
             fragments.append(_partial(f"#exec-{self.shown.pop()}", "delete"))
-        pager = render(self.socket, "executions/_pager.html", page=Page([], older=self._older()), filters=self.filters)
-        fragments.append(_partial("#exec-pager", "outerHTML", pager))
+        fragments.append(_partial("#exec-pager", "outerHTML", self._pager()))
         return fragments
+
+    def _pager(self) -> str:
+        """The first page's pager (its *Older* cursor moves as rows fall off): rendered once per cursor and
+        filters, for every browser."""
+        key = (self.filters.query(), self._older())
+        html = _PAGERS.get(key)
+        if html is None:
+            html = render(self.socket, "executions/_pager.html", page=Page([], older=key[1]), filters=self.filters)
+            _PAGERS[key] = html
+            if len(_PAGERS) > 1000:
+                _PAGERS.pop(next(iter(_PAGERS)))
+        return html
 
     def _older(self) -> int | None:
         return self.shown[-1] if len(self.shown) >= PAGE_SIZE else None
