@@ -195,4 +195,5 @@ class LiveTable:
         return row.html
 
     async def _send(self, text: str) -> None:
-        await asyncio.wait_for(self.socket.send_text(text), SEND_TIMEOUT)
+        async with asyncio.timeout(SEND_TIMEOUT):  # no extra task per message (wait_for makes one)
+            await self.socket.send_text(text)
