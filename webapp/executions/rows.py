@@ -55,7 +55,7 @@ class ExecutionRow:
         if change.workflow_name is not None:  # the fixed part (a producer's announcement, a job's first change)
             self.workflow_name, self.trigger, self.created_at = change.workflow_name, change.trigger, change.created_at
             self.html = None
-        if change.created:  # the producer's status is never newer than a worker's
+        if change.created and change.seq == 0:  # a producer's status is never newer than a worker's
             return True
         if change.seq <= self.seq:
             return change.workflow_name is not None
