@@ -17,6 +17,7 @@ from saq import Queue
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from engine.changes import Announce, announce_created
 from engine.errors import GraphError, WorkflowPaused
 from engine.executions import FAILED_STATUSES, create_execution, enqueue_execution
 from engine.models import Execution, Workflow
@@ -42,7 +43,8 @@ async def breaker_trips(session: AsyncSession, workflow: Workflow, breaker: Brea
 
 
 async def after_failure(sessions: async_sessionmaker[AsyncSession], queue: Queue, registry: Registry,
-                        execution_id: int, *, job_timeout: int, heartbeat: int) -> int | None:
+                        execution_id: int, *, job_timeout: int, heartbeat: int,
+                        announce: Announce | None = None) -> int | None:
     """Trip the breaker if due, then start the error workflow; returns the error execution's id."""
     now = datetime.now(UTC)
     async with sessions() as session:
@@ -55,16 +57,18 @@ async def after_failure(sessions: async_sessionmaker[AsyncSession], queue: Queue
             workflow.paused_until = now + timedelta(seconds=settings.breaker.cooldown_seconds)
             opened = True
             log.warning("circuit breaker opened for workflow %s until %s", workflow.id, workflow.paused_until)
-        error_execution = await _start_error_workflow(session, registry, execution, workflow,
-                                                      settings.error_workflow_id, opened)
+        error_run = await _start_error_workflow(session, registry, execution, workflow,
+                                                settings.error_workflow_id, opened)
         await session.commit()
-    if error_execution is not None:
-        await enqueue_execution(queue, error_execution, timeout=job_timeout, heartbeat=heartbeat)
-    return error_execution
+    if error_run is None:
+        return None
+    await enqueue_execution(queue, error_run[0].id, timeout=job_timeout, heartbeat=heartbeat)
+    await announce_created(announce, [error_run])
+    return error_run[0].id
 
 
 async def _start_error_workflow(session: AsyncSession, registry: Registry, execution: Execution, workflow: Workflow,
-                                error_workflow_id: int | None, circuit_opened: bool) -> int | None:
+                                error_workflow_id: int | None, circuit_opened: bool) -> tuple[Execution, str] | None:
     if error_workflow_id is None or execution.trigger == ERROR_TRIGGER:
         return None  # an error workflow's own failure does not start another (no loops)
     target = await session.get(Workflow, error_workflow_id)
@@ -77,7 +81,7 @@ async def _start_error_workflow(session: AsyncSession, registry: Registry, execu
     except (GraphError, WorkflowPaused) as exc:
         log.warning("error workflow %s cannot run: %s", target.id, exc)
         return None
-    return error_run.id
+    return error_run, target.name
 
 
 def failure_input(execution: Execution, workflow: Workflow, circuit_opened: bool) -> dict[str, Any]:

@@ -5,7 +5,7 @@ Every state change is persisted by the run store first and published here second
 
 from __future__ import annotations
 
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import msgspec
 
@@ -35,6 +35,10 @@ class Event(msgspec.Struct, kw_only=True, omit_defaults=True):
     duration_ms: float | None = None
     summary: str | None = None
 
+    @property
+    def channel(self) -> str:
+        return channel_for(self.execution_id)
+
     def to_json(self) -> bytes:
         return msgspec.json.encode(self)
 
@@ -51,11 +55,21 @@ def channel_for(execution_id: int) -> str:
     return f"pw_execution_{execution_id}"
 
 
+class Message(Protocol):
+    """What a sink publishes: an ``Event`` (its execution's channel) or an ``ExecutionChange``
+    (``engine/changes.py``, the one channel of all executions)."""
+
+    @property
+    def channel(self) -> str: ...
+
+    def to_json(self) -> bytes: ...
+
+
 class EventSink(Protocol):
-    async def publish(self, event: Event) -> None: ...
+    async def publish(self, event: Message) -> None: ...
 
 
-async def publish_all(sink: EventSink, events: list[Event]) -> None:
+async def publish_all(sink: EventSink, events: list[Any]) -> None:
     """Publish in order; a sink with ``publish_many`` gets them in one call (one round trip)."""
     publish_many = getattr(sink, "publish_many", None)
     if publish_many is not None and len(events) > 1:
@@ -66,13 +80,17 @@ async def publish_all(sink: EventSink, events: list[Event]) -> None:
 
 
 class MemorySink:
-    """Keeps events in a list; for tests."""
+    """Keeps events (and execution changes, apart) in lists; for tests."""
 
     def __init__(self) -> None:
         self.events: list[Event] = []
+        self.changes: list[Any] = []
 
-    async def publish(self, event: Event) -> None:
-        self.events.append(event)
+    async def publish(self, event: Message) -> None:
+        if isinstance(event, Event):
+            self.events.append(event)
+        else:
+            self.changes.append(event)
 
     def types(self, node_id: str | None = None) -> list[str]:
         return [e.type for e in self.events if node_id is None or e.node_id == node_id]

@@ -180,6 +180,11 @@ class Execution(Base):
         Index("ix_executions_status", "status"),
         Index("ix_executions_finished_at", "finished_at"),
         Index("ix_executions_retry_of_id", "retry_of_id"),
+        # the executions table's keyset pages, one per filter (migration 0012_exec_indexes)
+        Index("ix_executions_owner_id", "owner_id", "id"),
+        Index("ix_executions_owner_status_id", "owner_id", "status", "id"),
+        Index("ix_executions_owner_trigger_id", "owner_id", "trigger", "id"),
+        Index("ix_executions_workflow_id", "workflow_id", "id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

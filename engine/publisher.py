@@ -16,7 +16,7 @@ import asyncpg
 import redis.asyncio as aioredis
 from sqlalchemy.engine import URL, make_url
 
-from engine.events import Event, channel_for
+from engine.events import Message
 from engine.settings import normalize_service_url
 
 log = logging.getLogger("patchwire.events")
@@ -26,12 +26,12 @@ class CallbackSink:
     def __init__(self, publish: Callable[[bytes, str], Awaitable[None] | None]) -> None:
         self._publish = publish
 
-    async def publish(self, event: Event) -> None:
-        result = self._publish(event.to_json(), channel_for(event.execution_id))
+    async def publish(self, event: Message) -> None:
+        result = self._publish(event.to_json(), event.channel)
         if result is not None:
             await result
 
-    async def publish_many(self, events: list[Event]) -> None:
+    async def publish_many(self, events: list[Message]) -> None:
         for event in events:
             await self.publish(event)
 
@@ -48,14 +48,14 @@ class RedisSink:
         self._redis = aioredis.Redis.from_url(url)
         self._publish_all = self._redis.register_script(_PUBLISH_ALL)
 
-    async def publish(self, event: Event) -> None:
-        await self._redis.publish(channel_for(event.execution_id), event.to_json())
+    async def publish(self, event: Message) -> None:
+        await self._redis.publish(event.channel, event.to_json())
 
-    async def publish_many(self, events: list[Event]) -> None:
+    async def publish_many(self, events: list[Message]) -> None:
         """In order, in one round trip: one ``EVALSHA`` (cheaper for the client than a pipeline)."""
         args: list[str | bytes] = []
         for event in events:
-            args += (channel_for(event.execution_id), event.to_json())
+            args += (event.channel, event.to_json())
         await self._publish_all(keys=[], args=args)
 
     async def close(self) -> None:
@@ -70,15 +70,15 @@ class PostgresSink:
         self.url = url
         self._pool: asyncpg.Pool | None = None
 
-    async def publish(self, event: Event) -> None:
+    async def publish(self, event: Message) -> None:
         await self.publish_many([event])
 
-    async def publish_many(self, events: list[Event]) -> None:
+    async def publish_many(self, events: list[Message]) -> None:
         if self._pool is None:
             self._pool = await asyncpg.create_pool(self.url, min_size=1, max_size=2)
         await self._pool.execute(
             "SELECT pg_notify(n.channel, n.payload) FROM unnest($1::text[], $2::text[]) AS n(channel, payload)",
-            [channel_for(e.execution_id) for e in events], [e.to_json().decode() for e in events])
+            [e.channel for e in events], [e.to_json().decode() for e in events])
 
     async def close(self) -> None:
         if self._pool is not None:
@@ -92,16 +92,15 @@ class SafeSink:
     def __init__(self, inner: CallbackSink | RedisSink | PostgresSink) -> None:
         self.inner = inner
 
-    async def publish(self, event: Event) -> None:
+    async def publish(self, event: Message) -> None:
         await self.publish_many([event])
 
-    async def publish_many(self, events: list[Event]) -> None:
+    async def publish_many(self, events: list[Message]) -> None:
         try:
             await self.inner.publish_many(events)
         except (OSError, aioredis.RedisError, asyncpg.PostgresError) as exc:
-            first = events[0]
-            log.warning("could not publish %s for execution %s: %s", ", ".join(e.type for e in events),
-                        first.execution_id, exc)
+            log.warning("could not publish %d messages on %s: %s", len(events),
+                        ", ".join(sorted({e.channel for e in events})), exc)
 
     async def close(self) -> None:
         await self.inner.close()

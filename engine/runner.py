@@ -26,6 +26,7 @@ from typing import Any
 import httpx
 import msgspec
 
+from engine.changes import ExecutionChange, change_for
 from engine.config import parse_config
 from engine.contract import Item, NodeContext, NodeResult, NodeType, SubWorkflows
 from engine.errors import ExpressionError, NodeError, NodeTimeout, PatchwireError
@@ -79,6 +80,12 @@ class Run:
     scope: frozenset[str] | None = None
     """A test run from the editor: only these nodes may run. The others are left alone (no row, no
     event) unless they were settled beforehand (their copied rows are read on resume). ``None``: all."""
+    owner_id: int | None = None
+    """Set by the worker: each commit then also publishes an ``ExecutionChange`` (engine/changes.py)."""
+    started_at: float | None = None
+    """When the execution first started (the claim's ``started_at``), for the changes."""
+    announce: dict[str, Any] | None = None
+    """Fields merged into the first change (a sub-workflow execution announces its creation that way)."""
     waiting: dict[str, NodeRunRecord] = field(default_factory=dict)
     resume_attempt: dict[str, int] = field(default_factory=dict)
     current: dict[str, NodeRunRecord] = field(default_factory=dict)
@@ -140,13 +147,23 @@ class Run:
             transition, self._pending = self._pending, Transition()
             if not transition.events and transition.execution is None:
                 return
+            if self.owner_id is not None:
+                transition.changes.append(self._change(transition))
             try:
                 notified = await self.store.commit(self.execution_id, transition)
             except Exception as exc:
                 self._commit_error = exc
                 raise
             if not notified:
-                await publish_all(self.sink, transition.events)
+                await publish_all(self.sink, [*transition.events, *transition.changes])
+
+    def _change(self, transition: Transition) -> ExecutionChange:
+        assert self.owner_id is not None
+        running = next((r.node_name for r in self.current.values() if r.status == "running"), None)
+        extra, self.announce = self.announce, None
+        return change_for(transition, execution_id=self.execution_id, owner_id=self.owner_id,
+                          workflow_id=self.workflow_id, running_node=running, error=self.error,
+                          started_at=self.started_at, extra=extra)
 
     async def emit(self, type_: str, node: NodeSpec | None = None, **fields: Any) -> None:
         """Number the event, persist it with whatever is pending (for reconnecting clients), then publish it."""

@@ -47,7 +47,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 
 from engine import metrics
 from engine.database import BUSY_TIMEOUT_MS
-from engine.events import Event, EventSink, channel_for, publish_all
+from engine.events import Event, EventSink, Message, publish_all
 from engine.models import TERMINAL_STATUSES
 from engine.store import ExecutionState, NodeRunRecord, Transition
 
@@ -83,6 +83,11 @@ class Claim:
     failed node): the run must read them. Without any, a fresh run starts from nothing."""
     scope: list[str] | None = None
     """A test run from the editor: the nodes it may run (``Execution.scope``)."""
+    started_at: float | None = None
+    """When the execution first started (epoch seconds)."""
+    created_at: float | None = None
+    workflow_name: str | None = None
+    """For the execution's first change of this job: the fixed part of its row (engine/changes.py)."""
 
 
 @dataclass
@@ -114,7 +119,7 @@ class SQLRunStore:
             else _SQLiteBackend(_sqlite_path(self._engine)))
         self._queue: list[_Pending] = []
         self._writer: asyncio.Future[None] | None = None
-        self._outbox: list[Event] = []
+        self._outbox: list[Message] = []
         self._publisher: asyncio.Future[None] | None = None
         self._overflowing = False
 
@@ -129,9 +134,9 @@ class SQLRunStore:
         row = await self._backend.claim(execution_id, token, now, now + lease)
         if row is None:
             return None
-        workflow_id, version_id, owner_id, trigger, input_, interruptions, settings, has_history, scope = row
+        workflow_id, version_id, owner_id, trigger, input_, interruptions, settings, has_history, scope, *times = row
         return Claim(workflow_id, version_id, owner_id, trigger, input_, interruptions, settings, bool(has_history),
-                     scope)
+                     scope, _epoch(times[0]), _epoch(times[1]), times[2])
 
     async def renew_lease(self, execution_id: int, children: set[int], token: str, *, lease: float) -> bool:
         """Extend the lease of the execution and of the ``children`` (sub-workflow executions sharing its
@@ -147,7 +152,7 @@ class SQLRunStore:
             group = [(execution_id, transition)]
             if self._backend.write_now(group):  # committed on this thread (SQLite, write lock free)
                 metrics.observe(transition)
-                self._post(transition.events)
+                self._post(_messages([transition]))
                 return self.notify or self._sink is not None
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queue.append(_Pending(execution_id, transition, done))
@@ -208,16 +213,16 @@ class SQLRunStore:
                 except Exception as single:
                     _settle(pending.done, single)
                 else:
-                    self._post(pending.transition.events)
+                    self._post(_messages([pending.transition]))
                     _settle(pending.done, None)
         else:
-            self._post([e for p in group for e in p.transition.events])
+            self._post(_messages([p.transition for p in group]))
             for pending in group:
                 _settle(pending.done, None)
 
-    def _post(self, events: list[Event]) -> None:
-        """After the commit: hand the events to the outbox, which publishes them in commit order
-        without holding up the commit's caller (a slow channel never slows a run)."""
+    def _post(self, events: list[Message]) -> None:
+        """After the commit: hand the messages (events, then the change) to the outbox, which publishes
+        them in commit order without holding up the commit's caller (a slow channel never slows a run)."""
         if self._sink is None or not events:
             return
         self._outbox.extend(events)
@@ -228,12 +233,12 @@ class SQLRunStore:
             self._publisher = asyncio.get_running_loop().create_task(self._drain_outbox(), context=contextvars.Context())
 
     def _trim_outbox(self) -> None:
-        """The channel cannot keep up: drop the oldest node events (clients read the stored ones). An
-        execution's own events (``workflow.*``) are kept: a stream waiting for ``workflow.finished``
-        must still get it."""
+        """The channel cannot keep up: drop the oldest node events and running changes (clients read the
+        stored ones). An execution's own events (``workflow.*``) and its final change are kept: a stream
+        waiting for ``workflow.finished`` must still get it, and a table row must still end."""
         overflow = len(self._outbox) - self._outbox_limit
         head, tail = self._outbox[:overflow], self._outbox[overflow:]
-        kept = [e for e in head if e.type.startswith("workflow.")]
+        kept = [m for m in head if _must_publish(m)]
         self._outbox = kept + tail
         if not self._overflowing:  # once per episode, not on every commit
             self._overflowing = True
@@ -252,6 +257,17 @@ class SQLRunStore:
             self._overflowing = False
         finally:
             self._publisher = None
+
+
+def _must_publish(message: Message) -> bool:
+    if isinstance(message, Event):
+        return message.type.startswith("workflow.")
+    return getattr(message, "finished_at", None) is not None
+
+
+def _messages(transitions: list[Transition]) -> list[Message]:
+    """What the commit of these transitions publishes: each one's events in order, then its change."""
+    return [m for t in transitions for m in (*t.events, *t.changes)]
 
 
 def _settle(done: asyncio.Future[None], exc: BaseException | None) -> None:
@@ -334,7 +350,7 @@ CLAIM = f"""UPDATE executions SET lease_token = {{p}}2, lease_until = {{p}}4, st
         (SELECT settings FROM workflows WHERE workflows.id = executions.workflow_id),
         EXISTS (SELECT 1 FROM node_runs WHERE node_runs.execution_id = executions.id)
         OR EXISTS (SELECT 1 FROM execution_events WHERE execution_events.execution_id = executions.id),
-        scope"""
+        scope, started_at, created_at, (SELECT name FROM workflows WHERE workflows.id = executions.workflow_id)"""
 """Parameters: execution id, token, now, lease until, started at. SET expressions see the row as it was
 (``lease_token IS NULL``: the previous job released its lease); RETURNING sees it as it is now."""
 
@@ -441,7 +457,7 @@ class _SQLiteBackend:
         if not rows:
             return None
         row = rows[0]  # JSON columns are text here: decoded the way the ORM does (asyncpg's codec does it there)
-        return (*row[:4], _loads(row[4]), row[5], _loads(row[6]), row[7], _loads(row[8]))
+        return (*row[:4], _loads(row[4]), row[5], _loads(row[6]), row[7], _loads(row[8]), *row[9:])
 
     async def renew(self, execution_id: int, children: list[int], token: str, until: float) -> bool:
         ids = [execution_id, *children]
@@ -691,6 +707,7 @@ class _PostgresBackend:
         finished = [(i, s) for i, s in states if s.status != "waiting"]
         waiting = [(i, s) for i, s in states if s.status == "waiting"]
         payloads = [e.to_json().decode() for _, e in events]
+        changes = [c for _, t in group for c in t.changes] if self._notify else []
         parts: list[str] = []
         args: list[Any] = []
 
@@ -713,8 +730,9 @@ class _PostgresBackend:
                  [_dt(s.finished_at) for _, s in finished])
         if waiting:
             part(PG_WAITING, [i for i, _ in waiting], [_dt(s.resume_at) for _, s in waiting])
-        if self._notify and events:
-            part(PG_NOTIFY, [channel_for(i) for i, _ in events], payloads)
+        if self._notify and (events or changes):  # delivered when this statement commits, in this order
+            part(PG_NOTIFY, [e.channel for _, e in events] + [c.channel for c in changes],
+                 payloads + [c.to_json().decode() for c in changes])
             return f"WITH {', '.join(parts)} SELECT (SELECT count(*) FROM notified)", args
         return f"WITH {', '.join(parts)} SELECT 1", args
 

@@ -56,6 +56,8 @@ class Transition:
     runs: list[NodeRunRecord] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     execution: ExecutionState | None = None
+    changes: list[Any] = field(default_factory=list)
+    """``ExecutionChange`` records (engine/changes.py): published with the events, never stored."""
 
 
 class RunStore(Protocol):

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from engine.errors import GraphError, NodeError, WorkflowPaused
 from engine.graph import Graph, Problem
-from engine.models import Workflow
+from engine.models import Workflow, utcnow
 
 if TYPE_CHECKING:
     from engine.runner import Run
@@ -82,15 +82,19 @@ class SQLSubWorkflows:
             except (GraphError, WorkflowPaused) as exc:
                 raise NodeError(f"sub-workflow {target.name!r} cannot run: {exc}") from None
             version = await session.get_one(WorkflowVersion, execution.version_id)
-            execution.status = "running"
+            execution.status, execution.started_at = "running", utcnow()
             if self._lease_token is not None:
                 execution.lease_token, execution.lease_until = self._lease_token, time.time() + SUB_LEASE
             await session.commit()
             graph, execution_id, name = graph_from_json(version.graph), execution.id, target.name
+            created_at, started_at = execution.created_at.timestamp(), execution.started_at.timestamp()
         child = Run(execution_id=execution_id, workflow_id=workflow_id, graph=graph, registry=self._parent.registry,
                     store=self._parent.store, sink=self._parent.sink, http=self._parent.http,
                     start_items=items, execution_timeout=self._parent.execution_timeout,
-                    resume=False)  # created just now: nothing of it is stored yet
+                    resume=False,  # created just now: nothing of it is stored yet
+                    owner_id=self._owner_id, started_at=started_at,
+                    # its first change announces the new row (no extra publish on the hot path)
+                    announce={"created": True, "workflow_name": name, "trigger": SUB_TRIGGER, "created_at": created_at})
         child.sub_workflows = SQLSubWorkflows(child, self._sessions, self._owner_id, (*self._stack, workflow_id),
                                               lease_token=self._lease_token, active=self.active)
         self.active.add(execution_id)

@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from engine import metrics
 from engine.alerts import after_failure
 from engine.errors import GraphError
-from engine.events import EventSink
+from engine.events import EventSink, publish_all
 from engine.executions import FAILED_STATUSES, JOB_FUNCTION, GraphCache, enqueue_execution, job_key
 from engine.logs import execution_id_var
 from engine.models import TERMINAL_STATUSES, Execution
@@ -109,7 +109,8 @@ async def run_execution(ctx: dict[str, Any], *, execution_id: int) -> str:
                                 heartbeat=HEARTBEAT, resume_at=outcome.resume_at)
     if outcome.status in FAILED_STATUSES and "worker" in ctx:
         await after_failure(services.sessions, ctx["worker"].queue, services.registry, execution_id,
-                            job_timeout=job_timeout_for(services.execution_timeout), heartbeat=HEARTBEAT)
+                            job_timeout=job_timeout_for(services.execution_timeout), heartbeat=HEARTBEAT,
+                            announce=lambda changes: publish_all(services.sink, changes))
     _log_outcome(outcome)
     return outcome.status
 
@@ -140,7 +141,10 @@ async def _prepare(services: WorkerServices, execution_id: int, claim: Claim, le
     run = Run(execution_id=execution_id, workflow_id=claim.workflow_id, graph=graph, registry=services.registry,
               store=services.store, sink=services.sink, http=services.http, trigger_input=claim.input,
               execution_timeout=execution_timeout, start_items=start_items, inline_wait=services.inline_wait,
-              scope=frozenset(claim.scope) if claim.scope is not None else None)
+              scope=frozenset(claim.scope) if claim.scope is not None else None,
+              owner_id=claim.owner_id, started_at=claim.started_at,
+              # the first change carries the row's fixed part: the hub needs no read for a row it has not seen
+              announce={"workflow_name": claim.workflow_name, "trigger": claim.trigger, "created_at": claim.created_at})
     run.sub_workflows = SQLSubWorkflows(run, services.sessions, claim.owner_id, (claim.workflow_id,),
                                         lease_token=lease.token, active=lease.children)
     # nothing stored yet: the run starts from nothing without reading it. A retried job, or one that took

@@ -11,10 +11,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from engine.database import make_engine, make_sessionmaker
-from engine.events import MemorySink
+from engine.events import MemorySink, publish_all
 from engine.migrate import upgrade_async
 from engine.models import TERMINAL_STATUSES, Execution, NodeRun, Workflow
 from engine.netguard import outbound_client, parse_networks
+from engine.publisher import sink_from_url
 from engine.queue import queue_from_url
 from engine.settings import Settings
 from engine.worker import WorkerServices, build_worker
@@ -67,18 +68,22 @@ async def run_headless(settings: Settings, target: str, owner: str | None, trigg
     sessions = make_sessionmaker(engine)
     queue = queue_from_url(settings.queue_url)
     await queue.connect()
+    sink = None if settings.channels_url.startswith("memory") else sink_from_url(settings.channels_url)
     try:
         async with sessions() as db:
             workflow = await _workflow(db, target, owner)
             try:
                 execution = await start(db, queue, registry, workflow, input=trigger_input, trigger="cli",
-                                        timeout=settings.execution_timeout)
+                                        timeout=settings.execution_timeout,
+                                        announce=(lambda changes: publish_all(sink, changes)) if sink else None)
             except GraphError as exc:
                 raise CLIError(f"workflow {workflow.id} cannot run: {exc}") from None
         if not wait:
             return {"execution_id": execution.id, "status": "queued"}
         return await _wait(settings, sessions, queue, execution.id, timeout)
     finally:
+        if sink is not None:
+            await sink.close()
         await queue.disconnect()
         await engine.dispose()
 

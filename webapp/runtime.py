@@ -17,6 +17,7 @@ from saq import Queue, Worker
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from engine import metrics
+from engine.changes import EXECUTIONS_CHANNEL, Announce, ExecutionChange
 from engine.database import make_engine, make_sessionmaker
 from engine.migrate import upgrade_async
 from engine.netguard import outbound_client, parse_networks
@@ -25,6 +26,7 @@ from engine.queue import queue_from_url
 from engine.settings import Settings
 from engine.worker import WorkerServices, build_worker
 from nodes import registry
+from webapp.executions.hub import ExecutionHub
 
 log = logging.getLogger("patchwire.runtime")
 SUBSCRIBER_BACKLOG = 1000
@@ -46,12 +48,25 @@ def channels_plugin(settings: Settings) -> ChannelsPlugin:
                           subscriber_max_backlog=SUBSCRIBER_BACKLOG, subscriber_backlog_strategy="dropleft")
 
 
+def announcer(channels: ChannelsPlugin) -> Announce:
+    """``Announce`` through the web process's channels (queued there: it never waits for the backend)."""
+
+    async def announce(changes: list[ExecutionChange]) -> None:
+        for change in changes:
+            channels.publish(change.to_json(), [EXECUTIONS_CHANNEL])
+    return announce
+
+
 @dataclass
 class Runtime:
     settings: Settings
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     queue: Queue
+    announce: Announce
+    """Publishes execution changes (a producer's ``created``) onto the live channels (engine/changes.py)."""
+    hub: ExecutionHub
+    """The live execution-change hub of this web process (webapp/executions/hub.py)."""
     worker: Worker | None = None
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
@@ -66,7 +81,7 @@ async def lifespan_runtime(settings: Settings, channels: ChannelsPlugin, *, migr
     sessions = make_sessionmaker(engine)
     queue = queue_from_url(settings.queue_url)
     await queue.connect()
-    runtime = Runtime(settings, engine, sessions, queue)
+    runtime = Runtime(settings, engine, sessions, queue, announcer(channels), ExecutionHub(channels, sessions))
     http = outbound_client(allow)
     try:
         if settings.embedded_queue:
@@ -79,6 +94,7 @@ async def lifespan_runtime(settings: Settings, channels: ChannelsPlugin, *, migr
             runtime._tasks.append(asyncio.create_task(runtime.worker.start()))
         yield runtime
     finally:
+        await runtime.hub.stop()
         if runtime.worker is not None:
             await runtime.worker.stop()
         await http.aclose()

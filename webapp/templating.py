@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from litestar.plugins.jinja import JinjaTemplateEngine
@@ -25,10 +25,23 @@ def duration(start: datetime | None, end: datetime | None) -> str:
     return f"{ms:.0f} ms" if ms < 10_000 else f"{ms / 1000:.1f} s"
 
 
+def clock(epoch: float | None) -> str:
+    """Epoch seconds as UTC wall-clock time."""
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S") if epoch is not None else ""
+
+
+def milliseconds(ms: float | None) -> str:
+    if ms is None:
+        return ""
+    return f"{ms:.0f} ms" if ms < 10_000 else f"{ms / 1000:.1f} s"
+
+
 def configure_templates(engine: JinjaTemplateEngine) -> None:
     env = engine.engine
     env.autoescape = True
     env.filters["pretty_json"] = pretty_json
+    env.filters["clock"] = clock
+    env.filters["milliseconds"] = milliseconds
     env.tests["startingwith"] = lambda value, prefix: isinstance(value, str) and value.startswith(prefix)
     env.globals["duration"] = duration
     env.globals["registry"] = registry

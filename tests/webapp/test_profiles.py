@@ -84,3 +84,21 @@ def test_separate_worker_runs_and_streams_live(split_client: TestClient[Any]) ->
     assert f'id="status-{delay}" data-status="running"' in stream
     assert f'id="status-{delay}" data-status="succeeded"' in stream
     assert browser.wait_for_execution(execution_id) == "succeeded"
+
+
+def test_separate_worker_updates_the_live_executions_table(split_client: TestClient[Any]) -> None:
+    """The worker's execution changes travel in its pg_notify / Redis publish to the web process's hub."""
+    from tests.webapp.test_executions_live import receive_until, row_status
+
+    browser = Browser(split_client)
+    browser.register("table@example.com")
+    wid = browser.create_workflow("Split table")
+    trigger = browser.add_node(wid, "manual_trigger")
+    delay = browser.add_node(wid, "delay")
+    browser.configure(wid, delay, {"name": "Wait", "seconds": "0.3"})
+    browser.connect(wid, trigger, delay)
+    with browser.websocket("/ws/executions") as ws:
+        ws.receive_text()
+        execution_id = int(re.search(r"/executions/(\d+)", browser.post(f"/workflows/{wid}/run").text).group(1))
+        stream = "\n".join(receive_until(ws, lambda text: "succeeded" in row_status(text, execution_id)))
+    assert "running" in row_status(stream, execution_id) and "Wait" in stream

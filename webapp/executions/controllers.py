@@ -21,6 +21,7 @@ from engine.graph import Graph
 from engine.models import TERMINAL_STATUSES, Execution, NodeRun
 from nodes import registry
 from webapp.errors import Invalid
+from webapp.executions.filters import STATUSES, TRIGGERS, params_of, parse
 from webapp.executions.services import ExecutionService
 from webapp.executions.views import NodePanel, canvas_nodes, connections, node_panel, timeline
 from webapp.forms import is_htmx, multidict
@@ -36,7 +37,16 @@ class ExecutionController(Controller):
 
     @get("/")
     async def list_page(self, request: Request[Any, Any, Any], executions: NamedDependency[ExecutionService]) -> Template:
-        return Template("executions/list.html", context={"rows": await executions.recent(), "user": request.user})
+        """The executions table: filters, search and keyset pages; the first page updates live
+        (webapp/executions/live.py). htmx requests (the filter form, the pager) get the table alone."""
+        filters, cursor = parse(params_of(request.query_params))
+        page = await executions.page(filters, cursor)
+        context = {"page": page, "rows": page.rows, "filters": filters, "cursor": cursor, "user": request.user,
+                   "statuses": STATUSES, "triggers": TRIGGERS}
+        if is_htmx(request):
+            return Template("executions/_table.html", context=context)
+        context["workflows"] = await executions.workflow_choices()
+        return Template("executions/list.html", context=context)
 
     @get("/failed")
     async def failed_page(self, request: Request[Any, Any, Any],
@@ -52,7 +62,7 @@ class ExecutionController(Controller):
         if not ids or mode not in ("failed_node", "start"):
             raise Invalid("Choose at least one execution and how to retry it.")
         retries = await executions.retry(runtime.queue, ids, from_failed_node=mode == "failed_node",
-                                         timeout=runtime.settings.execution_timeout)
+                                         timeout=runtime.settings.execution_timeout, announce=runtime.announce)
         if len(retries) == 1 and not is_htmx(request):
             return Redirect(f"/executions/{retries[0].id}", status_code=303)
         return Template("executions/_retried.html", context={"retries": retries})

@@ -11,12 +11,16 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import defer
 
+from engine.changes import Announce, announce_created
 from engine.executions import FAILED_STATUSES, create_execution, create_retry, enqueue_execution, graph_from_json
 from engine.graph import Graph
 from engine.models import Execution, ExecutionEvent, NodeRun, Workflow, WorkflowVersion
 from engine.registry import Registry
 from engine.worker import HEARTBEAT, job_timeout_for
 from webapp.errors import Invalid
+from webapp.executions.filters import Cursor, ExecutionFilter
+from webapp.executions.listing import Page, read_page, read_rows
+from webapp.executions.rows import ExecutionRow
 
 
 @dataclass
@@ -90,7 +94,7 @@ class ExecutionService:
         return [(e, name) for e, name in (await self.db.execute(query)).all()]
 
     async def retry(self, queue: Queue, execution_ids: list[int], *, from_failed_node: bool,
-                    timeout: int = 3600) -> list[Execution]:
+                    timeout: int = 3600, announce: Announce | None = None) -> list[Execution]:
         """Retry failed executions (in bulk): all are checked first, then created, committed, enqueued."""
         originals = [await self.get(execution_id) for execution_id in execution_ids]
         not_failed = [f"#{e.id} is {e.status}" for e in originals if e.status not in FAILED_STATUSES]
@@ -100,7 +104,32 @@ class ExecutionService:
         await self.db.commit()
         for retry in retries:
             await enqueue_execution(queue, retry.id, timeout=job_timeout_for(timeout), heartbeat=HEARTBEAT)
+        if announce is not None:
+            names = {id_: name for id_, name in (await self.db.execute(select(Workflow.id, Workflow.name).where(
+                Workflow.id.in_({r.workflow_id for r in retries})))).all()}
+            await announce_created(announce, [(r, names.get(r.workflow_id, "")) for r in retries])
         return retries
+
+    async def page(self, filters: ExecutionFilter, cursor: Cursor) -> Page:
+        """A page of the executions table (``NotFoundException`` for a workflow filter that is not theirs)."""
+        if filters.workflow_id is not None:
+            await self.check_workflow(filters.workflow_id)
+        return await read_page(self.db, self.owner_id, filters, cursor)
+
+    async def check_workflow(self, workflow_id: int) -> None:
+        found = await self.db.scalar(select(Workflow.id).where(Workflow.id == workflow_id,
+                                                               Workflow.owner_id == self.owner_id))
+        if found is None:
+            raise NotFoundException(f"There is no workflow {workflow_id} of yours.")
+
+    async def rows(self, execution_ids: list[int]) -> list[ExecutionRow]:
+        return await read_rows(self.db, self.owner_id, execution_ids)
+
+    async def workflow_choices(self) -> list[tuple[int, str]]:
+        """The owner's workflows (id, name) for the filter, by name."""
+        rows = await self.db.execute(select(Workflow.id, Workflow.name).where(Workflow.owner_id == self.owner_id)
+                                     .order_by(Workflow.name, Workflow.id))
+        return [(id_, name) for id_, name in rows.all()]
 
     async def recent(self, limit: int = 50, workflow_id: int | None = None) -> list[tuple[Execution, str]]:
         query = (select(Execution, Workflow.name).join(Workflow, Workflow.id == Execution.workflow_id)
@@ -112,9 +141,12 @@ class ExecutionService:
 
 async def start(db: AsyncSession, queue: Queue, registry: Registry, workflow: Workflow, *,
                 input: dict[str, Any] | None = None, trigger: str = "manual", author_id: int | None = None,
-                timeout: int = 3600) -> Execution:
-    """Create the execution, **commit**, then enqueue ``run_execution`` keyed by its id."""
+                timeout: int = 3600, announce: Announce | None = None) -> Execution:
+    """Create the execution, **commit**, then enqueue ``run_execution`` keyed by its id; then ``announce``
+    the new row to the live executions table (engine/changes.py)."""
+    name = workflow.name
     execution = await create_execution(db, workflow, registry, input=input, trigger=trigger, author_id=author_id)
     await db.commit()
     await enqueue_execution(queue, execution.id, timeout=job_timeout_for(timeout), heartbeat=HEARTBEAT)
+    await announce_created(announce, [(execution, name)])
     return execution

@@ -25,7 +25,7 @@ async def start_test_run(request: Request[Any, Any, Any], testing: TestingServic
     """Start a test run and answer with the run panel (badges of the nodes outside its scope go idle)."""
     try:
         execution, chosen = await testing.start(runtime.queue, workflow_id, mode, node_id, author_id=request.user.id,
-                                                timeout=runtime.settings.execution_timeout)
+                                                timeout=runtime.settings.execution_timeout, announce=runtime.announce)
     except GraphError as exc:
         graph = await testing.workflows.graph(workflow_id)
         return Template("executions/_run_refused.html", status_code=422, context={

@@ -14,6 +14,7 @@ from saq import Queue
 from sqlalchemy import null, select
 from sqlalchemy.orm.exc import StaleDataError
 
+from engine.changes import Announce, announce_created
 from engine.errors import ExpressionError
 from engine.executions import enqueue_execution, touch_draft
 from engine.expressions import Expressions, is_expression
@@ -65,7 +66,7 @@ class TestingService:
         return self.workflows.db
 
     async def start(self, queue: Queue, workflow_id: int, mode: Mode, node_id: str | None, *, author_id: int,
-                    timeout: int) -> tuple[Execution, Plan]:
+                    timeout: int, announce: Announce | None = None) -> tuple[Execution, Plan]:
         """Create the test execution, **commit**, then enqueue it (``GraphError`` / ``MissingTestData``: nothing kept)."""
         workflow = await self.workflows.get(workflow_id)
         if node_id is not None:
@@ -78,6 +79,7 @@ class TestingService:
             raise
         await self.db.commit()
         await enqueue_execution(queue, execution.id, timeout=job_timeout_for(timeout), heartbeat=HEARTBEAT)
+        await announce_created(announce, [(execution, workflow.name)])
         return execution, chosen
 
     async def has_pins(self, workflow_id: int) -> bool:

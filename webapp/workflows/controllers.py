@@ -308,10 +308,11 @@ class WorkflowController(Controller):
             if await testing.has_pins(workflow_id):  # the editor's Run uses pinned test data (engine/testruns.py)
                 execution, chosen = await testing.start(runtime.queue, workflow_id, "all", None,
                                                         author_id=request.user.id,
-                                                        timeout=runtime.settings.execution_timeout)
+                                                        timeout=runtime.settings.execution_timeout,
+                                                        announce=runtime.announce)
             else:
                 execution = await start(workflows.db, runtime.queue, registry, workflow, author_id=request.user.id,
-                                        timeout=runtime.settings.execution_timeout)
+                                        timeout=runtime.settings.execution_timeout, announce=runtime.announce)
         except GraphError as exc:
             graph = await workflows.graph(workflow_id)
             return Template("executions/_run_refused.html", status_code=422, context={
