@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any
 
 from sqlalchemy import event
@@ -44,12 +45,18 @@ def make_engine(url: str, *, pool_size: int = 20, **kwargs: Any) -> AsyncEngine:
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
-    # Before anything else: on a new, empty file this makes the database prunable to a smaller file
+    # Before any table: on a new, empty file this makes the database prunable to a smaller file
     # (engine/retention.py runs `PRAGMA incremental_vacuum`); an existing file keeps its mode until
-    # `engine.migrate.ensure_incremental_vacuum` converts it once.
-    cursor.execute("PRAGMA auto_vacuum=INCREMENTAL")
-    cursor.execute("PRAGMA journal_mode=WAL")
+    # `engine.migrate.ensure_incremental_vacuum` converts it once. Before the busy timeout, so that on
+    # a file another connection is writing to it fails at once instead of waiting for that writer
+    # (which may be waiting for us): such a file is not new, and the pragma has nothing to do there.
+    try:
+        cursor.execute("PRAGMA auto_vacuum=INCREMENTAL")
+    except sqlite3.OperationalError as exc:
+        if "locked" not in str(exc):
+            raise
     cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()

@@ -25,7 +25,7 @@ from webapp.accounts.controllers import AccountController
 from webapp.dashboard.controllers import DashboardController
 from webapp.errors import EXCEPTION_HANDLERS
 from webapp.executions.controllers import ExecutionController, execution_stream
-from webapp.executions.live import executions_table_stream
+from webapp.executions.live import executions_changed_stream, executions_table_stream
 from webapp.executions.services import ExecutionService
 from webapp.metrics import MetricsController, prometheus_config
 from webapp.runtime import Runtime, channels_plugin, lifespan_runtime
@@ -101,7 +101,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Lit
     return Litestar(
         route_handlers=[
             healthz, DashboardController, AccountController, WorkflowController, NoteController, EditingController, NodeTestingController, ExecutionController, execution_stream,
-            executions_table_stream,
+            executions_table_stream, executions_changed_stream,
             create_static_files_router(path="/static", directories=[ROOT / "static"], name="static"), *observability,
         ],
         middleware=[prometheus_config().middleware] if settings.metrics_enabled else [],

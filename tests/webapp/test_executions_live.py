@@ -169,3 +169,30 @@ def test_the_hub_routes_changes_by_owner(client: Any) -> None:
 
     ones, twos = client.blocking_portal.call(scenario)
     assert ones == [10, 12] and twos == [11]
+
+
+def test_the_home_signal_stream_fires_on_the_users_own_changes_only(browser: Browser,
+                                                                    second_browser: Browser) -> None:
+    browser.register("signal@example.com")
+    mine = flow(browser, "Signalled", delay="0")
+    second_browser.register("other-signal@example.com")
+    theirs = flow(second_browser, "Not signalled", delay="0")
+    with browser.websocket("/ws/executions/changed") as ws:
+        their_run = run(second_browser, theirs)
+        second_browser.wait_for_execution(their_run)
+        execution_id = run(browser, mine)
+        seen: list[int] = []
+        while execution_id not in seen:  # every signal until one names this run (each waits at most 20 s)
+            seen += ws.receive_json(timeout=20)["changed"]
+    assert their_run not in seen, "another user's executions never signal this one"
+
+
+@pytest.mark.parametrize("origin", [None, "http://evil.example"])
+def test_the_home_signal_stream_checks_origin_and_login(browser: Browser, client: Any, origin: str | None) -> None:
+    browser.register("originsignal@example.com")
+    with pytest.raises(WebSocketDisconnect) as closed, browser.websocket("/ws/executions/changed",
+                                                                         origin=origin) as ws:
+        ws.receive_text()
+    assert closed.value.code == 4403
+    with pytest.raises(WebSocketDisconnect), Browser(client).websocket("/ws/executions/changed") as ws:
+        ws.receive_text()

@@ -26,6 +26,8 @@ from webapp.executions.services import ExecutionService
 
 WS_BAD_REQUEST = 4400
 MIN_REFRESH = 0.5
+MIN_SIGNAL = 0.5
+"""Seconds between two signals of ``/ws/executions/changed``: changes meanwhile collapse into the next."""
 MAX_STREAM_SECONDS = 6 * 3600
 SEND_TIMEOUT = 10.0
 """A browser that takes longer than this to take one message is dropped (it reconnects and gets a snapshot)."""
@@ -56,6 +58,33 @@ async def executions_table_stream(socket: WebSocket[Any, Any, Any]) -> None:
         except (WebSocketDisconnect, TimeoutError):
             return
     await socket.close()
+
+
+@websocket("/ws/executions/changed")
+async def executions_changed_stream(socket: WebSocket[Any, Any, Any]) -> None:
+    """A signal (``{"changed": [ids…]}``, at most 100 ids; ``"all"`` after an overflow) whenever executions
+    of the logged-in user changed, at most one
+    per ``MIN_SIGNAL`` s: the home dashboard re-fetches its partials on it instead of waiting for its
+    next poll. Same hub, same owner scoping, same Origin rule as the table."""
+    if not same_origin(socket):
+        await socket.close(code=WS_FORBIDDEN, reason="cross-origin WebSocket refused")
+        return
+    hub: ExecutionHub = socket.app.state.runtime.hub
+    await socket.accept()
+    async with hub.listen(socket.user.id) as listener:
+        try:
+            await _until_first(_signal_changes(socket, listener), _until_disconnect(socket))
+        except (WebSocketDisconnect, TimeoutError):
+            return
+    await socket.close()
+
+
+async def _signal_changes(socket: WebSocket[Any, Any, Any], listener: Listener) -> None:
+    while True:
+        ids, overflowed = await listener.next_batch()
+        async with asyncio.timeout(SEND_TIMEOUT):
+            await socket.send_json({"changed": "all" if overflowed else ids[:100]})
+        await asyncio.sleep(MIN_SIGNAL)  # a burst of changes becomes one refresh
 
 
 async def _may_filter(socket: WebSocket[Any, Any, Any], filters: ExecutionFilter) -> bool:
