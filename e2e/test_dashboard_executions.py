@@ -94,5 +94,5 @@ def test_the_executions_page_updates_live_then_filters_and_searches(server: Serv
     page.goto(f"{base}/executions?status=failed")
     page.locator(f"#exec-{broken} a[href='/executions/{broken}']").click()
     expect(page.locator("#execution-status")).to_have_text("failed")
-    expect(page.get_by_role("alert")).to_contain_text("Divide")
+    expect(page.locator(".alert-error")).to_contain_text("Divide")  # the execution's error (the node panel has its own)
     assert not page_errors.page_errors, page_errors.page_errors
