@@ -24,18 +24,19 @@ PROCESS_LOGGER = "patchwire.node"
 _formatter = logging.Formatter()
 
 
-class NodeLogs(logging.Handler):
-    """The records of one node attempt; ``entries`` is the list stored with its node run."""
+class NodeLogs:
+    """The records of one node attempt; ``entries`` is the list stored with its node run.
+
+    Made for every attempt, so it is cheap: no ``logging.Handler`` (each takes a lock and registers a
+    weak reference under logging's module lock) — the attempt's logger hands its records straight to
+    ``emit``, and skips the caller lookup (no file or line is kept)."""
 
     def __init__(self, execution_id: int, node_id: str, node_name: str, attempt: int) -> None:
-        super().__init__(logging.DEBUG)
         self.entries: list[dict[str, Any]] = []
         self._ids = {"execution_id": execution_id, "node_id": node_id, "node_name": node_name, "attempt": attempt}
         self._chars = 0
         self._dropped: dict[str, Any] | None = None
-        self.logger = logging.Logger(PROCESS_LOGGER, logging.DEBUG)
-        self.logger.propagate = False  # forwarded by ``emit`` instead, only at the levels the process logs
-        self.logger.addHandler(self)
+        self.logger: logging.Logger = _AttemptLogger(self)
 
     def emit(self, record: logging.LogRecord) -> None:
         self._forward(record)
@@ -73,3 +74,18 @@ def _message(record: logging.LogRecord) -> str:
     if len(text) > MAX_MESSAGE_CHARS:
         text = text[:MAX_MESSAGE_CHARS] + f"… ({len(text) - MAX_MESSAGE_CHARS:,} more characters)"
     return text
+
+
+class _AttemptLogger(logging.Logger):
+    """``ctx.logger`` of one attempt: not registered with ``logging`` (nothing accumulates), no handlers."""
+
+    def __init__(self, logs: NodeLogs) -> None:
+        super().__init__(PROCESS_LOGGER, logging.DEBUG)
+        self.propagate = False  # forwarded by ``NodeLogs.emit`` instead, only at the levels the process logs
+        self._logs = logs
+
+    def handle(self, record: logging.LogRecord) -> None:
+        self._logs.emit(record)
+
+    def findCaller(self, stack_info: bool = False, stacklevel: int = 1) -> tuple[str, int, str, str | None]:  # noqa: N802
+        return "(node)", 0, "(node)", None

@@ -24,8 +24,6 @@ class Delay(NodeType):
     Config = DelayConfig
 
     async def run(self, ctx: NodeContext, config: DelayConfig, items: list[Item]) -> NodeResult:
-        ctx.logger.info("waiting %g s before passing %d item%s on", config.seconds, len(items),
-                        "" if len(items) == 1 else "s")
         await asyncio.sleep(config.seconds)
         return NodeResult.main(items)
 
