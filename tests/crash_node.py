@@ -4,7 +4,7 @@ It logs a line, then raises an exception that is not a ``PatchwireError``, so th
 the error *with its traceback* — which no shipped node does on purpose. It is not part of ``nodes``:
 web tests register it on the app's registry for one test (``registered``), and
 ``python -m tests.crash_node serve|worker …`` runs the ``patchwire`` command with it registered
-(the e2e server of e2e/test_execution_detail.py).
+(the e2e server of e2e/test_execution_watch.py).
 """
 
 from __future__ import annotations
