@@ -95,6 +95,7 @@ async def run_execution(ctx: dict[str, Any], *, execution_id: int) -> str:
         await asyncio.shield(lease.release())
         raise
     if claim.interruptions > MAX_INTERRUPTIONS:
+        _, run._seq = await services.store.resume_state(execution_id)  # workflow.finished numbers on
         outcome = await finish(run, Outcome("crashed", error=_poison_error(claim.interruptions)))
     else:
         held = await lease.hold(_execute(run, last_attempt=job is None or job.attempts >= job.retries), job)

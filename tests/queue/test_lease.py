@@ -22,7 +22,7 @@ from engine import worker as worker_module
 from engine.database import make_engine, make_sessionmaker
 from engine.events import MemorySink
 from engine.migrate import upgrade_async
-from engine.models import Execution, NodeRun, Workflow
+from engine.models import Execution, ExecutionEvent, NodeRun, Workflow
 from engine.worker import BUSY, LEASE, LEASE_LOST, MAX_INTERRUPTIONS, WorkerServices, run_execution
 from nodes import registry
 from tests.factories import owner_workflow_version
@@ -141,6 +141,20 @@ async def test_a_poison_pill_ends_crashed_instead_of_killing_workers_forever(set
     assert row.error is not None and f"interrupted {MAX_INTERRUPTIONS + 1} times" in row.error["message"]
     assert await setup.node_statuses(execution_id) == [], "no node ran"
     assert worker_module.MAX_INTERRUPTIONS >= 3, "a few crashes are survived"
+
+
+async def test_a_poison_pill_that_had_run_numbers_its_last_event_on(setup: Setup) -> None:
+    execution_id = await setup.execution(status="running", interruptions=MAX_INTERRUPTIONS, lease_token="dead" * 8,
+                                         lease_until=time.time() - 1)
+    async with setup.sessions.begin() as db:  # what its earlier jobs stored before they died
+        db.add_all(ExecutionEvent(execution_id=execution_id, seq=seq, data={"type": "node.started"})
+                   for seq in (1, 2, 3))
+    assert await run_execution(setup.ctx, execution_id=execution_id) == "crashed"
+    assert (await setup.row(execution_id)).status == "crashed"
+    async with setup.sessions() as db:
+        stored = list(await db.scalars(select(ExecutionEvent.seq).where(ExecutionEvent.execution_id == execution_id)
+                                       .order_by(ExecutionEvent.seq)))
+    assert stored == [1, 2, 3, 4], "workflow.finished took the next seq, not one already stored"
 
 
 async def test_a_queued_or_released_execution_is_not_counted_as_interrupted(setup: Setup) -> None:
