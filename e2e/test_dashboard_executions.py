@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -14,6 +16,8 @@ from test_editor_flow import register
 
 if TYPE_CHECKING:
     from conftest import PageErrors, Server
+
+PATCHWIRE = Path(sys.executable).with_name("patchwire")  # as in conftest.py (importing it by name is ambiguous)
 
 pytestmark = pytest.mark.e2e
 LIVE_TIMEOUT = 30_000  # ms: bound for each live change
@@ -44,8 +48,6 @@ def _post(page: Page, base: str, path: str, form: dict[str, str], accept: str = 
 
 def _cli_run(server: Server, workflow_id: int, trigger_input: dict[str, Any]) -> int:
     """``patchwire run ID --input …`` in its own process, against the server's database and queue."""
-    from conftest import PATCHWIRE
-
     done = subprocess.run([str(PATCHWIRE), "run", str(workflow_id), "--input", json.dumps(trigger_input)],
                           env=server.env, capture_output=True, text=True, timeout=60, check=True)
     return int(json.loads(done.stdout)["execution_id"])

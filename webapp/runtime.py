@@ -37,7 +37,7 @@ def channels_plugin(settings: Settings) -> ChannelsPlugin:
     if url.startswith("memory"):
         backend: Any = MemoryChannelsBackend()
     elif url.startswith(("redis://", "rediss://")):
-        backend = RedisChannelsPubSubBackend(redis=Redis.from_url(url))
+        backend = _RedisChannels(redis=Redis.from_url(url))
     elif url.startswith("postgresql://"):
         backend = AsyncPgChannelsBackend(dsn=url)
     else:
@@ -46,6 +46,15 @@ def channels_plugin(settings: Settings) -> ChannelsPlugin:
     # never holds memory without bound or slows the others, and the stream fills gaps from the database.
     return ChannelsPlugin(backend=backend, arbitrary_channels_allowed=True,
                           subscriber_max_backlog=SUBSCRIBER_BACKLOG, subscriber_backlog_strategy="dropleft")
+
+
+class _RedisChannels(RedisChannelsPubSubBackend):
+    """Litestar's Redis pub/sub backend, which also closes its client's pool on shutdown (the web process
+    publishes through it — new rows are announced there — so the pool holds connections)."""
+
+    async def on_shutdown(self) -> None:
+        await super().on_shutdown()
+        await self._redis.aclose()
 
 
 def announcer(channels: ChannelsPlugin) -> Announce:

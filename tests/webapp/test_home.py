@@ -77,7 +77,7 @@ def test_the_partials_are_fragments_for_htmx_and_the_page_for_a_browser(browser:
         fragment = browser.get(f"/home/{part}", headers={"hx-request": "true"})
         assert fragment.status_code == 200 and "<html" not in fragment.text
         assert f'<section id="{element}"' in fragment.text
-        assert f'hx-get="/home/{part}"' in fragment.text and 'hx-trigger="every 2s, pw:executions-changed from:body"' in fragment.text
+        assert f'hx-get="/home/{part}"' in fragment.text and 'pw:executions-changed from:body"' in fragment.text
         full = browser.get(f"/home/{part}")
         assert full.status_code == 200 and "<html" in full.text and 'id="home-counts"' in full.text
         api = browser.get(f"/home/{part}", headers={"accept": "application/json"})

@@ -155,17 +155,33 @@ class ExecutionHub:
     async def _run(self) -> None:
         while True:
             try:
-                async with self._channels.start_subscription([EXECUTIONS_CHANNEL]) as subscriber:
-                    if self._subscribed.is_set():
-                        self._resync()
-                    self._subscribed.set()
-                    async for message in subscriber.iter_events():
-                        self._receive(message)
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # the channels backend went away: subscribe again
-                log.warning("execution hub lost its subscription; subscribing again", exc_info=True)
+                subscriber = await self._channels.subscribe([EXECUTIONS_CHANNEL])
+            except Exception:  # the channels backend is down: try again
+                log.warning("execution hub could not subscribe; trying again", exc_info=True)
+                await asyncio.sleep(RESUBSCRIBE_AFTER)
+                continue
+            if await self._follow(subscriber):
+                return
             await asyncio.sleep(RESUBSCRIBE_AFTER)
+
+    async def _follow(self, subscriber: Any) -> bool:
+        """Dispatch what arrives; True when the channels plugin ended the subscription itself."""
+        try:
+            if self._subscribed.is_set():
+                self._resync()
+            self._subscribed.set()
+            async for message in subscriber.iter_events():
+                self._receive(message)
+            return True
+        except asyncio.CancelledError:
+            # ``stop`` runs at shutdown, after the channels plugin has closed its backend (Litestar exits
+            # the plugin's lifespan first): unsubscribing now would open a new connection to it.
+            raise
+        except Exception:  # the channels backend went away: subscribe again
+            log.warning("execution hub lost its subscription; subscribing again", exc_info=True)
+            with suppress(Exception):
+                await self._channels.unsubscribe(subscriber, [EXECUTIONS_CHANNEL])
+            return False
 
     def _resync(self) -> None:
         """Subscribed again after a loss: changes may be missing, so every listener starts over."""
