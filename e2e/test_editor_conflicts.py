@@ -46,7 +46,10 @@ def test_two_tabs_do_not_overwrite_each_other(page: Page, server: Server, browse
         # Tab 2, still at the old version, saves its own value: refused, and told what changed.
         other.locator(f"#{other_df} .pw-node-type").click()
         other_form = other.locator(f'#panel form.node-form[data-node-id="{delay.node_id}"]')
-        other_form.locator("#cfg-seconds").fill("9")
+        # the field's preview (sent 300 ms after typing) answers first, as it does for a person who
+        # pauses: a late preview landing after the 409 could replace the message being checked
+        with other.expect_response(lambda r: "/preview" in r.url and "seconds=9" in r.url):
+            other_form.locator("#cfg-seconds").fill("9")
         with other.expect_response(lambda r: r.request.method == "POST"
                                    and r.url.endswith(f"/nodes/{delay.node_id}")) as refused:
             other_form.get_by_role("button", name="Save").click()
