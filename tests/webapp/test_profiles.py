@@ -22,7 +22,7 @@ from engine.settings import load_settings
 from engine.worker import WorkerServices, build_worker
 from nodes import registry
 from tests.webapp.conftest import LOOPBACK, Browser
-from tests.webapp.test_websocket import drain
+from tests.webapp.test_websocket import drain, slow_flow
 from webapp.app import create_app
 
 pytestmark = pytest.mark.postgres
@@ -73,11 +73,7 @@ def split_client(profile_env: dict[str, str]) -> Iterator[TestClient[Any]]:
 def test_separate_worker_runs_and_streams_live(split_client: TestClient[Any]) -> None:
     browser = Browser(split_client)
     browser.register("profile@example.com")
-    wid = browser.create_workflow("Split")
-    trigger = browser.add_node(wid, "manual_trigger")
-    delay = browser.add_node(wid, "delay")
-    browser.configure(wid, delay, {"name": "Wait", "seconds": "0.5"})
-    browser.connect(wid, trigger, delay)
+    wid, _, delay = slow_flow(browser, "0.5")
     execution_id = int(re.search(r"/executions/(\d+)", browser.post(f"/workflows/{wid}/run").text).group(1))
     with browser.websocket(f"/ws/executions/{execution_id}") as ws:
         stream = "\n".join(drain(ws))
@@ -92,11 +88,7 @@ def test_separate_worker_updates_the_live_executions_table(split_client: TestCli
 
     browser = Browser(split_client)
     browser.register("table@example.com")
-    wid = browser.create_workflow("Split table")
-    trigger = browser.add_node(wid, "manual_trigger")
-    delay = browser.add_node(wid, "delay")
-    browser.configure(wid, delay, {"name": "Wait", "seconds": "0.3"})
-    browser.connect(wid, trigger, delay)
+    wid, _, _ = slow_flow(browser, "0.3")
     with browser.websocket("/ws/executions") as ws:
         ws.receive_text()
         execution_id = int(re.search(r"/executions/(\d+)", browser.post(f"/workflows/{wid}/run").text).group(1))
