@@ -12,7 +12,6 @@ sessions; PostgreSQL's tables are ANALYZEd first.
 
 from __future__ import annotations
 
-import asyncio
 import random
 import sys
 import time
@@ -26,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from common import base_parser, percentile, profile_env, selected_profiles, show_and_save, table  # noqa: E402
 from sqlalchemy import insert, text  # noqa: E402
 
+from engine import eventloop  # noqa: E402
 from engine.database import make_engine, make_sessionmaker  # noqa: E402
 from engine.models import Execution, User, Workflow, WorkflowVersion  # noqa: E402
 from webapp.dashboard.home import HomeService  # noqa: E402
@@ -106,7 +106,7 @@ def main() -> None:
     results: dict[str, Any] = {}
     for profile in selected_profiles(args.profile):
         with profile_env(profile, "dashboard") as deployment:
-            results[profile] = asyncio.run(measure(deployment.settings.database_url, args.executions, args.repeat))
+            results[profile] = eventloop.run(measure(deployment.settings.database_url, args.executions, args.repeat))
     rows = [[profile, what, r["p50_ms"], r["p95_ms"], r["min_ms"]]
             for profile, parts in results.items() for what, r in parts.items()]
     text_report = (f"{args.executions} executions over {DAYS} days, {args.repeat} calls each\n"

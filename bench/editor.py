@@ -18,7 +18,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 import sys
 import time
@@ -37,6 +36,8 @@ from common import (  # noqa: E402
     show_and_save,
     table,
 )
+
+from engine import eventloop  # noqa: E402
 
 NODES, CONNECTIONS = 200, 250
 CHROMIUM = "/usr/bin/chromium"
@@ -222,7 +223,7 @@ def main() -> None:
                   table(["milestone", "p50", "p95", "max"], rows), ""]
     rows = []
     for profile in profiles:
-        saved = asyncio.run(measure_saves(profile, args.saves))
+        saved = eventloop.run(measure_saves(profile, args.saves))
         results[f"save_{profile}"] = saved
         ms = saved["ms"]
         rows.append([{"embedded": "SQLite", "postgres": "PostgreSQL"}[profile], len(ms), percentile(ms, 0.5),

@@ -12,7 +12,6 @@ query plans of each page (SQLite ``EXPLAIN QUERY PLAN``, PostgreSQL ``EXPLAIN AN
 
 from __future__ import annotations
 
-import asyncio
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -33,6 +32,7 @@ from common import (  # noqa: E402
 )
 from sqlalchemy import event, func, insert, select, text, update  # noqa: E402
 
+from engine import eventloop  # noqa: E402
 from engine.database import make_engine, make_sessionmaker  # noqa: E402
 from engine.models import Execution, Workflow  # noqa: E402
 
@@ -181,7 +181,7 @@ def main() -> None:
     results: dict[str, Any] = {}
     lines = []
     for profile in profiles:
-        measured = asyncio.run(measure(profile, args.executions, args.reps))
+        measured = eventloop.run(measure(profile, args.executions, args.reps))
         database = {"embedded": "SQLite", "postgres": "PostgreSQL"}[profile]
         results[database] = measured
         rows = [[name, case["rows"], percentile(case["ms"], 0.5), percentile(case["ms"], 0.95), max(case["ms"])]

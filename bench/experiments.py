@@ -11,7 +11,6 @@ Not a test: nothing is asserted. Results go to bench/results/experiments.json.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import sys
 import time
@@ -24,6 +23,8 @@ import common  # noqa: E402
 import overhead  # noqa: E402
 import patches  # noqa: E402
 import throughput  # noqa: E402
+
+from engine import eventloop  # noqa: E402
 
 NAME = "experiments"
 
@@ -100,7 +101,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=10)
     parser.add_argument("--reps", type=int, default=3)
     args = parser.parse_args()
-    results = asyncio.run(main_async(args))
+    results = eventloop.run(main_async(args))
     common.show_and_save(NAME, results, report(results), save=not args.no_save)
 
 

@@ -33,6 +33,7 @@ import msgspec  # noqa: E402
 from sqlalchemy import event  # noqa: E402
 
 import engine.config as config_module  # noqa: E402
+from engine import eventloop  # noqa: E402
 from engine.database import make_engine, make_sessionmaker  # noqa: E402
 from engine.events import Event  # noqa: E402
 from engine.models import Execution, Workflow, WorkflowVersion  # noqa: E402
@@ -307,7 +308,7 @@ def main() -> None:
     parser = common.base_parser(__doc__.split("\n")[0])
     parser.add_argument("--nodes", type=int, default=200)
     args = parser.parse_args()
-    results = asyncio.run(main_async(args))
+    results = eventloop.run(main_async(args))
     common.show_and_save(NAME, results, report(results), save=not args.no_save)
 
 

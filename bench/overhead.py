@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 import httpx  # noqa: E402
 
+from engine import eventloop  # noqa: E402
 from engine.events import MemorySink  # noqa: E402
 from engine.runner import Run, execute  # noqa: E402
 from engine.store import MemoryRunStore  # noqa: E402
@@ -199,7 +200,7 @@ def main() -> None:
                              "a faster poll only adds the harness's own load (on the embedded profile each read "
                              "runs on the worker's event loop and delays it; 0.02 was the default before)")
     args = parser.parse_args()
-    results = asyncio.run(main_async(args))
+    results = eventloop.run(main_async(args))
     common.show_and_save(NAME, results, report(results), save=not args.no_save, extra={"steps": STEPS, "delay_s": DELAY, "goal_ms_per_step": GOAL_MS})
 
 

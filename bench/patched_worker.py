@@ -8,7 +8,6 @@ Reads the same settings as ``patchwire worker`` (environment) and logs at INFO l
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import sys
 from pathlib import Path
@@ -19,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import patches  # noqa: E402
 
 import webapp.worker  # noqa: E402
+from engine import eventloop  # noqa: E402
 from engine.settings import load_settings  # noqa: E402
 
 
@@ -31,7 +31,7 @@ def main() -> None:
     settings = load_settings()
     with patches.applied(names):
         print(f"patches: {names or 'none'}", flush=True)
-        asyncio.run(webapp.worker.run_worker(settings))
+        eventloop.run(webapp.worker.run_worker(settings))
 
 
 if __name__ == "__main__":

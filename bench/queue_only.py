@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 from saq import Worker  # noqa: E402
 
+from engine import eventloop  # noqa: E402
 from engine.queue import queue_from_url  # noqa: E402
 
 NAME = "queue_only"
@@ -93,7 +94,7 @@ def main() -> None:
     parser.add_argument("--producers", type=int, default=4)
     parser.add_argument("--concurrency", type=int, default=10)
     args = parser.parse_args()
-    results = asyncio.run(main_async(args))
+    results = eventloop.run(main_async(args))
     text = common.table(["queue", "jobs", "jobs/s", "CPU ms/job (producers + worker)"],
                         [[p, r["jobs"], r["jobs_per_s"], r["cpu_ms_per_job"]] for p, r in results.items()])
     common.show_and_save(NAME, results, text, save=not args.no_save)

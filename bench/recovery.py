@@ -39,6 +39,7 @@ from bench.common import (  # noqa: E402
     save_results,
     selected_profiles,
 )
+from engine import eventloop  # noqa: E402
 from engine.queue import queue_from_url  # noqa: E402
 from tests.durability.harness import (  # noqa: E402
     Deployment,
@@ -197,4 +198,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    eventloop.run(main())

@@ -45,6 +45,8 @@ from common import (  # noqa: E402
     table,
 )
 
+from engine import eventloop  # noqa: E402
+
 PASSWORD = "correct horse battery staple"
 ROW = re.compile(r'<tr id="exec-(\d+)" class="exec-row" data-status="\w+" data-seq="(-?\d+)"')
 
@@ -97,7 +99,7 @@ def _owner(url: str, n: int) -> tuple[str, int]:
 
 def _produce(env: dict[str, str], workflow_ids: list[int], rate: float, seconds: float, started: Any) -> None:
     """The producer process: ``rate`` starts per second, round robin over the workflows."""
-    asyncio.run(_producer(env, workflow_ids, rate, seconds, started))
+    eventloop.run(_producer(env, workflow_ids, rate, seconds, started))
 
 
 async def _producer(env: dict[str, str], workflow_ids: list[int], rate: float, seconds: float, started: Any) -> None:
@@ -239,9 +241,9 @@ def measure(profile: str, clients: int, rate: float, seconds: float) -> dict[str
         try:
             owners = [_owner(url, n) for n in range(clients // 10)]
             load_before = os.getloadavg()
-            run = asyncio.run(_measure_clients(url, owners, 10, deployment.env, rate, seconds))
+            run = eventloop.run(_measure_clients(url, owners, 10, deployment.env, rate, seconds))
             load_after = os.getloadavg()
-            commits, finished, span = asyncio.run(_commits(deployment.settings.database_url, run["t0"]))
+            commits, finished, span = eventloop.run(_commits(deployment.settings.database_url, run["t0"]))
         finally:
             for proc in procs:
                 proc.terminate()

@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 import httpx  # noqa: E402
 
+from engine import eventloop  # noqa: E402
 from engine.events import MemorySink  # noqa: E402
 from engine.runner import Run, execute  # noqa: E402
 from engine.store import MemoryRunStore  # noqa: E402
@@ -188,7 +189,7 @@ def main() -> None:
     parser.add_argument("--producers", type=int, default=4)
     parser.add_argument("--concurrency", default="10,20,50", help="comma-separated worker concurrencies")
     args = parser.parse_args()
-    results = asyncio.run(main_async(args))
+    results = eventloop.run(main_async(args))
     common.show_and_save(NAME, results, report(results), save=not args.no_save, extra={"goal_executions_per_s": GOAL_EPS})
 
 

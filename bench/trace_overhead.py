@@ -11,7 +11,6 @@ Not a test: nothing is asserted. Results go to bench/results/trace_overhead.json
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import sys
 import time
@@ -26,6 +25,7 @@ import overhead  # noqa: E402
 import patches  # noqa: E402
 
 import engine.sqlstore  # noqa: E402
+from engine import eventloop  # noqa: E402
 from nodes import registry  # noqa: E402
 from webapp.executions.services import start  # noqa: E402
 
@@ -156,7 +156,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.worker not in ("default", "inproc"):
         parser.error("the trace needs the worker in-process")
-    results = asyncio.run(main_async(args))
+    results = eventloop.run(main_async(args))
     common.show_and_save(NAME, results, report(results), save=not args.no_save)
 
 

@@ -16,6 +16,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from engine import eventloop
+
 POSTGRES_URL = os.environ.get("PATCHWIRE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("PATCHWIRE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
@@ -125,3 +127,8 @@ def sink_server() -> Iterator[Any]:
     yield server
     server.shutdown()
     server.server_close()
+
+
+def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, Any]:
+    """Async tests run on the loop Patchwire runs on (engine/eventloop.py), not asyncio's default."""
+    return {"patchwire": eventloop.new_event_loop}

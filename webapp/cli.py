@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import getpass
 import json
 import sys
@@ -23,6 +22,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from engine import eventloop
 from engine.logs import configure_logging
 from engine.settings import Settings, load_settings
 
@@ -104,8 +104,9 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     host, port = args.host or settings.host, args.port or settings.port
     print(f"Patchwire ({settings.profile} profile) at http://{host}:{port}/", flush=True)
     # log_config=None: uvicorn's records go through the handler configure_logging installed (JSON or text)
+    # loop: asyncio's, with timers that fire on time (engine/eventloop.py); the in-process worker runs on it
     uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level.lower(), lifespan="on",
-                log_config=None)
+                log_config=None, loop=eventloop.UVICORN_LOOP)
     return 0
 
 
@@ -115,7 +116,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     if settings.embedded_queue:
         raise CLIError("QUEUE_URL is the embedded SQLite queue: `patchwire serve` runs the worker in-process. "
                        "Set QUEUE_URL=redis://… or postgresql://… for separate workers.")
-    asyncio.run(run_worker(settings))
+    eventloop.run(run_worker(settings))
     return 0
 
 
@@ -147,7 +148,7 @@ def _health(settings: Settings, args: argparse.Namespace) -> int:
             await engine.dispose()
 
     try:
-        report = asyncio.run(check())
+        report = eventloop.run(check())
     except Exception as exc:  # a health check reports every failure instead of raising
         print(json.dumps({"healthy": False, "error": f"{type(exc).__name__}: {exc}"}))
         return EXIT_FAILED
@@ -175,7 +176,7 @@ def _db_call(settings: Settings, fn: Callable[..., Awaitable[Any]], *args: Any) 
         finally:
             await engine.dispose()
 
-    return asyncio.run(call())
+    return eventloop.run(call())
 
 
 def _createuser(settings: Settings, args: argparse.Namespace) -> int:
@@ -250,7 +251,7 @@ def _run(settings: Settings, args: argparse.Namespace) -> int:
         raise CLIError(f"--input is not valid JSON: {exc.msg}") from None
     if not isinstance(trigger_input, dict):
         raise CLIError("--input must be a JSON object")
-    result = asyncio.run(run_headless(settings, args.target, args.owner, trigger_input, args.wait, args.timeout))
+    result = eventloop.run(run_headless(settings, args.target, args.owner, trigger_input, args.wait, args.timeout))
     print(json.dumps(result, default=str))
     return 0 if not args.wait or result["status"] == "succeeded" else EXIT_FAILED
 
@@ -280,7 +281,7 @@ def _prune(settings: Settings, args: argparse.Namespace) -> int:
             await engine.dispose()
         return {**report.to_dict(), "days": policy.days or None, "per_workflow": policy.per_workflow or None}
 
-    print(json.dumps(asyncio.run(run())))
+    print(json.dumps(eventloop.run(run())))
     return 0
 
 
