@@ -222,6 +222,8 @@ def test_separate_worker_serves_its_counters_and_the_web_process_the_gauges(proc
     web_records, worker_records = (json_lines(log) for log in logs)
     assert any(r["logger"] == "uvicorn.access" and "/metrics" in r["message"] for r in web_records)
     assert any(r["logger"] == "saq" for r in worker_records)
+    for records in (web_records, worker_records):  # each process froze what its startup made (engine/gctune.py)
+        assert any(r["logger"] == "patchwire.gc" and r["message"].startswith("froze ") for r in records), records[:20]
 
 
 def json_lines(log: Path) -> list[dict[str, Any]]:

@@ -99,13 +99,16 @@ def main(argv: list[str] | None = None) -> int:
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
+    from engine.gctune import freeze_startup_hook
     from webapp.app import create_app
 
     host, port = args.host or settings.host, args.port or settings.port
     print(f"Patchwire ({settings.profile} profile) at http://{host}:{port}/", flush=True)
     # log_config=None: uvicorn's records go through the handler configure_logging installed (JSON or text)
     # loop: asyncio's, with timers that fire on time (engine/eventloop.py); the in-process worker runs on it
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level.lower(), lifespan="on",
+    app = create_app(settings)
+    app.on_startup.append(freeze_startup_hook)  # after the lifespan started everything (engine/gctune.py)
+    uvicorn.run(app, host=host, port=port, log_level=settings.log_level.lower(), lifespan="on",
                 log_config=None, loop=eventloop.UVICORN_LOOP)
     return 0
 

@@ -7,6 +7,7 @@ from wsgiref.simple_server import WSGIServer
 
 from engine import metrics
 from engine.database import make_engine, make_sessionmaker
+from engine.gctune import freeze_startup
 from engine.netguard import outbound_client, parse_networks
 from engine.publisher import sink_from_url
 from engine.queue import queue_from_url
@@ -32,6 +33,7 @@ async def run_worker(settings: Settings) -> None:
             worker = build_worker(queue, services, concurrency=settings.worker_concurrency,
                                   shutdown_grace=SHUTDOWN_GRACE)
             metrics_server = _serve_metrics(settings)
+            freeze_startup()  # what startup made lives as long as the process (engine/gctune.py)
             print(f"Patchwire worker {worker.id} on {settings.profile} queue", flush=True)
             await worker.start()
     finally:
