@@ -99,3 +99,44 @@ def test_an_unchanged_session_is_not_written_back_on_every_request(browser: Brow
     assert browser.get("/workflows/").status_code == 200
     assert expiry() > old + timedelta(days=10)  # rewritten with a fresh expiry
     assert browser.get("/workflows/").status_code == 200  # still logged in
+
+
+async def test_hashing_does_not_stop_the_event_loop(tmp_path: Any) -> None:
+    """argon2 takes ~100 ms per hash or check: it runs in its own threads, and the loop goes on meanwhile
+    (its longest pause stays well below one hash; inline, one pause would be a whole hash)."""
+    import asyncio
+    import time
+
+    from engine.database import make_engine, make_sessionmaker
+    from engine.migrate import upgrade_async
+    from webapp.accounts.services import _DUMMY_HASH, _hasher, authenticate, register
+
+    t0 = time.perf_counter()
+    _hasher.verify(_DUMMY_HASH, "timing-equaliser")
+    one_hash = time.perf_counter() - t0
+    url = f"sqlite:///{tmp_path}/accounts.db"
+    await upgrade_async(url)
+    engine = make_engine(url)
+    sessions = make_sessionmaker(engine)
+
+    async def longest_pause(work: Any) -> tuple[Any, float]:
+        task = asyncio.ensure_future(work)
+        longest, last = 0.0, time.perf_counter()
+        while not task.done():
+            await asyncio.sleep(0)
+            now = time.perf_counter()
+            longest, last = max(longest, now - last), now
+        return task.result(), longest
+
+    try:
+        async with sessions() as db:
+            user, pause = await longest_pause(register(db, "loop@example.com", "correct horse battery"))
+            assert pause < one_hash / 2, (pause, one_hash)
+            found, pause = await longest_pause(authenticate(db, "loop@example.com", "correct horse battery"))
+            assert found is not None and pause < one_hash / 2, (pause, one_hash)
+            found, pause = await longest_pause(authenticate(db, "nobody@example.com", "correct horse battery"))
+            assert found is None and pause < one_hash / 2, (pause, one_hash)  # the dummy check of an unknown account
+            assert await authenticate(db, "loop@example.com", "wrong password") is None
+            assert user.password_hash.startswith("$argon2id$")
+    finally:
+        await engine.dispose()
