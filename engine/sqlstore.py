@@ -371,8 +371,9 @@ class _SQLiteBackend:
     A transaction runs *inline* on the event loop's thread when nothing else uses the connection:
     with ``busy_timeout`` 0, so it either takes the write lock at once or fails with
     ``SQLITE_BUSY`` before it has written anything (another connection — the web app, the queue,
-    another worker — holds the lock). Then, and for the first use, it goes to a worker thread
-    with the usual ``busy_timeout`` (one thread hop; the lock serialises that path). With WAL and
+    another worker — holds the lock). Then, and for the first use, it goes to a worker thread,
+    which waits for the lock in short steps of its own (``_retry_busy``, up to ``BUSY_TIMEOUT_MS``;
+    one thread hop; the lock serialises that path). With WAL and
     ``synchronous=NORMAL`` a commit is a write into the WAL file without an fsync, so the inline
     path does not wait on the disk. Checkpoints (which fsync) stay off that path: the connection's
     ``wal_autocheckpoint`` is 0 while inline, and every ``CHECKPOINT_EVERY``-th transaction goes to
@@ -403,12 +404,11 @@ class _SQLiteBackend:
                 conn.execute(f"PRAGMA {pragma}")
             self._conn = conn
         conn = self._conn
-        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA busy_timeout=0")  # waits for the lock are ours (``_retry_busy``), in short steps
         conn.execute(f"PRAGMA wal_autocheckpoint={_WAL_AUTOCHECKPOINT}")
         try:
-            return fn(conn)
+            return _retry_busy(conn, fn, BUSY_TIMEOUT_MS / 1000)
         finally:  # back to what the inline path needs: fail at once when locked, never checkpoint
-            conn.execute("PRAGMA busy_timeout=0")
             conn.execute("PRAGMA wal_autocheckpoint=0")
 
     def _inline(self, fn: Callable[[sqlite3.Connection], T], size: int = 0) -> tuple[bool, T | None]:
@@ -496,6 +496,31 @@ class _SQLiteBackend:
 
 
 _WAL_AUTOCHECKPOINT = 1000  # SQLite's default, in pages
+BUSY_FIRST_WAIT = 0.0002
+BUSY_MAX_WAIT = 0.002
+
+
+def _retry_busy(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T], timeout: float) -> T:
+    """``fn(conn)``; while the database is locked, rolled back and tried again after 0.2 ms, doubling up
+    to 2 ms, for at most ``timeout`` s (then ``SQLITE_BUSY`` is raised).
+
+    Instead of SQLite's own busy handler, whose sleeps grow 1, 2, 5, 10, 15, 20, 25 … 100 ms: a lock
+    held for 3 ms by another connection (the web app's insert of a new execution, a producer in another
+    process) kept a step commit waiting 8 ms, and a longer one up to 100 ms more than needed — which
+    was the tail of the live status latency (docs/benchmarks.md). ``fn`` is one transaction of this
+    connection and nothing else, so running it again from the start is safe."""
+    deadline = time.monotonic() + timeout
+    wait = BUSY_FIRST_WAIT
+    while True:
+        try:
+            return fn(conn)
+        except sqlite3.OperationalError as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or time.monotonic() + wait > deadline:
+                raise
+        time.sleep(wait)
+        wait = min(wait * 2, BUSY_MAX_WAIT)
 
 
 def _sqlite_statements(group: list[tuple[int, Transition]]) -> tuple[list[tuple[str, list[tuple[Any, ...]]]], int]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import re
 import sqlite3
+import threading
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -18,6 +19,7 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from engine import sqlstore
 from engine.database import make_engine, make_sessionmaker
 from engine.events import Event
 from engine.migrate import upgrade_async
@@ -400,3 +402,77 @@ async def test_closing_with_a_stalled_channel_gives_up_after_its_wait(
     await store.commit(execution_id, step(execution_id, 0))
     await asyncio.wait_for(store.close(), 10)  # a guard against hanging, not a timing assertion
     assert sink.published == []
+
+
+# -- waiting for SQLite's write lock (``_retry_busy``) ----------------------------------------------
+
+
+def _locked_db(tmp_path: Path) -> tuple[str, sqlite3.Connection]:
+    path = str(tmp_path / "locks.db")
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("PRAGMA journal_mode=WAL")
+    holder.execute("CREATE TABLE t (v INTEGER)")
+    holder.execute("BEGIN IMMEDIATE")  # another connection holds the write lock
+    return path, holder
+
+
+def _insert(conn: sqlite3.Connection) -> str:
+    conn.execute("BEGIN IMMEDIATE")
+    conn.execute("INSERT INTO t VALUES (1)")
+    conn.execute("COMMIT")
+    return "written"
+
+
+def test_a_locked_write_waits_in_short_steps_until_the_lock_is_free(tmp_path: Path) -> None:
+    path, holder = _locked_db(tmp_path)
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA busy_timeout=0")
+    calls: list[float] = []
+
+    def write(c: sqlite3.Connection) -> str:
+        calls.append(time.monotonic())
+        return _insert(c)
+
+    release = threading.Timer(0.05, lambda: holder.execute("COMMIT"))
+    release.start()
+    try:
+        assert sqlstore._retry_busy(conn, write, timeout=10) == "written"
+    finally:
+        release.join()
+    assert conn.execute("SELECT count(*) FROM t").fetchone() == (1,)
+    assert not conn.in_transaction
+    gaps = [b - a for a, b in zip(calls, calls[1:], strict=False)]
+    assert len(calls) >= 10  # tried again and again while locked ...
+    assert all(gap < 0.05 for gap in gaps), gaps  # ... never sleeping long (SQLite's own handler: up to 100 ms)
+    conn.close()
+    holder.close()
+
+
+def test_a_lock_that_is_never_released_fails_with_busy_after_the_timeout(tmp_path: Path) -> None:
+    path, holder = _locked_db(tmp_path)
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA busy_timeout=0")
+    t0 = time.monotonic()
+    with pytest.raises(sqlite3.OperationalError) as caught:
+        sqlstore._retry_busy(conn, _insert, timeout=0.1)
+    assert caught.value.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY
+    assert 0.09 <= time.monotonic() - t0 < 5
+    assert not conn.in_transaction
+    holder.execute("ROLLBACK")
+    conn.close()
+    holder.close()
+
+
+def test_other_errors_are_not_retried(tmp_path: Path) -> None:
+    conn = sqlite3.connect(str(tmp_path / "plain.db"), isolation_level=None)
+    calls = []
+
+    def bad(c: sqlite3.Connection) -> None:
+        calls.append(1)
+        c.execute("BEGIN IMMEDIATE")
+        c.execute("INSERT INTO missing VALUES (1)")
+
+    with pytest.raises(sqlite3.OperationalError, match="no such table"):
+        sqlstore._retry_busy(conn, bad, timeout=10)
+    assert calls == [1] and not conn.in_transaction
+    conn.close()
