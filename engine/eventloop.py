@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import logging
 import os
 import select
 import selectors
@@ -32,6 +33,7 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
+log = logging.getLogger("patchwire.eventloop")
 _CLOCK_MONOTONIC = 1
 _NS = 1_000_000_000
 
@@ -91,9 +93,10 @@ class PreciseEpollSelector(_Base):  # type: ignore[misc, valid-type]
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
         if timeout is not None and timeout > 0:
             self._arm(timeout)
-        elif timeout is None and self._armed:
-            # no timeout: a timer that fired earlier must not leave the fd readable (every wait would
-            # return at once); disarming resets it
+        elif self._armed:
+            # no timeout (or none needed: callbacks are ready): a timer that fired earlier must not leave
+            # the fd readable — a wait without timeout would return at once, and a poll would spend one
+            # of its event slots on it. Disarming resets it (one call, then ``_armed`` is False).
             self._arm(0.0)
         return super().select(timeout)
 
@@ -119,9 +122,13 @@ class PreciseEpollSelector(_Base):  # type: ignore[misc, valid-type]
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
-    """A selector event loop with ``PreciseEpollSelector`` where the platform has it, else asyncio's default."""
+    """A selector event loop with ``PreciseEpollSelector`` where the platform has it, else asyncio's default
+    (also when the timerfd cannot be made here: a sandbox that forbids it, no file descriptors left)."""
     if AVAILABLE:
-        return asyncio.SelectorEventLoop(PreciseEpollSelector())
+        try:
+            return asyncio.SelectorEventLoop(PreciseEpollSelector())
+        except OSError as exc:
+            log.warning("timers may fire up to 1 ms late: no timerfd (%s); using asyncio's default loop", exc)
     return asyncio.new_event_loop()
 
 

@@ -29,6 +29,7 @@ group's commit.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import json
 import logging
@@ -390,11 +391,24 @@ class _SQLiteBackend:
         self._inline_since_thread = 0
 
     async def _in_thread(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """``fn`` in a worker thread. The lock is held until the thread is done with the connection — also
+        when the caller is cancelled meanwhile (a lease renewal at shutdown): released at once, it would let
+        the inline path or another thread use the connection while this one still waits for the write lock
+        or runs its transaction (and one side's ROLLBACK could end the other's)."""
         if self._lock is None:
             self._lock = asyncio.Lock()
         async with self._lock:
             self._inline_since_thread = 0
-            return await asyncio.get_running_loop().run_in_executor(None, self._call, fn)
+            job = asyncio.get_running_loop().run_in_executor(None, self._call, fn)
+            try:
+                return await asyncio.shield(job)
+            except asyncio.CancelledError:
+                while not job.done():  # bounded: the thread gives up after BUSY_TIMEOUT_MS
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await asyncio.wait({job})
+                if not job.cancelled():
+                    job.exception()  # the caller is gone: its outcome is not reported twice
+                raise
 
     def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         if self._conn is None:

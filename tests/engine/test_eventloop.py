@@ -123,3 +123,40 @@ async def test_timers_socket_io_and_threads_on_the_loop() -> None:
     assert await loop.run_in_executor(None, lambda: "thread") == "thread"
     await asyncio.sleep(0.005)
     assert fired == ["later"]
+
+
+def test_a_poll_after_the_timer_fired_disarms_it_and_reports_the_ready_fd() -> None:
+    sel = PreciseEpollSelector()
+    a, b = socket.socketpair()
+    try:
+        sel.register(a, 1, data="only fd")  # one key: epoll is asked for one event per key
+        assert sel.select(0.001) == []
+        assert _readable(sel._timer_fd)
+        b.send(b"x")
+        assert [key.data for key, _ in sel.select(0)] == ["only fd"]  # not crowded out by the timerfd
+        assert not _readable(sel._timer_fd) and not sel._armed
+    finally:
+        sel.close()
+        a.close()
+        b.close()
+
+
+class _NoTimerfd:
+    """libc in a sandbox that refuses timerfd_create."""
+
+    def timerfd_create(self, clock: int, flags: int) -> int:
+        return -1
+
+
+def test_without_a_timerfd_the_loop_is_asyncios_default(monkeypatch: pytest.MonkeyPatch,
+                                                         caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr(eventloop, "_LIBC", _NoTimerfd())
+    with pytest.raises(OSError, match="timerfd_create"):
+        PreciseEpollSelector()
+    loop = eventloop.new_event_loop()
+    try:
+        assert not isinstance(loop._selector, PreciseEpollSelector)  # type: ignore[attr-defined]
+        assert loop.run_until_complete(asyncio.sleep(0.001, "ran")) == "ran"
+    finally:
+        loop.close()
+    assert any("no timerfd" in r.getMessage() for r in caplog.records)

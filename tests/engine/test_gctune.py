@@ -9,10 +9,15 @@ import sys
 
 CHILD = """
 import gc, json
+gc.disable()                                       # nothing is collected unless asked (freeze_startup asks)
 from engine.gctune import freeze_startup
 survivor = [{"n": i} for i in range(1000)]        # long-lived: frozen
-garbage = []
-garbage.append(garbage)                            # a cycle left by startup: collected, not frozen
+import weakref
+class Node:
+    pass
+garbage = Node()
+garbage.self = garbage                             # a cycle left by startup: collected, not frozen
+left_behind = weakref.ref(garbage)
 del garbage
 before = gc.get_freeze_count()
 frozen = freeze_startup()
@@ -22,7 +27,8 @@ del later
 collected = gc.collect()
 print(json.dumps({"before": before, "frozen": frozen, "count": gc.get_freeze_count(),
                   "threshold": list(gc.get_threshold()), "collected_later": collected,
-                  "survivor_frozen": not any(o is survivor for o in gc.get_objects())}))
+                  "survivor_frozen": not any(o is survivor for o in gc.get_objects()),
+                  "startup_garbage_collected": left_behind() is None}))
 """
 
 
@@ -33,4 +39,5 @@ def test_freeze_startup_freezes_what_is_alive_and_keeps_collecting_what_comes_la
     assert result["frozen"] == result["count"] > 1000
     assert result["survivor_frozen"]  # frozen objects are no longer among the collector's objects
     assert result["collected_later"] >= 1  # the cycle made after the freeze was collected
+    assert result["startup_garbage_collected"]  # what startup left was collected before the freeze
     assert result["threshold"] == [700, 10, 10]  # CPython's: shorter pauses than a higher young threshold

@@ -423,29 +423,62 @@ def _insert(conn: sqlite3.Connection) -> str:
     return "written"
 
 
-def test_a_locked_write_waits_in_short_steps_until_the_lock_is_free(tmp_path: Path) -> None:
+class _RecordingTime:
+    """``time`` for engine/sqlstore.py, recording the sleeps of its lock waits (and really sleeping them)."""
+
+    def __init__(self) -> None:
+        self.sleeps: list[float] = []
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        time.sleep(seconds)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+
+def test_a_locked_write_waits_in_short_steps_until_the_lock_is_free(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     path, holder = _locked_db(tmp_path)
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA busy_timeout=0")
-    calls: list[float] = []
-
-    def write(c: sqlite3.Connection) -> str:
-        calls.append(time.monotonic())
-        return _insert(c)
-
+    clock = _RecordingTime()
+    monkeypatch.setattr(sqlstore, "time", clock)
     release = threading.Timer(0.05, lambda: holder.execute("COMMIT"))
     release.start()
     try:
-        assert sqlstore._retry_busy(conn, write, timeout=10) == "written"
+        assert sqlstore._retry_busy(conn, _insert, timeout=10) == "written"
     finally:
         release.join()
     assert conn.execute("SELECT count(*) FROM t").fetchone() == (1,)
     assert not conn.in_transaction
-    gaps = [b - a for a, b in zip(calls, calls[1:], strict=False)]
-    assert len(calls) >= 10  # tried again and again while locked ...
-    assert all(gap < 0.05 for gap in gaps), gaps  # ... never sleeping long (SQLite's own handler: up to 100 ms)
+    # 0.2 ms, doubling to 2 ms, then 2 ms steps (SQLite's own handler sleeps up to 100 ms at a time)
+    assert clock.sleeps[:4] == [0.0002, 0.0004, 0.0008, 0.0016]
+    assert set(clock.sleeps[4:]) <= {0.002} and sum(clock.sleeps) >= 0.04
     conn.close()
     holder.close()
+
+
+async def test_the_thread_path_waits_for_the_lock_and_keeps_the_connection_when_cancelled(tmp_path: Path) -> None:
+    path, holder = _locked_db(tmp_path)
+    backend = sqlstore._SQLiteBackend(path)
+    try:
+        assert await backend._in_thread(lambda c: c.execute("SELECT count(*) FROM t").fetchone()) == (0,)
+        waiting = asyncio.ensure_future(backend._in_thread(_insert))  # the write lock is held by ``holder``
+        await asyncio.sleep(0.05)
+        waiting.cancel()
+        await asyncio.sleep(0.05)
+        assert not waiting.done()  # cancelled, but its thread still uses the connection ...
+        assert backend._lock is not None and backend._lock.locked()  # ... so nothing else may
+        assert backend._inline(lambda c: "inline") == (False, None)
+        holder.execute("COMMIT")
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        assert not backend._lock.locked()
+        assert await backend._in_thread(lambda c: c.execute("SELECT count(*) FROM t").fetchone()) == (1,)
+    finally:
+        await backend.close()
+        holder.close()
 
 
 def test_a_lock_that_is_never_released_fails_with_busy_after_the_timeout(tmp_path: Path) -> None:

@@ -105,15 +105,19 @@ async def test_hashing_does_not_stop_the_event_loop(tmp_path: Any) -> None:
     """argon2 takes ~100 ms per hash or check: it runs in its own threads, and the loop goes on meanwhile
     (its longest pause stays well below one hash; inline, one pause would be a whole hash)."""
     import asyncio
+    import gc
     import time
 
     from engine.database import make_engine, make_sessionmaker
     from engine.migrate import upgrade_async
     from webapp.accounts.services import _DUMMY_HASH, _hasher, authenticate, register
 
-    t0 = time.perf_counter()
-    _hasher.verify(_DUMMY_HASH, "timing-equaliser")
-    one_hash = time.perf_counter() - t0
+    def timed_hash() -> float:
+        t0 = time.perf_counter()
+        _hasher.verify(_DUMMY_HASH, "timing-equaliser")
+        return time.perf_counter() - t0
+
+    one_hash = min(timed_hash() for _ in range(3))
     url = f"sqlite:///{tmp_path}/accounts.db"
     await upgrade_async(url)
     engine = make_engine(url)
@@ -128,8 +132,11 @@ async def test_hashing_does_not_stop_the_event_loop(tmp_path: Any) -> None:
             longest, last = max(longest, now - last), now
         return task.result(), longest
 
+    gc.collect()
+    gc.disable()  # a full collection of this test process's heap is a pause of its own, not the hash's
     try:
         async with sessions() as db:
+            await authenticate(db, "warm@example.com", "correct horse battery")  # statements compiled first
             user, pause = await longest_pause(register(db, "loop@example.com", "correct horse battery"))
             assert pause < one_hash / 2, (pause, one_hash)
             found, pause = await longest_pause(authenticate(db, "loop@example.com", "correct horse battery"))
@@ -139,4 +146,5 @@ async def test_hashing_does_not_stop_the_event_loop(tmp_path: Any) -> None:
             assert await authenticate(db, "loop@example.com", "wrong password") is None
             assert user.password_hash.startswith("$argon2id$")
     finally:
+        gc.enable()
         await engine.dispose()

@@ -70,6 +70,7 @@ async def register(db: AsyncSession, email: str, password: str) -> User:
 
 async def authenticate(db: AsyncSession, email: str, password: str) -> User | None:
     user = await db.scalar(select(User).where(func.lower(User.email) == normalize_email(email)))
+    await db.commit()  # ends the read: no pooled connection (or SQLite snapshot) is held while the hash runs
     if user is None:
         await _off_loop(_verify, _DUMMY_HASH, password[:MAX_PASSWORD])  # same cost whether or not the account exists
         return None
