@@ -6,14 +6,11 @@ by default."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import httpx
 import pytest
-import websockets
-
-from engine import eventloop
+from websockets.sync.client import connect
 
 PASSWORD = "correct horse battery staple"
 
@@ -30,16 +27,13 @@ def _login(url: str) -> str:
 @pytest.mark.parametrize("server", ["embedded"], indirect=True)
 def test_live_sockets_answer_without_compression(server: Any) -> None:
     cookie = _login(server.url)
-
-    async def first_message() -> tuple[str | None, str]:
-        # the client offers permessage-deflate (its default); the server's answer takes it up or not
-        async with websockets.connect(server.url.replace("http://", "ws://") + "/ws/executions",
-                                      additional_headers={"Cookie": cookie, "Origin": server.url}) as socket:
-            assert socket.request is not None and socket.response is not None
-            assert "permessage-deflate" in socket.request.headers["Sec-WebSocket-Extensions"]
-            message = await asyncio.wait_for(socket.recv(), 30)
-            return socket.response.headers.get("Sec-WebSocket-Extensions"), str(message)
-
-    extensions, message = eventloop.run(first_message())
+    # the sync client: the e2e session's Playwright keeps an event loop running on this thread.
+    # It offers permessage-deflate (its default); the server's answer takes it up or not.
+    with connect(server.url.replace("http://", "ws://") + "/ws/executions", open_timeout=30,
+                 additional_headers={"Cookie": cookie, "Origin": server.url}) as socket:
+        assert socket.request is not None and socket.response is not None
+        assert "permessage-deflate" in socket.request.headers["Sec-WebSocket-Extensions"]
+        extensions = socket.response.headers.get("Sec-WebSocket-Extensions")
+        message = str(socket.recv(timeout=30))
     assert extensions is None
     assert message.startswith('<hx-partial hx-target="#exec-rows"')  # the snapshot of the (empty) table
