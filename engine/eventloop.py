@@ -9,8 +9,9 @@ delays lost about 0.4 ms per step to it).
 ``PreciseEpollSelector`` keeps a Linux ``timerfd`` in its epoll set and arms it, before each wait that
 has a timeout, with the exact timeout in nanoseconds: the wait ends when the timer is due, not at the
 next whole millisecond. ``epoll_wait``'s own rounded-up timeout stays as the backstop. The cost is one
-``timerfd_settime`` call per wait that has a timeout (a loop with ready callbacks waits with timeout 0
-and makes none). The timerfd is never in the selector's map, so the loop never sees it as an event.
+``timerfd_settime`` call per wait that has a timeout, and one to disarm it at the first wait without
+one (a loop with ready callbacks waits with timeout 0). The timerfd is never in the selector's map, so
+the loop never sees it as an event.
 
 Where ``timerfd`` is not available (not Linux, no libc through ctypes), ``new_event_loop`` is plain
 ``asyncio.SelectorEventLoop`` with the default selector.

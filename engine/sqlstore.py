@@ -10,7 +10,8 @@ only after its own transition is durable. The statements are sent through the ba
   ``COMMIT``), with the same pragmas as ``engine/database.py`` (WAL, ``synchronous=NORMAL``,
   foreign keys). When no commit is in flight and no other connection holds the write lock, the
   transaction runs inline on the event loop's thread (``busy_timeout`` 0; no writer task, no
-  thread hop); otherwise the writer runs it in a worker thread with the usual ``busy_timeout``.
+  thread hop); otherwise the writer runs it in a worker thread, which waits for the lock in short
+  steps (``_retry_busy``).
 * PostgreSQL: one statement per transaction on an asyncpg connection of the SQLAlchemy pool,
   which the writer keeps between groups —
   ``unnest`` arrays into ``node_runs`` (upsert), ``execution_events`` and ``executions``, and,
@@ -414,11 +415,12 @@ class _SQLiteBackend:
         if self._conn is None:
             conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False,
                                    timeout=BUSY_TIMEOUT_MS / 1000)
-            for pragma in ("journal_mode=WAL", "foreign_keys=ON", "synchronous=NORMAL"):
+            # then busy_timeout 0 for good: the inline path fails at once when locked, and the thread path
+            # waits for the lock in short steps of its own (``_retry_busy``)
+            for pragma in ("journal_mode=WAL", "foreign_keys=ON", "synchronous=NORMAL", "busy_timeout=0"):
                 conn.execute(f"PRAGMA {pragma}")
             self._conn = conn
         conn = self._conn
-        conn.execute("PRAGMA busy_timeout=0")  # waits for the lock are ours (``_retry_busy``), in short steps
         conn.execute(f"PRAGMA wal_autocheckpoint={_WAL_AUTOCHECKPOINT}")
         try:
             return _retry_busy(conn, fn, BUSY_TIMEOUT_MS / 1000)

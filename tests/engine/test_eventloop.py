@@ -7,8 +7,11 @@ from __future__ import annotations
 import asyncio
 import os
 import select
+import selectors
 import socket
 import time
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from uvicorn.config import Config
@@ -56,41 +59,39 @@ def test_the_timer_is_armed_with_the_exact_timeout_and_never_reported() -> None:
         sel.close()
 
 
-def test_a_fired_timer_does_not_make_a_wait_without_timeout_return_at_once() -> None:
+@pytest.fixture
+def watched() -> Iterator[tuple[PreciseEpollSelector, socket.socket, socket.socket]]:
+    """A selector with one registered socket (``a``, read events, data "a"), and its peer ``b``."""
     sel = PreciseEpollSelector()
     a, b = socket.socketpair()
-    try:
-        sel.register(a, 1, data="a")  # EVENT_READ
-        assert sel.select(0.001) == []
-        assert _readable(sel._timer_fd)  # expired and not read
-        b.send(b"x")
-        ready = sel.select(None)  # disarms the fired timer before waiting
-        assert [key.data for key, _ in ready] == ["a"]
-        assert not _readable(sel._timer_fd)
-        a.recv(1)
-        assert sel.select(0) == []
-    finally:
-        sel.close()
-        a.close()
-        b.close()
+    sel.register(a, selectors.EVENT_READ, data="a")
+    yield sel, a, b
+    sel.close()
+    a.close()
+    b.close()
 
 
-def test_file_descriptors_keep_working_beside_the_timer() -> None:
-    sel = PreciseEpollSelector()
-    a, b = socket.socketpair()
-    try:
-        sel.register(a, 1, data="reader")
-        assert sel.select(0.002) == []
-        b.send(b"ping")
-        ready = sel.select(5)  # returns for the data, long before the timeout
-        assert [key.data for key, _ in ready] == ["reader"]
-        assert sel._armed  # armed for 5 s: the next wait re-arms it (which also clears it)
-        sel.unregister(a)
-        assert sel.select(0.001) == []
-    finally:
-        sel.close()
-        a.close()
-        b.close()
+def test_a_fired_timer_does_not_make_a_wait_without_timeout_return_at_once(watched: Any) -> None:
+    sel, a, b = watched
+    assert sel.select(0.001) == []
+    assert _readable(sel._timer_fd)  # expired and not read
+    b.send(b"x")
+    ready = sel.select(None)  # disarms the fired timer before waiting
+    assert [key.data for key, _ in ready] == ["a"]
+    assert not _readable(sel._timer_fd)
+    a.recv(1)
+    assert sel.select(0) == []
+
+
+def test_file_descriptors_keep_working_beside_the_timer(watched: Any) -> None:
+    sel, a, b = watched
+    assert sel.select(0.002) == []
+    b.send(b"ping")
+    ready = sel.select(5)  # returns for the data, long before the timeout
+    assert [key.data for key, _ in ready] == ["a"]
+    assert sel._armed  # armed for 5 s: the next wait re-arms it (which also clears it)
+    sel.unregister(a)
+    assert sel.select(0.001) == []
 
 
 def test_close_closes_the_timer_fd() -> None:
@@ -125,20 +126,13 @@ async def test_timers_socket_io_and_threads_on_the_loop() -> None:
     assert fired == ["later"]
 
 
-def test_a_poll_after_the_timer_fired_disarms_it_and_reports_the_ready_fd() -> None:
-    sel = PreciseEpollSelector()
-    a, b = socket.socketpair()
-    try:
-        sel.register(a, 1, data="only fd")  # one key: epoll is asked for one event per key
-        assert sel.select(0.001) == []
-        assert _readable(sel._timer_fd)
-        b.send(b"x")
-        assert [key.data for key, _ in sel.select(0)] == ["only fd"]  # not crowded out by the timerfd
-        assert not _readable(sel._timer_fd) and not sel._armed
-    finally:
-        sel.close()
-        a.close()
-        b.close()
+def test_a_poll_after_the_timer_fired_disarms_it_and_reports_the_ready_fd(watched: Any) -> None:
+    sel, _, b = watched  # one key: epoll is asked for one event per key
+    assert sel.select(0.001) == []
+    assert _readable(sel._timer_fd)
+    b.send(b"x")
+    assert [key.data for key, _ in sel.select(0)] == ["a"]  # not crowded out by the timerfd
+    assert not _readable(sel._timer_fd) and not sel._armed
 
 
 class _NoTimerfd:

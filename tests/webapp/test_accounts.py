@@ -1,12 +1,18 @@
 from __future__ import annotations
 
+import asyncio
+import gc
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
 
+from engine.database import make_engine, make_sessionmaker
+from engine.migrate import upgrade_async
 from engine.models import SessionRow
 from tests.webapp.conftest import Browser
+from webapp.accounts.services import _DUMMY_HASH, _hasher, authenticate, register
 
 
 def test_register_login_logout(browser: Browser) -> None:
@@ -104,14 +110,6 @@ def test_an_unchanged_session_is_not_written_back_on_every_request(browser: Brow
 async def test_hashing_does_not_stop_the_event_loop(tmp_path: Any) -> None:
     """argon2 takes ~100 ms per hash or check: it runs in its own threads, and the loop goes on meanwhile
     (its longest pause stays well below one hash; inline, one pause would be a whole hash)."""
-    import asyncio
-    import gc
-    import time
-
-    from engine.database import make_engine, make_sessionmaker
-    from engine.migrate import upgrade_async
-    from webapp.accounts.services import _DUMMY_HASH, _hasher, authenticate, register
-
     def timed_hash() -> float:
         t0 = time.perf_counter()
         _hasher.verify(_DUMMY_HASH, "timing-equaliser")
