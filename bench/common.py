@@ -44,11 +44,12 @@ import httpx  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker  # noqa: E402
 
+from engine.changes import ExecutionChange  # noqa: E402
 from engine.database import make_engine, make_sessionmaker  # noqa: E402
 from engine.graph import ConnectionSpec, NodeSpec, Position, WorkflowDocument  # noqa: E402
 from engine.migrate import upgrade  # noqa: E402
 from engine.models import TERMINAL_STATUSES, Execution, NodeRun, User, Workflow  # noqa: E402
-from engine.publisher import CallbackSink, SafeSink, sink_from_url  # noqa: E402
+from engine.publisher import LocalSink, SafeSink, sink_from_url  # noqa: E402
 from engine.queue import queue_from_url  # noqa: E402
 from engine.settings import Settings, load_settings  # noqa: E402
 from engine.worker import WorkerServices, build_worker  # noqa: E402
@@ -330,7 +331,9 @@ class Stack:
         ``webapp.worker.run_worker`` (postgres/redis: the worker's own engine, queue and sink)."""
         self._http = httpx.AsyncClient(follow_redirects=False)
         if self.settings.embedded_queue:
-            self._sink = SafeSink(CallbackSink(lambda data, channel: None))
+            # as the web process's: changes to the hub as they are, events encoded for the channels
+            self._sink = SafeSink(LocalSink(lambda message: None if isinstance(message, ExecutionChange)
+                                            else message.to_json()))
             self._worker_queue, sessions = self.queue, self.sessions
         else:
             self._sink = sink_from_url(self.settings.channels_url)

@@ -4,13 +4,15 @@ The web process subscribes with Litestar Channels; these publishers speak the sa
 format without importing Litestar: Redis ``PUBLISH`` on the raw channel name (what
 ``RedisChannelsPubSubBackend`` listens to) and PostgreSQL ``pg_notify`` (what
 ``AsyncPgChannelsBackend`` listens to). In the embedded profile the worker runs inside the web
-process and the web layer hands in a ``CallbackSink`` onto its in-memory channels.
+process and the web layer hands in a ``LocalSink``: each message goes straight to its consumer in
+that process (execution changes to the live hub, events onto the in-memory channels), on the
+committing task's own turn of the event loop.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 import asyncpg
 import redis.asyncio as aioredis
@@ -22,18 +24,28 @@ from engine.settings import normalize_service_url
 log = logging.getLogger("patchwire.events")
 
 
-class CallbackSink:
-    def __init__(self, publish: Callable[[bytes, str], Awaitable[None] | None]) -> None:
-        self._publish = publish
+class LocalSink:
+    """Hands each message to ``deliver`` at once, in the caller's thread and turn of the event loop.
+
+    For a consumer in the same process (the embedded profile). ``deliver`` must neither block nor
+    wait: it queues or dispatches. Its sink is *immediate*: the run store calls ``publish_now`` right
+    after each commit instead of going through its outbox task (engine/sqlstore.py), so a change
+    reaches the web process's hub with no hop through a queue or a task of its own."""
+
+    immediate = True
+
+    def __init__(self, deliver: Callable[[Message], None]) -> None:
+        self._deliver = deliver
+
+    def publish_now(self, events: list[Message]) -> None:
+        for event in events:
+            self._deliver(event)
 
     async def publish(self, event: Message) -> None:
-        result = self._publish(event.to_json(), event.channel)
-        if result is not None:
-            await result
+        self._deliver(event)
 
     async def publish_many(self, events: list[Message]) -> None:
-        for event in events:
-            await self.publish(event)
+        self.publish_now(events)
 
     async def close(self) -> None:
         return None
@@ -89,18 +101,32 @@ class SafeSink:
     """Live status is best effort: the database already holds the truth, so a failed publish
     is logged and never fails the node that produced it."""
 
-    def __init__(self, inner: CallbackSink | RedisSink | PostgresSink) -> None:
+    def __init__(self, inner: LocalSink | RedisSink | PostgresSink) -> None:
         self.inner = inner
+        self.immediate = isinstance(inner, LocalSink)
+        """Whether ``publish_now`` may be called (a ``LocalSink``): see ``LocalSink``."""
 
     async def publish(self, event: Message) -> None:
         await self.publish_many([event])
 
     async def publish_many(self, events: list[Message]) -> None:
+        if self.immediate:
+            self.publish_now(events)
+            return
         try:
             await self.inner.publish_many(events)
         except (OSError, aioredis.RedisError, asyncpg.PostgresError) as exc:
             log.warning("could not publish %d messages on %s: %s", len(events),
                         ", ".join(sorted({e.channel for e in events})), exc)
+
+    def publish_now(self, events: list[Message]) -> None:
+        """For an immediate sink only. Whatever its consumer raises is logged, never raised: the commit
+        that produced the messages has happened, and its run goes on."""
+        assert isinstance(self.inner, LocalSink)
+        try:
+            self.inner.publish_now(events)
+        except Exception:
+            log.warning("could not deliver %d messages in process", len(events), exc_info=True)
 
     async def close(self) -> None:
         await self.inner.close()

@@ -116,6 +116,7 @@ class SQLRunStore:
         self._outbox_limit, self._outbox_close_wait = outbox_limit, outbox_close_wait
         self.notify = notify and self._engine.dialect.name == "postgresql"
         self._sink = None if self.notify else sink
+        self._immediate = bool(getattr(self._sink, "immediate", False))
         self._backend: _SQLiteBackend | _PostgresBackend = (
             _PostgresBackend(self._engine, self.notify) if self._engine.dialect.name == "postgresql"
             else _SQLiteBackend(_sqlite_path(self._engine)))
@@ -224,8 +225,13 @@ class SQLRunStore:
 
     def _post(self, events: list[Message]) -> None:
         """After the commit: hand the messages (events, then the change) to the outbox, which publishes
-        them in commit order without holding up the commit's caller (a slow channel never slows a run)."""
+        them in commit order without holding up the commit's caller (a slow channel never slows a run).
+        An *immediate* sink (``LocalSink``: the embedded profile's hub in this same process) takes them
+        here and now instead: nothing to wait for, and no task hop between the commit and the hub."""
         if self._sink is None or not events:
+            return
+        if self._immediate:
+            self._sink.publish_now(events)  # type: ignore[attr-defined]
             return
         self._outbox.extend(events)
         if len(self._outbox) > self._outbox_limit:

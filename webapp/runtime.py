@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,14 +20,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from engine import metrics
 from engine.changes import EXECUTIONS_CHANNEL, Announce, ExecutionChange
 from engine.database import make_engine, make_sessionmaker
+from engine.events import Message
 from engine.migrate import upgrade_async
 from engine.netguard import outbound_client, parse_networks
-from engine.publisher import CallbackSink, SafeSink
+from engine.publisher import LocalSink, SafeSink
 from engine.queue import queue_from_url
 from engine.settings import Settings
 from engine.worker import WorkerServices, build_worker
 from nodes import registry
-from webapp.executions.hub import ExecutionHub
+from webapp.executions.hub import DirectSubscriber, ExecutionHub
 
 log = logging.getLogger("patchwire.runtime")
 SUBSCRIBER_BACKLOG = 1000
@@ -44,7 +46,8 @@ def channels_plugin(settings: Settings) -> ChannelsPlugin:
         raise ValueError(f"unsupported CHANNELS_URL {url!r}: use memory://, redis:// or postgresql://")
     # A slow browser's subscription keeps at most SUBSCRIBER_BACKLOG messages, dropping the oldest: it
     # never holds memory without bound or slows the others, and the stream fills gaps from the database.
-    return ChannelsPlugin(backend=backend, arbitrary_channels_allowed=True,
+    # DirectSubscriber: the execution hub's subscription skips that queue (webapp/executions/hub.py)
+    return ChannelsPlugin(backend=backend, arbitrary_channels_allowed=True, subscriber_class=DirectSubscriber,
                           subscriber_max_backlog=SUBSCRIBER_BACKLOG, subscriber_backlog_strategy="dropleft")
 
 
@@ -57,13 +60,30 @@ class _RedisChannels(RedisChannelsPubSubBackend):
         await self._redis.aclose()
 
 
-def announcer(channels: ChannelsPlugin) -> Announce:
-    """``Announce`` through the web process's channels (queued there: it never waits for the backend)."""
+def announcer(channels: ChannelsPlugin, hub: ExecutionHub | None = None) -> Announce:
+    """``Announce`` through the web process's channels (queued there: it never waits for the backend);
+    with ``hub`` (in-memory channels: nobody outside this process listens) straight to the hub."""
 
     async def announce(changes: list[ExecutionChange]) -> None:
         for change in changes:
-            channels.publish(change.to_json(), [EXECUTIONS_CHANNEL])
+            if hub is not None:
+                hub.dispatch(change)
+            else:
+                channels.publish(change.to_json(), [EXECUTIONS_CHANNEL])
     return announce
+
+
+def local_delivery(channels: ChannelsPlugin, hub: ExecutionHub) -> Callable[[Message], None]:
+    """What the in-process worker's ``LocalSink`` does with a message when the channels are in memory:
+    an execution change goes straight to the hub (no JSON, no queue, no task hop: its browsers' tasks
+    are woken in the same turn of the loop as the commit), an event onto its execution's channel."""
+
+    def deliver(message: Message) -> None:
+        if isinstance(message, ExecutionChange):
+            hub.dispatch(message)
+        else:
+            channels.publish(message.to_json(), [message.channel])
+    return deliver
 
 
 @dataclass
@@ -90,11 +110,16 @@ async def lifespan_runtime(settings: Settings, channels: ChannelsPlugin, *, migr
     sessions = make_sessionmaker(engine)
     queue = queue_from_url(settings.queue_url)
     await queue.connect()
-    runtime = Runtime(settings, engine, sessions, queue, announcer(channels), ExecutionHub(channels, sessions))
+    hub = ExecutionHub(channels, sessions)
+    in_memory = settings.channels_url.startswith("memory")
+    runtime = Runtime(settings, engine, sessions, queue, announcer(channels, hub if in_memory else None), hub)
     http = outbound_client(allow)
     try:
         if settings.embedded_queue:
-            sink = SafeSink(CallbackSink(lambda data, channel: channels.publish(data, [channel])))
+            if in_memory:
+                sink = SafeSink(LocalSink(local_delivery(channels, hub)))
+            else:  # an embedded queue with shared channels (Redis, PostgreSQL): other processes listen too
+                sink = SafeSink(LocalSink(lambda message: channels.publish(message.to_json(), [message.channel])))
             services = WorkerServices(sessions=sessions, sink=sink, registry=registry, http=http,
                                       execution_timeout=settings.execution_timeout, inline_wait=settings.inline_wait,
                                       retention=settings.retention, retention_every=settings.retention_every)

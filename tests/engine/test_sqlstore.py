@@ -24,6 +24,7 @@ from engine.database import make_engine, make_sessionmaker
 from engine.events import Event
 from engine.migrate import upgrade_async
 from engine.models import Execution, ExecutionEvent, NodeRun, Workflow
+from engine.publisher import LocalSink, SafeSink
 from engine.sqlstore import SQLRunStore
 from engine.store import ExecutionState, NodeRunRecord, Transition
 from tests.factories import owner_workflow_version
@@ -509,3 +510,36 @@ def test_other_errors_are_not_retried(tmp_path: Path) -> None:
         sqlstore._retry_busy(conn, bad, timeout=10)
     assert calls == [1] and not conn.in_transaction
     conn.close()
+
+
+async def test_an_immediate_sink_has_each_commits_messages_when_commit_returns(
+        db: tuple[str, async_sessionmaker[AsyncSession]]) -> None:
+    """The embedded profile's ``LocalSink``: no outbox task between the commit and the hub in this process."""
+    _, sessions = db
+    delivered: list[Any] = []
+    store = SQLRunStore(sessions, sink=SafeSink(LocalSink(delivered.append)))
+    execution_id = await execution(sessions)
+    try:
+        for n in range(3):
+            assert await store.commit(execution_id, step(execution_id, n)) is True
+            # checked before this task yields: an outbox task would not have run yet
+            assert [e.seq for e in delivered] == list(range(1, 2 * n + 3))
+    finally:
+        await store.close()
+
+
+async def test_a_failing_immediate_sink_is_logged_and_the_commit_stands(
+        db: tuple[str, async_sessionmaker[AsyncSession]], caplog: pytest.LogCaptureFixture) -> None:
+    _, sessions = db
+
+    def broken(message: Any) -> None:
+        raise RuntimeError("the hub is broken")
+
+    store = SQLRunStore(sessions, sink=SafeSink(LocalSink(broken)))
+    execution_id = await execution(sessions)
+    try:
+        assert await store.commit(execution_id, step(execution_id, 0)) is True
+    finally:
+        await store.close()
+    assert (await stored(sessions, execution_id))[1] == [1, 2]
+    assert "could not deliver 2 messages in process" in caplog.text

@@ -3,16 +3,19 @@ owner isolation, bad subscriptions (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from typing import Any
 
 import pytest
+from litestar.channels import ChannelsPlugin
+from litestar.channels.backends.memory import MemoryChannelsBackend
 from litestar.exceptions import WebSocketDisconnect
 
-from engine.changes import ExecutionChange
+from engine.changes import EXECUTIONS_CHANNEL, ExecutionChange
 from tests.webapp.conftest import Browser
-from webapp.executions.hub import Listener
+from webapp.executions.hub import DirectSubscriber, Listener
 
 SNAPSHOT = '<hx-partial hx-target="#exec-rows" hx-swap="innerHTML">'
 
@@ -196,3 +199,40 @@ def test_the_home_signal_stream_checks_origin_and_login(browser: Browser, client
     assert closed.value.code == 4403
     with pytest.raises(WebSocketDisconnect), Browser(client).websocket("/ws/executions/changed") as ws:
         ws.receive_text()
+
+
+def test_a_direct_subscriber_hands_messages_over_in_order_then_at_once(caplog: pytest.LogCaptureFixture) -> None:
+    """The hub's subscription (webapp/executions/hub.py): queued messages first, then each one the moment
+    the channels plugin hands it over; a failing receiver never raises into the plugin's task."""
+    subscriber = DirectSubscriber(ChannelsPlugin(backend=MemoryChannelsBackend(), arbitrary_channels_allowed=True))
+    got: list[bytes] = []
+    subscriber.put_nowait(b"1")
+    subscriber.put_nowait(b"2")
+    subscriber.deliver_to(got.append)
+    assert got == [b"1", b"2"] and subscriber.qsize == 0
+    subscriber.put_nowait(b"3")
+    assert got == [b"1", b"2", b"3"] and subscriber.qsize == 0
+
+    def broken(item: bytes) -> None:
+        raise ValueError(item)
+
+    subscriber.deliver_to(broken)
+    assert subscriber.put_nowait(b"4") is True
+    assert "the execution hub failed on a message" in caplog.text
+    subscriber.put_nowait(None)  # the plugin ending the subscription: left for iter_events
+    assert subscriber.qsize == 1
+
+
+def test_a_change_published_on_the_channels_reaches_the_hubs_listeners(client: Any) -> None:
+    """What a separate worker's change goes through (Redis or PostgreSQL there; the same plugin code)."""
+    hub = client.app.state.runtime.hub
+    channels = client.app.plugins.get(ChannelsPlugin)
+
+    async def scenario() -> list[int]:
+        async with hub.listen(7) as listener:
+            change = ExecutionChange(execution_id=70, owner_id=7, workflow_id=1, status="running", at=time.time(), seq=1)
+            channels.publish(change.to_json(), [EXECUTIONS_CHANNEL])
+            return (await asyncio.wait_for(listener.next_batch(), 10))[0]
+
+    assert client.blocking_portal.call(scenario) == [70]
+    assert hub.row(70).status == "running"

@@ -19,12 +19,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 import msgspec
-from litestar.channels import ChannelsPlugin
+from litestar.channels import ChannelsPlugin, Subscriber
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from engine.changes import EXECUTIONS_CHANNEL, ExecutionChange
@@ -36,6 +36,39 @@ CACHE_SIZE = 20_000
 MAX_PENDING = 500
 RESUBSCRIBE_AFTER = 1.0
 SUBSCRIBE_TIMEOUT = 5.0
+
+
+class DirectSubscriber(Subscriber):
+    """A channels subscriber that can hand each message to a callback in the channels plugin's own task.
+
+    The plugin's ``subscriber_class`` (webapp/runtime.py): every subscriber is one, and behaves as
+    Litestar's own until ``deliver_to`` is called. The hub calls it: a change then reaches the hub
+    the moment the plugin reads it from the backend — no queue in between, no wait for the hub's task
+    to be scheduled (one hop of the event loop less per change, and no backlog that could drop some).
+    The end of the subscription (the plugin stopping) still travels through the queue."""
+
+    _receive: Callable[[bytes], None] | None = None
+
+    def deliver_to(self, receive: Callable[[bytes], None]) -> None:
+        """From now on ``receive`` gets each message at once; what was queued so far first, in order."""
+        while not self._queue.empty():
+            item = self._queue.get_nowait()
+            if item is None:  # the end: leave it for ``iter_events``
+                self._queue.put_nowait(item)
+                break
+            self._queue.task_done()
+            receive(item)
+        self._receive = receive
+
+    def put_nowait(self, item: bytes | None) -> bool:
+        receive = self._receive
+        if receive is None or item is None:
+            return super().put_nowait(item)
+        try:  # in the plugin's task, which must live on: a bad message is logged, never raised there
+            receive(item)
+        except Exception:
+            log.exception("the execution hub failed on a message")
+        return True
 
 
 class Listener:
@@ -170,6 +203,8 @@ class ExecutionHub:
             if self._subscribed.is_set():
                 self._resync()
             self._subscribed.set()
+            if isinstance(subscriber, DirectSubscriber):
+                subscriber.deliver_to(self._receive)  # then the queue below only carries the end
             async for message in subscriber.iter_events():
                 self._receive(message)
             return True
