@@ -18,7 +18,7 @@ from saq import Queue, Worker
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from engine import metrics
-from engine.changes import EXECUTIONS_CHANNEL, Announce, ExecutionChange
+from engine.changes import Announce, ExecutionChange
 from engine.database import make_engine, make_sessionmaker
 from engine.events import Message
 from engine.migrate import upgrade_async
@@ -60,30 +60,28 @@ class _RedisChannels(RedisChannelsPubSubBackend):
         await self._redis.aclose()
 
 
-def announcer(channels: ChannelsPlugin, hub: ExecutionHub | None = None) -> Announce:
-    """``Announce`` through the web process's channels (queued there: it never waits for the backend);
-    with ``hub`` (in-memory channels: nobody outside this process listens) straight to the hub."""
-
-    async def announce(changes: list[ExecutionChange]) -> None:
-        for change in changes:
-            if hub is not None:
-                hub.dispatch(change)
-            else:
-                channels.publish(change.to_json(), [EXECUTIONS_CHANNEL])
-    return announce
-
-
-def local_delivery(channels: ChannelsPlugin, hub: ExecutionHub) -> Callable[[Message], None]:
-    """What the in-process worker's ``LocalSink`` does with a message when the channels are in memory:
-    an execution change goes straight to the hub (no JSON, no queue, no task hop: its browsers' tasks
-    are woken in the same turn of the loop as the commit), an event onto its execution's channel."""
+def local_delivery(channels: ChannelsPlugin, hub: ExecutionHub | None) -> Callable[[Message], None]:
+    """How this process hands over a message of its own (the in-process worker's ``LocalSink``, the
+    producers' announcements): onto its channels (queued there: it never waits for the backend); with
+    ``hub`` (in-memory channels: nobody outside this process listens) an execution change goes straight
+    to the hub instead (no JSON, no queue, no task hop: its browsers' tasks are woken in the same turn
+    of the loop)."""
 
     def deliver(message: Message) -> None:
-        if isinstance(message, ExecutionChange):
+        if hub is not None and isinstance(message, ExecutionChange):
             hub.dispatch(message)
         else:
             channels.publish(message.to_json(), [message.channel])
     return deliver
+
+
+def announcer(deliver: Callable[[Message], None]) -> Announce:
+    """``Announce`` through ``deliver`` (``local_delivery``)."""
+
+    async def announce(changes: list[ExecutionChange]) -> None:
+        for change in changes:
+            deliver(change)
+    return announce
 
 
 @dataclass
@@ -111,15 +109,12 @@ async def lifespan_runtime(settings: Settings, channels: ChannelsPlugin, *, migr
     queue = queue_from_url(settings.queue_url)
     await queue.connect()
     hub = ExecutionHub(channels, sessions)
-    in_memory = settings.channels_url.startswith("memory")
-    runtime = Runtime(settings, engine, sessions, queue, announcer(channels, hub if in_memory else None), hub)
+    deliver = local_delivery(channels, hub if settings.channels_url.startswith("memory") else None)
+    runtime = Runtime(settings, engine, sessions, queue, announcer(deliver), hub)
     http = outbound_client(allow)
     try:
         if settings.embedded_queue:
-            if in_memory:
-                sink = SafeSink(LocalSink(local_delivery(channels, hub)))
-            else:  # an embedded queue with shared channels (Redis, PostgreSQL): other processes listen too
-                sink = SafeSink(LocalSink(lambda message: channels.publish(message.to_json(), [message.channel])))
+            sink = SafeSink(LocalSink(deliver))
             services = WorkerServices(sessions=sessions, sink=sink, registry=registry, http=http,
                                       execution_timeout=settings.execution_timeout, inline_wait=settings.inline_wait,
                                       retention=settings.retention, retention_every=settings.retention_every)
