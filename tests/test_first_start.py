@@ -13,10 +13,12 @@ import pty
 import select
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import IO, Any
 
@@ -157,12 +159,15 @@ def test_serve_stops_quietly_with_an_execution_running(signum: int, env: dict[st
 
 
 def wait_for_node(env: dict[str, str], execution_id: int, name: str, status: str) -> None:
+    """Poll the embedded database (read-only) until the node run has ``status``."""
+    database = Path(env["PATCHWIRE_DATA_DIR"]) / "patchwire.db"
+    query = "SELECT 1 FROM node_runs WHERE execution_id = ? AND node_name = ? AND status = ?"
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
-        shown = cli(env, "executions", "show", str(execution_id), "--json")
-        if any(run["node_name"] == name and run["status"] == status for run in shown["node_runs"]):
-            return
-        time.sleep(0.2)  # a poll interval: the loop waits for the status above, not for time
+        with closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=5)) as db:
+            if db.execute(query, (execution_id, name, status)).fetchone():
+                return
+        time.sleep(0.1)  # a poll interval: the loop waits for the row above, not for time
     pytest.fail(f"node {name!r} of execution {execution_id} was not {status} in {START_TIMEOUT:.0f} s")
 
 
