@@ -78,11 +78,10 @@ def postgres_url(postgres_server_url: str) -> Iterator[str]:
 
 def redis_db_of_this_worker() -> int:
     """15 for a run without xdist and for its first worker, then 13, 12, … (14 belongs to the e2e servers)."""
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
-    index = int(worker.removeprefix("gw") or 0)
-    if index >= len(WORKER_REDIS_DBS):
-        raise pytest.UsageError(f"{worker}: Redis has 16 databases, too few for this many xdist workers")
-    return WORKER_REDIS_DBS[index]
+    index = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+    # Past 15 workers the numbers repeat: still safe, since the tests marked `redis` (every user of this
+    # fixture) share one xdist group and so never run on two workers at once.
+    return WORKER_REDIS_DBS[index % len(WORKER_REDIS_DBS)]
 
 
 @pytest.fixture
