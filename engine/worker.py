@@ -55,9 +55,11 @@ GIVEN_UP = (Status.COMPLETE, Status.FAILED, Status.ABORTED)
 RECONCILE_EVERY = 15.0
 RECONCILE_GRACE = 10.0
 SHUTDOWN_GRACE = 25
-STOP_DEADLINE = 10.0
-"""Seconds the cancelled tasks get at shutdown to unwind: a loop running a job cancels it and puts it back in the
-queue first."""
+CANCEL_DEADLINE = 5.0
+"""Seconds a cancelled job (an abort, a shutdown) gets to unwind before SAQ warns that it may be stuck (SAQ's
+default, 1 s, is short of what a busy machine needs to roll back a node's transaction)."""
+STOP_DEADLINE = 2 * CANCEL_DEADLINE
+"""Seconds the cancelled loops get at shutdown: a loop running a job cancels it and puts it back in the queue."""
 log = logging.getLogger("patchwire.worker")
 
 
@@ -405,7 +407,8 @@ def build_worker(queue: Queue, services: WorkerServices, *, concurrency: int = 1
     worker = PatchwireWorker(queue, functions=[(JOB_FUNCTION, run_execution)], concurrency=concurrency,
                              startup=startup, shutdown=shutdown,
                              timers={"sweep": SWEEP_EVERY, "abort": 1, "schedule": 1, "worker_info": 10},
-                             shutdown_grace_period_s=shutdown_grace or None, dequeue_timeout=1.0)
+                             shutdown_grace_period_s=shutdown_grace or None, dequeue_timeout=1.0,
+                             cancellation_hard_deadline_s=CANCEL_DEADLINE)
     if in_process:
         worker.SIGNALS = []  # the web server owns SIGINT/SIGTERM
     return worker
