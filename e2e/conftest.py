@@ -47,7 +47,22 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 READY_TIMEOUT = 40.0  # seconds for `patchwire serve` to migrate and answer /healthz
 LOCK_TIMEOUT = 180.0  # seconds to wait for another e2e run that holds Redis db 14
 ARTIFACTS = ROOT / "e2e" / "artifacts"  # screenshots and HTML of failed tests (git-ignored)
+DOCS = ROOT / "docs"
+DOCS_SHOTS = "PATCHWIRE_DOCS_SHOTS"  # =1 (`make docs-shots`): the tests' pictures replace the committed ones in docs/
 STOP_TIMEOUT = 10.0
+
+
+# --- parallel runs ---------------------------------------------------------------------------
+E2E = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every browser test runs on one xdist worker, after one another, with the tests of ``tests/`` that
+    publish on Redis pub/sub (group ``redis-pubsub``, tests/conftest.py): channel names are global to the
+    Redis server, and the PostgreSQL + Redis profile's servers publish on the same ones."""
+    for item in items:
+        if E2E in Path(str(item.path)).parents:
+            item.add_marker(pytest.mark.xdist_group("redis-pubsub"))
 
 
 # --- skip-or-fail ----------------------------------------------------------------------------
@@ -268,6 +283,25 @@ def _print_logs_on_failure(request: pytest.FixtureRequest) -> Iterator[None]:
     if report is not None and report.failed and "server" in request.fixturenames:
         server: Server = request.getfixturevalue("server")
         print(f"\n--- Patchwire output ({server.profile}) ---\n{server.logs()}", file=sys.stderr)
+
+
+# --- pictures for the docs -------------------------------------------------------------------------
+@pytest.fixture
+def docs_shot() -> Any:
+    """Where a test saves a picture that the docs show, by its file name in ``docs/``.
+
+    A test run writes it under ``e2e/artifacts/shots/`` (git-ignored), so that ``make test`` leaves
+    ``git status`` clean; ``make docs-shots`` sets ``PATCHWIRE_DOCS_SHOTS=1`` and the same tests then
+    replace the committed pictures in ``docs/``."""
+
+    def path(name: str) -> str:
+        if os.environ.get(DOCS_SHOTS, "") in {"1", "true", "yes"}:
+            return str(DOCS / name)
+        folder = ARTIFACTS / "shots"
+        folder.mkdir(parents=True, exist_ok=True)
+        return str(folder / name)
+
+    return path
 
 
 # --- the loopback HTTP sink ---------------------------------------------------------------------

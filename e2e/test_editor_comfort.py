@@ -26,7 +26,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.parametrize("server", ["embedded"], i
 def start_workflow(page: Page, server: Server, name: str = "Comfort") -> int:
     register(page, server.url, "comfort")
     workflow_id = create_workflow(page, server.url, name)
-    expect(page.locator("#zoom-level")).to_have_text("100%")  # editor-comfort.js is running
+    expect(page.locator("#zoom-level")).to_have_text("100%")  # (server-rendered: create_workflow waited for the scripts)
     return workflow_id
 
 

@@ -20,6 +20,7 @@ from test_editor_flow import (
     create_workflow,
     drag_connection,
     drop_node,
+    open_config,
     register,
 )
 
@@ -113,8 +114,7 @@ def test_undo_and_redo_every_kind_of_edit_and_the_results_survive_a_reload(page:
     moved = stored_nodes(page, server, wid)[delay.node_id]["position"]
     assert 130 <= moved["y"] <= 150, moved
 
-    page.locator(f"#node-{delay.df_id} .pw-node-type").click()
-    form = page.locator(f'#panel form.node-form[data-node-id="{delay.node_id}"]')
+    form = open_config(page, delay)  # replaces the form the drop opened: type into the new one
     form.locator("#node-name").fill("Pause")
     form.locator("#cfg-seconds").fill("5")
     form.get_by_role("button", name="Save").click()                                 # config edit

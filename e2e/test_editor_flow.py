@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -23,8 +22,6 @@ if TYPE_CHECKING:  # fixtures' types; conftest is not imported at run time
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parents[1]
-SCREENSHOT = ROOT / "docs" / "editor-screenshot.png"
 RUN_TIMEOUT = 30_000  # ms: bound for each live status change
 
 CONDITION = '[{"field": "body.ok", "type": "boolean", "operator": "is_true"}]'
@@ -51,7 +48,19 @@ def create_workflow(page: Page, base: str, name: str) -> int:
     page.get_by_label("New workflow name").fill(name)
     page.get_by_role("button", name="Create workflow").click()
     expect(page).to_have_url(re.compile(rf"^{re.escape(base)}/workflows/\d+$"))
+    wait_for_editor(page)
     return int(page.url.rsplit("/", 1)[1])
+
+
+EDITOR_READY = "() => document.readyState === 'complete' && !!window.patchwireEditorHooks && !!window.patchwireLayout"
+
+
+def wait_for_editor(page: Page) -> None:
+    """Wait until every editor script has run (they are deferred; the last ones set these globals).
+
+    The page's server-rendered markup is there before: a click or key press on it before then finds no
+    handler and is lost. Call this after anything that loads the editor page (create, goto, reload)."""
+    page.wait_for_function(EDITOR_READY)
 
 
 def canvas_nodes(page: Page) -> Locator:
@@ -85,10 +94,32 @@ def drop_node(page: Page, type_name: str, x: int, y: int) -> CanvasNode:
 
 def open_config(page: Page, node: CanvasNode) -> Locator:
     """Click the node on the canvas; the htmx panel loads its settings form."""
-    page.locator(f"#node-{node.df_id} .pw-node-type").click()
-    form = page.locator(f'#panel form.node-form[data-node-id="{node.node_id}"]')
-    expect(form).to_be_visible()
+    form = select_node(page, page.locator(f"#node-{node.df_id}"), node.node_id)
     expect(page.locator(f"#node-{node.df_id}")).to_have_class(re.compile(r"\bselected\b"))
+    return form
+
+
+REPLACED = "data-e2e-replaced"
+
+
+def select_node(page: Page, canvas_node: Locator, node_id: str) -> Locator:
+    """Click a node on the canvas (by its type label) and return the settings form that the click loads.
+
+    The panel may already show a form of this node (the editor opens a new node's settings at once;
+    a save renders the form again) and the click replaces it when the GET answers: a locator for "the
+    node's form" would match the old one, and what a test typed into it would be thrown away with it.
+    So the forms showing now are marked first, and the form returned is the one without the mark.
+    Clicking a node that is already selected loads nothing (Drawflow fires no event): its form is kept."""
+    current = page.locator(f'#panel form.node-form[data-node-id="{node_id}"]')
+    if "selected" in (canvas_node.get_attribute("class") or "").split() and current.count() == 1:
+        canvas_node.locator(".pw-node-type").click()
+        return current
+    page.evaluate("(mark) => document.querySelectorAll('#panel form.node-form').forEach(f => f.setAttribute(mark, ''))",
+                  REPLACED)
+    with page.expect_response(lambda r: r.request.method == "GET" and r.url.endswith(f"/nodes/{node_id}")):
+        canvas_node.locator(".pw-node-type").click()
+    form = page.locator(f'#panel form.node-form[data-node-id="{node_id}"]:not([{REPLACED}])')
+    expect(form).to_be_visible()
     return form
 
 
@@ -163,7 +194,7 @@ def status(page: Page, node: CanvasNode) -> Locator:
 
 # --- the test -------------------------------------------------------------------------------
 def test_new_user_builds_and_runs_a_workflow(page: Page, server: Server, fresh_sink: Sink,
-                                             page_errors: PageErrors) -> None:
+                                             page_errors: PageErrors, docs_shot: Any) -> None:
     sink = fresh_sink
     base = server.url
 
@@ -291,7 +322,7 @@ def test_new_user_builds_and_runs_a_workflow(page: Page, server: Server, fresh_s
     expect(status(page, shout)).to_have_attribute("data-status", "queued")
     expect(run_status).to_have_attribute("data-status", "running")
     if server.profile == "embedded":
-        page.screenshot(path=str(SCREENSHOT))
+        page.screenshot(path=docs_shot("editor-screenshot.png"))
     sink.release()
     for node, final in ((http, "succeeded"), (branch, "succeeded"), (shout, "succeeded"), (not_ok, "skipped")):
         expect(status(page, node)).to_have_attribute("data-status", final, timeout=RUN_TIMEOUT)

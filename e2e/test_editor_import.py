@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 from playwright.sync_api import Page, expect
-from test_editor_flow import register
+from test_editor_flow import register, wait_for_editor
 
 if TYPE_CHECKING:
     from conftest import PageErrors, Server
@@ -36,6 +36,7 @@ def open_import(page: Page, where: str) -> None:
 
 def expect_editor(page: Page, base: str, nodes: int, wires: int) -> None:
     expect(page).to_have_url(re.compile(rf"^{re.escape(base)}/workflows/\d+$"))
+    wait_for_editor(page)
     expect(page.locator("#canvas .drawflow-node")).to_have_count(nodes)
     expect(page.locator("#canvas svg.connection")).to_have_count(wires)
 

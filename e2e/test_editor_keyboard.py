@@ -50,7 +50,11 @@ def add_from_palette(page: Page, type_name: str) -> str:
         page.keyboard.press("Enter")
     assert created.value.status == 201
     expect(page.locator("#canvas .drawflow-node")).to_have_count(before + 1)
-    return page.locator("#canvas .drawflow-node").nth(before).get_attribute("data-node-id")
+    row = page.locator("#canvas .drawflow-node").nth(before).get_attribute("data-node-id")
+    # The editor opens the new node's settings (a GET of its own): once they are in, no late answer can
+    # replace the panel that the next step opens.
+    expect(page.locator(f'#panel form.node-form[data-node-id="{row}"]')).to_be_visible()
+    return row
 
 
 def node(page: Page, row: str) -> Any:

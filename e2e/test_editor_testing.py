@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from playwright.sync_api import Page, expect
-from test_editor_flow import create_workflow, register
+from test_editor_flow import create_workflow, register, select_node
 
 if TYPE_CHECKING:
     from conftest import PageErrors, Server
@@ -67,8 +67,7 @@ def build(page: Page, base: str) -> tuple[int, dict[str, str]]:
 
 
 def select(page: Page, node_id: str) -> None:
-    page.locator(f'#canvas .drawflow-node[data-node-id="{node_id}"] .pw-node-type').click()
-    expect(page.locator(f'#panel form.node-form[data-node-id="{node_id}"]')).to_be_visible()
+    select_node(page, page.locator(f'#canvas .drawflow-node[data-node-id="{node_id}"]'), node_id)
     expect(page.locator(f'#node-data[data-node-id="{node_id}"]')).to_be_attached()
 
 

@@ -13,8 +13,7 @@ from __future__ import annotations
 import json
 import re
 import sys
-from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -27,7 +26,6 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.e2e
 PATCHWIRE_COMMAND = [sys.executable, "-m", "tests.crash_node"]
 RUN_TIMEOUT = 30_000
-SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "execution-detail.png"
 
 
 def build(page: Page, base: str, sink_url: str) -> tuple[int, dict[str, str]]:
@@ -58,7 +56,7 @@ def row(page: Page, node_id: str) -> object:
 
 
 def test_watch_an_execution_then_inspect_its_failed_node(page: Page, server: Server, fresh_sink: Sink,
-                                                         page_errors: PageErrors) -> None:
+                                                         page_errors: PageErrors, docs_shot: Any) -> None:
     base = server.url
     wid, ids = build(page, base, fresh_sink.url)
     fresh_sink.hold()  # Slow stays running until released
@@ -141,6 +139,6 @@ def test_watch_an_execution_then_inspect_its_failed_node(page: Page, server: Ser
     assert whole["main"][0]["big"] == "x" * 5000
 
     if server.profile == "embedded":
-        page.screenshot(path=str(SCREENSHOT), full_page=True)
+        page.screenshot(path=docs_shot("execution-detail.png"), full_page=True)
     assert not page_errors.page_errors, "JavaScript errors:\n" + "\n".join(page_errors.page_errors)
     assert not page_errors.console_errors, "console errors:\n" + "\n".join(page_errors.console_errors)

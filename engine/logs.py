@@ -23,6 +23,8 @@ from pythonjsonlogger.json import JsonFormatter
 execution_id_var: ContextVar[int | None] = ContextVar("patchwire_execution_id", default=None)
 node_id_var: ContextVar[str | None] = ContextVar("patchwire_node_id", default=None)
 
+QUIET_LOGGERS = ("alembic.runtime.plugins",)
+"""Loggers whose INFO lines say nothing to an operator (alembic lists its seven plugins on every start)."""
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 
 
@@ -79,4 +81,6 @@ def configure_logging(log_format: str = "auto", level: str = "INFO", stream: IO[
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
     return handler

@@ -23,7 +23,7 @@ from saq import Queue, Worker
 from saq.job import Job, Status
 from saq.queue.redis import RedisQueue
 from saq.types import WorkerInfo
-from saq.utils import now, seconds
+from saq.utils import cancel_tasks, now, seconds
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -55,6 +55,11 @@ GIVEN_UP = (Status.COMPLETE, Status.FAILED, Status.ABORTED)
 RECONCILE_EVERY = 15.0
 RECONCILE_GRACE = 10.0
 SHUTDOWN_GRACE = 25
+CANCEL_DEADLINE = 5.0
+"""Seconds a cancelled job (an abort, a shutdown) gets to unwind before SAQ warns that it may be stuck (SAQ's
+default, 1 s, is short of what a busy machine needs to roll back a node's transaction)."""
+STOP_DEADLINE = 2 * CANCEL_DEADLINE
+"""Seconds the cancelled loops get at shutdown: a loop running a job cancels it and puts it back in the queue."""
 log = logging.getLogger("patchwire.worker")
 
 
@@ -348,6 +353,33 @@ class PatchwireWorker(Worker):
         return {"host": socket.gethostname(), "pid": os.getpid(), "concurrency": self.concurrency,
                 "active": len(self.job_task_contexts)}
 
+    async def stop(self) -> None:
+        """Stop as SAQ does, except that the grace period is spent on jobs only.
+
+        SAQ waits the grace period for *all* its tasks, its upkeep timers included, which never finish by
+        themselves: the in-process worker (grace 0) logged "Some tasks did not finish within the shutdown
+        grace period" on every Ctrl-C, and an idle separate worker waited for its timers. Here the timers
+        are cancelled at once, the dequeue loops get the grace period (at least one dequeue timeout) to
+        finish the job they run or to come back empty, and what still runs then is cancelled: SAQ puts its
+        job back in the queue and the execution resumes on the next worker, its completed nodes not run
+        again. SAQ's own stop then finds nothing left to wait for."""
+        self.event.set()
+        async with self._stop_lock:
+            if not self._stopped:
+                await self._end_tasks()
+        await super().stop()
+
+    async def _end_tasks(self) -> None:
+        loops = [task for task in self.tasks if task.get_name() == "process"]
+        await cancel_tasks([task for task in self.tasks if task not in loops], timeout=STOP_DEADLINE)
+        if not loops:
+            return
+        grace = max(self._shutdown_grace_period_s or 0, self.dequeue_timeout) + 1
+        _, running = await asyncio.wait(loops, timeout=grace)
+        if self.job_task_contexts:
+            log.info("stopping: %d execution(s) interrupted; they resume when a worker runs again",
+                     len(self.job_task_contexts))
+        await cancel_tasks(running, timeout=STOP_DEADLINE)
 
 def build_worker(queue: Queue, services: WorkerServices, *, concurrency: int = 10, in_process: bool = False,
                  shutdown_grace: int = 0) -> Worker:
@@ -375,7 +407,8 @@ def build_worker(queue: Queue, services: WorkerServices, *, concurrency: int = 1
     worker = PatchwireWorker(queue, functions=[(JOB_FUNCTION, run_execution)], concurrency=concurrency,
                              startup=startup, shutdown=shutdown,
                              timers={"sweep": SWEEP_EVERY, "abort": 1, "schedule": 1, "worker_info": 10},
-                             shutdown_grace_period_s=shutdown_grace or None, dequeue_timeout=1.0)
+                             shutdown_grace_period_s=shutdown_grace or None, dequeue_timeout=1.0,
+                             cancellation_hard_deadline_s=CANCEL_DEADLINE)
     if in_process:
         worker.SIGNALS = []  # the web server owns SIGINT/SIGTERM
     return worker

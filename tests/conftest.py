@@ -3,6 +3,13 @@
 Tests that need a service ask for the ``postgres_url`` / ``redis_url`` fixtures. When the
 service does not answer they are skipped with the reason, unless
 ``PATCHWIRE_REQUIRE_SERVICES=1`` (set by ``.ci/run``), in which case they fail.
+
+Parallel runs (``make test``: pytest-xdist, ``--dist loadgroup``): each test gets its own PostgreSQL
+database and each xdist worker its own Redis database, so most tests run on either worker. Two groups
+stay on one worker each (:func:`xdist_group_of`): the crash suite, and every test whose processes
+publish on Redis pub/sub — channels are global to a Redis server, not per database, so those tests
+and the browser tests (whose PostgreSQL + Redis profile publishes on the same channel names) run one
+after another.
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ import os
 import socket
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -18,6 +26,9 @@ import pytest
 
 from engine import eventloop
 
+TESTS = Path(__file__).resolve().parent
+E2E_REDIS_DB = 14  # e2e/conftest.py's queue database: never a worker's
+WORKER_REDIS_DBS = [db for db in range(15, -1, -1) if db != E2E_REDIS_DB]
 POSTGRES_URL = os.environ.get("PATCHWIRE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("PATCHWIRE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
@@ -65,13 +76,21 @@ def postgres_url(postgres_server_url: str) -> Iterator[str]:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def redis_db_of_this_worker() -> int:
+    """15 for a run without xdist and for its first worker, then 13, 12, … (14 belongs to the e2e servers)."""
+    index = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+    # Past 15 workers the numbers repeat: still safe, since the tests marked `redis` (every user of this
+    # fixture) share one xdist group and so never run on two workers at once.
+    return WORKER_REDIS_DBS[index % len(WORKER_REDIS_DBS)]
+
+
 @pytest.fixture
 def redis_url() -> Iterator[str]:
-    """A Redis URL on a database number that the test may flush."""
+    """A Redis URL on a database number that the test may flush (its own per xdist worker)."""
     need_service("redis", REDIS_URL)
     import redis
 
-    url = REDIS_URL.rsplit("/", 1)[0] + "/15"
+    url = REDIS_URL.rsplit("/", 1)[0] + f"/{redis_db_of_this_worker()}"
     client = redis.Redis.from_url(url)
     client.flushdb()
     yield url
@@ -127,6 +146,22 @@ def sink_server() -> Iterator[Any]:
     yield server
     server.shutdown()
     server.server_close()
+
+
+def xdist_group_of(item: pytest.Item) -> str | None:
+    """The xdist group that keeps a test of ``tests/`` on one worker with the others of its kind (or None)."""
+    path = Path(str(item.path))
+    if TESTS / "durability" in path.parents:
+        return "durability"  # private servers and timing: one after another, as `make durability` runs them
+    if item.get_closest_marker("redis") is not None:
+        return "redis-pubsub"  # shared with the e2e tests (e2e/conftest.py)
+    return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if TESTS in Path(str(item.path)).parents and (group := xdist_group_of(item)) is not None:
+            item.add_marker(pytest.mark.xdist_group(group))
 
 
 def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, Any]:

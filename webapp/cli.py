@@ -97,21 +97,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
-    import uvicorn
+    from webapp.serving import serve
 
-    from engine.gctune import freeze_startup_hook
-    from webapp.app import create_app
-
-    host, port = args.host or settings.host, args.port or settings.port
-    print(f"Patchwire ({settings.profile} profile) at http://{host}:{port}/", flush=True)
-    # log_config=None: uvicorn's records go through the handler configure_logging installed (JSON or text)
-    # loop: asyncio's, with timers that fire on time (engine/eventloop.py); the in-process worker runs on it.
-    # No permessage-deflate: the live tables send small fragments to many sockets, and compressing each one
-    # per socket cost ~17 % more CPU per message (docs/benchmarks.md); Node's `ws` leaves it off by default too.
-    app = create_app(settings)
-    app.on_startup.append(freeze_startup_hook)  # after the lifespan started everything (engine/gctune.py)
-    uvicorn.run(app, host=host, port=port, log_level=settings.log_level.lower(), lifespan="on",
-                log_config=None, loop=eventloop.UVICORN_LOOP, ws_per_message_deflate=False)
+    serve(settings, args.host or settings.host, args.port or settings.port)
     return 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 from wsgiref.simple_server import WSGIServer
 
 from engine import metrics
@@ -34,7 +35,13 @@ async def run_worker(settings: Settings) -> None:
                                   shutdown_grace=SHUTDOWN_GRACE)
             metrics_server = _serve_metrics(settings)
             freeze_startup()  # what startup made lives as long as the process (engine/gctune.py)
-            print(f"Patchwire worker {worker.id} on {settings.profile} queue", flush=True)
+
+            async def announce(ctx: dict[str, Any]) -> None:
+                # a startup hook runs once SAQ has installed its SIGINT / SIGTERM handlers: a signal sent as
+                # soon as this line is read stops the worker cleanly instead of killing it
+                print(f"Patchwire worker {worker.id} on {settings.profile} queue", flush=True)
+
+            worker.startup = [*(worker.startup or []), announce]
             await worker.start()
     finally:
         if metrics_server is not None:

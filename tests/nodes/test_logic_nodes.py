@@ -434,7 +434,7 @@ async def test_wait_until_an_expression_waits_until_that_time() -> None:
     ("{{ item.at }}", "not an ISO 8601 date-time"),
     ("{{ item.naive }}", "no timezone"),
     ((datetime.now(UTC) + timedelta(days=400)).isoformat(), "more than a year away"),
-])
+], ids=["not-a-date", "naive", "too-far"])  # fixed ids: pytest-xdist's workers must collect the same names
 async def test_wait_until_that_cannot_be_waited_for_fails_clearly(until: str, needle: str) -> None:
     graph = Graph(nodes=[node("t", "manual_trigger"), node("w", "wait", mode="until", until=until)],
                   connections=[edge("t", "w")])
