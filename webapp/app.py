@@ -18,6 +18,7 @@ from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from engine.limits import MAX_JSON_BYTES
 from engine.models import User
 from engine.settings import Settings, load_settings
 from nodes import registry
@@ -28,6 +29,7 @@ from webapp.executions.controllers import ExecutionController, execution_stream
 from webapp.executions.live import executions_changed_stream, executions_table_stream
 from webapp.executions.services import ExecutionService
 from webapp.metrics import MetricsController, prometheus_config
+from webapp.requests import StrictRequest, check_body, require_ids_in_range
 from webapp.runtime import Runtime, channels_plugin, lifespan_runtime
 from webapp.sessions import RotatingSessionBackend, RotatingSessionConfig, SQLSessionStore
 from webapp.templating import configure_templates
@@ -122,7 +124,11 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Lit
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],
         before_send=[_add_security_headers],
-        request_max_body_size=2 * 1024 * 1024,
+        # The request-parsing layer (webapp/requests.py): ids in range, bodies of the right type within the limits.
+        guards=[require_ids_in_range],
+        before_request=check_body,
+        request_class=StrictRequest,
+        request_max_body_size=MAX_JSON_BYTES,
         logging_config=None,  # the CLI configures logging (engine/logs.py: JSON off a terminal); Litestar's own would replace it
         debug=False,
     )
