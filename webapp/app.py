@@ -29,7 +29,7 @@ from webapp.executions.controllers import ExecutionController, execution_stream
 from webapp.executions.live import executions_changed_stream, executions_table_stream
 from webapp.executions.services import ExecutionService
 from webapp.metrics import MetricsController, prometheus_config
-from webapp.requests import StrictRequest, check_body, require_ids_in_range
+from webapp.requests import SocketAwareSessionAuth, StrictRequest, check_body, require_ids_in_range
 from webapp.runtime import Runtime, channels_plugin, lifespan_runtime
 from webapp.sessions import RotatingSessionBackend, RotatingSessionConfig, SQLSessionStore
 from webapp.templating import configure_templates
@@ -92,6 +92,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Lit
             secure=settings.secure_cookies, samesite="lax", httponly=True, max_age=14 * 24 * 3600),
         exclude=PUBLIC_PATHS + (["^/metrics$"] if settings.metrics_enabled else []),
     )
+    session_auth.authentication_middleware_class = SocketAwareSessionAuth  # a WebSocket without a session: 4401
     observability: list[Any] = [MetricsController] if settings.metrics_enabled else []
 
     @asynccontextmanager

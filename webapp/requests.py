@@ -1,6 +1,6 @@
 """The request-parsing layer: every id, body and content type is checked before a handler runs.
 
-Three seams of Litestar, set once on the app (``webapp/app.py``), so a new route is covered the
+Four seams of Litestar, set once on the app (``webapp/app.py``), so a new route is covered the
 day it is added:
 
 - ``require_ids_in_range`` (an app guard, HTTP and WebSocket): an ``int`` path parameter outside
@@ -11,6 +11,8 @@ day it is added:
 - ``check_body`` (the app's before-request hook): a non-empty body of an unsafe request must be
   of the kind the handler reads — JSON for a ``data: JSONBody[...]`` handler, a form for every
   other — else a 415; then it is parsed (and cached), so a bad one fails here, as a 4xx.
+- ``SocketAwareSessionAuth`` (the session auth's middleware class): a WebSocket without a session is
+  closed with 4401, not with Litestar's 4500 "internal server error".
 """
 
 from __future__ import annotations
@@ -24,15 +26,18 @@ from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.datastructures.multi_dicts import FormMultiDict
 from litestar.enums import RequestEncodingType, ScopeType
-from litestar.exceptions import NotFoundException, WebSocketException
+from litestar.exceptions import NotAuthorizedException, NotFoundException, WebSocketException
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.handlers.base import BaseRouteHandler
+from litestar.middleware.authentication import AuthenticationResult
+from litestar.security.session_auth.middleware import SessionAuthMiddleware
 from litestar.types import Empty
 
 from engine.limits import MAX_ID, JSONLimitError, JSONTooLarge, is_id, load_json
 from webapp.errors import BadRequest, TooLarge, UnsupportedMediaType
 
 WS_NOT_FOUND = 4404
+WS_NOT_AUTHORIZED = 4401
 """4000 + the HTTP status, as the streams close for an execution that is not found (webapp/executions)."""
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 FORM_TYPES = frozenset({RequestEncodingType.URL_ENCODED.value, RequestEncodingType.MULTI_PART.value})
@@ -48,6 +53,20 @@ def require_ids_in_range(connection: ASGIConnection[Any, Any, Any, Any], _: Base
             if connection.scope["type"] == ScopeType.WEBSOCKET:  # a close reason holds at most 123 bytes
                 raise WebSocketException(detail=f"{name} out of range (1 to {MAX_ID})", code=WS_NOT_FOUND)
             raise NotFoundException(f"There is nothing with {name} {value}: ids are whole numbers from 1 to {MAX_ID}.")
+
+
+class SocketAwareSessionAuth(SessionAuthMiddleware):
+    """The session auth, closing a WebSocket without a session with 4401: Litestar closes every exception
+    that is not a ``WebSocketException`` with 4500, "internal server error", which no client can tell
+    from a crash."""
+
+    async def authenticate_request(self, connection: ASGIConnection[Any, Any, Any, Any]) -> AuthenticationResult:
+        try:
+            return await super().authenticate_request(connection)
+        except NotAuthorizedException as exc:
+            if connection.scope["type"] != ScopeType.WEBSOCKET:
+                raise
+            raise WebSocketException(detail=str(exc.detail)[:120], code=WS_NOT_AUTHORIZED) from None
 
 
 def _json_type(media_type: str) -> bool:

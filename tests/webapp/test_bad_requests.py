@@ -76,6 +76,26 @@ def test_a_websocket_with_an_id_out_of_range_is_refused_without_a_server_error(b
     assert refused.value.code == 4404
 
 
+@pytest.mark.parametrize("path", ["/ws/executions", "/ws/executions/changed", "/ws/executions/1"])
+def test_a_websocket_without_a_session_is_closed_4401_not_as_a_server_error(browser: Browser, path: str) -> None:
+    from litestar.exceptions import WebSocketDisconnect
+
+    with pytest.raises(WebSocketDisconnect) as refused, browser.websocket(path) as socket:
+        socket.receive_text()
+    assert refused.value.code == 4401
+
+
+def test_a_workflow_that_has_run_can_be_deleted(browser: Browser, db_call: Any) -> None:
+    """Found by the fuzz sweep: its executions pin its versions (ON DELETE RESTRICT), so deleting it was a 500."""
+    wid, _, _ = canvas(browser)
+    started = browser.post(f"/workflows/{wid}/run")
+    execution_id = int(re.search(r"/executions/(\d+)", started.text).group(1))
+    assert browser.wait_for_execution(execution_id) == "succeeded"
+    assert browser.delete(f"/workflows/{wid}").status_code == 200
+    assert db_call(lambda db: db.get(Workflow, wid)) is None
+    assert db_call(lambda db: db.get(Execution, execution_id)) is None
+
+
 @pytest.mark.parametrize("path", ["positions", "nodes/delete"])
 def test_json_nested_too_deep_is_400_naming_the_limit(browser: Browser, db_call: Any, path: str) -> None:
     wid, _, _ = canvas(browser)
