@@ -36,9 +36,8 @@ from litestar.types import Empty
 from engine.limits import MAX_ID, JSONLimitError, JSONTooLarge, is_id, load_json
 from webapp.errors import BadRequest, TooLarge, UnsupportedMediaType
 
-WS_NOT_FOUND = 4404
-WS_NOT_AUTHORIZED = 4401
-"""4000 + the HTTP status, as the streams close for an execution that is not found (webapp/executions)."""
+WS_NOT_FOUND, WS_NOT_AUTHORIZED = 4404, 4401
+"""WebSocket close codes: 4000 + the HTTP status, as the streams close for an execution not found."""
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 FORM_TYPES = frozenset({RequestEncodingType.URL_ENCODED.value, RequestEncodingType.MULTI_PART.value})
 UTF8_CHARSETS = frozenset({"utf-8", "utf8", "us-ascii", "ascii"})
