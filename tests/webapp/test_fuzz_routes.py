@@ -24,7 +24,7 @@ from urllib.parse import quote, urlencode
 
 import httpx
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from hypothesis.configuration import set_hypothesis_home_dir
 from litestar import Litestar
@@ -44,7 +44,8 @@ EXAMPLES = 6
 # Hypothesis keeps caches beside the examples database (``.hypothesis/constants``): out of the work tree.
 set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "patchwire-hypothesis")
 SWEEP = settings(max_examples=EXAMPLES, derandomize=True, database=None, deadline=None,
-                 suppress_health_check=list(HealthCheck), print_blob=False)
+                 suppress_health_check=list(HealthCheck), print_blob=False,
+                 phases=[Phase.explicit, Phase.generate])  # no shrinking: a failure is reported as found, at once
 
 
 def settings_env(root: Path) -> dict[str, str]:
@@ -109,6 +110,8 @@ class World:
 
 
 class _Errors(logging.Handler):
+    """The web layer's errors (``unhandled error on …``): a 500 that some path turned into something else."""
+
     def __init__(self, sink: list[logging.LogRecord]) -> None:
         super().__init__(logging.ERROR)
         self.sink = sink
@@ -153,11 +156,12 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         owner_id = int(next(iter(_ids(client, select(User.id).where(User.email == "canary@example.com")))))
         errors: list[logging.LogRecord] = []
         handler = _Errors(errors)
-        logging.getLogger().addHandler(handler)
+        web_log = logging.getLogger("patchwire.web")
+        web_log.addHandler(handler)
         try:
             yield World(client, owner_id, canary, nodes, execution, fuzzer, spares, errors=errors)
         finally:
-            logging.getLogger().removeHandler(handler)
+            web_log.removeHandler(handler)
 
 
 def _ids(client: TestClient[Any], statement: Any) -> list[Any]:
