@@ -29,7 +29,13 @@ from webapp.executions.controllers import ExecutionController, execution_stream
 from webapp.executions.live import executions_changed_stream, executions_table_stream
 from webapp.executions.services import ExecutionService
 from webapp.metrics import MetricsController, prometheus_config
-from webapp.requests import SocketAwareSessionAuth, StrictRequest, check_body, require_ids_in_range
+from webapp.requests import (
+    SocketAwareSessionAuth,
+    StrictRequest,
+    check_body,
+    install_socket_refusals,
+    require_ids_in_range,
+)
 from webapp.runtime import Runtime, channels_plugin, lifespan_runtime
 from webapp.sessions import RotatingSessionBackend, RotatingSessionConfig, SQLSessionStore
 from webapp.templating import configure_templates
@@ -101,7 +107,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Lit
             app.state.runtime = opened["runtime"] = runtime
             yield
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             healthz, DashboardController, AccountController, WorkflowController, NoteController, EditingController, NodeTestingController, ExecutionController, execution_stream,
             executions_table_stream, executions_changed_stream,
@@ -133,6 +139,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Lit
         logging_config=None,  # the CLI configures logging (engine/logs.py: JSON off a terminal); Litestar's own would replace it
         debug=False,
     )
+    return install_socket_refusals(app)
 
 
 async def _add_security_headers(message: Any, scope: Any) -> None:

@@ -11,8 +11,9 @@ day it is added:
 - ``check_body`` (the app's before-request hook): a non-empty body of an unsafe request must be
   of the kind the handler reads — JSON for a ``data: JSONBody[...]`` handler, a form for every
   other — else a 415; then it is parsed (and cached), so a bad one fails here, as a 4xx.
-- ``SocketAwareSessionAuth`` (the session auth's middleware class): a WebSocket without a session is
-  closed with 4401, not with Litestar's 4500 "internal server error".
+- ``SocketAwareSessionAuth`` (the session auth's middleware class) and ``refuse_sockets_clearly`` (around
+  the router): a WebSocket without a session is closed with 4401, one to no route with 4404 — not with
+  Litestar's 4500 "internal server error", which no client can tell from a crash.
 """
 
 from __future__ import annotations
@@ -22,16 +23,17 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import anyio.to_thread
-from litestar import Request
+from litestar import Litestar, Request
+from litestar._asgi.utils import wrap_in_exception_handler
 from litestar.connection import ASGIConnection
 from litestar.datastructures.multi_dicts import FormMultiDict
 from litestar.enums import RequestEncodingType, ScopeType
-from litestar.exceptions import NotAuthorizedException, NotFoundException, WebSocketException
+from litestar.exceptions import HTTPException, NotAuthorizedException, NotFoundException, WebSocketException
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware.authentication import AuthenticationResult
 from litestar.security.session_auth.middleware import SessionAuthMiddleware
-from litestar.types import Empty
+from litestar.types import ASGIApp, Empty, Receive, Scope, Send
 
 from engine.limits import MAX_ID, JSONLimitError, JSONTooLarge, is_id, load_json
 from webapp.errors import BadRequest, TooLarge, UnsupportedMediaType
@@ -66,6 +68,30 @@ class SocketAwareSessionAuth(SessionAuthMiddleware):
             if connection.scope["type"] != ScopeType.WEBSOCKET:
                 raise
             raise WebSocketException(detail=str(exc.detail)[:120], code=WS_NOT_AUTHORIZED) from None
+
+
+def refuse_sockets_clearly(router: ASGIApp) -> ASGIApp:
+    """Around the app's router: a WebSocket to no route (``/ws/executions/abc``) is closed with 4000 + the
+    status (4404), not with the 4500 that Litestar's outer exception handler gives every non-WebSocket error.
+    Only ``HTTPException``s, the router's refusals: anything else still is a server error."""
+
+    async def route(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.WEBSOCKET:
+            await router(scope, receive, send)
+            return
+        try:
+            await router(scope, receive, send)
+        except HTTPException as exc:
+            raise WebSocketException(detail=str(exc.detail)[:120], code=4000 + exc.status_code) from None
+
+    return route
+
+
+def install_socket_refusals(app: Litestar) -> Litestar:
+    """Put ``refuse_sockets_clearly`` between the router and the app's outermost exception handler (Litestar
+    2.25 builds that pair in ``Litestar._create_asgi_handler``; this app configures no CORS or tracing there)."""
+    app.asgi_handler = wrap_in_exception_handler(app=refuse_sockets_clearly(app.asgi_router))
+    return app
 
 
 def _json_type(media_type: str) -> bool:

@@ -76,6 +76,16 @@ def test_a_websocket_with_an_id_out_of_range_is_refused_without_a_server_error(b
     assert refused.value.code == 4404
 
 
+@pytest.mark.parametrize("path", ["/ws/executions/abc", "/ws/executions/a%2Fb", "/ws/nothing"])
+def test_a_websocket_to_no_route_is_closed_4404_not_as_a_server_error(browser: Browser, path: str) -> None:
+    from litestar.exceptions import WebSocketDisconnect
+
+    canvas(browser)
+    with pytest.raises(WebSocketDisconnect) as refused, browser.websocket(path) as socket:
+        socket.receive_text()
+    assert refused.value.code == 4404
+
+
 @pytest.mark.parametrize("path", ["/ws/executions", "/ws/executions/changed", "/ws/executions/1"])
 def test_a_websocket_without_a_session_is_closed_4401_not_as_a_server_error(browser: Browser, path: str) -> None:
     from litestar.exceptions import WebSocketDisconnect

@@ -16,7 +16,9 @@ import json
 import logging
 import re
 import tempfile
+import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,17 +41,18 @@ from engine.settings import load_settings
 from tests.webapp.conftest import LOOPBACK, Browser
 from webapp.app import create_app
 
-EXAMPLES = 6
-"""Examples per route, method and identity: the sweep's budget (about 1,500 requests in all)."""
+EXAMPLES = {"sqlite": 6, "postgres": 3}
+"""Examples per route, method and identity: the sweep's budget (about 1,500 requests on SQLite, 750 on
+PostgreSQL, where the routing layer's answers are the same and the database's own refusals differ)."""
 # Hypothesis keeps caches beside the examples database (``.hypothesis/constants``): out of the work tree.
 set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "patchwire-hypothesis")
-SWEEP = settings(max_examples=EXAMPLES, derandomize=True, database=None, deadline=None,
+SWEEP = settings(derandomize=True, database=None, deadline=None,
                  suppress_health_check=list(HealthCheck), print_blob=False,
                  phases=[Phase.explicit, Phase.generate])  # no shrinking: a failure is reported as found, at once
 
 
-def settings_env(root: Path) -> dict[str, str]:
-    return {"PATCHWIRE_DATA_DIR": str(root / "data"), "DATABASE_URL": f"sqlite:///{root / 'fuzz.db'}",
+def settings_env(root: Path, database_url: str | None = None) -> dict[str, str]:
+    return {"PATCHWIRE_DATA_DIR": str(root / "data"), "DATABASE_URL": database_url or f"sqlite:///{root / 'fuzz.db'}",
             "PATCHWIRE_SECRET_KEY": "fuzz-secret-key-0123456789", "PATCHWIRE_HTTP_ALLOW_NETWORKS": LOOPBACK}
 
 
@@ -93,6 +96,7 @@ WS_ROUTES = [case for case in ROUTES if case.kind == "websocket"]
 @dataclass
 class World:
     client: TestClient[Any]
+    examples: int
     canary_owner: int
     canary: int
     canary_nodes: list[str]
@@ -136,10 +140,30 @@ def run_to_end(browser: Browser, wid: int) -> int:
     return execution_id
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+@contextmanager
+def fresh_database(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """``None`` for SQLite (a file in the data directory), else a new PostgreSQL database, dropped afterwards."""
+    if request.param == "sqlite":
+        yield None
+        return
+    import psycopg
+
+    server = request.getfixturevalue("postgres_server_url")
+    name = f"pw_fuzz_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{server.rsplit('/', 1)[0]}/{name}"
+    finally:
+        with psycopg.connect(server, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     root = tmp_path_factory.mktemp("fuzz")
-    with TestClient(app=create_app(load_settings(settings_env(root)))) as client:
+    with fresh_database(request) as database_url, \
+            TestClient(app=create_app(load_settings(settings_env(root, database_url)))) as client:
         owner = Browser(client)
         owner.register("canary@example.com")
         canary, nodes = build_canvas(owner, "Canary")
@@ -159,7 +183,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         web_log = logging.getLogger("patchwire.web")
         web_log.addHandler(handler)
         try:
-            yield World(client, owner_id, canary, nodes, execution, fuzzer, spares, errors=errors)
+            yield World(client, EXAMPLES[request.param], owner_id, canary, nodes, execution, fuzzer, spares, errors=errors)
         finally:
             web_log.removeHandler(handler)
 
@@ -324,7 +348,7 @@ def test_no_request_to_any_route_is_a_server_error(world: World, case: RouteCase
     nobody = Browser(world.client)
     world.errors.clear()
 
-    @SWEEP
+    @settings(SWEEP, max_examples=world.examples)
     @given(data=st.data())
     def sweep(data: st.DataObject) -> None:
         who = world.fuzzer if identity == "user" else nobody
@@ -357,7 +381,7 @@ def test_no_websocket_connection_is_a_server_error(world: World, case: RouteCase
     before = canary_rows(world)
     world.errors.clear()
 
-    @SWEEP
+    @settings(SWEEP, max_examples=world.examples)
     @given(data=st.data())
     def sweep(data: st.DataObject) -> None:
         url, _, _ = _request(data, world, case)
