@@ -18,6 +18,7 @@ from typing import Any, Literal
 import msgspec
 
 from engine.errors import ConfigError
+from engine.limits import nesting_exceeds, too_deep_message
 
 MAX_FIELD_CHARS = 100_000
 
@@ -173,6 +174,8 @@ def config_from_form(config_type: type[msgspec.Struct],
 
 
 def _parse_json(text: str) -> tuple[Any, str | None]:
+    if nesting_exceeds(text.encode("utf-8", "surrogatepass")):
+        return text, too_deep_message("This JSON")
     try:
         return json.loads(text), None
     except json.JSONDecodeError as exc:

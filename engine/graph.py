@@ -15,6 +15,7 @@ import msgspec
 from engine.config import parse_config
 from engine.contract import NodeType
 from engine.errors import ConfigError, GraphError, RegistryError
+from engine.limits import nesting_exceeds, too_deep_message
 from engine.policy import ERROR_PORT, NodeSettings
 from engine.registry import Registry
 
@@ -110,6 +111,8 @@ def decode_document(data: bytes | str) -> WorkflowDocument:
     """Parse the workflow JSON format; raise ``GraphError`` with a precise message."""
     if len(data) > MAX_DOCUMENT_BYTES:
         raise GraphError([Problem(f"Too large: a workflow file is at most {MAX_DOCUMENT_BYTES // 1_000_000} MB.")])
+    if nesting_exceeds(data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data):
+        raise GraphError([Problem(f"Not a Patchwire workflow: {too_deep_message('the document')}")])
     try:
         return msgspec.json.decode(data, type=WorkflowDocument)
     except msgspec.DecodeError as exc:

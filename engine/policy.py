@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 import msgspec
 
 from engine.errors import NodeError, NodeTimeout
+from engine.limits import Id
 
 ErrorKind = Literal["network", "timeout", "429", "5xx", "4xx", "other"]
 DEFAULT_RETRY_ON: tuple[ErrorKind, ...] = ("network", "timeout", "429", "5xx")
@@ -109,7 +110,7 @@ class BreakerSettings(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=
 
 
 class WorkflowSettings(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
-    error_workflow_id: int | None = None
+    error_workflow_id: Id | None = None
     execution_timeout: Annotated[float, msgspec.Meta(gt=0, le=7 * 86_400)] | None = None
     breaker: BreakerSettings = msgspec.field(default_factory=BreakerSettings)
 

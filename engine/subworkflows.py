@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from engine.errors import GraphError, NodeError, WorkflowPaused
 from engine.graph import Graph, Problem
+from engine.limits import MAX_ID, is_id
 from engine.models import Workflow, utcnow
 
 if TYPE_CHECKING:
@@ -40,7 +41,8 @@ async def check_calls(session: AsyncSession, workflow: Workflow) -> list[Problem
 
     async def visit(current: Workflow, path: tuple[int, ...]) -> None:
         for node_id, node_name, target_id in called_workflows(await load_graph(session, current.id)):
-            target = await session.get(Workflow, target_id) if isinstance(target_id, int) else None
+            # A config stored before ids were bounded must not reach the database (an OverflowError there).
+            target = await session.get(Workflow, target_id) if is_id(target_id) else None
             where = node_id if current.id == workflow.id else None
             if target is None or target.owner_id != workflow.owner_id:
                 problems.append(Problem(f"{node_name}: workflow_id: there is no workflow {target_id} of yours.",
@@ -72,6 +74,8 @@ class SQLSubWorkflows:
 
         if workflow_id in self._stack:
             raise NodeError(f"workflow {workflow_id} would call itself ({' → '.join(map(str, self._stack))})")
+        if not is_id(workflow_id):
+            raise NodeError(f"there is no workflow {workflow_id} of yours (ids are whole numbers from 1 to {MAX_ID})")
         async with self._sessions() as session:
             target = await session.get(Workflow, workflow_id)
             if target is None or target.owner_id != self._owner_id:

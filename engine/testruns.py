@@ -36,6 +36,7 @@ from engine.contract import Item
 from engine.errors import PatchwireError
 from engine.executions import create_execution, graph_from_json
 from engine.graph import Graph
+from engine.limits import JSONLimitError, check_depth, check_size, load_json
 from engine.models import Execution, Node, NodeRun, Workflow, WorkflowVersion
 from engine.registry import Registry
 
@@ -93,16 +94,15 @@ def parse_pinned(raw: str | bytes | Any, outputs: tuple[str, ...]) -> dict[str, 
 
 
 def _decoded(raw: str | bytes | Any) -> Any:
-    text = raw.encode() if isinstance(raw, str) else raw if isinstance(raw, bytes) else msgspec.json.encode(raw)
-    if len(text) > MAX_PINNED_BYTES:
-        raise InvalidPinnedData(f"Pinned data is {len(text):,} bytes; at most {MAX_PINNED_BYTES:,} bytes (1 MiB) "
-                                "can be pinned.")
-    if not isinstance(raw, (str, bytes)):
-        return raw
+    """Pinned data held to engine.limits: at most MAX_PINNED_BYTES, at most MAX_JSON_DEPTH levels deep."""
     try:
-        return msgspec.json.decode(text)
-    except msgspec.DecodeError as exc:
-        raise InvalidPinnedData(f"Pinned data is not valid JSON: {exc}.") from None
+        if isinstance(raw, (str, bytes)):
+            return load_json(raw, "Pinned data", max_bytes=MAX_PINNED_BYTES)
+        check_size(len(msgspec.json.encode(raw)), "Pinned data", MAX_PINNED_BYTES)
+        check_depth(raw, "Pinned data")
+    except JSONLimitError as exc:
+        raise InvalidPinnedData(str(exc)) from None
+    return raw
 
 
 def plan(graph: Graph, mode: Mode, target: str | None, pinned: dict[str, dict[str, list[Item]]],

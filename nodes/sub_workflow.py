@@ -6,11 +6,12 @@ import msgspec
 
 from engine.contract import Item, NodeContext, NodeResult, NodeType
 from engine.errors import NodeError
+from engine.limits import MAX_ID
 from engine.subworkflows import SUB_WORKFLOW_TYPE
 
 
 class SubWorkflowConfig(msgspec.Struct, forbid_unknown_fields=True):
-    workflow_id: Annotated[int, msgspec.Meta(ge=1, title="Workflow id", description=(
+    workflow_id: Annotated[int, msgspec.Meta(ge=1, le=MAX_ID, title="Workflow id", description=(
         "The id of another workflow of yours (the number in its address, /workflows/<id>). It gets this "
         "node's items as its trigger's items; its final items are this node's output."))]
 

@@ -18,6 +18,7 @@ from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from engine.limits import MAX_JSON_BYTES
 from engine.models import User
 from engine.settings import Settings, load_settings
 from nodes import registry
@@ -28,6 +29,13 @@ from webapp.executions.controllers import ExecutionController, execution_stream
 from webapp.executions.live import executions_changed_stream, executions_table_stream
 from webapp.executions.services import ExecutionService
 from webapp.metrics import MetricsController, prometheus_config
+from webapp.requests import (
+    SocketAwareSessionAuth,
+    StrictRequest,
+    check_body,
+    install_socket_refusals,
+    require_ids_in_range,
+)
 from webapp.runtime import Runtime, channels_plugin, lifespan_runtime
 from webapp.sessions import RotatingSessionBackend, RotatingSessionConfig, SQLSessionStore
 from webapp.templating import configure_templates
@@ -90,6 +98,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Lit
             secure=settings.secure_cookies, samesite="lax", httponly=True, max_age=14 * 24 * 3600),
         exclude=PUBLIC_PATHS + (["^/metrics$"] if settings.metrics_enabled else []),
     )
+    session_auth.authentication_middleware_class = SocketAwareSessionAuth  # a WebSocket without a session: 4401
     observability: list[Any] = [MetricsController] if settings.metrics_enabled else []
 
     @asynccontextmanager
@@ -98,7 +107,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Lit
             app.state.runtime = opened["runtime"] = runtime
             yield
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             healthz, DashboardController, AccountController, WorkflowController, NoteController, EditingController, NodeTestingController, ExecutionController, execution_stream,
             executions_table_stream, executions_changed_stream,
@@ -122,10 +131,15 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Lit
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],
         before_send=[_add_security_headers],
-        request_max_body_size=2 * 1024 * 1024,
+        # The request-parsing layer (webapp/requests.py): ids in range, bodies of the right type within the limits.
+        guards=[require_ids_in_range],
+        before_request=check_body,
+        request_class=StrictRequest,
+        request_max_body_size=MAX_JSON_BYTES,
         logging_config=None,  # the CLI configures logging (engine/logs.py: JSON off a terminal); Litestar's own would replace it
         debug=False,
     )
+    return install_socket_refusals(app)
 
 
 async def _add_security_headers(message: Any, scope: Any) -> None:

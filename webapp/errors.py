@@ -38,6 +38,24 @@ class StaleEdit(Conflict):
         self.current_version = current_version
 
 
+class BadRequest(HTTPException):
+    """A body that cannot be read: not UTF-8, not JSON, nested too deep (400); the message says which limit."""
+
+    status_code = 400
+
+
+class TooLarge(HTTPException):
+    """A body past its size limit (413); the message names the limit."""
+
+    status_code = 413
+
+
+class UnsupportedMediaType(HTTPException):
+    """A body of a type the address does not read, e.g. text/plain where JSON is expected (415)."""
+
+    status_code = 415
+
+
 class Invalid(HTTPException):
     """Bad input with a message for the person who sent it (422)."""
 
@@ -69,12 +87,20 @@ def error_response(request: Request[Any, Any, Any], status: int, title: str, det
 
 def handle_http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     titles = {404: "Not found", 403: "Forbidden", 409: "Conflict", 422: "Invalid input", 400: "Bad request",
-              413: "Too large"}
+              413: "Too large", 415: "Unsupported media type"}
     generic = {t.lower() for t in titles.values()}
     detail = exc.detail if exc.detail and str(exc.detail).lower() not in generic else ""
     if exc.status_code == 404:
         detail = detail or "There is nothing here, or it belongs to someone else."
-    return error_response(request, exc.status_code, titles.get(exc.status_code, "Error"), detail or str(exc.detail))
+    return error_response(request, exc.status_code, titles.get(exc.status_code, "Error"), detail or str(exc.detail),
+                          _validation_problems(exc.extra))
+
+
+def _validation_problems(extra: Any) -> list[dict[str, str]] | None:
+    """Litestar's validation errors (``[{"key": …, "message": …}]``) as problems naming the field."""
+    if not isinstance(extra, list):
+        return None
+    return [{"message": f"{e.get('key') or 'body'}: {e.get('message')}"} for e in extra if isinstance(e, dict)] or None
 
 
 def handle_unauthorized(request: Request[Any, Any, Any], exc: NotAuthorizedException) -> Response[Any]:

@@ -107,7 +107,7 @@ def test_run_up_to_refuses_a_draft_that_cannot_run(browser: Browser, db_call: An
     ('{"true": [{}]}', "“true” is not an output of this node (its outputs: main)"),
     ('{"main": [1, 2]}', "Output “main”, item 1 must be a JSON object, not int"),
     ('{"main": "x"}', "Output “main” must be a list of items"),
-    ('{"main": [{"s": "' + "x" * MAX_PINNED_BYTES + '"}]}', "at most 1,048,576 bytes (1 MiB) can be pinned"),
+    ('{"main": [{"s": "' + "x" * MAX_PINNED_BYTES + '"}]}', "at most 1,048,576 bytes (1 MiB) are allowed"),
 ])
 def test_bad_pinned_data_is_refused_with_a_precise_422(browser: Browser, db_call: Any, data: str, message: str) -> None:
     wid, ids = build(browser)

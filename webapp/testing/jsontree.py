@@ -11,10 +11,14 @@ from typing import Any
 
 from markupsafe import Markup, escape
 
+from engine.limits import MAX_JSON_DEPTH
+
 MAX_NODES = 1500
 MAX_CHILDREN = 100
 MAX_STRING = 1000
 OPEN_DEPTH = 3
+MAX_DEPTH = MAX_JSON_DEPTH
+"""Levels shown; deeper values would exhaust the recursion of this renderer (one value per level)."""
 
 
 class _Budget:
@@ -52,6 +56,10 @@ def _container(label: Markup, value: dict[str, Any] | list[Any], depth: int, bud
     meta = (f"{{…}} {len(entries)} key{'s' if len(entries) != 1 else ''}" if isinstance(value, dict)
             else f"[…] {len(entries)} item{'s' if len(entries) != 1 else ''}")
     children = []
+    if depth >= MAX_DEPTH and entries:  # data stored before the depth limit, or a node's own output
+        budget.cut = True
+        children.append(Markup('<li class="jt-more">… nested deeper than {} levels: not shown</li>').format(MAX_DEPTH))
+        entries = []
     for index, (key, child) in enumerate(entries):
         if index >= MAX_CHILDREN or budget.left <= 0:
             budget.cut = True

@@ -27,6 +27,7 @@ from engine.graph import (
     topological_order,
     validate_graph,
 )
+from engine.limits import nesting_exceeds, too_deep_message
 from engine.models import Connection, Node
 from engine.registry import Registry
 from webapp.errors import Invalid, PasteRefused, StaleEdit
@@ -54,6 +55,8 @@ def decode_paste(text: str) -> WorkflowDocument:
                                     f"({MAX_PASTE_BYTES:,} bytes) can be pasted.")])
     if not text.strip():
         raise PasteRefused([Problem("The clipboard is empty.")])
+    if nesting_exceeds(text.encode("utf-8", "surrogatepass")):
+        raise PasteRefused([Problem(f"Not a Patchwire workflow: {too_deep_message('the pasted text')}")])
     try:
         document = msgspec.json.decode(text, type=WorkflowDocument)
     except msgspec.DecodeError as exc:

@@ -18,9 +18,10 @@ import msgspec
 
 from engine.errors import GraphError
 from engine.graph import Problem, WorkflowDocument
+from engine.limits import MAX_JSON_BYTES, nesting_exceeds, too_deep_message
 from webapp.workflows import n8n
 
-MAX_IMPORT_BYTES = 2 * 1024 * 1024
+MAX_IMPORT_BYTES = MAX_JSON_BYTES
 """An uploaded or pasted workflow is at most 2 MiB (the CLI's limit is engine.graph.MAX_DOCUMENT_BYTES)."""
 MAX_IMPORT_NODES = 500
 MAX_IMPORT_CONNECTIONS = 1000
@@ -63,6 +64,8 @@ def parse_json(data: bytes) -> Any:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise refuse(f"Not valid JSON: the file is not UTF-8 text (byte {exc.start:,}).") from None
+    if nesting_exceeds(data):
+        raise refuse(too_deep_message("The workflow's JSON"))
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:

@@ -42,7 +42,7 @@ from engine.graph import (
     validate_graph,
     would_close_cycle,
 )
-from engine.models import Connection, Node, User, Workflow, WorkflowNote, WorkflowVersion
+from engine.models import Connection, Execution, Node, User, Workflow, WorkflowNote, WorkflowVersion
 from engine.policy import ERROR_PORT, WorkflowSettings, check_settings, parse_settings
 from engine.registry import Registry
 from webapp.errors import Conflict, Invalid, StaleEdit
@@ -128,6 +128,8 @@ class WorkflowService:
 
     async def delete(self, workflow_id: int) -> None:
         workflow = await self.get(workflow_id)
+        # Its executions first: they pin its versions (ON DELETE RESTRICT), so the cascade alone failed.
+        await self.db.execute(delete(Execution).where(Execution.workflow_id == workflow_id))
         await self.db.delete(workflow)
         await self.db.commit()
 
