@@ -33,7 +33,7 @@ from sqlalchemy import Select, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from engine import metrics
-from engine.database import BUSY_TIMEOUT_MS
+from engine.database import BUSY_TIMEOUT_MS, connect_sqlite
 from engine.models import TERMINAL_STATUSES, Execution, ExecutionEvent, NodeRun, SessionRow
 
 log = logging.getLogger("patchwire.retention")
@@ -161,7 +161,7 @@ async def vacuum(sessions: async_sessionmaker[AsyncSession]) -> int:
 
 
 def incremental_vacuum(path: str) -> int:
-    conn = sqlite3.connect(path, isolation_level=None)
+    conn = connect_sqlite(path, isolation_level=None)
     try:
         conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         freed = 0
