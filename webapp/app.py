@@ -33,6 +33,7 @@ from webapp.sessions import RotatingSessionBackend, RotatingSessionConfig, SQLSe
 from webapp.templating import configure_templates
 from webapp.testing.controllers import NodeTestingController
 from webapp.testing.services import TestingService
+from webapp.transport import https_headers_hook, trusted_proxy_middleware
 from webapp.workflows.controllers import WorkflowController
 from webapp.workflows.editing_controllers import EditingController
 from webapp.workflows.notes import NoteController
@@ -104,7 +105,8 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Lit
             executions_table_stream, executions_changed_stream,
             create_static_files_router(path="/static", directories=[ROOT / "static"], name="static"), *observability,
         ],
-        middleware=[prometheus_config().middleware] if settings.metrics_enabled else [],
+        middleware=[*trusted_proxy_middleware(settings),
+                    *([prometheus_config().middleware] if settings.metrics_enabled else [])],
         dependencies={
             "db": Provide(provide_db),
             "runtime": Provide(provide_runtime, sync_to_thread=False),
@@ -121,7 +123,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Lit
                                        engine_callback=configure_templates),
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],
-        before_send=[_add_security_headers],
+        before_send=[_add_security_headers, https_headers_hook(settings)],
         request_max_body_size=2 * 1024 * 1024,
         logging_config=None,  # the CLI configures logging (engine/logs.py: JSON off a terminal); Litestar's own would replace it
         debug=False,

@@ -110,8 +110,10 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     # per socket cost ~17 % more CPU per message (docs/benchmarks.md); Node's `ws` leaves it off by default too.
     app = create_app(settings)
     app.on_startup.append(freeze_startup_hook)  # after the lifespan started everything (engine/gctune.py)
+    # proxy_headers off: uvicorn would believe X-Forwarded-* from 127.0.0.1; the app believes only the proxies
+    # named in PATCHWIRE_TRUSTED_PROXIES (webapp/transport.py)
     uvicorn.run(app, host=host, port=port, log_level=settings.log_level.lower(), lifespan="on",
-                log_config=None, loop=eventloop.UVICORN_LOOP, ws_per_message_deflate=False)
+                log_config=None, loop=eventloop.UVICORN_LOOP, ws_per_message_deflate=False, proxy_headers=False)
     return 0
 
 
