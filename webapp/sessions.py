@@ -115,7 +115,9 @@ class RotatingSessionBackend(ServerSideSessionBackend):
     async def load_from_connection(self, connection: ASGIConnection[Any, Any, Any, Any]) -> dict[str, Any]:
         store = self.config.get_store_from_app(connection.scope["app"])
         session_id = connection.cookies.get(self.config.key)
-        if not session_id or not isinstance(store, SQLSessionStore):
+        if not session_id or session_id == "null":  # "null": an older version's log-out cookie; nothing to read
+            return {}
+        if not isinstance(store, SQLSessionStore):
             return await super().load_from_connection(connection)
         found = await store.get_with_expiry(session_id)
         if found is None:
@@ -142,7 +144,7 @@ class RotatingSessionBackend(ServerSideSessionBackend):
         """Nothing to keep (no session, an emptied one, a log-out): no row is written. A row this request
         loaded is deleted, and a session cookie the browser sent is expired; without one, nothing is sent."""
         session_id = connection.cookies.get(self.config.key)
-        if not session_id or session_id == "null":
+        if not session_id:
             return
         if connection.scope.get(_LOADED) is not None:
             await self.delete(session_id, store=self.config.get_store_from_app(connection.scope["app"]))
