@@ -53,3 +53,14 @@ def test_what_an_older_version_left_readable_is_narrowed(tmp_path: Path) -> None
     private_sqlite_file(str(data_dir / "patchwire.db"))
     assert mode(data_dir) == 0o700 and [mode(path) for path in old] == [0o600] * 4
 
+
+
+def test_every_database_connection_of_the_app_goes_through_the_private_file_helpers() -> None:
+    """So that a new module cannot make a database file with the umask's mode: SQLite is opened directly only
+    where the file was made 0600 first."""
+    root = Path(__file__).resolve().parents[2]
+    allowed = {"engine/database.py", "engine/queue/sqlite.py"}
+    openers = ("sqlite3.connect(", "aiosqlite.connect(", "create_engine(", "create_async_engine(")
+    found = {str(path.relative_to(root)) for package in ("engine", "nodes", "webapp")
+             for path in (root / package).rglob("*.py") if any(o in path.read_text() for o in openers)}
+    assert found <= allowed, found - allowed
