@@ -33,7 +33,7 @@ from webapp.sessions import RotatingSessionBackend, RotatingSessionConfig, SQLSe
 from webapp.templating import configure_templates
 from webapp.testing.controllers import NodeTestingController
 from webapp.testing.services import TestingService
-from webapp.transport import https_headers_hook, trusted_proxy_middleware
+from webapp.transport import https_headers_hook
 from webapp.workflows.controllers import WorkflowController
 from webapp.workflows.editing_controllers import EditingController
 from webapp.workflows.notes import NoteController
@@ -105,8 +105,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Lit
             executions_table_stream, executions_changed_stream,
             create_static_files_router(path="/static", directories=[ROOT / "static"], name="static"), *observability,
         ],
-        middleware=[*trusted_proxy_middleware(settings),
-                    *([prometheus_config().middleware] if settings.metrics_enabled else [])],
+        middleware=[prometheus_config().middleware] if settings.metrics_enabled else [],
         dependencies={
             "db": Provide(provide_db),
             "runtime": Provide(provide_runtime, sync_to_thread=False),

@@ -101,6 +101,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
     from engine.gctune import freeze_startup_hook
     from webapp.app import create_app
+    from webapp.transport import proxy_header_options
 
     host, port = args.host or settings.host, args.port or settings.port
     print(f"Patchwire ({settings.profile} profile) at http://{host}:{port}/", flush=True)
@@ -110,10 +111,10 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     # per socket cost ~17 % more CPU per message (docs/benchmarks.md); Node's `ws` leaves it off by default too.
     app = create_app(settings)
     app.on_startup.append(freeze_startup_hook)  # after the lifespan started everything (engine/gctune.py)
-    # proxy_headers off: uvicorn would believe X-Forwarded-* from 127.0.0.1; the app believes only the proxies
-    # named in PATCHWIRE_TRUSTED_PROXIES (webapp/transport.py)
+    # X-Forwarded-* believed from PATCHWIRE_TRUSTED_PROXIES only (uvicorn's default: from 127.0.0.1)
     uvicorn.run(app, host=host, port=port, log_level=settings.log_level.lower(), lifespan="on",
-                log_config=None, loop=eventloop.UVICORN_LOOP, ws_per_message_deflate=False, proxy_headers=False)
+                log_config=None, loop=eventloop.UVICORN_LOOP, ws_per_message_deflate=False,
+                **proxy_header_options(settings))
     return 0
 
 

@@ -3,7 +3,8 @@ WebSocket ``Origin`` rule, and which reverse proxies may tell us the scheme and 
 
 - **HTTPS** is known from ``PATCHWIRE_PUBLIC_URL`` (``https://…``: always) or from the request itself:
   uvicorn serving TLS, or ``X-Forwarded-Proto: https`` from a proxy listed in ``PATCHWIRE_TRUSTED_PROXIES``
-  (nobody's by default: a header anyone can send proves nothing). Then every ``Set-Cookie`` of the response
+  (nobody's by default: a header anyone can send proves nothing; ``proxy_header_options`` tells
+  ``patchwire serve``'s uvicorn). Then every ``Set-Cookie`` of the response
   (session, CSRF, any later one) carries ``Secure``, and ``Strict-Transport-Security`` is sent.
 - **Origin**: a WebSocket is accepted only when its ``Origin`` names the same scheme, host and port as
   ``PATCHWIRE_PUBLIC_URL`` or, when that is unset, as the request itself (``wss`` ↔ ``https``, its ``Host``
@@ -18,8 +19,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from litestar.connection import ASGIConnection
-from litestar.types import ASGIApp
-from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from engine.settings import Settings
 
@@ -91,12 +90,11 @@ def _secure(cookie: bytes) -> bytes:
     return cookie if b"secure" in attributes else cookie + b"; Secure"
 
 
-def trusted_proxy_middleware(settings: Settings) -> list[Callable[[ASGIApp], ASGIApp]]:
-    """With ``PATCHWIRE_TRUSTED_PROXIES``: uvicorn's proxy-headers middleware, believing ``X-Forwarded-Proto``
-    and ``X-Forwarded-For`` from those addresses only (the request's scheme and client then are the
-    browser's). Without: nothing, and the headers change nothing — ``patchwire serve`` turns uvicorn's own
-    handling (which trusts 127.0.0.1 by default) off, so the app alone decides."""
+def proxy_header_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's options for ``X-Forwarded-Proto`` / ``X-Forwarded-For``: believed from the proxies listed in
+    ``PATCHWIRE_TRUSTED_PROXIES`` only, for every request (a 404 and a WebSocket included; the request's
+    scheme and client then are the browser's). With none listed the headers are ignored — uvicorn's own
+    default would believe them from 127.0.0.1, i.e. from anyone on this machine."""
     if not settings.trusted_proxies:
-        return []
-    trusted = settings.trusted_proxies
-    return [lambda app: ProxyHeadersMiddleware(app, trusted_hosts=trusted)]  # type: ignore[arg-type]
+        return {"proxy_headers": False}
+    return {"proxy_headers": True, "forwarded_allow_ips": settings.trusted_proxies}

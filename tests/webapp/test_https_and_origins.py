@@ -160,14 +160,17 @@ def patchwire_serve(tmp_path: Path, **env: str) -> Iterator[str]:
 
 @pytest.mark.parametrize("trusted", ["", "127.0.0.1"])
 def test_x_forwarded_proto_counts_only_from_a_trusted_proxy(tmp_path: Path, trusted: str) -> None:
-    """Over real HTTP on loopback (uvicorn trusts 127.0.0.1 by default; ``patchwire serve`` must not): the
-    proxy's headers change the scheme (Secure cookies, HSTS) and the client address (``/metrics`` answers
-    loopback clients only) exactly when the proxy is listed in ``PATCHWIRE_TRUSTED_PROXIES``."""
+    """Over real HTTP on loopback against ``patchwire serve`` (whose uvicorn would trust 127.0.0.1 by
+    default): the proxy's headers change the scheme (Secure cookies, HSTS) and the client address
+    (``/metrics`` answers loopback clients only) exactly when the proxy is listed in
+    ``PATCHWIRE_TRUSTED_PROXIES``."""
     forwarded = {"x-forwarded-proto": "https", "x-forwarded-for": "203.0.113.9"}
     with patchwire_serve(tmp_path, PATCHWIRE_TRUSTED_PROXIES=trusted) as url:
         page = httpx.get(f"{url}/login", headers=forwarded)
+        missing = httpx.get(f"{url}/no-such-page", headers=forwarded)
         metrics = httpx.get(f"{url}/metrics", headers=forwarded)
-    assert page.status_code == 200
+    assert page.status_code == 200 and missing.status_code == 404
     assert is_secure(cookies_set(page)["csrftoken"]) is bool(trusted)
     assert ("strict-transport-security" in page.headers) is bool(trusted)
+    assert ("strict-transport-security" in missing.headers) is bool(trusted)  # every response, routed or not
     assert metrics.status_code == (403 if trusted else 200)
