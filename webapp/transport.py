@@ -3,9 +3,9 @@ WebSocket ``Origin`` rule, and which reverse proxies may tell us the scheme and 
 
 - **HTTPS** is known from ``PATCHWIRE_PUBLIC_URL`` (``https://…``: always) or from the request itself:
   uvicorn serving TLS, or ``X-Forwarded-Proto: https`` from a proxy listed in ``PATCHWIRE_TRUSTED_PROXIES``
-  (nobody's by default: a header anyone can send proves nothing; ``proxy_header_options`` tells
-  ``patchwire serve``'s uvicorn). Then every ``Set-Cookie`` of the response
-  (session, CSRF, any later one) carries ``Secure``, and ``Strict-Transport-Security`` is sent.
+  (nobody's by default: a header anyone can send proves nothing; ``proxy_header_options`` configures
+  ``patchwire serve``'s uvicorn). Then every ``Set-Cookie`` of the response (session, CSRF, any later one)
+  carries ``Secure``, and ``Strict-Transport-Security`` is sent.
 - **Origin**: a WebSocket is accepted only when its ``Origin`` names the same scheme, host and port as
   ``PATCHWIRE_PUBLIC_URL`` or, when that is unset, as the request itself (``wss`` ↔ ``https``, its ``Host``
   header). Default ports count as written (``https://h`` is ``https://h:443``).
