@@ -6,7 +6,10 @@ import sqlite3
 from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from engine.files import private_sqlite_file
 
 BUSY_TIMEOUT_MS = 10_000
 
@@ -39,8 +42,18 @@ def make_engine(url: str, *, pool_size: int = 20, **kwargs: Any) -> AsyncEngine:
         kwargs.setdefault("pool_pre_ping", True)
     engine = create_async_engine(async_url(url), **kwargs)
     if engine.dialect.name == "sqlite":
+        path = make_url(async_url(url)).database or ""
+        # before SQLite opens (and maybe makes) the file: it is made 0600 first (engine/files.py)
+        event.listen(engine.sync_engine, "do_connect", lambda *_args: private_sqlite_file(path))
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     return engine
+
+
+def connect_sqlite(path: str, **kwargs: Any) -> sqlite3.Connection:
+    """``sqlite3.connect`` for every raw connection of ours: the file (and the ones SQLite makes beside it)
+    readable by its owner only."""
+    private_sqlite_file(path)
+    return sqlite3.connect(path, **kwargs)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import make_url
+
+from engine.database import connect_sqlite
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[1] / "migrations"
 INCREMENTAL = 2
@@ -37,7 +38,7 @@ def ensure_incremental_vacuum(database_url: str) -> bool:
     url = make_url(database_url)
     if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
         return False
-    conn = sqlite3.connect(url.database, isolation_level=None)
+    conn = connect_sqlite(url.database, isolation_level=None)
     try:
         if conn.execute("PRAGMA auto_vacuum").fetchone()[0] == INCREMENTAL:
             return False

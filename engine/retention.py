@@ -15,6 +15,9 @@ On SQLite the newest execution row is never pruned: SQLite gives a new row the l
 an execution id that came back would collide with its old job key in the queue. After a prune,
 ``PRAGMA incremental_vacuum`` returns the freed pages to the file system in chunks (the database uses
 ``auto_vacuum=INCREMENTAL``, engine/database.py and engine/migrate.py), so the file stops growing.
+
+The same upkeep pass deletes expired web sessions (``delete_expired_sessions``), whatever the policy: a
+session nobody uses again would otherwise stay for ever.
 """
 
 from __future__ import annotations
@@ -30,14 +33,16 @@ from sqlalchemy import Select, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from engine import metrics
-from engine.database import BUSY_TIMEOUT_MS
-from engine.models import TERMINAL_STATUSES, Execution, ExecutionEvent, NodeRun
+from engine.database import BUSY_TIMEOUT_MS, connect_sqlite
+from engine.models import TERMINAL_STATUSES, Execution, ExecutionEvent, NodeRun, SessionRow
 
 log = logging.getLogger("patchwire.retention")
 VACUUM_CHUNK = 2000
 """Pages freed per ``incremental_vacuum`` statement (8 MiB at 4 KiB pages): each is one short write lock."""
 PAUSE = 0.02
 """Seconds between batches, so other writers waiting for SQLite's lock get their turn."""
+SESSION_BATCH = 1000
+"""Expired sessions deleted per transaction."""
 
 
 @dataclass(frozen=True)
@@ -156,7 +161,7 @@ async def vacuum(sessions: async_sessionmaker[AsyncSession]) -> int:
 
 
 def incremental_vacuum(path: str) -> int:
-    conn = sqlite3.connect(path, isolation_level=None)
+    conn = connect_sqlite(path, isolation_level=None)
     try:
         conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         freed = 0
@@ -187,12 +192,31 @@ def _truncate_wal(conn: sqlite3.Connection) -> None:
         log.info("WAL checkpoint after the prune did not complete: %s", exc)
 
 
+async def delete_expired_sessions(sessions: async_sessionmaker[AsyncSession], *, now: datetime | None = None,
+                                  batch: int = SESSION_BATCH) -> int:
+    """Delete the web sessions whose expiry has passed (in batches, over the ``expires_at`` index); returns
+    how many. A session is also deleted when someone presents it after its expiry; this catches the rest."""
+    cutoff, deleted = now or datetime.now(UTC), 0
+    while True:
+        async with sessions.begin() as session:
+            expired = select(SessionRow.key).where(SessionRow.expires_at <= cutoff).limit(batch)
+            count = _count(await session.execute(delete(SessionRow).where(SessionRow.key.in_(expired.scalar_subquery()))
+                                                 .execution_options(synchronize_session=False)))
+        deleted += count
+        if count < batch:
+            return deleted
+        await asyncio.sleep(PAUSE)
+
+
 async def prune_forever(sessions: async_sessionmaker[AsyncSession], policy: RetentionPolicy, every: float) -> None:
-    """The worker's upkeep loop: a pass now and then every ``every`` seconds; a failed pass is logged.
-    Passes of several workers may overlap: they delete the same rows at most once (harmless)."""
+    """The worker's upkeep loop: a pass now and then every ``every`` seconds — executions as the policy says
+    (none when it is inactive), and expired web sessions always; a failed pass is logged. Passes of several
+    workers may overlap: they delete the same rows at most once (harmless)."""
     while True:
         try:
-            await prune(sessions, policy)
+            if policy.active:
+                await prune(sessions, policy)
+            await delete_expired_sessions(sessions)
         except Exception:
             log.warning("prune pass failed; trying again in %s s", every, exc_info=True)
         await asyncio.sleep(every)

@@ -19,17 +19,23 @@
 | ``PATCHWIRE_RETENTION_DAYS`` | ``30``: finished executions are pruned this many days after they ended (``0``: never) |
 | ``PATCHWIRE_RETENTION_PER_WORKFLOW`` | ``0`` (unlimited): keep at most this many finished executions per workflow |
 | ``PATCHWIRE_RETENTION_EVERY`` | ``600`` seconds between the workers' prune passes |
+| ``PATCHWIRE_PUBLIC_URL`` | unset: the address browsers use (``https://…``: Secure cookies, HSTS; the WebSocket origin) |
+| ``PATCHWIRE_TRUSTED_PROXIES`` | unset: addresses / networks of reverse proxies whose ``X-Forwarded-Proto`` / ``-For`` count |
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from dotenv import load_dotenv
+
+from engine.files import PRIVATE_FILE, narrow, private_directory
 
 if TYPE_CHECKING:
     from engine.retention import RetentionPolicy
@@ -60,6 +66,19 @@ class Settings:
     retention_per_workflow: int = 0
     retention_every: float = 600.0
 
+    # Where browsers reach Patchwire, and who may say so (webapp/transport.py, docs/security.md)
+    public_url: str = ""
+    """``PATCHWIRE_PUBLIC_URL``, as ``scheme://host[:port]``: the one origin browsers use. ``https://`` makes
+    every cookie ``Secure`` and sends HSTS; empty: each request's own scheme, host and port count."""
+    trusted_proxies: str = ""
+    """``PATCHWIRE_TRUSTED_PROXIES``: comma-separated addresses / networks of the reverse proxies whose
+    ``X-Forwarded-Proto`` and ``X-Forwarded-For`` headers are believed; empty: nobody's."""
+
+    @property
+    def https(self) -> bool:
+        """Browsers reach Patchwire over HTTPS (``PATCHWIRE_PUBLIC_URL`` says so)."""
+        return self.public_url.startswith("https://")
+
     @property
     def retention(self) -> RetentionPolicy:
         from engine.retention import RetentionPolicy
@@ -81,8 +100,8 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
     if env is None:
         load_dotenv(Path.cwd() / ".env", override=False)
         env = dict(os.environ)
-    data_dir = Path(env.get("PATCHWIRE_DATA_DIR") or Path.cwd() / ".patchwire").resolve()
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir = private_directory(Path(env.get("PATCHWIRE_DATA_DIR") or Path.cwd() / ".patchwire").resolve())
+    public_url = public_url_setting(env.get("PATCHWIRE_PUBLIC_URL", ""))
     queue_url = normalize_service_url(env.get("QUEUE_URL") or f"sqlite:///{data_dir / 'queue.db'}")
     return Settings(
         data_dir=data_dir,
@@ -94,7 +113,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         secret_key=env.get("PATCHWIRE_SECRET_KEY") or _secret_key(data_dir),
         worker_concurrency=int(env.get("PATCHWIRE_WORKER_CONCURRENCY", "10")),
         execution_timeout=int(env.get("PATCHWIRE_EXECUTION_TIMEOUT", "3600")),
-        secure_cookies=env.get("PATCHWIRE_SECURE_COOKIES", "") in ("1", "true", "yes"),
+        secure_cookies=env.get("PATCHWIRE_SECURE_COOKIES", "") in ("1", "true", "yes") or public_url.startswith("https://"),
         inline_wait=float(env.get("PATCHWIRE_INLINE_WAIT", "30")),
         http_allow_networks=env.get("PATCHWIRE_HTTP_ALLOW_NETWORKS", ""),
         log_format=_choice(env, "PATCHWIRE_LOG_FORMAT", ("auto", "json", "text")),
@@ -106,6 +125,8 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         retention_days=_non_negative(env, "PATCHWIRE_RETENTION_DAYS", 30.0),
         retention_per_workflow=int(_non_negative(env, "PATCHWIRE_RETENTION_PER_WORKFLOW", 0)),
         retention_every=_non_negative(env, "PATCHWIRE_RETENTION_EVERY", 600.0) or 600.0,
+        public_url=public_url,
+        trusted_proxies=trusted_proxies_setting(env.get("PATCHWIRE_TRUSTED_PROXIES", "")),
     )
 
 
@@ -145,12 +166,44 @@ def _default_channels(queue_url: str, redis_url: str | None) -> str:
 
 
 def _secret_key(data_dir: Path) -> str:
-    """Read the generated key, or create it once with mode 0600."""
+    """Read the generated key, or create it once with mode 0600 (engine/files.py)."""
     path = data_dir / "secret_key"
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE)
     except FileExistsError:
+        narrow(path, PRIVATE_FILE)
         return path.read_text().strip()
     with os.fdopen(fd, "w") as handle:
         handle.write(secrets.token_urlsafe(48))
     return path.read_text().strip()
+
+
+def public_url_setting(value: str) -> str:
+    """``PATCHWIRE_PUBLIC_URL`` as ``scheme://host[:port]`` (lower case, no path), or empty."""
+    value = value.strip()
+    if not value:
+        return ""
+    parts = urlsplit(value)
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if parts.scheme not in ("http", "https") or not parts.hostname or port == -1 or parts.path not in ("", "/") \
+            or parts.query or parts.fragment or parts.username or parts.password:
+        raise ValueError(f"PATCHWIRE_PUBLIC_URL must be http(s)://host[:port] (no path), not {value!r}")
+    return f"{parts.scheme}://{parts.netloc.lower()}"
+
+
+def trusted_proxies_setting(value: str) -> str:
+    """``PATCHWIRE_TRUSTED_PROXIES``: each item an address, a network, or ``*`` (everyone: only when nothing but
+    the proxy can reach Patchwire)."""
+    items = [item.strip() for item in value.split(",") if item.strip()]
+    for item in items:
+        if item == "*":
+            continue
+        try:
+            ipaddress.ip_network(item)
+        except ValueError:
+            raise ValueError(f"PATCHWIRE_TRUSTED_PROXIES: {item!r} is not an address or network "
+                             "(e.g. 127.0.0.1,10.0.0.0/8)") from None
+    return ",".join(items)

@@ -48,7 +48,7 @@ import msgspec
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from engine import metrics
-from engine.database import BUSY_TIMEOUT_MS
+from engine.database import BUSY_TIMEOUT_MS, connect_sqlite
 from engine.events import Event, EventSink, Message, publish_all
 from engine.models import TERMINAL_STATUSES
 from engine.store import ExecutionState, NodeRunRecord, Transition
@@ -419,7 +419,7 @@ class _SQLiteBackend:
 
     def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         if self._conn is None:
-            conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False,
+            conn = connect_sqlite(self._path, isolation_level=None, check_same_thread=False,
                                    timeout=BUSY_TIMEOUT_MS / 1000)
             # then busy_timeout 0 for good: the inline path fails at once when locked, and the thread path
             # waits for the lock in short steps of its own (``_retry_busy``)

@@ -383,8 +383,8 @@ class PatchwireWorker(Worker):
 
 def build_worker(queue: Queue, services: WorkerServices, *, concurrency: int = 10, in_process: bool = False,
                  shutdown_grace: int = 0) -> Worker:
-    """A SAQ worker for ``run_execution``, with the reconciler (and, with a retention policy, the prune
-    pass) running beside it.
+    """A SAQ worker for ``run_execution``, with the reconciler (and, with a retention policy, the upkeep
+    pass: pruning, expired sessions) running beside it.
 
     ``shutdown_grace``: on SIGTERM, in-flight executions get that many seconds to finish (SAQ
     waits for all its tasks, so an idle worker also takes up to one upkeep interval to stop);
@@ -395,7 +395,7 @@ def build_worker(queue: Queue, services: WorkerServices, *, concurrency: int = 1
     async def startup(ctx: dict[str, Any]) -> None:
         ctx["services"] = services
         tasks.append(asyncio.create_task(_reconcile_forever(queue, services)))
-        if services.retention is not None and services.retention.active:
+        if services.retention is not None:  # also when it prunes no executions: it deletes expired sessions
             tasks.append(asyncio.create_task(prune_forever(services.sessions, services.retention,
                                                            services.retention_every)))
 

@@ -41,6 +41,7 @@ from webapp.sessions import RotatingSessionBackend, RotatingSessionConfig, SQLSe
 from webapp.templating import configure_templates
 from webapp.testing.controllers import NodeTestingController
 from webapp.testing.services import TestingService
+from webapp.transport import https_headers_hook
 from webapp.workflows.controllers import WorkflowController
 from webapp.workflows.editing_controllers import EditingController
 from webapp.workflows.notes import NoteController
@@ -130,7 +131,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Lit
                                        engine_callback=configure_templates),
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],
-        before_send=[_add_security_headers],
+        before_send=[_add_security_headers, https_headers_hook(settings)],
         # The request-parsing layer (webapp/requests.py): ids in range, bodies of the right type within the limits.
         guards=[require_ids_in_range],
         before_request=check_body,

@@ -78,6 +78,7 @@ def serve(settings: Settings, host: str, port: int) -> None:
     """Run the web server (and, on the embedded profile, the worker in-process) until SIGINT / SIGTERM."""
     from engine.gctune import freeze_startup_hook
     from webapp.app import create_app
+    from webapp.transport import proxy_header_options
 
     app = create_app(settings)
     app.on_startup.append(freeze_startup_hook)  # after the lifespan started everything (engine/gctune.py)
@@ -86,7 +87,9 @@ def serve(settings: Settings, host: str, port: int) -> None:
     # No permessage-deflate: the live tables send small fragments to many sockets, and compressing each one
     # per socket cost ~17 % more CPU per message (docs/benchmarks.md); Node's `ws` leaves it off by default too.
     options: dict[str, Any] = {"log_level": settings.log_level.lower(), "lifespan": "on", "log_config": None,
-                               "loop": eventloop.UVICORN_LOOP, "ws_per_message_deflate": False}
+                               "loop": eventloop.UVICORN_LOOP, "ws_per_message_deflate": False,
+                               # X-Forwarded-* believed from PATCHWIRE_TRUSTED_PROXIES only (uvicorn's default: 127.0.0.1)
+                               **proxy_header_options(settings)}
     config = uvicorn.Config(app, host=host, port=port, **options)
     server = AnnouncingServer(config, app)
     server.run()

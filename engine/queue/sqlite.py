@@ -20,6 +20,8 @@ from saq.job import TERMINAL_STATUSES, Job, Status
 from saq.queue.base import Queue, logger
 from saq.utils import now, now_seconds
 
+from engine.files import private_sqlite_file
+
 if t.TYPE_CHECKING:
     from saq.types import CountKind, DumpType, LoadType, QueueInfo, WorkerInfo
 
@@ -324,6 +326,7 @@ class SQLiteQueue(Queue):
             await super().connect()
 
     def _open(self) -> sqlite3.Connection:
+        private_sqlite_file(self.path)  # 0600, as every database file of ours (engine/files.py)
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         try:
             self._configure(conn)

@@ -16,8 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from engine.database import make_engine, make_sessionmaker
 from engine.migrate import INCREMENTAL, ensure_incremental_vacuum, upgrade_async
-from engine.models import Execution, ExecutionEvent, NodeRun, Workflow, WorkflowVersion
-from engine.retention import RetentionPolicy, prune
+from engine.models import Execution, ExecutionEvent, NodeRun, SessionRow, Workflow, WorkflowVersion
+from engine.retention import RetentionPolicy, delete_expired_sessions, prune
 from tests.factories import owner_workflow_version
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -186,3 +186,14 @@ async def test_sqlite_keeps_the_newest_execution_row(sessions: Sessions) -> None
     sqlite = sessions.kw["bind"].dialect.name == "sqlite"
     # SQLite would give the next execution the id of a deleted newest row (and its old queue job key)
     assert await remaining(sessions) == ({newest} if sqlite else set()), older
+
+
+async def test_expired_sessions_are_deleted_in_batches_and_live_ones_kept(sessions: Sessions) -> None:
+    expired = {f"expired-{n}": NOW - timedelta(minutes=n + 1) for n in range(5)}
+    live = {"live": NOW + timedelta(days=1), "at-no-expiry": None}
+    async with sessions.begin() as db:
+        db.add_all(SessionRow(key=key, data=b"{}", expires_at=at) for key, at in {**expired, **live}.items())
+    assert await delete_expired_sessions(sessions, now=NOW, batch=2) == 5  # three batches
+    async with sessions() as db:
+        assert set(await db.scalars(select(SessionRow.key))) == set(live)
+    assert await delete_expired_sessions(sessions, now=NOW) == 0

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import msgspec
 from litestar import Controller, Request, Response, WebSocket, get, post, websocket
@@ -26,6 +25,7 @@ from webapp.executions.services import ExecutionService
 from webapp.executions.views import NodePanel, canvas_nodes, connections, node_panel, timeline
 from webapp.forms import is_htmx, multidict
 from webapp.runtime import Runtime
+from webapp.transport import same_origin
 
 WS_FORBIDDEN = 4403
 WS_NOT_FOUND = 4404
@@ -159,16 +159,6 @@ def _slug(name: str) -> str:
 def _download(value: Any, stem: str) -> Response[bytes]:
     return Response(msgspec.json.format(msgspec.json.encode(value), indent=2), media_type="application/json",
                     headers={"Content-Disposition": f'attachment; filename="{stem}.json"'})
-
-
-def same_origin(socket: WebSocket[Any, Any, Any]) -> bool:
-    """Browsers always send Origin on WebSockets; it must name this very host."""
-    origin = socket.headers.get("origin")
-    host = socket.headers.get("host")
-    if not origin or not host:
-        return False
-    parts = urlsplit(origin)
-    return parts.scheme in ("http", "https") and parts.netloc == host
 
 
 def render(socket: WebSocket[Any, Any, Any], name: str, **context: Any) -> str:

@@ -17,12 +17,13 @@ from typing import Any
 from litestar import WebSocket, websocket
 from litestar.exceptions import NotFoundException, WebSocketDisconnect
 
-from webapp.executions.controllers import WS_FORBIDDEN, WS_NOT_FOUND, render, same_origin
+from webapp.executions.controllers import WS_FORBIDDEN, WS_NOT_FOUND, render
 from webapp.executions.filters import BadFilter, Cursor, ExecutionFilter, params_of, parse
 from webapp.executions.hub import ExecutionHub, Listener
 from webapp.executions.listing import PAGE_SIZE, Page
 from webapp.executions.rows import ExecutionRow
 from webapp.executions.services import ExecutionService
+from webapp.transport import same_origin
 
 WS_BAD_REQUEST = 4400
 MIN_REFRESH = 0.5
