@@ -108,8 +108,8 @@ class AddressRefused(httpx.RequestError):
         self.host, self.address, self.reason = host, address, reason
 
 
-def parse_networks(value: str) -> tuple[Network, ...]:
-    """``"10.0.0.0/8, 127.0.0.1"`` → networks; a bad entry raises ``ValueError`` naming it."""
+def parse_networks(value: str, setting: str = "PATCHWIRE_HTTP_ALLOW_NETWORKS") -> tuple[Network, ...]:
+    """``"10.0.0.0/8, 127.0.0.1"`` → networks; a bad entry raises ``ValueError`` naming it and ``setting``."""
     networks = []
     for entry in (part.strip() for part in value.split(",")):
         if not entry:
@@ -117,7 +117,7 @@ def parse_networks(value: str) -> tuple[Network, ...]:
         try:
             networks.append(ip_network(entry, strict=False))
         except ValueError:
-            raise ValueError(f"PATCHWIRE_HTTP_ALLOW_NETWORKS: {entry!r} is not an IP network (e.g. 10.0.0.0/8)") from None
+            raise ValueError(f"{setting}: {entry!r} is not an IP network (e.g. 10.0.0.0/8)") from None
     return tuple(networks)
 
 

@@ -19,6 +19,7 @@
 | ``PATCHWIRE_RETENTION_DAYS`` | ``30``: finished executions are pruned this many days after they ended (``0``: never) |
 | ``PATCHWIRE_RETENTION_PER_WORKFLOW`` | ``0`` (unlimited): keep at most this many finished executions per workflow |
 | ``PATCHWIRE_RETENTION_EVERY`` | ``600`` seconds between the workers' prune passes |
+| ``PATCHWIRE_TRUSTED_PROXIES`` | empty: the client address is the socket peer; CIDRs of reverse proxies whose ``X-Forwarded-For`` is believed (log-in limits) |
 """
 
 from __future__ import annotations
@@ -59,6 +60,10 @@ class Settings:
     retention_days: float = 30.0
     retention_per_workflow: int = 0
     retention_every: float = 600.0
+
+    # Accounts (issue 14): who may tell us the client's address
+    trusted_proxies: str = ""
+    """Reverse proxies whose ``X-Forwarded-For`` names the client (``PATCHWIRE_TRUSTED_PROXIES``, CIDRs)."""
 
     @property
     def retention(self) -> RetentionPolicy:
@@ -106,7 +111,18 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         retention_days=_non_negative(env, "PATCHWIRE_RETENTION_DAYS", 30.0),
         retention_per_workflow=int(_non_negative(env, "PATCHWIRE_RETENTION_PER_WORKFLOW", 0)),
         retention_every=_non_negative(env, "PATCHWIRE_RETENTION_EVERY", 600.0) or 600.0,
+        # Accounts (issue 14)
+        trusted_proxies=_networks(env, "PATCHWIRE_TRUSTED_PROXIES"),
     )
+
+
+def _networks(env: dict[str, str], name: str) -> str:
+    """A comma-separated list of CIDRs, checked now so a typo stops the start with the entry named."""
+    from engine.netguard import parse_networks
+
+    value = env.get(name, "")
+    parse_networks(value, name)
+    return value
 
 
 def _choice(env: dict[str, str], name: str, choices: tuple[str, ...]) -> str:
