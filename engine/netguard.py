@@ -9,6 +9,13 @@ connects to the checked address itself — so a DNS answer that changes between 
 is sent to, or even connected to, a refused address. Proxies from the environment are ignored (a
 proxy would resolve the name itself, out of the guard's sight).
 
+What "allowed" means is one table, ``REFUSED_NETWORKS`` (each network with its reason; shown in
+docs/security.md), not ``ipaddress``'s ``is_global``, whose answer changes between Python releases and
+calls ``::127.0.0.1`` or ``2002:7f00:1::`` global. An IPv6 address in a form that carries an IPv4 address
+(``EMBEDDINGS``: mapped, translated, compatible, NAT64, 6to4, Teredo) reaches that IPv4 address, so it is
+decided on it. The refusal names the row: ``localhost (127.0.0.1) is not a public address: loopback,
+127.0.0.0/8``.
+
 An operator who wants workflows to reach internal hosts names those networks in
 ``PATCHWIRE_HTTP_ALLOW_NETWORKS`` (comma-separated CIDRs, e.g. ``10.1.0.0/16``).
 
