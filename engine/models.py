@@ -252,3 +252,21 @@ class ExecutionEvent(Base):
 
 
 TERMINAL_STATUSES = ("succeeded", "failed", "crashed", "cancelled")
+
+
+class LoginThrottle(Base):
+    """Log-in attempts per account and per client address (webapp/accounts/throttle.py), shared by every web
+    process through the database. ``key`` is a SHA-256 of the normalised e-mail or of the address, so the
+    table names no one; the ``failed*`` / ``refused`` columns are what the account's owner is told."""
+
+    __tablename__ = "login_throttle"
+
+    scope: Mapped[str] = mapped_column(String(16), primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    attempts: Mapped[int] = mapped_column(default=0)
+    """Attempts counted for the delay (reserved before the password is checked)."""
+    last_attempt_at: Mapped[datetime] = mapped_column(index=True)
+    failed: Mapped[int] = mapped_column(default=0)
+    refused: Mapped[int] = mapped_column(default=0)
+    last_failed_at: Mapped[datetime | None]
+    last_failed_address: Mapped[str | None] = mapped_column(String(64))

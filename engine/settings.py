@@ -20,7 +20,7 @@
 | ``PATCHWIRE_RETENTION_PER_WORKFLOW`` | ``0`` (unlimited): keep at most this many finished executions per workflow |
 | ``PATCHWIRE_RETENTION_EVERY`` | ``600`` seconds between the workers' prune passes |
 | ``PATCHWIRE_PUBLIC_URL`` | unset: the address browsers use (``https://…``: Secure cookies, HSTS; the WebSocket origin) |
-| ``PATCHWIRE_TRUSTED_PROXIES`` | unset: addresses / networks of reverse proxies whose ``X-Forwarded-Proto`` / ``-For`` count |
+| ``PATCHWIRE_TRUSTED_PROXIES`` | unset: addresses / networks of reverse proxies whose ``X-Forwarded-Proto`` / ``-For`` count (HTTPS, the client address of log-in limits) |
 """
 
 from __future__ import annotations

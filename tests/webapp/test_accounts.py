@@ -25,16 +25,19 @@ def test_register_login_logout(browser: Browser) -> None:
     assert bad.status_code == 400 and "Email or password is not right" in bad.text
     ok = browser.post("/login?next=/executions", {"email": "ADA@example.com", "password": "correct horse battery"},
                       htmx=False, follow_redirects=False)
-    assert ok.status_code == 303 and ok.headers["location"] == "/executions"
+    assert ok.status_code == 200 and "1 failed log-in attempt named your account" in ok.text, "the owner is told"
+    assert 'href="/executions"' in ok.text and browser.get("/workflows/").status_code == 200, "and logged in"
+    browser.post("/logout", htmx=False)
+    again = browser.post("/login?next=/executions", {"email": "ada@example.com", "password": "correct horse battery"},
+                         htmx=False, follow_redirects=False)
+    assert again.status_code == 303 and again.headers["location"] == "/executions", "told once"
 
 
-def test_registration_errors_are_specific(browser: Browser, second_browser: Browser) -> None:
-    response = browser.post("/register", {"email": "not-an-email", "password": "short"}, htmx=False)
+def test_the_form_shape_is_named(browser: Browser) -> None:
+    """What is visible in the input itself is named: an empty e-mail, a password too short."""
+    response = browser.post("/register", {"email": "", "password": "short"}, htmx=False)
     assert response.status_code == 400
-    assert "Enter a valid email address." in response.text and "at least 8 characters" in response.text
-    browser.register("grace@example.com")
-    again = second_browser.post("/register", {"email": "grace@example.com", "password": "another password"}, htmx=False)
-    assert again.status_code == 400 and "already exists" in again.text
+    assert "Enter your e-mail address." in response.text and "at least 8 characters" in response.text
 
 
 def test_open_redirects_are_refused(browser: Browser) -> None:

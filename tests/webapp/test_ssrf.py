@@ -23,14 +23,16 @@ def app_factory(database_url: str, tmp_path: Path) -> Callable[[], Any]:
     return lambda: create_app(load_settings(env))
 
 
-@pytest.mark.parametrize("target", ["sink", "http://169.254.169.254/latest/meta-data/", "http://localhost:9/"])
+@pytest.mark.parametrize("target", ["sink", "http://169.254.169.254/latest/meta-data/", "http://localhost:9/",
+                                    "http://[::169.254.169.254]/latest/meta-data/", "sink6to4"])
 def test_internal_addresses_are_refused_once_with_a_clear_error(browser: Browser, sink_server: Any, db_call: Any,
                                                                 target: str) -> None:
     browser.register("ssrf@example.com")
     wid = browser.create_workflow("Probe")
     trigger = browser.add_node(wid, "manual_trigger")
     http = browser.add_node(wid, "http_request")
-    url = f"{sink_server.url}/ok" if target == "sink" else target
+    port = sink_server.url.rsplit(":", 1)[1]
+    url = {"sink": f"{sink_server.url}/ok", "sink6to4": f"http://[2002:7f00:1::]:{port}/ok"}.get(target, target)
     assert browser.configure(wid, http, {"name": "Probe", "url": url}).status_code == 200
     assert browser.connect(wid, trigger, http).status_code == 201
     execution_id = run(browser, wid)
