@@ -493,14 +493,15 @@ async def _call(run: Run, node: NodeSpec, node_type: type[NodeType], items: list
     inputs = _inputs_by_port(run, node)
     logs = NodeLogs(run.execution_id, node.id, node.name, record.attempt)
     record.logs = logs.entries
-    ctx = NodeContext(
-        execution_id=run.execution_id, workflow_id=run.workflow_id, node_id=node.id, node_name=node.name,
-        attempt=record.attempt, http=run.http, trigger_input=run.trigger_input,
-        expressions=Expressions(run.trigger_input, items=items, nodes=_outputs_by_name(run)),
-        inputs=inputs, live_inputs=tuple(inputs), sub_workflows=run.sub_workflows, logger=logs.logger,
-    )
     instance = node_type()
     limit = node.settings.timeout or instance.time_limit(config, items) or run.node_timeout
+    expressions = Expressions(run.trigger_input, items=items, nodes=_outputs_by_name(run),
+                              deadline=time.monotonic() + limit)  # an evaluation left in the pool stops then
+    ctx = NodeContext(
+        execution_id=run.execution_id, workflow_id=run.workflow_id, node_id=node.id, node_name=node.name,
+        attempt=record.attempt, http=run.http, trigger_input=run.trigger_input, expressions=expressions,
+        inputs=inputs, live_inputs=tuple(inputs), sub_workflows=run.sub_workflows, logger=logs.logger,
+    )
     try:
         async with asyncio.timeout(limit) as deadline:
             result = await instance.run(ctx, config, items)
