@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+SWITCH_INTERVAL = 0.0005
+"""Seconds a thread may hold the GIL while another waits for it, once expression threads exist."""
 
 
 class EvaluationPool:
@@ -29,6 +32,9 @@ class EvaluationPool:
     def _pool(self) -> ThreadPoolExecutor:
         with self._lock:
             if self._executor is None:
+                # A thread that computes holds the GIL for up to the switch interval each time the event loop
+                # asks for it (5 ms by default, several times per request): hand it over sooner.
+                sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL))
                 self._executor = ThreadPoolExecutor(self.max_workers, thread_name_prefix=self.name)
             return self._executor
 
@@ -39,7 +45,7 @@ class EvaluationPool:
         return await loop.run_in_executor(self._pool(), functools.partial(function, *args, **kwargs))
 
 
-RUNS = EvaluationPool(4, "expressions")
+RUNS = EvaluationPool(2, "expressions")
 """Expressions of running nodes (every execution of this process shares it)."""
-PREVIEWS = EvaluationPool(2, "expression-previews")
+PREVIEWS = EvaluationPool(1, "expression-previews")
 """The editor's previews: their own pool, so previews cannot hold up runs and runs cannot hold up previews."""
