@@ -48,6 +48,11 @@ HOSTILE = {
 }
 
 
+BENIGN = "{{ (trigger | length) * 2 }}"
+"""The control (``--control``): the same requests with an expression that costs nothing, to tell the latency of
+the requests themselves (imports, starts, previews at once) from that of the hostile work."""
+
+
 def _owner(url: str) -> tuple[httpx.Client, dict[str, str]]:
     client = httpx.Client(base_url=url, follow_redirects=False, timeout=120)
     client.get("/login")
@@ -115,21 +120,22 @@ def _started_id(response: httpx.Response) -> int:
     return int(found[-1])
 
 
-def measure(runs: int, node_timeout: float, names: list[str]) -> dict[str, Any]:
+def measure(runs: int, node_timeout: float, names: list[str], control: bool) -> dict[str, Any]:
     with profile_env("embedded", "hostile_expressions") as deployment:
         procs, url = _start_server(deployment.env, deployment.data_dir, "embedded")
         database = deployment.data_dir / "patchwire.db"
         try:
             client, csrf = _owner(url)
-            workflows = {name: _import(client, csrf, name, source, node_timeout) for name, source in HOSTILE.items()
-                         if name in names}
+            workflows = {name: _import(client, csrf, name, BENIGN if control else source, node_timeout)
+                         for name, source in HOSTILE.items() if name in names}
             poller = HealthPoller(url)
             poller.start()
             time.sleep(2.0)  # the idle phase: /healthz alone, for the comparison
             poller.phase = "hostile"
             started = time.monotonic()
             nodes = {wid: _hostile_node(database, wid) for wid in workflows.values()}
-            previews, execution_ids = _fire(url, client, csrf, workflows, nodes, runs)
+            sources = {name: BENIGN if control else HOSTILE[name] for name in workflows}
+            previews, execution_ids = _fire(url, client, csrf, workflows, nodes, runs, sources)
             deadline = time.monotonic() + 120
             while not _terminal(database, execution_ids) and time.monotonic() < deadline:
                 time.sleep(0.1)
@@ -144,7 +150,7 @@ def measure(runs: int, node_timeout: float, names: list[str]) -> dict[str, Any]:
 
 
 def _fire(url: str, client: httpx.Client, csrf: dict[str, str], workflows: dict[str, int], nodes: dict[int, str],
-          runs: int) -> tuple[dict[str, list[tuple[float, str]]], list[int]]:
+          runs: int, sources: dict[str, str]) -> tuple[dict[str, list[tuple[float, str]]], list[int]]:
     """Start every run and every preview at once (threads, one client each); previews' answer time and text."""
     cookies = dict(client.cookies)
     previews: dict[str, list[tuple[float, str]]] = {name: [] for name in workflows}
@@ -153,7 +159,7 @@ def _fire(url: str, client: httpx.Client, csrf: dict[str, str], workflows: dict[
         with httpx.Client(base_url=url, cookies=cookies, timeout=120) as own:
             began = time.perf_counter()
             response = own.get(f"/workflows/{workflows[name]}/nodes/{nodes[workflows[name]]}/preview",
-                               params={"_field": "fields.value", "fields.value": HOSTILE[name]})
+                               params={"_field": "fields.value", "fields.value": sources[name]})
             previews[name].append(((time.perf_counter() - began) * 1000, f"{response.status_code} {_alert(response.text)}"))
 
     def start(name: str) -> int:
@@ -217,8 +223,9 @@ def main() -> None:
     parser.add_argument("--label", default="after", help="key the result is saved under (e.g. before / after)")
     parser.add_argument("--only", default=",".join(HOSTILE), help="comma-separated names of the expressions to run "
                         "(against code without the budget, leave out the ones that never end or take gigabytes)")
+    parser.add_argument("--control", action="store_true", help=f"the same requests with {BENIGN!r} instead")
     args = parser.parse_args()
-    result = measure(args.runs, args.node_timeout, args.only.split(","))
+    result = measure(args.runs, args.node_timeout, args.only.split(","), args.control)
     rows = [[args.label, result["healthz_idle"]["max_ms"], result["healthz_hostile"]["p50_ms"],
              result["healthz_hostile"]["p99_ms"], result["healthz_hostile"]["max_ms"],
              result["limit_to_failure_s"]["max"], result["hostile_seconds"]]]
