@@ -77,7 +77,7 @@ def test_hostile_expressions_are_refused_naming_the_limit(source: str, limit: st
     started = time.monotonic()
     with pytest.raises(ExpressionBudgetExceeded) as refused:
         evaluate(source, dict(VARS), field="f")
-    assert time.monotonic() - started < 3.0
+    assert time.monotonic() - started < 10.0  # bounded; the slowest (100,000 macro steps) takes about 1 s
     message = str(refused.value)
     assert message.startswith("expression exceeded its budget: ") and limit in message, message
     assert refused.value.field == "f" and refused.value.expression == source
@@ -118,7 +118,7 @@ def test_an_evaluation_stops_at_its_callers_deadline() -> None:
     started = time.monotonic()
     with pytest.raises(ExpressionBudgetExceeded, match="its time limit was reached"):
         evaluate(source, dict(VARS), deadline=time.monotonic() - 1)
-    assert time.monotonic() - started < 0.5
+    assert time.monotonic() - started < 2.0
 
 
 def test_an_evaluation_stops_after_its_own_seconds() -> None:
