@@ -20,7 +20,7 @@ from jsonpath_ng import parse as jsonpath_parse
 from jsonpath_ng.exceptions import JsonPathLexerError, JsonPathParserError
 
 from engine.errors import ExpressionBudgetExceeded, ExpressionError
-from engine.expressions.budget import DEFAULT_BUDGET, Budget, Meter, check_value, start, stop
+from engine.expressions.budget import DEFAULT_BUDGET, Budget, Meter, check_value, exceeded, start, stop
 from engine.expressions.offloop import RUNS, EvaluationPool
 from engine.expressions.sandbox import BudgetedSandbox, guarded_filters
 
@@ -162,8 +162,14 @@ def _jsonpath(path: str) -> Any:
         raise ValueError(f"invalid JSONPath {path!r}: {exc}") from None
 
 
+MAX_JSONPATH_CHARS = 1_000
+"""A JSONPath is parsed in Python (PLY), one long uninterruptible call: its length is bounded first."""
+
+
 def jsonpath_filter(value: Any, path: str) -> list[Any]:
     """All matches of a JSONPath (jsonpath-ng syntax, e.g. ``$.orders[*].id``) in ``value``."""
+    if isinstance(path, str) and len(path) > MAX_JSONPATH_CHARS:
+        raise exceeded(f"JSONPath too long (limit {MAX_JSONPATH_CHARS:,} characters)")
     return [match.value for match in _jsonpath(path).find(value)]
 
 

@@ -49,6 +49,7 @@ HOSTILE = [
     ("{{ dict.fromkeys(range(100000), 'x' * 1000) }}", "dict too large"),
     ("{{ now.strftime('%99999Y' * 100) }}", "date format width too large"),
     ("{{ [1] | tojson(indent=100000) }}", "tojson indent too large (limit 16)"),
+    ("{{ item | jsonpath('$' + '.a' * 1000) }}", "JSONPath too long (limit 1,000 characters)"),
     # range, batch, slice
     ("{{ range(10**9) | list }}", "range length too large (limit 100,000)"),
     ("{{ [1] | batch(10**9, 0) | list }}", "batch size too large"),
