@@ -320,6 +320,7 @@ class BudgetedSandbox(ImmutableSandboxedEnvironment):
                 if kwargs or len(args) != 1:
                     raise TypeError("format_map() takes exactly one argument and no keywords")
                 args, kwargs = (), args[0]
+            formatter._widths = 0  # per call: a stored `.format` may be called again
             return type(receiver)(formatter.vformat(receiver, args, kwargs))
 
         return functools.update_wrapper(budgeted_format, value)
