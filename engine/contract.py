@@ -46,7 +46,10 @@ class SubWorkflows(Protocol):
 
 
 class Expressions(Protocol):
-    def render(self, value: Any, *, item: Item, field: str) -> Any: ...
+    """Evaluates the ``{{ }}`` expressions in a config value for one item, under the expression budget,
+    off the event loop when it is more than a lookup (engine/expressions)."""
+
+    async def render(self, value: Any, *, item: Item, field: str) -> Any: ...
 
 
 @dataclass

@@ -5,6 +5,7 @@
     ├── ConfigError           a node config that does not fit its schema (carries ``field_errors``)
     ├── RegistryError         unknown or duplicate node type
     ├── ExpressionError       a ``{{ }}`` expression failed to compile or evaluate
+    │   └── ExpressionBudgetExceeded   it would exceed its budget (size, steps, time); never retried
     ├── ExecutionTimeout      the whole execution exceeded its time limit
     ├── WorkflowPaused        the circuit breaker paused the workflow's automatic triggers
     └── NodeError             a node's own code failed; stored on the node run, never swallowed
@@ -42,6 +43,13 @@ class ExpressionError(PatchwireError):
         self.field = field
         where = f" in field '{field}'" if field else ""
         super().__init__(f"{message}{where}: {expression}" if expression else f"{message}{where}")
+
+
+class ExpressionBudgetExceeded(ExpressionError):
+    """An expression would have exceeded a limit of its budget (engine/expressions/budget.py); the
+    message names the limit. Deterministic, so never retried."""
+
+    retryable = False
 
 
 class NodeError(PatchwireError):

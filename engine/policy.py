@@ -37,6 +37,9 @@ class RetryPolicy(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True
         return delay
 
     def retries(self, error: BaseException, attempt: int) -> bool:
+        """Whether to try again; never for an error that would only repeat (``retryable = False``)."""
+        if not getattr(error, "retryable", True):
+            return False
         return attempt < self.max_attempts and error_kind(error) in self.retry_on
 
 

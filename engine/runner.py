@@ -32,6 +32,7 @@ from engine.contract import Item, NodeContext, NodeResult, NodeType, SubWorkflow
 from engine.errors import ExpressionError, NodeError, NodeTimeout, PatchwireError
 from engine.events import Event, EventSink, publish_all, summarize
 from engine.expressions import Expressions
+from engine.expressions.budget import DEFAULT_BUDGET, Budget
 from engine.graph import ConnectionSpec, Graph, NodeSpec, ensure_valid
 from engine.logs import execution_id_var, node_id_var
 from engine.nodelogs import NodeLogs
@@ -68,6 +69,8 @@ class Run:
     http: httpx.AsyncClient
     trigger_input: Item = field(default_factory=dict)
     node_timeout: float = DEFAULT_NODE_TIMEOUT
+    expression_budget: Budget = DEFAULT_BUDGET
+    """The limits of every ``{{ }}`` evaluation of this run (engine/expressions/budget.py)."""
     execution_timeout: float | None = None
     start_items: list[Item] | None = None
     """What trigger nodes emit; default: one item, the trigger input. A sub-workflow gets its caller's items."""
@@ -493,14 +496,15 @@ async def _call(run: Run, node: NodeSpec, node_type: type[NodeType], items: list
     inputs = _inputs_by_port(run, node)
     logs = NodeLogs(run.execution_id, node.id, node.name, record.attempt)
     record.logs = logs.entries
-    ctx = NodeContext(
-        execution_id=run.execution_id, workflow_id=run.workflow_id, node_id=node.id, node_name=node.name,
-        attempt=record.attempt, http=run.http, trigger_input=run.trigger_input,
-        expressions=Expressions(run.trigger_input, items=items, nodes=_outputs_by_name(run)),
-        inputs=inputs, live_inputs=tuple(inputs), sub_workflows=run.sub_workflows, logger=logs.logger,
-    )
     instance = node_type()
     limit = node.settings.timeout or instance.time_limit(config, items) or run.node_timeout
+    expressions = Expressions(run.trigger_input, items=items, nodes=_outputs_by_name(run),
+                              deadline=time.monotonic() + limit, budget=run.expression_budget)  # an evaluation left in the pool stops then
+    ctx = NodeContext(
+        execution_id=run.execution_id, workflow_id=run.workflow_id, node_id=node.id, node_name=node.name,
+        attempt=record.attempt, http=run.http, trigger_input=run.trigger_input, expressions=expressions,
+        inputs=inputs, live_inputs=tuple(inputs), sub_workflows=run.sub_workflows, logger=logs.logger,
+    )
     try:
         async with asyncio.timeout(limit) as deadline:
             result = await instance.run(ctx, config, items)

@@ -263,7 +263,7 @@ _TEXT: dict[str, Callable[[str, Any], bool]] = {
 }
 
 
-def matches(ctx: NodeContext, condition: Condition, item: Item, where: str) -> bool:
+async def matches(ctx: NodeContext, condition: Condition, item: Item, where: str) -> bool:
     """Whether ``item`` satisfies ``condition``; ``where`` (``conditions[2]``) names it in errors."""
     c = condition
     left = field_value(item, c.field)
@@ -280,16 +280,16 @@ def matches(ctx: NodeContext, condition: Condition, item: Item, where: str) -> b
                         data={"condition": where, "field": c.field, "value": _show(left)}) from None
     if c.type == "boolean":
         return left is (c.operator == "is_true")
-    right = _right_side(ctx, c, item, where)
+    right = await _right_side(ctx, c, item, where)
     if c.operator in _TEXT:
         return _TEXT[c.operator](left, right)
     return _COMPARE[c.operator](left, right)
 
 
-def _right_side(ctx: NodeContext, c: Condition, item: Item, where: str) -> Any:
+async def _right_side(ctx: NodeContext, c: Condition, item: Item, where: str) -> Any:
     value = c.value
     if is_expression(value):
-        value = ctx.expressions.render(value, item=item, field=f"{where}.value")
+        value = await ctx.expressions.render(value, item=item, field=f"{where}.value")
     try:
         return _read_value(c, value)
     except ValueError as exc:

@@ -62,12 +62,13 @@ class HttpRequest(NodeType):
         return config.timeout * max(1, len(items)) + 30
 
     async def _request(self, ctx: NodeContext, config: HttpRequestConfig, item: Item) -> Item:
-        url = str(ctx.expressions.render(config.url, item=item, field="url"))
+        url = str(await ctx.expressions.render(config.url, item=item, field="url"))
         if error := url_problem(url):
             raise NodeError(f"Invalid URL {url!r}: {error}")
-        headers = {h.name: str(ctx.expressions.render(h.value, item=item, field=f"headers.{h.name}")) for h in config.headers}
+        headers = {h.name: str(await ctx.expressions.render(h.value, item=item, field=f"headers.{h.name}"))
+                   for h in config.headers}
         headers.setdefault("Idempotency-Key", ctx.idempotency_key)
-        body = ctx.expressions.render(config.body, item=item, field="body")
+        body = await ctx.expressions.render(config.body, item=item, field="body")
         send_body = config.method in ("POST", "PUT", "PATCH") and body is not None
         started = time.monotonic()
         try:

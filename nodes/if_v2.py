@@ -43,10 +43,14 @@ class IfV2(NodeType):
     async def run(self, ctx: NodeContext, config: IfV2Config, items: list[Item]) -> NodeResult:
         routes: dict[str, list[Item]] = {}
         for item in items:
-            routes.setdefault("true" if self._test(ctx, config, item) else "false", []).append(item)
+            routes.setdefault("true" if await self._test(ctx, config, item) else "false", []).append(item)
         log_routes(ctx, routes, len(items))
         return NodeResult(routes)
 
-    def _test(self, ctx: NodeContext, config: IfV2Config, item: Item) -> bool:
-        results = (matches(ctx, c, item, f"conditions[{i}]") for i, c in enumerate(config.conditions))
-        return all(results) if config.combine == "and" else any(results)
+    async def _test(self, ctx: NodeContext, config: IfV2Config, item: Item) -> bool:
+        """``and``: the first false condition decides; ``or``: the first true one (later ones are not evaluated)."""
+        deciding = config.combine != "and"
+        for i, c in enumerate(config.conditions):
+            if await matches(ctx, c, item, f"conditions[{i}]") == deciding:
+                return deciding
+        return not deciding

@@ -36,10 +36,10 @@ class Set(NodeType):
     Config = SetConfig
 
     async def run(self, ctx: NodeContext, config: SetConfig, items: list[Item]) -> NodeResult:
-        return NodeResult.main([self._apply(ctx, config, item) for item in items])
+        return NodeResult.main([await self._apply(ctx, config, item) for item in items])
 
-    def _apply(self, ctx: NodeContext, config: SetConfig, item: Item) -> Item:
+    async def _apply(self, ctx: NodeContext, config: SetConfig, item: Item) -> Item:
         out: dict[str, Any] = dict(item) if config.keep_existing else {}
         for row in config.fields:
-            out[row.name] = ctx.expressions.render(row.value, item=item, field=f"fields.{row.name}")
+            out[row.name] = await ctx.expressions.render(row.value, item=item, field=f"fields.{row.name}")
         return out

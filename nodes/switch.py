@@ -49,15 +49,15 @@ class Switch(NodeType):
     async def run(self, ctx: NodeContext, config: SwitchConfig, items: list[Item]) -> NodeResult:
         routes: dict[str, list[Item]] = {}
         for item in items:
-            for port in self._ports(ctx, config, item):
+            for port in await self._ports(ctx, config, item):
                 routes.setdefault(port, []).append(item)
         log_routes(ctx, routes, len(items))
         return NodeResult(routes)
 
-    def _ports(self, ctx: NodeContext, config: SwitchConfig, item: Item) -> list[str]:
+    async def _ports(self, ctx: NodeContext, config: SwitchConfig, item: Item) -> list[str]:
         found = []
         for index, rule in enumerate(config.rules):
-            if matches(ctx, rule, item, f"rules[{index}]"):
+            if await matches(ctx, rule, item, f"rules[{index}]"):
                 found.append(RULE_PORTS[index])
                 if config.mode == "first_match":
                     break

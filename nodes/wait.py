@@ -64,13 +64,13 @@ class Wait(NodeType):
     expression_fields = ("until",)
 
     async def run(self, ctx: NodeContext, config: WaitConfig, items: list[Item]) -> NodeResult:
-        delay = config.seconds if config.mode == "duration" else self._until(ctx, config, items)
+        delay = config.seconds if config.mode == "duration" else await self._until(ctx, config, items)
         ctx.logger.info("waiting %g s (until %s)", delay, datetime.fromtimestamp(time.time() + delay, UTC).isoformat(
             timespec="seconds"))
         return NodeResult({"main": items}, not_before=time.time() + delay if delay > 0 else None)
 
-    def _until(self, ctx: NodeContext, config: WaitConfig, items: list[Item]) -> float:
-        value = ctx.expressions.render(config.until, item=items[0] if items else {}, field="until")
+    async def _until(self, ctx: NodeContext, config: WaitConfig, items: list[Item]) -> float:
+        value = await ctx.expressions.render(config.until, item=items[0] if items else {}, field="until")
         try:
             when = parse_instant(value, assume_utc=False)
         except ValueError as exc:

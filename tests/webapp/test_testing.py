@@ -4,6 +4,7 @@ through the web app, its in-process worker and a real database (SQLite and Postg
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 
 import pytest
@@ -250,3 +251,17 @@ def test_a_retry_of_a_test_run_keeps_its_scope_and_its_given_nodes(browser: Brow
     runs = runs_of(db_call, retry_id)
     assert set(runs) == {ids["b"], ids["c"]}  # B given again, C ran (and failed) on it; nothing else ran
     assert runs[ids["c"]].input == [{"b": 3}] and runs[ids["c"]].status == "failed"
+
+
+def test_expression_preview_refuses_what_exceeds_the_budget_with_a_clear_message(browser: Browser) -> None:
+    """The preview gets the engine's budget: a hostile expression answers an error partial naming the
+    limit, quickly, and the web app keeps answering."""
+    wid, ids = build(browser)
+    for source, limit in [("{{ (9**999)**999 }}", "power result too large (over 10,000 bits)"),
+                          ("{{ 'x' | center(10**8) }}", "padding width too large (limit 100,000)"),
+                          ("{{ '%100000000d' % 1 }}", "format width too large (limit 100,000)")]:
+        started = time.monotonic()
+        html = preview(browser, wid, ids["b"], "fields.value", source)
+        assert time.monotonic() - started < 5.0
+        assert 'role="alert"' in html and f"expression exceeded its budget: {limit}" in html, html
+    assert browser.get("/healthz").status_code == 200

@@ -5,8 +5,10 @@ Every query goes through ``WorkflowService`` first, so another owner's workflow 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +20,7 @@ from engine.changes import Announce, announce_created
 from engine.errors import ExpressionError
 from engine.executions import enqueue_execution, touch_draft
 from engine.expressions import Expressions, is_expression
+from engine.expressions.offloop import PREVIEWS
 from engine.models import Execution, Node, NodeRun
 from engine.testruns import InvalidPinnedData, Mode, Plan, create_test_execution, parse_pinned, pinned_outputs
 from engine.worker import HEARTBEAT, job_timeout_for
@@ -26,6 +29,8 @@ from webapp.workflows.services import WorkflowService
 
 SETTLED = ("succeeded", "failed", "skipped")
 PREVIEW_CHARS = 2000
+PREVIEW_SECONDS = 2.0
+"""An expression preview's time limit (its budget is the engine's: engine/expressions/budget.py)."""
 
 
 @dataclass
@@ -141,12 +146,18 @@ class TestingService:
         if not is_expression(source):
             return preview
         items, trigger, nodes, preview.data_from = await self._variables(workflow_id, node)
+        expressions = Expressions(trigger, items=items, nodes=nodes, pool=PREVIEWS,
+                                  deadline=time.monotonic() + PREVIEW_SECONDS)
         try:
-            value = Expressions(trigger, items=items, nodes=nodes).render(source, item=items[0] if items else {},
-                                                                          field=field_name)
+            async with asyncio.timeout(PREVIEW_SECONDS):
+                value = await expressions.render(source, item=items[0] if items else {}, field=field_name)
         except ExpressionError as exc:
             preview.error = (f"“{node.name}”, field “{field_name}”, expression {exc.expression or source}: "
                              f"{str(exc).split(' in field ', 1)[0]}")
+            return preview
+        except TimeoutError:
+            preview.error = (f"“{node.name}”, field “{field_name}”, expression {source}: the preview took longer than "
+                             f"its limit of {PREVIEW_SECONDS:g} s")
             return preview
         text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
         preview.value = text if len(text) <= PREVIEW_CHARS else text[:PREVIEW_CHARS] + " … (truncated)"
