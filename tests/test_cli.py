@@ -60,6 +60,7 @@ def test_run_a_file_directly_without_waiting(cli: Any) -> None:
 @pytest.mark.parametrize("args, message", [
     (["run", "1", "--input", "{oops"], "--input is not valid JSON"),
     (["run", "1", "--input", "[1]"], "--input must be a JSON object"),
+    (["run", "1", "--input", "[" * 100 + "]" * 100], "--input is nested more than 64 levels deep"),
     (["run", "424242"], "no workflow 424242"),
     (["import", "/nonexistent.json", "--owner", "x@example.com"], "cannot read /nonexistent.json"),
     (["import", str(EXAMPLE), "--owner", "nobody@example.com"], "no user"),

@@ -236,12 +236,13 @@ def _export(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _run(settings: Settings, args: argparse.Namespace) -> int:
+    from engine.limits import JSONLimitError, load_json
     from webapp.headless import run_headless
 
-    try:
-        trigger_input = json.loads(args.input)
-    except json.JSONDecodeError as exc:
-        raise CLIError(f"--input is not valid JSON: {exc.msg}") from None
+    try:  # the same size and depth limits as a request body (engine/limits.py)
+        trigger_input = load_json(args.input, "--input")
+    except JSONLimitError as exc:
+        raise CLIError(str(exc)) from None
     if not isinstance(trigger_input, dict):
         raise CLIError("--input must be a JSON object")
     result = eventloop.run(run_headless(settings, args.target, args.owner, trigger_input, args.wait, args.timeout))
