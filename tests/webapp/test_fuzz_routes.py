@@ -78,7 +78,9 @@ def app_routes(app: Litestar) -> list[RouteCase]:
             cases.append(RouteCase("websocket", "GET", route.path, params))
         else:  # a raw ASGI mount would need a sweep of its own: fail loudly rather than skip it
             cases.append(RouteCase("asgi", "GET", route.path, params))
-    return cases
+    # sorted: Litestar's route order depends on set iteration (hash seed), and every xdist worker must collect
+    # the same test ids in the same order
+    return sorted(cases, key=lambda case: (case.kind, case.path, case.method))
 
 
 def _enumerated() -> list[RouteCase]:
