@@ -445,7 +445,7 @@ def test_a_locked_write_waits_in_short_steps_until_the_lock_is_free(tmp_path: Pa
     conn.execute("PRAGMA busy_timeout=0")
     clock = _RecordingTime()
     monkeypatch.setattr(sqlstore, "time", clock)
-    release = threading.Timer(0.05, lambda: holder.execute("COMMIT"))
+    release = threading.Timer(0.2, lambda: holder.execute("COMMIT"))
     release.start()
     try:
         assert sqlstore._retry_busy(conn, _insert, timeout=10) == "written"
