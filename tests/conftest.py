@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import socket
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from engine import eventloop
+from tests.pgtools import fresh_postgres_database
 
 TESTS = Path(__file__).resolve().parent
 E2E_REDIS_DB = 14  # e2e/conftest.py's queue database: never a worker's
@@ -65,15 +65,8 @@ def postgres_server_url() -> str:
 @pytest.fixture
 def postgres_url(postgres_server_url: str) -> Iterator[str]:
     """A fresh, empty PostgreSQL database for one test, dropped afterwards (``postgresql://`` URL)."""
-    import psycopg
-
-    name = f"pw_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(postgres_server_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    base = postgres_server_url.rsplit("/", 1)[0]
-    yield f"{base}/{name}"
-    with psycopg.connect(postgres_server_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_postgres_database(postgres_server_url, "pw_test") as url:
+        yield url
 
 
 def redis_db_of_this_worker() -> int:

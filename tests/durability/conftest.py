@@ -15,7 +15,6 @@ import subprocess
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -26,6 +25,7 @@ import pytest
 
 from tests.conftest import services_required
 from tests.durability.harness import PrivateRedis, free_port
+from tests.pgtools import fresh_postgres_database
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -107,16 +107,8 @@ def crash_sink() -> Iterator[Sink]:
 @pytest.fixture
 def crash_postgres_url(postgres_server_url: str) -> Iterator[str]:
     """A fresh database ``pw_crash_<hex>`` on the shared server, dropped WITH (FORCE) afterwards."""
-    import psycopg
-
-    name = f"pw_crash_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(postgres_server_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"{postgres_server_url.rsplit('/', 1)[0]}/{name}"
-    finally:
-        with psycopg.connect(postgres_server_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_postgres_database(postgres_server_url, "pw_crash") as url:
+        yield url
 
 
 def _missing(message: str) -> NoReturn:

@@ -16,7 +16,6 @@ import json
 import logging
 import re
 import tempfile
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -38,6 +37,7 @@ from sqlalchemy import select
 from engine.limits import MAX_ID
 from engine.models import Base, Execution, User, Workflow
 from engine.settings import load_settings
+from tests.pgtools import fresh_postgres_database
 from tests.webapp.conftest import LOOPBACK, Browser
 from webapp.app import create_app
 
@@ -148,17 +148,8 @@ def fresh_database(request: pytest.FixtureRequest) -> Iterator[str | None]:
     if request.param == "sqlite":
         yield None
         return
-    import psycopg
-
-    server = request.getfixturevalue("postgres_server_url")
-    name = f"pw_fuzz_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"{server.rsplit('/', 1)[0]}/{name}"
-    finally:
-        with psycopg.connect(server, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_postgres_database(request.getfixturevalue("postgres_server_url"), "pw_fuzz") as url:
+        yield url
 
 
 @pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
