@@ -75,8 +75,8 @@ def provide_workflows(request: Request[User, Any, Any], db: NamedDependency[Asyn
     return WorkflowService(db, request.user.id, registry)
 
 
-def provide_testing(workflows: NamedDependency[WorkflowService]) -> TestingService:
-    return TestingService(workflows)
+def provide_testing(workflows: NamedDependency[WorkflowService], state: State) -> TestingService:
+    return TestingService(workflows, preview_seconds=state.runtime.settings.preview_seconds)
 
 
 def provide_executions(request: Request[User, Any, Any], db: NamedDependency[AsyncSession]) -> ExecutionService:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +29,12 @@ LOOPBACK = "127.0.0.0/8"
 
 
 @pytest.fixture
-def app_factory(database_url: str, tmp_path: Path) -> Callable[[], Any]:
+def app_factory(database_url: str, tmp_path: Path) -> Callable[..., Any]:
+    """``app_factory(**settings)``: a new app on this test's database; keyword arguments replace settings
+    that the environment does not give (``preview_seconds=0.05``)."""
     env = {"PATCHWIRE_DATA_DIR": str(tmp_path / "data"), "DATABASE_URL": database_url,
            "PATCHWIRE_SECRET_KEY": "test-secret-key-0123456789", "PATCHWIRE_HTTP_ALLOW_NETWORKS": LOOPBACK}
-    return lambda: create_app(load_settings(env))
+    return lambda **settings: create_app(replace(load_settings(env), **settings))
 
 
 class Browser:

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
+from litestar.testing import TestClient
 from sqlalchemy import func, select
 
+from engine.expressions.budget import DEFAULT_BUDGET
 from engine.models import Execution, Node, NodeRun, Workflow, WorkflowVersion
 from engine.testruns import MAX_PINNED_BYTES
 from nodes import registry
@@ -265,3 +268,21 @@ def test_expression_preview_refuses_what_exceeds_the_budget_with_a_clear_message
         assert time.monotonic() - started < 5.0
         assert 'role="alert"' in html and f"expression exceeded its budget: {limit}" in html, html
     assert browser.get("/healthz").status_code == 200
+
+
+SLOW = "{% for i in range(24000) %}{% set x = 'abc'.upper().lower().title() %}{% endfor %}{{ 'done' }}"
+"""Within the budget (about 96,000 of its 100,000 steps, far below its 5 s), and about 0.6 s here: many
+times the 0.05 s limit the next test gives the preview."""
+
+
+def test_expression_preview_stops_at_its_own_time_limit(app_factory: Callable[..., Any]) -> None:
+    """An expression the budget allows but that runs longer than the preview's limit answers the preview's
+    timeout message; without the limit, it would answer ``done``."""
+    with TestClient(app=app_factory(preview_seconds=0.05)) as client:
+        browser = Browser(client)
+        wid, ids = build(browser)
+        started = time.monotonic()
+        html = preview(browser, wid, ids["b"], "fields.value", SLOW)
+        assert time.monotonic() - started < DEFAULT_BUDGET.max_seconds
+        assert 'role="alert"' in html and "the preview took longer than its limit of 0.05 s" in html, html
+        assert browser.get("/healthz").status_code == 200

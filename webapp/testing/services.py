@@ -17,11 +17,12 @@ from sqlalchemy import null, select
 from sqlalchemy.orm.exc import StaleDataError
 
 from engine.changes import Announce, announce_created
-from engine.errors import ExpressionError
+from engine.errors import ExpressionBudgetExceeded, ExpressionError
 from engine.executions import enqueue_execution, touch_draft
 from engine.expressions import Expressions, is_expression
 from engine.expressions.offloop import PREVIEWS
 from engine.models import Execution, Node, NodeRun
+from engine.settings import Settings
 from engine.testruns import InvalidPinnedData, Mode, Plan, create_test_execution, parse_pinned, pinned_outputs
 from engine.worker import HEARTBEAT, job_timeout_for
 from webapp.errors import Conflict, Invalid
@@ -29,8 +30,9 @@ from webapp.workflows.services import WorkflowService
 
 SETTLED = ("succeeded", "failed", "skipped")
 PREVIEW_CHARS = 2000
-PREVIEW_SECONDS = 2.0
-"""An expression preview's time limit (its budget is the engine's: engine/expressions/budget.py)."""
+PREVIEW_SECONDS = Settings.preview_seconds
+"""An expression preview's time limit unless the settings give another (its budget is the engine's:
+engine/expressions/budget.py)."""
 
 
 @dataclass
@@ -65,6 +67,7 @@ _PARTS = re.compile(r"(\{\{.*?\}\})", re.DOTALL)
 @dataclass
 class TestingService:
     workflows: WorkflowService
+    preview_seconds: float = PREVIEW_SECONDS
 
     @property
     def db(self) -> Any:
@@ -146,22 +149,25 @@ class TestingService:
         if not is_expression(source):
             return preview
         items, trigger, nodes, preview.data_from = await self._variables(workflow_id, node)
-        expressions = Expressions(trigger, items=items, nodes=nodes, pool=PREVIEWS,
-                                  deadline=time.monotonic() + PREVIEW_SECONDS)
+        deadline = time.monotonic() + self.preview_seconds
+        expressions = Expressions(trigger, items=items, nodes=nodes, pool=PREVIEWS, deadline=deadline)
         try:
-            async with asyncio.timeout(PREVIEW_SECONDS):
+            async with asyncio.timeout(self.preview_seconds):
                 value = await expressions.render(source, item=items[0] if items else {}, field=field_name)
-        except ExpressionError as exc:
-            preview.error = (f"“{node.name}”, field “{field_name}”, expression {exc.expression or source}: "
-                             f"{str(exc).split(' in field ', 1)[0]}")
-            return preview
-        except TimeoutError:
-            preview.error = (f"“{node.name}”, field “{field_name}”, expression {source}: the preview took longer than "
-                             f"its limit of {PREVIEW_SECONDS:g} s")
+        except (ExpressionError, TimeoutError) as exc:
+            preview.error = f"“{node.name}”, field “{field_name}”, expression {self._failure(exc, source, deadline)}"
             return preview
         text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
         preview.value = text if len(text) <= PREVIEW_CHARS else text[:PREVIEW_CHARS] + " … (truncated)"
         return preview
+
+    def _failure(self, exc: ExpressionError | TimeoutError, source: str, deadline: float) -> str:
+        """The expression and why it failed. The preview's time limit is reached twice at once: by the timeout
+        here, and by the evaluation's own deadline check in its thread, whichever the event loop sees first —
+        both answer the preview's message."""
+        if isinstance(exc, TimeoutError) or (isinstance(exc, ExpressionBudgetExceeded) and time.monotonic() >= deadline):
+            return f"{source}: the preview took longer than its limit of {self.preview_seconds:g} s"
+        return f"{exc.expression or source}: {str(exc).split(' in field ', 1)[0]}"
 
     async def _variables(self, workflow_id: int, node: Node) -> tuple[list[Any], dict[str, Any], dict[str, Any], str]:
         """The node's last input, the trigger input and earlier nodes' outputs of that execution; without a
