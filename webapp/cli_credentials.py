@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any
 
 from engine import eventloop
@@ -23,6 +24,7 @@ from engine.errors import CredentialKeyError
 from engine.settings import Settings
 
 EXIT_FAILED = 1
+EXIT_USAGE = 2
 
 
 def add_parser(sub: Any) -> None:
@@ -37,7 +39,11 @@ def add_parser(sub: Any) -> None:
 
 
 def generate_key(settings: Settings, args: argparse.Namespace) -> int:
-    print(new_key_entry(args.id))
+    try:
+        print(new_key_entry(args.id))
+    except CredentialKeyError as exc:
+        print(f"patchwire: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     return 0
 
 
