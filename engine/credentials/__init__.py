@@ -5,16 +5,20 @@ docs/credentials.md describes the threat model, the keys, the blob format and th
 
 from engine.credentials.keys import load_keyring, new_key_entry, parse_keys
 from engine.credentials.registry import CredentialRegistry
+from engine.credentials.rotation import startup_keyring
 from engine.credentials.sealing import Key, KeyRing, aad_for, seal, unseal
 from engine.credentials.store import (
+    TOKEN_FIELDS,
     create_credential,
     delete_credential,
     get_credential,
     list_credentials,
     mark_status,
     open_credential,
+    open_row,
     rotate_keys,
     store_tokens,
+    touch_last_used,
     update_credential,
     verify_keyring,
     workflows_using,
@@ -29,6 +33,7 @@ from engine.credentials.types import (
 )
 
 __all__ = [
+    "TOKEN_FIELDS", "open_row", "startup_keyring", "touch_last_used",
     "CredentialRegistry", "CredentialTestContext", "CredentialType", "EmptyPublic", "EmptySecret", "Key", "KeyRing",
     "OAuthSpec", "OpenCredential", "aad_for", "create_credential", "delete_credential", "get_credential",
     "list_credentials", "load_keyring", "mark_status", "new_key_entry", "open_credential", "parse_keys", "rotate_keys",
