@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 from typing import Annotated, Any, ClassVar
 
@@ -26,7 +27,7 @@ from engine.database import make_engine, make_sessionmaker
 from engine.errors import NodeError
 from engine.events import MemorySink
 from engine.migrate import upgrade_async
-from engine.models import Credential, Execution, ExecutionEvent, NodeRun, Workflow, utcnow
+from engine.models import Credential, Execution, ExecutionEvent, NodeRun, Workflow, WorkflowVersion, utcnow
 from engine.registry import Registry
 from engine.worker import WorkerServices, run_execution
 from nodes import NODE_TYPES
@@ -93,13 +94,11 @@ class Setup:
 
     async def version(self, nodes: list[dict[str, Any]], owner_id: int, *, published: bool = False) -> tuple[int, int]:
         chain = [{"id": "t", "type": "manual_trigger", "name": "Start"}, *nodes]
-        graph = {"nodes": chain, "connections": [{"source": a["id"], "target": b["id"]} for a, b in zip(chain, chain[1:])]}
+        graph = {"nodes": chain, "connections": [{"source": a["id"], "target": b["id"]} for a, b in pairwise(chain)]}
         async with self.sessions.begin() as db:
             workflow = Workflow(owner_id=owner_id, name=f"w{os.urandom(4).hex()}")
             db.add(workflow)
             await db.flush()
-            from engine.models import WorkflowVersion
-
             version = WorkflowVersion(workflow_id=workflow.id, number=1, graph=graph,
                                       published_at=utcnow() if published else None)
             db.add(version)
@@ -186,7 +185,7 @@ async def test_a_failing_node_s_error_its_data_and_the_execution_s_error_are_red
     _, runs, events = await setup.rows(execution_id)
     error = next(r for r in runs if r.node_id == "u").error or {}
     assert error["data"] == {"sent": f"Bearer {REDACTED}"}
-    assert any(REDACTED in str(e.data.get("summary")) for e in events if e.type == "node.failed")
+    assert any(REDACTED in str(e.data.get("summary")) for e in events if e.data["type"] == "node.failed")
     assert SECRET not in await setup.stored_text(execution_id)
     assert SECRET not in msgspec.json.encode(published(setup)).decode()
 
