@@ -14,12 +14,14 @@ when a run first opens a credential, at most once a minute per credential and pr
 from __future__ import annotations
 
 import base64
+import importlib
 import logging
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import httpx
+import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from engine.credentials.redaction import Redactor
@@ -91,11 +93,14 @@ class Vault:
         except Exception:  # bookkeeping: a busy database must not fail the node
             log.warning("could not record the use of credential %s", credential_id, exc_info=True)
 
-    def is_oauth(self, type_name: str) -> bool:
+    def keeps_access_token(self, type_name: str) -> bool:
+        """OAuth types (authorization code and client credentials) keep an access token among their secret
+        fields; the OAuth part keeps it fresh."""
         try:
-            return self.registry.get(type_name).oauth is not None
+            secret = self.registry.get(type_name).Secret
         except RegistryError:
             return False
+        return any(f.name == "access_token" for f in msgspec.structs.fields(secret))
 
 
 class NodeCredentials:
@@ -147,7 +152,7 @@ class NodeCredentials:
 
     async def _oauth_credential(self, credential_id: int) -> OpenCredential:
         credential = self._opened.get(credential_id) or await self._open(credential_id)
-        if not self._vault.is_oauth(credential.type_name):
+        if not self._vault.keeps_access_token(credential.type_name):
             raise CredentialRefused(f"credential “{credential.name}” ({credential.id}) is a {credential.type_name} "
                                     "credential, which has no OAuth access token")
         return credential
@@ -173,13 +178,16 @@ def _derived_secrets(credential: OpenCredential) -> list[str]:
 
 
 def _oauth_function(name: str) -> Any:
-    """A refresh function of the OAuth part (engine/credentials/oauth.py); until it is there, a clear error."""
+    """A refresh function of the OAuth part (engine/credentials/oauth_refresh.py: refresh ahead under the
+    credential's lock); until that part is merged, a clear error instead of a stale token."""
     try:
-        from engine.credentials import oauth
-    except ImportError:
-        oauth = None  # type: ignore[assignment]
-    function = getattr(oauth, name, None)
+        module = importlib.import_module("engine.credentials.oauth_refresh")
+    except ModuleNotFoundError as exc:
+        if exc.name != "engine.credentials.oauth_refresh":
+            raise  # the module is there and broken: say so
+        module = None
+    function = getattr(module, name, None)
     if function is None:
-        raise NotImplementedError(f"engine.credentials.oauth.{name} is missing: OAuth access tokens cannot be "
-                                  "refreshed in this build (the OAuth part of issue 15 is not merged)")
+        raise NotImplementedError(f"engine.credentials.oauth_refresh.{name} is missing: OAuth access tokens cannot "
+                                  "be refreshed in this build (the OAuth part of issue 15 is not merged)")
     return function
