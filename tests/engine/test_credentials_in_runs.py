@@ -42,6 +42,7 @@ PASSWORD = "basic-pass-6e3a"
 class UseConfig(msgspec.Struct, forbid_unknown_fields=True):
     credential: Annotated[int | None, msgspec.Meta(title="Credential", extra={"widget": "credential"})] = None
     fail: bool = False
+    access_token: bool = False
 
 
 class UseCredential(NodeType):
@@ -55,6 +56,8 @@ class UseCredential(NodeType):
 
     async def run(self, ctx: NodeContext, config: UseConfig, items: list[Item]) -> NodeResult:
         assert ctx.credentials is not None and config.credential is not None
+        if config.access_token:
+            return NodeResult.main([{"token": await ctx.credentials.access_token(config.credential)}])
         first = await ctx.credentials.get(config.credential, accept=self.credential_types)
         out = []
         for item in items:
@@ -243,3 +246,9 @@ async def test_a_sub_workflow_gets_the_credentials_and_both_executions_are_redac
     assert child_execution is not None
     assert SECRET not in await setup.stored_text(child_execution)
     assert SECRET not in await setup.stored_text(parent_id)
+
+
+async def test_an_access_token_is_refused_for_a_type_that_keeps_none(setup: Setup) -> None:
+    bearer = setup.credentials["bearer"]
+    message = await setup.failure(await setup.run([use(bearer, access_token=True)]))
+    assert message == f"credential “API” ({bearer}) is a http_bearer credential, which has no OAuth access token"
