@@ -13,7 +13,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Coroutine, Mapping
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -45,6 +45,7 @@ from engine.subworkflows import SUB_TRIGGER, SQLSubWorkflows
 
 if TYPE_CHECKING:
     from engine.credentials.registry import CredentialRegistry
+    from engine.credentials.sealing import KeyRing
     from engine.credentials.vault import Vault
     from engine.settings import Settings
 
@@ -179,13 +180,13 @@ A run handed back on shutdown or after an engine error releases its lease and is
 
 
 def credentials_vault(settings: Settings, sessions: async_sessionmaker[AsyncSession], registry: CredentialRegistry,
-                      http: httpx.AsyncClient, env: Mapping[str, str] | None = None) -> Vault:
-    """The worker process's vault: the key ring (``PATCHWIRE_CREDENTIALS_KEY`` or the key file) read once.
-    ``env``: where OAuth endpoint and client settings are read (default: the process environment)."""
+                      http: httpx.AsyncClient, ring: KeyRing | None = None) -> Vault:
+    """The worker process's vault: ``ring`` (the start-up-checked key ring), else the keys read now from
+    ``PATCHWIRE_CREDENTIALS_KEY`` or the key file; OAuth endpoint and client settings from ``settings.env``."""
     from engine.credentials.keys import load_keyring
     from engine.credentials.vault import Vault
 
-    return Vault(sessions, load_keyring(settings), registry, http, os.environ if env is None else env)
+    return Vault(sessions, ring if ring is not None else load_keyring(settings), registry, http, settings.env)
 
 
 def _poison_error(interruptions: int) -> dict[str, Any]:

@@ -19,7 +19,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from engine import metrics
 from engine.changes import Announce, ExecutionChange
+from engine.credentials import KeyRing
+from engine.credentials.rotation import startup_keyring
 from engine.database import make_engine, make_sessionmaker
+from engine.errors import CredentialKeyError
 from engine.events import Message
 from engine.migrate import upgrade_async
 from engine.netguard import outbound_client, parse_networks
@@ -96,6 +99,8 @@ class Runtime:
     hub: ExecutionHub
     """The live execution-change hub of this web process (webapp/executions/hub.py)."""
     worker: Worker | None = None
+    keyring: KeyRing | None = None
+    """The credential keys, checked against the stored credentials at start-up (engine/credentials/rotation.py)."""
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
 
@@ -107,11 +112,17 @@ async def lifespan_runtime(settings: Settings, channels: ChannelsPlugin, *, migr
         await upgrade_async(settings.database_url)
     engine = make_engine(settings.database_url)
     sessions = make_sessionmaker(engine)
+    try:  # keys that cannot open the stored credentials: refuse to start, saying why
+        keyring = await startup_keyring(settings, sessions)
+    except CredentialKeyError as exc:
+        log.error("cannot start: %s", exc)
+        await engine.dispose()
+        raise
     queue = queue_from_url(settings.queue_url)
     await queue.connect()
     hub = ExecutionHub(channels, sessions)
     deliver = local_delivery(channels, hub if settings.channels_url.startswith("memory") else None)
-    runtime = Runtime(settings, engine, sessions, queue, announcer(deliver), hub)
+    runtime = Runtime(settings, engine, sessions, queue, announcer(deliver), hub, keyring=keyring)
     http = outbound_client(allow)
     try:
         if settings.embedded_queue:
@@ -119,7 +130,7 @@ async def lifespan_runtime(settings: Settings, channels: ChannelsPlugin, *, migr
             services = WorkerServices(sessions=sessions, sink=sink, registry=registry, http=http,
                                       execution_timeout=settings.execution_timeout, inline_wait=settings.inline_wait,
                                       retention=settings.retention, retention_every=settings.retention_every,
-                                      vault=credentials_vault(settings, sessions, credential_registry(), http))
+                                      vault=credentials_vault(settings, sessions, credential_registry(), http, keyring))
             metrics.expose()  # the worker runs here: /metrics shows its counters
             runtime.worker = build_worker(queue, services, concurrency=settings.worker_concurrency, in_process=True)
             runtime._tasks.append(asyncio.create_task(runtime.worker.start()))
