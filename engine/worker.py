@@ -13,7 +13,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -180,13 +180,16 @@ A run handed back on shutdown or after an engine error releases its lease and is
 
 
 def credentials_vault(settings: Settings, sessions: async_sessionmaker[AsyncSession], registry: CredentialRegistry,
-                      http: httpx.AsyncClient, ring: KeyRing | None = None) -> Vault:
+                      http: httpx.AsyncClient, env: Mapping[str, str] | None = None, *,
+                      ring: KeyRing | None = None) -> Vault:
     """The worker process's vault: ``ring`` (the start-up-checked key ring), else the keys read now from
-    ``PATCHWIRE_CREDENTIALS_KEY`` or the key file; OAuth endpoint and client settings from ``settings.env``."""
+    ``PATCHWIRE_CREDENTIALS_KEY`` or the key file. ``env``: where the OAuth endpoint and client settings are
+    read (default: the environment the settings came from)."""
     from engine.credentials.keys import load_keyring
     from engine.credentials.vault import Vault
 
-    return Vault(sessions, ring if ring is not None else load_keyring(settings), registry, http, settings.env)
+    keys = ring if ring is not None else load_keyring(settings)
+    return Vault(sessions, keys, registry, http, settings.env if env is None else env)
 
 
 def _poison_error(interruptions: int) -> dict[str, Any]:

@@ -40,7 +40,7 @@ async def run_worker(settings: Settings) -> None:
             services = WorkerServices(sessions=sessions, sink=sink, registry=registry, http=http,
                                       execution_timeout=settings.execution_timeout, inline_wait=settings.inline_wait,
                                       retention=settings.retention, retention_every=settings.retention_every,
-                                      vault=credentials_vault(settings, sessions, credential_registry(), http, keyring))
+                                      vault=credentials_vault(settings, sessions, credential_registry(), http, ring=keyring))
             worker = build_worker(queue, services, concurrency=settings.worker_concurrency,
                                   shutdown_grace=SHUTDOWN_GRACE)
             metrics_server = _serve_metrics(settings)
