@@ -4,6 +4,7 @@ docs/credentials.md describes the threat model, the keys, the blob format and th
 """
 
 from engine.credentials.keys import load_keyring, new_key_entry, parse_keys
+from engine.credentials.redaction import REDACTED, Redactor
 from engine.credentials.registry import CredentialRegistry
 from engine.credentials.rotation import startup_keyring
 from engine.credentials.sealing import Key, KeyRing, aad_for, seal, unseal
@@ -31,8 +32,10 @@ from engine.credentials.types import (
     OAuthSpec,
     OpenCredential,
 )
+from engine.credentials.vault import CredentialRefused, NodeCredentials, Vault
 
 __all__ = [
+    "REDACTED", "CredentialRefused", "NodeCredentials", "Redactor", "Vault",
     "TOKEN_FIELDS", "open_row", "startup_keyring", "touch_last_used",
     "CredentialRegistry", "CredentialTestContext", "CredentialType", "EmptyPublic", "EmptySecret", "Key", "KeyRing",
     "OAuthSpec", "OpenCredential", "aad_for", "create_credential", "delete_credential", "get_credential",
