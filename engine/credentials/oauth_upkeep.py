@@ -133,3 +133,4 @@ async def refresh_forever(deps: OAuthDeps, queue: Queue, registry: Registry, *, 
         except Exception:
             log.warning("OAuth refresh pass failed; trying again in %s s", every, exc_info=True)
         await asyncio.sleep(every)
+
