@@ -13,6 +13,7 @@ import pytest
 
 from engine.credentials import oauth as oauth_module
 from engine.credentials.oauth import OAuthProviderError
+from engine.credentials.oauth_connect import check_connection
 from engine.credentials.oauth_refresh import OAuthServices, ensure_fresh, refresh_now
 from engine.credentials.store import open_credential
 from engine.credentials.types import CredentialTestContext
@@ -210,3 +211,17 @@ async def test_token_requests_go_through_the_ssrf_guard(deps: OAuthServices, fak
         with pytest.raises(NodeError, match="is not a public address: loopback"):
             await ensure_fresh(strict, credential_id)
     assert token_requests(fake_providers, "oauth2") == asked and (await row(deps.sessions, credential_id)).status == "ok"
+
+
+async def test_check_connection_refreshes_once_then_marks_needs_reconnect(deps: OAuthServices,
+                                                                          fake_providers: FakeProviders) -> None:
+    owner_id, credential_id = await connected(deps, fake_providers, "google", "google")
+    assert await check_connection(deps, owner_id, credential_id) == f"Connected as {DEFAULT_ACCOUNT}"
+    fake_providers.google.advance(3600)  # expired at the provider before our clock says so: 401, refresh, retry
+    assert await check_connection(deps, owner_id, credential_id) == f"Connected as {DEFAULT_ACCOUNT}"
+    assert fake_providers.google.refresh_grants == 1
+
+    fake_providers.google.revoke_all()  # revoked by the user at Google
+    with pytest.raises(CredentialNeedsReconnect, match="google refused its grant"):
+        await check_connection(deps, owner_id, credential_id)
+    assert (await row(deps.sessions, credential_id)).status == "needs_reconnect"
