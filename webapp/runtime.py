@@ -19,8 +19,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from engine import metrics
 from engine.changes import Announce, ExecutionChange
-from engine.credentials.keys import load_keyring
-from engine.credentials.oauth_refresh import OAuthServices
 from engine.database import make_engine, make_sessionmaker
 from engine.events import Message
 from engine.migrate import upgrade_async
@@ -28,7 +26,7 @@ from engine.netguard import outbound_client, parse_networks
 from engine.publisher import LocalSink, SafeSink
 from engine.queue import queue_from_url
 from engine.settings import Settings
-from engine.worker import WorkerServices, build_worker
+from engine.worker import WorkerServices, build_worker, credentials_vault
 from nodes import registry
 from nodes.credentials import credential_registry
 from webapp.executions.hub import DirectSubscriber, ExecutionHub
@@ -121,8 +119,8 @@ async def lifespan_runtime(settings: Settings, channels: ChannelsPlugin, *, migr
             services = WorkerServices(sessions=sessions, sink=sink, registry=registry, http=http,
                                       execution_timeout=settings.execution_timeout, inline_wait=settings.inline_wait,
                                       retention=settings.retention, retention_every=settings.retention_every,
-                                      oauth=OAuthServices(sessions, load_keyring(settings), credential_registry(), http,
-                                                          settings.provider_env))
+                                      vault=credentials_vault(settings, sessions, credential_registry(), http,
+                                                              settings.provider_env))
             metrics.expose()  # the worker runs here: /metrics shows its counters
             runtime.worker = build_worker(queue, services, concurrency=settings.worker_concurrency, in_process=True)
             runtime._tasks.append(asyncio.create_task(runtime.worker.start()))

@@ -7,15 +7,13 @@ from typing import Any
 from wsgiref.simple_server import WSGIServer
 
 from engine import metrics
-from engine.credentials.keys import load_keyring
-from engine.credentials.oauth_refresh import OAuthServices
 from engine.database import make_engine, make_sessionmaker
 from engine.gctune import freeze_startup
 from engine.netguard import outbound_client, parse_networks
 from engine.publisher import sink_from_url
 from engine.queue import queue_from_url
 from engine.settings import Settings
-from engine.worker import SHUTDOWN_GRACE, WorkerServices, build_worker
+from engine.worker import SHUTDOWN_GRACE, WorkerServices, build_worker, credentials_vault
 from nodes import registry
 from nodes.credentials import credential_registry
 
@@ -35,8 +33,8 @@ async def run_worker(settings: Settings) -> None:
             services = WorkerServices(sessions=sessions, sink=sink, registry=registry, http=http,
                                       execution_timeout=settings.execution_timeout, inline_wait=settings.inline_wait,
                                       retention=settings.retention, retention_every=settings.retention_every,
-                                      oauth=OAuthServices(sessions, load_keyring(settings), credential_registry(), http,
-                                                          settings.provider_env))
+                                      vault=credentials_vault(settings, sessions, credential_registry(), http,
+                                                              settings.provider_env))
             worker = build_worker(queue, services, concurrency=settings.worker_concurrency,
                                   shutdown_grace=SHUTDOWN_GRACE)
             metrics_server = _serve_metrics(settings)
