@@ -23,10 +23,8 @@ from pythonjsonlogger.json import JsonFormatter
 execution_id_var: ContextVar[int | None] = ContextVar("patchwire_execution_id", default=None)
 node_id_var: ContextVar[str | None] = ContextVar("patchwire_node_id", default=None)
 
-QUIET_LOGGERS = ("alembic.runtime.plugins", "httpx", "httpx2")
-"""Loggers whose INFO lines say nothing to an operator (alembic lists its seven plugins on every start), or
-would say too much: httpx and httpx2 log every request's full URL, and some URLs carry a secret (Telegram's
-``/bot<token>/…``, an API key in a query string, an OAuth callback's code)."""
+QUIET_LOGGERS = ("alembic.runtime.plugins",)
+"""Loggers whose INFO lines say nothing to an operator (alembic lists its seven plugins on every start)."""
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 
 

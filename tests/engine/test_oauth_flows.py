@@ -225,26 +225,3 @@ async def test_check_connection_refreshes_once_then_marks_needs_reconnect(deps: 
     with pytest.raises(CredentialNeedsReconnect, match="google refused its grant"):
         await check_connection(deps, owner_id, credential_id)
     assert (await row(deps.sessions, credential_id)).status == "needs_reconnect"
-
-
-def test_request_urls_are_not_logged_at_info() -> None:
-    """httpx / httpx2 log each request's URL at INFO; a URL can carry a secret (Telegram's bot token)."""
-    import io
-    import logging
-
-    from engine.logs import configure_logging
-
-    root = logging.getLogger()
-    saved = (list(root.handlers), root.level)
-    try:
-        configure_logging("text", "INFO", io.StringIO())
-        assert not logging.getLogger("httpx").isEnabledFor(logging.INFO)
-        assert not logging.getLogger("httpx2").isEnabledFor(logging.INFO)
-    finally:
-        for handler in list(root.handlers):
-            root.removeHandler(handler)
-        for handler in saved[0]:
-            root.addHandler(handler)
-        root.setLevel(saved[1])
-        logging.getLogger("httpx").setLevel(logging.NOTSET)
-        logging.getLogger("httpx2").setLevel(logging.NOTSET)
