@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 from litestar.channels import ChannelsPlugin
 from litestar.channels.backends.asyncpg import AsyncPgChannelsBackend
 from litestar.channels.backends.memory import MemoryChannelsBackend
@@ -101,6 +102,8 @@ class Runtime:
     worker: Worker | None = None
     keyring: KeyRing | None = None
     """The credential keys, checked against the stored credentials at start-up (engine/credentials/rotation.py)."""
+    http: httpx.AsyncClient | None = None
+    """The guarded outbound client (engine/netguard.py): a credential's Test calls its service through it."""
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
 
@@ -122,15 +125,16 @@ async def lifespan_runtime(settings: Settings, channels: ChannelsPlugin, *, migr
     await queue.connect()
     hub = ExecutionHub(channels, sessions)
     deliver = local_delivery(channels, hub if settings.channels_url.startswith("memory") else None)
-    runtime = Runtime(settings, engine, sessions, queue, announcer(deliver), hub, keyring=keyring)
     http = outbound_client(allow)
+    runtime = Runtime(settings, engine, sessions, queue, announcer(deliver), hub, keyring=keyring, http=http)
     try:
         if settings.embedded_queue:
             sink = SafeSink(LocalSink(deliver))
+            vault = credentials_vault(settings, sessions, credential_registry(), http, ring=keyring)
             services = WorkerServices(sessions=sessions, sink=sink, registry=registry, http=http,
                                       execution_timeout=settings.execution_timeout, inline_wait=settings.inline_wait,
                                       retention=settings.retention, retention_every=settings.retention_every,
-                                      vault=credentials_vault(settings, sessions, credential_registry(), http, ring=keyring))
+                                      vault=vault)  # it also keeps the OAuth tokens fresh (the refresh pass)
             metrics.expose()  # the worker runs here: /metrics shows its counters
             runtime.worker = build_worker(queue, services, concurrency=settings.worker_concurrency, in_process=True)
             runtime._tasks.append(asyncio.create_task(runtime.worker.start()))
