@@ -72,6 +72,9 @@ class Settings:
     retention_days: float = 30.0
     retention_per_workflow: int = 0
     retention_every: float = 600.0
+    preview_seconds: float = 2.0
+    """The editor's expression preview's time limit (docs/security.md, "Expressions"). Not read from the
+    environment: tests give a shorter one."""
 
     # Where browsers reach Patchwire, and who may say so (webapp/transport.py, docs/security.md)
     public_url: str = ""
