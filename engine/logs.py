@@ -13,6 +13,7 @@ terminal, and readable lines on a terminal; ``PATCHWIRE_LOG_FORMAT=json|text`` f
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from contextvars import ContextVar
 from typing import IO
@@ -38,6 +39,38 @@ class RunContextFilter(logging.Filter):
             node_id = node_id_var.get()
             if node_id is not None:
                 record.node_id = node_id
+        return True
+
+
+_SECRET_URL_PARTS = (
+    # Telegram's Bot API puts the bot's token in the path: https://api.telegram.org/bot<token>/getMe
+    (re.compile(r"/bot[0-9]+:[A-Za-z0-9_-]+"), "/bot[redacted]"),
+    # user:password@host
+    (re.compile(r"(?<=://)[^/@\s:]+:[^/@\s]+@"), "[redacted]@"),
+    # ?api_key=…&access_token=…
+    (re.compile(r"(?i)([?&](?:[a-z_-]*(?:key|token|secret|password|signature|sig)[a-z_-]*)=)[^&#\s\"']+"), r"\1[redacted]"),
+)
+HTTP_CLIENT_LOGGERS = ("httpx", "httpx2", "httpcore", "httpcore2")
+
+
+def mask_url_secrets(text: str) -> str:
+    """The secret-bearing parts of URLs in ``text`` replaced by ``[redacted]``."""
+    for pattern, replacement in _SECRET_URL_PARTS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+class SecretURLFilter(logging.Filter):
+    """HTTP clients log every request's URL at INFO; some APIs carry a secret in it (Telegram's bot token in the
+    path, API keys in the query). A run's node logs are redacted with the run's secrets (engine/nodelogs.py);
+    this catches the rest — a credential's *Test* in the web process, a token request — in the process log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.split(".", 1)[0] in HTTP_CLIENT_LOGGERS:
+            message = record.getMessage()
+            masked = mask_url_secrets(message)
+            if masked != message:
+                record.msg, record.args = masked, None
         return True
 
 
@@ -76,6 +109,7 @@ def configure_logging(log_format: str = "auto", level: str = "INFO", stream: IO[
     handler = logging.StreamHandler(stream)
     handler.setFormatter(json_formatter() if wants_json(log_format, stream) else TextFormatter(TEXT_FORMAT))
     handler.addFilter(RunContextFilter())
+    handler.addFilter(SecretURLFilter())
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

@@ -4,6 +4,7 @@ their own node ids, and a sub-workflow's run has its own execution id until it r
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 from typing import Any
 
@@ -13,7 +14,7 @@ import pytest
 from engine.contract import Item, NodeContext, NodeResult, NodeType
 from engine.events import MemorySink
 from engine.graph import Graph
-from engine.logs import RunContextFilter, execution_id_var, node_id_var
+from engine.logs import RunContextFilter, configure_logging, execution_id_var, node_id_var
 from engine.registry import Registry
 from engine.runner import Run, execute
 from engine.store import MemoryRunStore
@@ -91,3 +92,27 @@ async def test_branches_and_sub_workflows_keep_their_own_ids(captured: Captured)
     assert seen[4:] == [("before inner", 99, "inner"), ("after inner", 99, "inner"),
                         ("sub-workflow returned", 7, "call")]  # the caller's ids are back
     assert execution_id_var.get() is None and node_id_var.get() is None  # nothing leaks out of the run
+
+
+async def test_http_client_log_lines_carry_no_secret_from_a_url() -> None:
+    """httpx logs each request's URL at INFO; a Telegram bot token in the path, an API key in the query or a
+    password in the authority must not reach the process log (a credential's Test runs outside any run)."""
+    stream = io.StringIO()
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    configure_logging("text", "INFO", stream)
+    try:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(lambda request: httpx.Response(200))) as client:
+            await client.get("https://api.telegram.org/bot123456:AAHsecret-Token_x/getMe")
+            await client.get("https://api.example.com/v1/items?page=2&api_key=k3y-s3cret&access_token=t0k3n")
+            await client.get("https://ada:pa55word@dav.example.com/files")
+            await client.get("https://api.example.com/v1/items?page=3")
+    finally:
+        root.handlers[:], root.level = saved
+    text = stream.getvalue()
+    for secret in ("AAHsecret-Token_x", "k3y-s3cret", "t0k3n", "pa55word"):
+        assert secret not in text
+    assert "https://api.telegram.org/bot[redacted]/getMe" in text
+    assert "page=2&api_key=[redacted]&access_token=[redacted]" in text
+    assert "https://[redacted]@dav.example.com/files" in text
+    assert "https://api.example.com/v1/items?page=3" in text  # nothing secret: left as it was
