@@ -120,7 +120,7 @@ class WorkflowController(Controller):
         try:
             prepared = prepare(await _import_bytes(form), str(form.get("format") or "auto"),
                                workflows=await workflows.names())
-            workflow = await workflows.import_document(prepared.document)
+            workflow, missing = await workflows.import_with_credentials(prepared.document)
         except GraphError as exc:
             if is_htmx(request) and not wants_json(request):
                 return Template("workflows/_import_problems.html", context={"problems": exc.problems},
@@ -128,7 +128,8 @@ class WorkflowController(Controller):
             raise
         summary = {"workflow_id": workflow.id, "format": prepared.format, "nodes": len(prepared.document.nodes),
                    "connections": len(prepared.document.connections),
-                   "report": prepared.report.to_dict() if prepared.report else None}
+                   "report": prepared.report.to_dict() if prepared.report else None,
+                   "missing_credentials": [m.to_dict() for m in missing]}
         url = f"/workflows/{workflow.id}"
         if wants_json(request):
             return Response({**summary, "url": url}, status_code=201)
