@@ -132,7 +132,7 @@ class CredentialController(Controller):
     @post("/{credential_id:int}/test")
     async def test(self, request: Request[Any, Any, Any], credentials: NamedDependency[CredentialService],
                    runtime: NamedDependency[Runtime], credential_id: FromPath[int]) -> Template:
-        passed, message = await credentials.test(credential_id, runtime.http, runtime.env)
+        passed, message = await credentials.test(credential_id, runtime.http, runtime.settings.env)
         context = {"passed": passed, "message": message, "credential_id": credential_id}
         if is_htmx(request):
             return Template("credentials/_test_result.html", context=context, status_code=200 if passed else 422)
