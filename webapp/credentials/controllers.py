@@ -87,6 +87,8 @@ class CredentialController(Controller):
         try:
             credential, _ = await credentials.create(type_name, form)
         except ConfigError as exc:
+            if wants_json(request):
+                raise  # problem+json with the fields (webapp/errors.py)
             submitted = read_form(credential_type, form)  # what was typed, secret values left out
             return Template("credentials/form.html", status_code=422, context={
                 "user": request.user, **_form_context(credential_type, name=submitted.name,
@@ -120,6 +122,8 @@ class CredentialController(Controller):
         try:
             await credentials.update(credential_id, form)
         except ConfigError as exc:
+            if wants_json(request):
+                raise
             credential = await credentials.get(credential_id)
             credential_type = credentials.type_of(credential)
             submitted = None
@@ -166,9 +170,9 @@ async def _detail(request: Request[Any, Any, Any], credentials: CredentialServic
     context: dict[str, Any] = {"user": request.user, "credential": credential, "usage": usage, **extra}
     if credential_type is None:
         return Template("credentials/unknown_type.html", status_code=status_code, context=context)
-    set_fields = await credentials.secret_fields_set(credential)
+    set_fields, open_error = await credentials.secret_fields_set(credential)
     return Template("credentials/form.html", status_code=status_code, context={
         **context, **_form_context(credential_type, credential=credential,
                                    name=credential.name if name is None else name,
                                    values=credential.public if values is None else values,
-                                   errors=errors, set_fields=set_fields)})
+                                   errors=errors, set_fields=set_fields, open_error=open_error)})

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-import msgspec
 from litestar.exceptions import NotFoundException
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -171,13 +170,14 @@ class CredentialService:
         except RegistryError:
             return None
 
-    async def secret_fields_set(self, credential: Credential) -> set[str]:
-        """Which secret fields hold a value (the page says "set"; the values themselves stay here)."""
+    async def secret_fields_set(self, credential: Credential) -> tuple[set[str], str | None]:
+        """Which secret fields hold a value (the page says "set"; the values themselves stay here), or why
+        the credential cannot be opened (a key missing from PATCHWIRE_CREDENTIALS_KEY, an altered blob)."""
         try:
             opened = await store.open_credential(self.db, self.ring, self.owner_id, credential.id)
-        except CredentialError:
-            return set()
-        return {key for key, value in opened.secret.items() if value not in (None, "")}
+        except CredentialError as exc:
+            return set(), str(exc)
+        return {key for key, value in opened.secret.items() if value not in (None, "")}, None
 
     async def usage(self, credential_id: int) -> list[tuple[int, str]]:
         await self.get(credential_id)
