@@ -83,7 +83,7 @@ def opened(db_call: DbCall, owner_id: int, credential_id: int) -> Any:
 
 @pytest.fixture
 def ring_call(db_call: Any, client: TestClient[Any]) -> DbCall:
-    return DbCall(db_call, client.app.state.runtime.ring)
+    return DbCall(db_call, client.app.state.runtime.keyring)
 
 
 def owner_of(db_call: Any, credential_id: int) -> int:
