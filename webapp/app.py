@@ -24,6 +24,7 @@ from engine.settings import Settings, load_settings
 from nodes import registry
 from webapp.accounts.controllers import AccountController
 from webapp.credentials.controllers import CredentialController
+from webapp.credentials.oauth import OAUTH_ROUTES
 from webapp.credentials.references import credential_types
 from webapp.credentials.services import CredentialService
 from webapp.dashboard.controllers import DashboardController
@@ -120,7 +121,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Lit
         route_handlers=[
             healthz, DashboardController, AccountController, WorkflowController, NoteController, EditingController, NodeTestingController, ExecutionController, execution_stream,
             CredentialController,
-            executions_table_stream, executions_changed_stream,
+            executions_table_stream, executions_changed_stream, *OAUTH_ROUTES,
             create_static_files_router(path="/static", directories=[ROOT / "static"], name="static"), *observability,
         ],
         middleware=[prometheus_config().middleware] if settings.metrics_enabled else [],
