@@ -137,11 +137,12 @@ class CredentialController(Controller):
     @post("/{credential_id:int}/test")
     async def test(self, request: Request[Any, Any, Any], credentials: NamedDependency[CredentialService],
                    runtime: NamedDependency[Runtime], credential_id: FromPath[int]) -> Template:
-        passed, message = await credentials.test(credential_id, runtime.http, runtime.settings.env)
-        context = {"passed": passed, "message": message, "credential_id": credential_id}
+        passed, message = await credentials.test(credential_id, runtime.http, runtime.settings.provider_env,
+                                                 runtime.sessions)
+        credential = await credentials.get(credential_id)  # a failed OAuth test may have marked it needs_reconnect
+        context = {"passed": passed, "message": message, "credential_id": credential_id, "credential": credential}
         if is_htmx(request):
             return Template("credentials/_test_result.html", context=context, status_code=200 if passed else 422)
-        credential = await credentials.get(credential_id)
         return await _detail(request, credentials, credential, test_result=context,
                              status_code=200 if passed else 422)
 

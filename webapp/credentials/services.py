@@ -15,10 +15,13 @@ from typing import Any
 import httpx
 from litestar.exceptions import NotFoundException
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from engine.config import FieldSpec, config_from_form, field_specs, parse_config
 from engine.credentials import store
+from engine.credentials.oauth_connect import check_connection
+from engine.credentials.oauth_refresh import OAuthServices
+from engine.credentials.oauth_types import OAuthType
 from engine.credentials.registry import CredentialRegistry
 from engine.credentials.sealing import KeyRing
 from engine.credentials.store import MAX_NAME
@@ -228,8 +231,11 @@ class CredentialService:
         await store.delete_credential(self.db, self.owner_id, credential_id)
         await self.db.commit()
 
-    async def test(self, credential_id: int, http: httpx.AsyncClient, env: Mapping[str, str]) -> tuple[bool, str]:
-        """Run the type's ``test`` against its service: (passed, message). The message never holds a secret."""
+    async def test(self, credential_id: int, http: httpx.AsyncClient, env: Mapping[str, str],
+                   sessions: async_sessionmaker[AsyncSession]) -> tuple[bool, str]:
+        """Run the type's ``test`` against its service: (passed, message). The message never holds a secret.
+        An OAuth type is tested with a fresh token (refreshed ahead, once more after a 401); a dead grant marks
+        it ``needs_reconnect`` (engine/credentials/oauth_connect.py ``check_connection``)."""
         credential = await self.get(credential_id)
         credential_type = self.type_of(credential)
         if credential_type is None or not credential_type().has_test:
@@ -238,9 +244,13 @@ class CredentialService:
         try:
             opened = await store.open_credential(self.db, self.ring, self.owner_id, credential_id)
             secret = opened.secret
+            if issubclass(credential_type, OAuthType):
+                check = check_connection(OAuthServices(sessions, self.ring, self.registry, http, env),
+                                         self.owner_id, credential_id)
+            else:
+                check = credential_type().test(CredentialTestContext(http=http, env=env), opened)
             async with asyncio.timeout(TEST_TIMEOUT):
-                return True, redact(await credential_type().test(CredentialTestContext(http=http, env=env), opened),
-                                    secret)
+                return True, redact(await check, secret)
         except TimeoutError:
             return False, f"No answer within {TEST_TIMEOUT:g} s."
         except (CredentialError, NodeError) as exc:
