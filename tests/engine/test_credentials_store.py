@@ -283,3 +283,28 @@ async def test_tokens_stored_from_a_stale_row_survive_a_rotation_that_came_first
         row = await get_credential(s, owner, cid)
         assert (row.key_id, row.revision) == ("k2", 3)
         assert (await open_credential(s, both, owner, cid)).secret["refresh_token"] == "r2"
+
+
+async def test_last_used_is_recorded_at_most_once_a_minute(db: tuple[str, Sessions]) -> None:
+    from datetime import timedelta
+
+    from engine.credentials import touch_last_used
+
+    _, sessions = db
+    async with sessions.begin() as s:
+        owner = await cf.user(s)
+        cid = (await cf.credential(s, cf.ring("k1"), owner)).id
+    async with sessions.begin() as s:
+        await touch_last_used(s, cid)
+    async with sessions() as s:
+        first = (await get_credential(s, owner, cid)).last_used_at
+    assert first is not None
+    async with sessions.begin() as s:
+        await touch_last_used(s, cid)
+    async with sessions.begin() as s:
+        assert (await get_credential(s, owner, cid)).last_used_at == first, "within the minute: not written again"
+        await s.execute(update(Credential).where(Credential.id == cid).values(last_used_at=first - timedelta(minutes=2)))
+    async with sessions.begin() as s:
+        await touch_last_used(s, cid)
+    async with sessions() as s:
+        assert (await get_credential(s, owner, cid)).last_used_at > first
