@@ -35,10 +35,10 @@ from engine.credentials.types import (
 from engine.credentials.vault import CredentialRefused, NodeCredentials, Vault
 
 __all__ = [
-    "REDACTED", "CredentialRefused", "NodeCredentials", "Redactor", "Vault",
-    "TOKEN_FIELDS", "open_row", "startup_keyring", "touch_last_used",
-    "CredentialRegistry", "CredentialTestContext", "CredentialType", "EmptyPublic", "EmptySecret", "Key", "KeyRing",
-    "OAuthSpec", "OpenCredential", "aad_for", "create_credential", "delete_credential", "get_credential",
-    "list_credentials", "load_keyring", "mark_status", "new_key_entry", "open_credential", "parse_keys", "rotate_keys",
-    "seal", "store_tokens", "unseal", "update_credential", "verify_keyring", "workflows_using",
+    "REDACTED", "TOKEN_FIELDS", "CredentialRefused", "CredentialRegistry", "CredentialTestContext", "CredentialType",
+    "EmptyPublic", "EmptySecret", "Key", "KeyRing", "NodeCredentials", "OAuthSpec", "OpenCredential", "Redactor", "Vault",
+    "aad_for", "create_credential", "delete_credential", "get_credential", "list_credentials", "load_keyring",
+    "mark_status", "new_key_entry", "open_credential", "open_row", "parse_keys", "rotate_keys", "seal",
+    "startup_keyring", "store_tokens", "touch_last_used", "unseal", "update_credential", "verify_keyring",
+    "workflows_using",
 ]
