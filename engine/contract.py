@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import httpx
 import msgspec
+
+if TYPE_CHECKING:
+    from engine.credentials.types import OpenCredential
 
 Item = dict[str, Any]
 """One JSON object travelling along a connection."""
@@ -45,6 +48,23 @@ class SubWorkflows(Protocol):
     async def run(self, workflow_id: int, items: list[Item]) -> list[Item]: ...
 
 
+class CredentialAccess(Protocol):
+    """``ctx.credentials``: the credentials of the execution's owner, opened in the worker at run time
+    (engine/credentials/vault.py). A missing id, another owner's id or a type the node does not accept
+    raise ``NodeError`` with the reason; every secret value opened is redacted from the run's data."""
+
+    async def get(self, credential_id: int, *, accept: tuple[str, ...]) -> OpenCredential: ...
+
+    async def access_token(self, credential_id: int, *, min_valid: float = 60) -> str:
+        """An OAuth credential's access token, refreshed first when it expires within ``min_valid`` s."""
+        ...
+
+    async def refresh_after_unauthorized(self, credential_id: int, used_token: str) -> str:
+        """The API said 401 to ``used_token``: a new access token (refreshed once, unless another node
+        or worker already did)."""
+        ...
+
+
 class Expressions(Protocol):
     """Evaluates the ``{{ }}`` expressions in a config value for one item, under the expression budget,
     off the event loop when it is more than a lookup (engine/expressions)."""
@@ -70,6 +90,8 @@ class NodeContext:
     """Input ports whose upstream ran (not skipped) — what a Merge waits for."""
     sub_workflows: SubWorkflows | None = None
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("patchwire.node"))
+    credentials: CredentialAccess | None = None
+    """The owner's credentials (``None`` where no vault is wired, e.g. engine tests without one)."""
 
     @property
     def idempotency_key(self) -> str:
@@ -93,6 +115,8 @@ class NodeType:
     (logic, data shaping, waiting). The engine may begin running a pure node while the commit that
     records its start is still in flight (engine/README.md, "Pipelined commits"); a node with effects
     always starts after that commit. Leave it ``False`` when in doubt."""
+    credential_types: ClassVar[tuple[str, ...]] = ()
+    """The credential types (``type_name``) this node accepts in its ``credential`` config field."""
     expression_fields: ClassVar[tuple[str, ...]] = ()
     """Config fields whose strings may hold ``{{ }}`` and are rendered per item by the node."""
 

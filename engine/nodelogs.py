@@ -9,12 +9,18 @@ node run in the same commit as the attempt's outcome (engine/store.py ``NodeRunR
 Bounded per attempt: at most ``MAX_RECORDS`` records and ``MAX_TOTAL_CHARS`` characters of
 messages, each message cut at ``MAX_MESSAGE_CHARS``. Past a limit, one last entry says how many
 records were not kept, so a chatty node never bloats its row.
+
+With a run's ``Redactor`` holding secrets, a record whose text holds one is rewritten before it is
+kept or forwarded: its message (and formatted exception) with "[redacted]" in place of the secret.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from engine.credentials.redaction import Redactor
 
 MAX_RECORDS = 200
 MAX_MESSAGE_CHARS = 4000
@@ -31,14 +37,18 @@ class NodeLogs:
     weak reference under logging's module lock) — the attempt's logger hands its records straight to
     ``emit``, and skips the caller lookup (no file or line is kept)."""
 
-    def __init__(self, execution_id: int, node_id: str, node_name: str, attempt: int) -> None:
+    def __init__(self, execution_id: int, node_id: str, node_name: str, attempt: int, *,
+                 redactor: Redactor | None = None) -> None:
         self.entries: list[dict[str, Any]] = []
+        self._redactor = redactor
         self._ids = {"execution_id": execution_id, "node_id": node_id, "node_name": node_name, "attempt": attempt}
         self._chars = 0
         self._dropped: dict[str, Any] | None = None
         self.logger: logging.Logger = _AttemptLogger(self)
 
     def emit(self, record: logging.LogRecord) -> None:
+        if self._redactor:
+            _redact(record, self._redactor)
         self._forward(record)
         message = _message(record)
         if self._dropped is not None or len(self.entries) >= MAX_RECORDS or self._chars + len(message) > MAX_TOTAL_CHARS:
@@ -64,13 +74,27 @@ class NodeLogs:
             process.handle(record)
 
 
-def _message(record: logging.LogRecord) -> str:
+def _redact(record: logging.LogRecord, redactor: Redactor) -> None:
+    """Rewrite a record whose text holds a secret: the redacted text becomes its whole message (the
+    process log's handlers format it again, so no argument or exception of the original is left)."""
+    text = _text(record)
+    redacted = redactor.redact_text(text)
+    if redacted != text:
+        record.msg, record.args, record.exc_info, record.exc_text, record.stack_info = redacted, None, None, None, None
+
+
+def _text(record: logging.LogRecord) -> str:
     try:
         text = record.getMessage()
     except Exception as exc:  # a bad format string in node code must not fail the node
         text = f"{record.msg!r} (could not format the arguments: {type(exc).__name__})"
     if record.exc_info:
         text += "\n" + _formatter.formatException(record.exc_info)
+    return text
+
+
+def _message(record: logging.LogRecord) -> str:
+    text = _text(record)
     if len(text) > MAX_MESSAGE_CHARS:
         text = text[:MAX_MESSAGE_CHARS] + f"… ({len(text) - MAX_MESSAGE_CHARS:,} more characters)"
     return text

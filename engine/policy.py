@@ -7,11 +7,13 @@ Stored as ``settings`` next to a node's ``config`` (the editor's Settings tab). 
 from __future__ import annotations
 
 import random
-from typing import Annotated, Literal
+import traceback
+from typing import Annotated, Any, Literal
 
+import httpx
 import msgspec
 
-from engine.errors import NodeError, NodeTimeout
+from engine.errors import ExpressionError, NodeError, NodeTimeout, PatchwireError
 from engine.limits import Id
 
 ErrorKind = Literal["network", "timeout", "429", "5xx", "4xx", "other"]
@@ -56,6 +58,23 @@ def error_kind(error: BaseException) -> ErrorKind:
     if isinstance(error, NodeError) and error.kind:
         return error.kind  # type: ignore[return-value]
     return "other"
+
+
+_EXPECTED = (PatchwireError, httpx.HTTPError, TimeoutError)
+
+
+def error_data(node_id: str, node_name: str, exc: BaseException) -> dict[str, Any]:
+    """A node's failure as data (stored on its node run, routed to its error output): type, message,
+    retry kind, a ``NodeError``'s ``data``, an expression's field — and the traceback of a bug."""
+    error: dict[str, Any] = {"node_id": node_id, "node_name": node_name, "type": type(exc).__name__,
+                             "message": str(exc) or type(exc).__name__, "kind": error_kind(exc)}
+    if isinstance(exc, NodeError) and exc.data:
+        error["data"] = exc.data
+    if isinstance(exc, ExpressionError):
+        error.update(field=exc.field, expression=exc.expression)
+    if not isinstance(exc, _EXPECTED):  # a bug in node code: keep the traceback
+        error["traceback"] = "".join(traceback.format_exception(exc))
+    return error
 
 
 def kind_of_status(status: int) -> ErrorKind:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import traceback
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,15 +27,16 @@ import msgspec
 
 from engine.changes import ExecutionChange, change_for
 from engine.config import parse_config
-from engine.contract import Item, NodeContext, NodeResult, NodeType, SubWorkflows
-from engine.errors import ExpressionError, NodeError, NodeTimeout, PatchwireError
+from engine.contract import CredentialAccess, Item, NodeContext, NodeResult, NodeType, SubWorkflows
+from engine.credentials.redaction import Redactor, redact_transition
+from engine.errors import NodeError, NodeTimeout
 from engine.events import Event, EventSink, publish_all, summarize
 from engine.expressions import Expressions
 from engine.expressions.budget import DEFAULT_BUDGET, Budget
 from engine.graph import ConnectionSpec, Graph, NodeSpec, ensure_valid
 from engine.logs import execution_id_var, node_id_var
 from engine.nodelogs import NodeLogs
-from engine.policy import ERROR_PORT, error_kind
+from engine.policy import ERROR_PORT, error_data
 from engine.registry import Registry
 from engine.store import ExecutionState, NodeRunRecord, RunStore, Transition
 
@@ -89,6 +89,10 @@ class Run:
     """When the execution first started (the claim's ``started_at``), for the changes."""
     announce: dict[str, Any] | None = None
     """Fields merged into the first change (a sub-workflow execution announces its creation that way)."""
+    credentials: CredentialAccess | None = None
+    """``ctx.credentials`` of every node (the worker's vault, scoped to the owner and this run's redactor)."""
+    redactor: Redactor = field(default_factory=Redactor)
+    """The secret values opened for this run: redacted from all it stores, publishes and logs."""
     waiting: dict[str, NodeRunRecord] = field(default_factory=dict)
     resume_attempt: dict[str, int] = field(default_factory=dict)
     current: dict[str, NodeRunRecord] = field(default_factory=dict)
@@ -152,6 +156,8 @@ class Run:
                 return
             if self.owner_id is not None:
                 transition.changes.append(self._change(transition))
+            if self.redactor:  # what is stored and published never holds a secret opened for the run
+                redact_transition(self.redactor, transition)
             try:
                 notified = await self.store.commit(self.execution_id, transition)
             except Exception as exc:
@@ -452,7 +458,7 @@ async def _run_node(run: Run, node: NodeSpec, record: NodeRunRecord) -> None:
             result = await _call(run, node, node_type, items, record)
         except Exception as exc:  # node code failing is data on the node run, never swallowed
             if not node.settings.retry.retries(exc, record.attempt):
-                _handle_failure(run, node, record, _error_data(node, exc), items)
+                _handle_failure(run, node, record, _error_data(run, node, exc), items)
                 return
             if await _handle_retry(run, node, record, exc) == SUSPENDED:
                 return
@@ -494,7 +500,7 @@ async def _call(run: Run, node: NodeSpec, node_type: type[NodeType], items: list
     """One attempt of the node's code; what it logs lands in ``record.logs`` (stored with its outcome)."""
     config = _config(run, node, node_type)
     inputs = _inputs_by_port(run, node)
-    logs = NodeLogs(run.execution_id, node.id, node.name, record.attempt)
+    logs = NodeLogs(run.execution_id, node.id, node.name, record.attempt, redactor=run.redactor)
     record.logs = logs.entries
     instance = node_type()
     limit = node.settings.timeout or instance.time_limit(config, items) or run.node_timeout
@@ -504,6 +510,7 @@ async def _call(run: Run, node: NodeSpec, node_type: type[NodeType], items: list
         execution_id=run.execution_id, workflow_id=run.workflow_id, node_id=node.id, node_name=node.name,
         attempt=record.attempt, http=run.http, trigger_input=run.trigger_input, expressions=expressions,
         inputs=inputs, live_inputs=tuple(inputs), sub_workflows=run.sub_workflows, logger=logs.logger,
+        credentials=run.credentials,
     )
     try:
         async with asyncio.timeout(limit) as deadline:
@@ -548,7 +555,7 @@ async def _handle_retry(run: Run, node: NodeSpec, record: NodeRunRecord, exc: Ba
     job when short, as a suspended execution when long (``SUSPENDED``)."""
     delay = node.settings.retry.delay(record.attempt, getattr(exc, "retry_after", None))
     record.status, record.finished_at = "failed", time.time()
-    record.error = {**_error_data(node, exc), "retry_in": round(delay, 3)}
+    record.error = {**_error_data(run, node, exc), "retry_in": round(delay, 3)}
     long_wait = delay > run.inline_wait
     log.info("node %r (%s) attempt %d failed (%s); retry in %.1f s", node.name, node.type, record.attempt,
              record.error["message"][:200], delay)
@@ -598,19 +605,9 @@ def _settle(run: Run, node: NodeSpec, record: NodeRunRecord, status: str,
         _set_result(run, node.id, outputs)
 
 
-_EXPECTED = (PatchwireError, httpx.HTTPError, TimeoutError)
-
-
-def _error_data(node: NodeSpec, exc: BaseException) -> dict[str, Any]:
-    error: dict[str, Any] = {"node_id": node.id, "node_name": node.name, "type": type(exc).__name__,
-                             "message": str(exc) or type(exc).__name__, "kind": error_kind(exc)}
-    if isinstance(exc, NodeError) and exc.data:
-        error["data"] = exc.data
-    if isinstance(exc, ExpressionError):
-        error.update(field=exc.field, expression=exc.expression)
-    if not isinstance(exc, _EXPECTED):  # a bug in node code: keep the traceback
-        error["traceback"] = "".join(traceback.format_exception(exc))
-    return error
+def _error_data(run: Run, node: NodeSpec, exc: BaseException) -> dict[str, Any]:
+    """The node's error as data, redacted at once: it is also logged and becomes the run's error."""
+    return run.redactor.redact(error_data(node.id, node.name, exc))
 
 
 def _duration_ms(record: NodeRunRecord) -> float:
