@@ -13,13 +13,15 @@ import msgspec
 
 from engine.config import KeyValue
 from engine.contract import Item, NodeContext, NodeResult, NodeType
+from engine.credentials.redaction import Redactor
 from engine.errors import NodeError
 from engine.expressions import check_syntax, is_expression
 from engine.netguard import AddressRefused
 from engine.policy import kind_of_status
+from nodes.credentials import credential_registry
 
 if TYPE_CHECKING:
-    from engine.credentials import OpenCredential
+    from engine.credentials import CredentialType, OpenCredential
 
 Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"]
 MAX_BODY_BYTES = 10 * 1024 * 1024
@@ -91,7 +93,9 @@ class HttpRequest(NodeType):
         if response.status_code == 401 and auth.refreshable:
             ctx.logger.info("%s %s → HTTP 401: refreshing the credential's token and retrying once", config.method, url)
             response, content = await _send(ctx, await auth.after_unauthorized(request))
-        result = {"status": response.status_code, "headers": dict(response.headers), "body": _body(response, content)}
+        # a server that echoes the request (or quotes the token in an error) must not put it in the output
+        result = auth.scrub({"status": response.status_code, "headers": dict(response.headers),
+                             "body": _body(response, content)})
         ctx.logger.info("%s %s → HTTP %d, %s bytes in %.0f ms", config.method, url, response.status_code,
                         f"{len(content):,}", (time.monotonic() - started) * 1000)
         if config.fail_on_error_status and response.status_code >= 400:
@@ -119,7 +123,10 @@ class _Auth:
 
     ctx: NodeContext
     credential: OpenCredential | None = None
+    kind: CredentialType | None = None
     token: str | None = None  # the OAuth access token last sent
+    sent: Redactor = dataclasses.field(default_factory=Redactor)
+    """What the credential added to the requests, as sent (``Basic dXNl…`` is not the password as stored)."""
 
     @classmethod
     async def open(cls, ctx: NodeContext, credential_id: int | None, accept: tuple[str, ...]) -> _Auth:
@@ -127,19 +134,22 @@ class _Auth:
             return cls(ctx)
         if ctx.credentials is None:
             raise NodeError("this run has no access to credentials", kind="other")
-        return cls(ctx, await ctx.credentials.get(credential_id, accept=accept))
+        credential = await ctx.credentials.get(credential_id, accept=accept)
+        return cls(ctx, credential, credential_registry().get(credential.type_name)())
 
     @property
     def refreshable(self) -> bool:
         return self.token is not None
 
+    def scrub(self, result: Item) -> Item:
+        return self.sent.redact(result)
+
     async def apply(self, request: _Request) -> _Request:
         if self.credential is None:
             return request
-        credential = self.credential
-        if _uses_access_token(credential):
+        if _uses_access_token(self.kind):
             assert self.ctx.credentials is not None
-            self.token = await self.ctx.credentials.access_token(credential.id)
+            self.token = await self.ctx.credentials.access_token(self.credential.id)
         return self._authorized(request)
 
     async def after_unauthorized(self, request: _Request) -> _Request:
@@ -149,28 +159,23 @@ class _Auth:
 
     def _authorized(self, request: _Request) -> _Request:
         """The request with the credential's headers and parameters, which replace the user's of the same name."""
-        assert self.credential is not None
+        assert self.credential is not None and self.kind is not None
         credential = self.credential
         if self.token is not None:
             credential = dataclasses.replace(credential, secret={**credential.secret, "access_token": self.token})
         added_headers: dict[str, str] = {}
         added_params: dict[str, str] = {}
-        _credential_type(credential.type_name).authorize(credential, added_headers, added_params)
+        self.kind.authorize(credential, added_headers, added_params)
+        self.sent.add(*added_params.values(), *added_headers.values(),
+                      *(value.split(" ", 1)[1] for value in added_headers.values() if " " in value))
         names = {name.lower() for name in added_headers}
         headers = {k: v for k, v in request.headers.items() if k.lower() not in names} | added_headers
         return dataclasses.replace(request, headers=headers, params={**request.params, **added_params})
 
 
-def _uses_access_token(credential: OpenCredential) -> bool:
+def _uses_access_token(kind: CredentialType | None) -> bool:
     """OAuth types keep an access token among their secret fields; the vault keeps it fresh."""
-    secret_type = _credential_type(credential.type_name).Secret
-    return "access_token" in {f.name for f in msgspec.structs.fields(secret_type)}
-
-
-def _credential_type(type_name: str) -> Any:
-    from nodes.credentials import credential_registry
-
-    return credential_registry().get(type_name)()
+    return kind is not None and "access_token" in {f.name for f in msgspec.structs.fields(kind.Secret)}
 
 
 async def _send(ctx: NodeContext, request: _Request) -> tuple[httpx.Response, bytes]:
