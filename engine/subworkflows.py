@@ -95,6 +95,9 @@ class SQLSubWorkflows:
         child = Run(execution_id=execution_id, workflow_id=workflow_id, graph=graph, registry=self._parent.registry,
                     store=self._parent.store, sink=self._parent.sink, http=self._parent.http,
                     start_items=items, execution_timeout=self._parent.execution_timeout,
+                    # the same owner: the caller's credentials, and its redactor (the items it gets back are
+                    # the caller's data too)
+                    credentials=self._parent.credentials, redactor=self._parent.redactor,
                     resume=False,  # created just now: nothing of it is stored yet
                     owner_id=self._owner_id, started_at=started_at,
                     # its first change announces the new row (no extra publish on the hot path)

@@ -13,10 +13,10 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from saq import Queue, Worker
@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from engine import metrics
 from engine.alerts import after_failure
+from engine.credentials.redaction import Redactor
 from engine.errors import GraphError
 from engine.events import EventSink, publish_all
 from engine.executions import FAILED_STATUSES, JOB_FUNCTION, GraphCache, enqueue_execution, job_key
@@ -41,6 +42,11 @@ from engine.retention import RetentionPolicy, prune_forever
 from engine.runner import Outcome, Run, execute, finish
 from engine.sqlstore import Claim, SQLRunStore
 from engine.subworkflows import SUB_TRIGGER, SQLSubWorkflows
+
+if TYPE_CHECKING:
+    from engine.credentials.registry import CredentialRegistry
+    from engine.credentials.vault import Vault
+    from engine.settings import Settings
 
 HEARTBEAT = 5
 """SAQ's job heartbeat: a job untouched this long is stuck, and the next sweep hands it to another worker."""
@@ -76,6 +82,8 @@ class WorkerServices:
     retention: RetentionPolicy | None = None
     """Prune finished executions while the worker runs (``None``: this worker does not prune)."""
     retention_every: float = 600.0
+    vault: Vault | None = None
+    """Opens credentials for the runs (``ctx.credentials``); ``None``: nodes get no credentials."""
     store: SQLRunStore = field(init=False)
     """The run store all executions of this worker share (its writer groups their commits)."""
     graphs: GraphCache = field(init=False)
@@ -144,11 +152,13 @@ async def _prepare(services: WorkerServices, execution_id: int, claim: Claim, le
     graph = await services.graphs.load(services.sessions, claim.version_id)
     execution_timeout = parse_workflow_settings(claim.settings).execution_timeout or services.execution_timeout
     start_items = claim.input.get("items") if claim.trigger == SUB_TRIGGER else None
+    redactor = Redactor()
     run = Run(execution_id=execution_id, workflow_id=claim.workflow_id, graph=graph, registry=services.registry,
               store=services.store, sink=services.sink, http=services.http, trigger_input=claim.input,
               execution_timeout=execution_timeout, start_items=start_items, inline_wait=services.inline_wait,
               scope=frozenset(claim.scope) if claim.scope is not None else None,
-              owner_id=claim.owner_id, started_at=claim.started_at,
+              owner_id=claim.owner_id, started_at=claim.started_at, redactor=redactor,
+              credentials=services.vault.for_run(claim.owner_id, redactor) if services.vault is not None else None,
               # the first change carries the row's fixed part: the hub needs no read for a row it has not seen
               announce={"workflow_name": claim.workflow_name, "trigger": claim.trigger, "created_at": claim.created_at})
     run.sub_workflows = SQLSubWorkflows(run, services.sessions, claim.owner_id, (claim.workflow_id,),
@@ -166,6 +176,16 @@ MAX_INTERRUPTIONS = 5
 """An execution whose job has died this often while holding its lease (a poison pill that kills its
 worker every time, e.g. by running out of memory) ends ``crashed`` instead of being retried forever.
 A run handed back on shutdown or after an engine error releases its lease and is not counted."""
+
+
+def credentials_vault(settings: Settings, sessions: async_sessionmaker[AsyncSession], registry: CredentialRegistry,
+                      http: httpx.AsyncClient, env: Mapping[str, str] | None = None) -> Vault:
+    """The worker process's vault: the key ring (``PATCHWIRE_CREDENTIALS_KEY`` or the key file) read once.
+    ``env``: where OAuth endpoint and client settings are read (default: the process environment)."""
+    from engine.credentials.keys import load_keyring
+    from engine.credentials.vault import Vault
+
+    return Vault(sessions, load_keyring(settings), registry, http, os.environ if env is None else env)
 
 
 def _poison_error(interruptions: int) -> dict[str, Any]:

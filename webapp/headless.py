@@ -18,8 +18,9 @@ from engine.netguard import outbound_client, parse_networks
 from engine.publisher import sink_from_url
 from engine.queue import queue_from_url
 from engine.settings import Settings
-from engine.worker import WorkerServices, build_worker
+from engine.worker import WorkerServices, build_worker, credentials_vault
 from nodes import registry
+from nodes.credentials import credential_registry
 from webapp.executions.services import start
 
 POLL_SECONDS = 0.2
@@ -95,7 +96,8 @@ async def _wait(settings: Settings, sessions: async_sessionmaker[AsyncSession], 
     async with outbound_client(parse_networks(settings.http_allow_networks)) as http:
         if settings.embedded_queue:
             services = WorkerServices(sessions=sessions, sink=MemorySink(), registry=registry, http=http,
-                                      execution_timeout=settings.execution_timeout, inline_wait=settings.inline_wait)
+                                      execution_timeout=settings.execution_timeout, inline_wait=settings.inline_wait,
+                                      vault=credentials_vault(settings, sessions, credential_registry(), http))
             worker = build_worker(queue, services, concurrency=settings.worker_concurrency, in_process=True)
             worker_task = asyncio.create_task(worker.start())
         try:

@@ -26,8 +26,9 @@ from engine.netguard import outbound_client, parse_networks
 from engine.publisher import LocalSink, SafeSink
 from engine.queue import queue_from_url
 from engine.settings import Settings
-from engine.worker import WorkerServices, build_worker
+from engine.worker import WorkerServices, build_worker, credentials_vault
 from nodes import registry
+from nodes.credentials import credential_registry
 from webapp.executions.hub import DirectSubscriber, ExecutionHub
 
 log = logging.getLogger("patchwire.runtime")
@@ -117,7 +118,8 @@ async def lifespan_runtime(settings: Settings, channels: ChannelsPlugin, *, migr
             sink = SafeSink(LocalSink(deliver))
             services = WorkerServices(sessions=sessions, sink=sink, registry=registry, http=http,
                                       execution_timeout=settings.execution_timeout, inline_wait=settings.inline_wait,
-                                      retention=settings.retention, retention_every=settings.retention_every)
+                                      retention=settings.retention, retention_every=settings.retention_every,
+                                      vault=credentials_vault(settings, sessions, credential_registry(), http))
             metrics.expose()  # the worker runs here: /metrics shows its counters
             runtime.worker = build_worker(queue, services, concurrency=settings.worker_concurrency, in_process=True)
             runtime._tasks.append(asyncio.create_task(runtime.worker.start()))

@@ -13,8 +13,9 @@ from engine.netguard import outbound_client, parse_networks
 from engine.publisher import sink_from_url
 from engine.queue import queue_from_url
 from engine.settings import Settings
-from engine.worker import SHUTDOWN_GRACE, WorkerServices, build_worker
+from engine.worker import SHUTDOWN_GRACE, WorkerServices, build_worker, credentials_vault
 from nodes import registry
+from nodes.credentials import credential_registry
 
 log = logging.getLogger("patchwire.worker")
 
@@ -28,9 +29,11 @@ async def run_worker(settings: Settings) -> None:
     await queue.connect()
     try:
         async with outbound_client(allow) as http:
-            services = WorkerServices(sessions=make_sessionmaker(engine), sink=sink, registry=registry, http=http,
+            sessions = make_sessionmaker(engine)
+            services = WorkerServices(sessions=sessions, sink=sink, registry=registry, http=http,
                                       execution_timeout=settings.execution_timeout, inline_wait=settings.inline_wait,
-                                      retention=settings.retention, retention_every=settings.retention_every)
+                                      retention=settings.retention, retention_every=settings.retention_every,
+                                      vault=credentials_vault(settings, sessions, credential_registry(), http))
             worker = build_worker(queue, services, concurrency=settings.worker_concurrency,
                                   shutdown_grace=SHUTDOWN_GRACE)
             metrics_server = _serve_metrics(settings)
