@@ -7,6 +7,14 @@
     ├── ExpressionError       a ``{{ }}`` expression failed to compile or evaluate
     │   └── ExpressionBudgetExceeded   it would exceed its budget (size, steps, time); never retried
     ├── ExecutionTimeout      the whole execution exceeded its time limit
+    ├── CredentialError       a stored credential cannot be used (docs/credentials.md)
+    │   ├── CredentialKeyMissing      sealed with a key the key ring does not hold
+    │   ├── CredentialSealBroken      its ciphertext was altered or belongs to another row, owner or type
+    │   ├── CredentialNotFound        no such credential for this owner
+    │   ├── CredentialInUse           deleting it is refused: workflows use it (carries ``workflows``)
+    │   ├── CredentialTypeMismatch    a node was given a credential of a type it does not accept
+    │   ├── CredentialNeedsReconnect  the provider refused its OAuth grant: the user must reconnect
+    │   └── CredentialKeyError        start-up: a malformed key setting, or keys that cannot open the store
     ├── WorkflowPaused        the circuit breaker paused the workflow's automatic triggers
     └── NodeError             a node's own code failed; stored on the node run, never swallowed
         └── NodeTimeout       the node exceeded its time limit
@@ -78,3 +86,51 @@ class WorkflowPaused(PatchwireError):
 
 class ExecutionTimeout(PatchwireError):
     """The whole execution ran past its time limit."""
+
+
+class CredentialError(PatchwireError):
+    """A stored credential cannot be used; the message says why and never holds a secret."""
+
+
+class CredentialKeyMissing(CredentialError):
+    def __init__(self, credential_id: int | None, key_id: str) -> None:
+        self.credential_id, self.key_id = credential_id, key_id
+        super().__init__(f"credential {credential_id} was sealed with key {key_id!r}, "
+                         "which PATCHWIRE_CREDENTIALS_KEY does not hold")
+
+
+class CredentialSealBroken(CredentialError):
+    def __init__(self, credential_id: int | None) -> None:
+        self.credential_id = credential_id
+        super().__init__(f"credential {credential_id} cannot be opened: its ciphertext was altered or "
+                         "belongs to another row, owner or type")
+
+
+class CredentialNotFound(CredentialError):
+    def __init__(self, credential_id: Any) -> None:
+        self.credential_id = credential_id
+        super().__init__(f"credential {credential_id} not found")
+
+
+class CredentialInUse(CredentialError):
+    """Deleting is refused while workflows name the credential; ``workflows`` is ``[(id, name), …]``."""
+
+    def __init__(self, credential_id: int, workflows: list[tuple[int, str]]) -> None:
+        self.credential_id, self.workflows = credential_id, workflows
+        names = ", ".join(repr(name) for _, name in workflows)
+        super().__init__(f"credential {credential_id} is used by {len(workflows)} workflow"
+                         f"{'s' if len(workflows) != 1 else ''}: {names}")
+
+
+class CredentialTypeMismatch(CredentialError):
+    pass
+
+
+class CredentialNeedsReconnect(CredentialError):
+    """The provider refused the credential's grant (revoked, expired): its owner must reconnect it."""
+
+    retryable = False
+
+
+class CredentialKeyError(CredentialError):
+    """Start-up: the key setting is malformed, or the keys cannot open the stored credentials."""

@@ -270,3 +270,34 @@ class LoginThrottle(Base):
     refused: Mapped[int] = mapped_column(default=0)
     last_failed_at: Mapped[datetime | None]
     last_failed_address: Mapped[str | None] = mapped_column(String(64))
+
+
+class Credential(Base):
+    """A stored credential (engine/credentials/, docs/credentials.md). ``secret`` is the AES-256-GCM blob of
+    the secret fields, sealed with key ``key_id`` and bound to this row's owner, id and type; ``public``
+    holds the non-secret fields in clear."""
+
+    __tablename__ = "credentials"
+    __table_args__ = (UniqueConstraint("owner_id", "name", name="uq_credentials_owner_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    type_name: Mapped[str] = mapped_column(String(100))
+    type_version: Mapped[int] = mapped_column(default=1)
+    name: Mapped[str] = mapped_column(String(200))
+    public: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    secret: Mapped[bytes] = mapped_column(LargeBinary)
+    key_id: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(20), default="ok")
+    """``ok`` / ``needs_reconnect`` / ``error`` (with ``status_message``)."""
+    status_message: Mapped[str | None] = mapped_column(Text)
+    expires_at: Mapped[datetime | None]
+    """OAuth: when the access token expires (in clear, so the periodic refresh pass can find it)."""
+    refresh_lock_until: Mapped[float | None]
+    """Epoch seconds: the per-credential refresh lock, taken by compare-and-set (engine/credentials/oauth.py)."""
+    refresh_lock_token: Mapped[str | None] = mapped_column(String(32))
+    revision: Mapped[int] = mapped_column(default=1)
+    """Bumped with every write of ``secret``: rotation and refresh write by compare-and-set on it."""
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    last_used_at: Mapped[datetime | None]

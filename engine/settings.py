@@ -21,6 +21,8 @@
 | ``PATCHWIRE_RETENTION_EVERY`` | ``600`` seconds between the workers' prune passes |
 | ``PATCHWIRE_PUBLIC_URL`` | unset: the address browsers use (``https://…``: Secure cookies, HSTS; the WebSocket origin) |
 | ``PATCHWIRE_TRUSTED_PROXIES`` | unset: addresses / networks of reverse proxies whose ``X-Forwarded-Proto`` / ``-For`` count (HTTPS, the client address of log-in limits) |
+| ``PATCHWIRE_CREDENTIALS_KEY`` | unset: the credential keys, ``id:base64url-32-bytes`` separated by commas, the first seals (docs/credentials.md) |
+| ``PATCHWIRE_CREDENTIALS_KEY_FILE`` | ``<data dir>/credentials.key``: read when the key setting is unset; generated once (mode 0600) |
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -73,6 +75,12 @@ class Settings:
     trusted_proxies: str = ""
     """``PATCHWIRE_TRUSTED_PROXIES``: comma-separated addresses / networks of the reverse proxies whose
     ``X-Forwarded-Proto`` and ``X-Forwarded-For`` headers are believed; empty: nobody's."""
+
+    # Credential keys (engine/credentials/keys.py, docs/credentials.md)
+    credentials_key: str | None = field(default=None, repr=False)
+    """``PATCHWIRE_CREDENTIALS_KEY``: the keys themselves; unset: the key file holds them."""
+    credentials_key_file: Path = Path("credentials.key")
+    """Where the keys are kept when the setting is unset: ``<data dir>/credentials.key`` by default."""
 
     @property
     def https(self) -> bool:
@@ -127,6 +135,8 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         retention_every=_non_negative(env, "PATCHWIRE_RETENTION_EVERY", 600.0) or 600.0,
         public_url=public_url,
         trusted_proxies=trusted_proxies_setting(env.get("PATCHWIRE_TRUSTED_PROXIES", "")),
+        credentials_key=env.get("PATCHWIRE_CREDENTIALS_KEY", "").strip() or None,
+        credentials_key_file=Path(env.get("PATCHWIRE_CREDENTIALS_KEY_FILE") or data_dir / "credentials.key"),
     )
 
 

@@ -1,0 +1,34 @@
+"""Stored credentials: sealing (AES-256-GCM), keys, registered credential types and the owner-scoped store.
+
+docs/credentials.md describes the threat model, the keys, the blob format and the types. No web imports.
+"""
+
+from engine.credentials.keys import load_keyring, new_key_entry, parse_keys
+from engine.credentials.registry import CredentialRegistry
+from engine.credentials.sealing import Key, KeyRing, aad_for, seal, unseal
+from engine.credentials.store import (
+    create_credential,
+    delete_credential,
+    get_credential,
+    list_credentials,
+    mark_status,
+    open_credential,
+    store_tokens,
+    update_credential,
+    workflows_using,
+)
+from engine.credentials.types import (
+    CredentialTestContext,
+    CredentialType,
+    EmptyPublic,
+    EmptySecret,
+    OAuthSpec,
+    OpenCredential,
+)
+
+__all__ = [
+    "CredentialRegistry", "CredentialTestContext", "CredentialType", "EmptyPublic", "EmptySecret", "Key", "KeyRing",
+    "OAuthSpec", "OpenCredential", "aad_for", "create_credential", "delete_credential", "get_credential",
+    "list_credentials", "load_keyring", "mark_status", "new_key_entry", "open_credential", "parse_keys", "seal",
+    "store_tokens", "unseal", "update_credential", "workflows_using",
+]
