@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import time
 from datetime import UTC, datetime
@@ -21,7 +22,7 @@ from engine.policy import kind_of_status
 from nodes.credentials import credential_registry
 
 if TYPE_CHECKING:
-    from engine.credentials import CredentialType, OpenCredential
+    from engine.credentials import CredentialRegistry, CredentialType, OpenCredential
 
 Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"]
 MAX_BODY_BYTES = 10 * 1024 * 1024
@@ -135,7 +136,7 @@ class _Auth:
         if ctx.credentials is None:
             raise NodeError("this run has no access to credentials", kind="other")
         credential = await ctx.credentials.get(credential_id, accept=accept)
-        return cls(ctx, credential, credential_registry().get(credential.type_name)())
+        return cls(ctx, credential, _credential_types().get(credential.type_name)())
 
     @property
     def refreshable(self) -> bool:
@@ -171,6 +172,11 @@ class _Auth:
         names = {name.lower() for name in added_headers}
         headers = {k: v for k, v in request.headers.items() if k.lower() not in names} | added_headers
         return dataclasses.replace(request, headers=headers, params={**request.params, **added_params})
+
+
+@functools.cache
+def _credential_types() -> CredentialRegistry:
+    return credential_registry()
 
 
 def _uses_access_token(kind: CredentialType | None) -> bool:

@@ -130,7 +130,7 @@ def serve(state: AuthServer) -> Iterator[AuthServer]:
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     httpd.daemon_threads = True
     state.url = f"http://127.0.0.1:{httpd.server_address[1]}"
-    thread = threading.Thread(target=httpd.serve_forever, name="auth-server", daemon=True)
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), name="auth-server", daemon=True)
     thread.start()
     try:
         yield state

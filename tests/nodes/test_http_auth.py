@@ -259,7 +259,7 @@ async def test_a_credential_of_another_owner_or_type_is_refused_before_any_reque
     outcome, record = await world.run(theirs, f"{api.url}/bearer")
     assert outcome.status == "failed"
     assert record.error["message"] == f"credential {theirs} not found"
-    telegram = await world.credential("telegram_bot", {}, {"bot_token": "123456:ABCdefGHIjklMNOpqr"})
+    telegram = await world.credential("telegram_bot", {}, {"bot_token": "123456789:AAEdefGHIjklMNOpqrSTUvwx"})
     outcome, record = await world.run(telegram, f"{api.url}/bearer")
     assert outcome.status == "failed"
     assert "telegram_bot" in record.error["message"] and "http_bearer" in record.error["message"]
