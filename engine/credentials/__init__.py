@@ -4,6 +4,7 @@ docs/credentials.md describes the threat model, the keys, the blob format and th
 """
 
 from engine.credentials.keys import load_keyring, new_key_entry, parse_keys
+from engine.credentials.redaction import REDACTED, Redactor
 from engine.credentials.registry import CredentialRegistry
 from engine.credentials.sealing import Key, KeyRing, aad_for, seal, unseal
 from engine.credentials.store import (
@@ -25,10 +26,12 @@ from engine.credentials.types import (
     OAuthSpec,
     OpenCredential,
 )
+from engine.credentials.vault import CredentialRefused, NodeCredentials, Vault
 
 __all__ = [
-    "CredentialRegistry", "CredentialTestContext", "CredentialType", "EmptyPublic", "EmptySecret", "Key", "KeyRing",
-    "OAuthSpec", "OpenCredential", "aad_for", "create_credential", "delete_credential", "get_credential",
-    "list_credentials", "load_keyring", "mark_status", "new_key_entry", "open_credential", "parse_keys", "seal",
-    "store_tokens", "unseal", "update_credential", "workflows_using",
+    "REDACTED", "CredentialRefused", "CredentialRegistry", "CredentialTestContext", "CredentialType", "EmptyPublic",
+    "EmptySecret", "Key", "KeyRing", "NodeCredentials", "OAuthSpec", "OpenCredential", "Redactor", "Vault", "aad_for",
+    "create_credential", "delete_credential", "get_credential", "list_credentials", "load_keyring", "mark_status",
+    "new_key_entry", "open_credential", "parse_keys", "seal", "store_tokens", "unseal", "update_credential",
+    "workflows_using",
 ]
