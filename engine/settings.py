@@ -22,6 +22,7 @@
 | ``PATCHWIRE_PUBLIC_URL`` | unset: the address browsers use (``https://…``: Secure cookies, HSTS; the WebSocket origin) |
 | ``PATCHWIRE_TRUSTED_PROXIES`` | unset: addresses / networks of reverse proxies whose ``X-Forwarded-Proto`` / ``-For`` count (HTTPS, the client address of log-in limits) |
 | ``PATCHWIRE_CREDENTIALS_KEY`` | unset: the credential keys, ``id:base64url-32-bytes`` separated by commas, the first seals (docs/credentials.md) |
+| ``PATCHWIRE_OAUTH_<PROVIDER>_<FIELD>`` | unset: a provider's endpoints (``AUTHORIZE_URL``, ``TOKEN_URL``, ``REVOKE_URL``, ``API_BASE_URL``) and the instance's OAuth app (``CLIENT_ID``, ``CLIENT_SECRET``); docs/credentials.md |
 | ``PATCHWIRE_CREDENTIALS_KEY_FILE`` | ``<data dir>/credentials.key``: read when the key setting is unset; generated once (mode 0600) |
 """
 
@@ -30,6 +31,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -41,6 +43,9 @@ from engine.files import PRIVATE_FILE, narrow, private_directory
 
 if TYPE_CHECKING:
     from engine.retention import RetentionPolicy
+
+
+PROVIDER_SETTINGS = ("PATCHWIRE_OAUTH_", "PATCHWIRE_TELEGRAM_API_URL")
 
 
 @dataclass(frozen=True)
@@ -81,6 +86,9 @@ class Settings:
     """``PATCHWIRE_CREDENTIALS_KEY``: the keys themselves; unset: the key file holds them."""
     credentials_key_file: Path = Path("credentials.key")
     """Where the keys are kept when the setting is unset: ``<data dir>/credentials.key`` by default."""
+    provider_env: Mapping[str, str] = field(default_factory=dict, repr=False)
+    """The providers' settings as given: ``PATCHWIRE_OAUTH_<PROVIDER>_<FIELD>`` (endpoint overrides, the instance's
+    OAuth apps: engine/credentials/oauth.py) and ``PATCHWIRE_TELEGRAM_API_URL``."""
 
     @property
     def https(self) -> bool:
@@ -137,6 +145,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         trusted_proxies=trusted_proxies_setting(env.get("PATCHWIRE_TRUSTED_PROXIES", "")),
         credentials_key=env.get("PATCHWIRE_CREDENTIALS_KEY", "").strip() or None,
         credentials_key_file=Path(env.get("PATCHWIRE_CREDENTIALS_KEY_FILE") or data_dir / "credentials.key"),
+        provider_env={k: v for k, v in env.items() if k.startswith(PROVIDER_SETTINGS)},
     )
 
 

@@ -23,6 +23,7 @@ from engine.models import User
 from engine.settings import Settings, load_settings
 from nodes import registry
 from webapp.accounts.controllers import AccountController
+from webapp.credentials.oauth import OAUTH_ROUTES
 from webapp.dashboard.controllers import DashboardController
 from webapp.errors import EXCEPTION_HANDLERS
 from webapp.executions.controllers import ExecutionController, execution_stream
@@ -111,7 +112,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Lit
     app = Litestar(
         route_handlers=[
             healthz, DashboardController, AccountController, WorkflowController, NoteController, EditingController, NodeTestingController, ExecutionController, execution_stream,
-            executions_table_stream, executions_changed_stream,
+            executions_table_stream, executions_changed_stream, *OAUTH_ROUTES,
             create_static_files_router(path="/static", directories=[ROOT / "static"], name="static"), *observability,
         ],
         middleware=[prometheus_config().middleware] if settings.metrics_enabled else [],

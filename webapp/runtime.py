@@ -116,10 +116,11 @@ async def lifespan_runtime(settings: Settings, channels: ChannelsPlugin, *, migr
     try:
         if settings.embedded_queue:
             sink = SafeSink(LocalSink(deliver))
+            vault = credentials_vault(settings, sessions, credential_registry(), http, settings.provider_env)
             services = WorkerServices(sessions=sessions, sink=sink, registry=registry, http=http,
                                       execution_timeout=settings.execution_timeout, inline_wait=settings.inline_wait,
                                       retention=settings.retention, retention_every=settings.retention_every,
-                                      vault=credentials_vault(settings, sessions, credential_registry(), http))
+                                      vault=vault, oauth=vault)  # the vault also serves the OAuth refresh pass
             metrics.expose()  # the worker runs here: /metrics shows its counters
             runtime.worker = build_worker(queue, services, concurrency=settings.worker_concurrency, in_process=True)
             runtime._tasks.append(asyncio.create_task(runtime.worker.start()))

@@ -30,10 +30,11 @@ async def run_worker(settings: Settings) -> None:
     try:
         async with outbound_client(allow) as http:
             sessions = make_sessionmaker(engine)
+            vault = credentials_vault(settings, sessions, credential_registry(), http, settings.provider_env)
             services = WorkerServices(sessions=sessions, sink=sink, registry=registry, http=http,
                                       execution_timeout=settings.execution_timeout, inline_wait=settings.inline_wait,
                                       retention=settings.retention, retention_every=settings.retention_every,
-                                      vault=credentials_vault(settings, sessions, credential_registry(), http))
+                                      vault=vault, oauth=vault)  # the vault also serves the OAuth refresh pass
             worker = build_worker(queue, services, concurrency=settings.worker_concurrency,
                                   shutdown_grace=SHUTDOWN_GRACE)
             metrics_server = _serve_metrics(settings)

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from engine.credentials.registry import CredentialRegistry
 from nodes.credentials.generic import HttpBasic, HttpBearer, HttpHeader, OAuth2, OAuth2ClientCredentials
+from nodes.credentials.google import Google
+from nodes.credentials.notion import Notion
+from nodes.credentials.slack import Slack
 from nodes.credentials.smtp import Smtp
 from nodes.credentials.telegram import TelegramBot
 
-CREDENTIAL_TYPES = (HttpHeader, HttpBearer, HttpBasic, OAuth2, OAuth2ClientCredentials, Smtp, TelegramBot)
+CREDENTIAL_TYPES = (HttpHeader, HttpBearer, HttpBasic, OAuth2, OAuth2ClientCredentials, Google, Slack, Notion, Smtp,
+                    TelegramBot)
 
 
 def credential_registry() -> CredentialRegistry:

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 
+from engine.credentials.oauth_types import OAuthType
 from engine.credentials.types import CredentialType, OAuthSpec, OpenCredential
 from engine.errors import CredentialNeedsReconnect
 
@@ -133,7 +134,7 @@ class OAuth2Secret(msgspec.Struct, forbid_unknown_fields=True):
     token_type: str | None = None
 
 
-class OAuth2(CredentialType):
+class OAuth2(OAuthType):
     """Any OAuth 2 provider, authorization code with PKCE: the user connects it in the browser."""
 
     type_name = "oauth2"
@@ -172,6 +173,8 @@ class OAuth2ClientCredentials(CredentialType):
     description = "A service token fetched with a client id and secret (no user consent)."
     Public = ClientCredentialsPublic
     Secret = ClientCredentialsSecret
+    grant_type: ClassVar[str] = "client_credentials"
+    """Its token is fetched (and fetched again before it expires) by engine/credentials/oauth_refresh.py."""
 
     def authorize(self, cred: OpenCredential, headers: dict[str, str], params: dict[str, str]) -> None:
         _bearer_from_token(cred, headers)
