@@ -89,6 +89,9 @@ class Settings:
     provider_env: Mapping[str, str] = field(default_factory=dict, repr=False)
     """The providers' settings as given: ``PATCHWIRE_OAUTH_<PROVIDER>_<FIELD>`` (endpoint overrides, the instance's
     OAuth apps: engine/credentials/oauth.py) and ``PATCHWIRE_TELEGRAM_API_URL``."""
+    env: Mapping[str, str] = field(default_factory=dict, repr=False)
+    """The ``PATCHWIRE_*`` variables these settings were read from: the overridable endpoints of credential
+    types and OAuth providers (``PATCHWIRE_OAUTH_<PROVIDER>_…``, ``PATCHWIRE_TELEGRAM_API_URL``) are read there."""
 
     @property
     def https(self) -> bool:
@@ -146,6 +149,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         credentials_key=env.get("PATCHWIRE_CREDENTIALS_KEY", "").strip() or None,
         credentials_key_file=Path(env.get("PATCHWIRE_CREDENTIALS_KEY_FILE") or data_dir / "credentials.key"),
         provider_env={k: v for k, v in env.items() if k.startswith(PROVIDER_SETTINGS)},
+        env={k: v for k, v in env.items() if k.startswith("PATCHWIRE_")},
     )
 
 

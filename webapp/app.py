@@ -23,7 +23,10 @@ from engine.models import User
 from engine.settings import Settings, load_settings
 from nodes import registry
 from webapp.accounts.controllers import AccountController
+from webapp.credentials.controllers import CredentialController
 from webapp.credentials.oauth import OAUTH_ROUTES
+from webapp.credentials.references import credential_types
+from webapp.credentials.services import CredentialService
 from webapp.dashboard.controllers import DashboardController
 from webapp.errors import EXCEPTION_HANDLERS
 from webapp.executions.controllers import ExecutionController, execution_stream
@@ -76,6 +79,11 @@ def provide_workflows(request: Request[User, Any, Any], db: NamedDependency[Asyn
     return WorkflowService(db, request.user.id, registry)
 
 
+def provide_credentials(request: Request[User, Any, Any], db: NamedDependency[AsyncSession],
+                        runtime: NamedDependency[Runtime]) -> CredentialService:
+    return CredentialService(db, request.user.id, runtime.ring, credential_types())
+
+
 def provide_testing(workflows: NamedDependency[WorkflowService]) -> TestingService:
     return TestingService(workflows)
 
@@ -112,6 +120,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Lit
     app = Litestar(
         route_handlers=[
             healthz, DashboardController, AccountController, WorkflowController, NoteController, EditingController, NodeTestingController, ExecutionController, execution_stream,
+            CredentialController,
             executions_table_stream, executions_changed_stream, *OAUTH_ROUTES,
             create_static_files_router(path="/static", directories=[ROOT / "static"], name="static"), *observability,
         ],
@@ -122,6 +131,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Lit
             "workflows": Provide(provide_workflows, sync_to_thread=False),
             "executions": Provide(provide_executions, sync_to_thread=False),
             "testing": Provide(provide_testing, sync_to_thread=False),
+            "credentials": Provide(provide_credentials, sync_to_thread=False),
         },
         plugins=[channels],
         stores={"sessions": store},

@@ -5,7 +5,7 @@
     patchwire migrate                        upgrade the database to the newest schema
     patchwire health [--workers]             check database and queue (exit 1 when unhealthy)
     patchwire createuser EMAIL [--password-stdin]
-    patchwire import FILE --owner EMAIL      print the new workflow id
+    patchwire import FILE --owner EMAIL      print the new workflow id (and the credentials it lacks)
     patchwire export ID                      print the workflow JSON
     patchwire run FILE_OR_ID --owner EMAIL [--input JSON] [--wait]
     patchwire prune [--days N] [--per-workflow N]   delete finished executions beyond the retention limits
@@ -198,7 +198,8 @@ async def _owner(db: Any, email: str | None) -> int:
     return int(user_id)
 
 
-async def _import_document(db: Any, path: Path, owner_email: str | None) -> int:
+async def _import_document(db: Any, path: Path, owner_email: str | None) -> tuple[int, list[dict[str, str]]]:
+    """The new workflow's id, and the credential references its owner has no credential for."""
     from engine.errors import GraphError
     from engine.graph import decode_document
     from nodes import registry
@@ -206,16 +207,17 @@ async def _import_document(db: Any, path: Path, owner_email: str | None) -> int:
 
     try:
         document = decode_document(path.read_bytes())
-        workflow = await WorkflowService(db, await _owner(db, owner_email), registry).import_document(document)
+        workflow, missing = await WorkflowService(db, await _owner(db, owner_email), registry).import_with_credentials(document)
     except OSError as exc:
         raise CLIError(f"cannot read {path}: {exc.strerror}") from None
     except GraphError as exc:
         raise CLIError(f"{path} is not a valid workflow: {exc}") from None
-    return workflow.id
+    return workflow.id, [m.to_dict() for m in missing]
 
 
 def _import(settings: Settings, args: argparse.Namespace) -> int:
-    print(json.dumps({"workflow_id": _db_call(settings, _import_document, args.file, args.owner)}))
+    workflow_id, missing = _db_call(settings, _import_document, args.file, args.owner)
+    print(json.dumps({"workflow_id": workflow_id, "missing_credentials": missing}))
     return 0
 
 
@@ -224,12 +226,15 @@ def _export(settings: Settings, args: argparse.Namespace) -> int:
 
     from engine.executions import export_document
     from engine.models import Workflow
+    from nodes import registry
+    from webapp.credentials.references import export_references
 
     async def export(db: Any) -> bytes:
         workflow = await db.get(Workflow, args.id)
         if workflow is None:
             raise CLIError(f"no workflow {args.id}")
-        return msgspec.json.format(msgspec.json.encode(await export_document(db, workflow)))
+        document = await export_references(db, workflow.owner_id, await export_document(db, workflow), registry)
+        return msgspec.json.format(msgspec.json.encode(document))
 
     sys.stdout.write(_db_call(settings, export).decode() + "\n")
     return 0

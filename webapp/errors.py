@@ -15,7 +15,15 @@ from litestar.exceptions import HTTPException, NotAuthorizedException, NotFoundE
 from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
-from engine.errors import ConfigError, GraphError, RegistryError, WorkflowPaused
+from engine.errors import (
+    ConfigError,
+    CredentialError,
+    CredentialInUse,
+    CredentialNotFound,
+    GraphError,
+    RegistryError,
+    WorkflowPaused,
+)
 from engine.testruns import MissingTestData
 from webapp.forms import is_htmx
 
@@ -156,6 +164,17 @@ def handle_missing_test_data(request: Request[Any, Any, Any], exc: MissingTestDa
                     status_code=422, media_type=MediaType.HTML)
 
 
+def handle_credential_error(request: Request[Any, Any, Any], exc: CredentialError) -> Response[Any]:
+    """A credential that cannot be used here: not found (404, same as another person's), in use (409, naming
+    the workflows), or one that cannot be opened (key missing, ciphertext altered: 409). Never a secret."""
+    if isinstance(exc, CredentialNotFound):
+        return error_response(request, 404, "Not found", "There is nothing here, or it belongs to someone else.")
+    if isinstance(exc, CredentialInUse):
+        problems = [{"message": name, "workflow_id": workflow_id} for workflow_id, name in exc.workflows]
+        return error_response(request, 409, "Credential in use", str(exc).capitalize() + ".", problems)
+    return error_response(request, 409, "Credential unavailable", str(exc).capitalize() + ".")
+
+
 def handle_server_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return error_response(request, HTTP_500_INTERNAL_SERVER_ERROR, "Something went wrong",
@@ -174,5 +193,6 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     RegistryError: handle_registry_error,
     WorkflowPaused: handle_paused,
     MissingTestData: handle_missing_test_data,
+    CredentialError: handle_credential_error,
     HTTP_500_INTERNAL_SERVER_ERROR: handle_server_error,
 }

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 from litestar.channels import ChannelsPlugin
 from litestar.channels.backends.asyncpg import AsyncPgChannelsBackend
 from litestar.channels.backends.memory import MemoryChannelsBackend
@@ -19,6 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from engine import metrics
 from engine.changes import Announce, ExecutionChange
+from engine.credentials.keys import load_keyring
+from engine.credentials.sealing import KeyRing
 from engine.database import make_engine, make_sessionmaker
 from engine.events import Message
 from engine.migrate import upgrade_async
@@ -95,6 +98,10 @@ class Runtime:
     """Publishes execution changes (a producer's ``created``) onto the live channels (engine/changes.py)."""
     hub: ExecutionHub
     """The live execution-change hub of this web process (webapp/executions/hub.py)."""
+    ring: KeyRing
+    """The credential keys (engine/credentials/keys.py): the Credentials pages seal and open with them."""
+    http: httpx.AsyncClient
+    """The guarded outbound client (engine/netguard.py): a credential's Test calls its service through it."""
     worker: Worker | None = None
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
@@ -111,8 +118,8 @@ async def lifespan_runtime(settings: Settings, channels: ChannelsPlugin, *, migr
     await queue.connect()
     hub = ExecutionHub(channels, sessions)
     deliver = local_delivery(channels, hub if settings.channels_url.startswith("memory") else None)
-    runtime = Runtime(settings, engine, sessions, queue, announcer(deliver), hub)
     http = outbound_client(allow)
+    runtime = Runtime(settings, engine, sessions, queue, announcer(deliver), hub, load_keyring(settings), http)
     try:
         if settings.embedded_queue:
             sink = SafeSink(LocalSink(deliver))

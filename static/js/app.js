@@ -14,3 +14,9 @@ document.addEventListener('click', (event) => {
   const flash = document.getElementById('flash');
   if (flash && flash.contains(event.target)) flash.innerHTML = '';
 });
+
+// A plain form that destroys something asks first (data-confirm="…"); htmx forms use hx-confirm.
+document.addEventListener('submit', (event) => {
+  const message = event.target instanceof HTMLFormElement && event.target.dataset.confirm;
+  if (message && !window.confirm(message)) event.preventDefault();
+});

@@ -19,6 +19,8 @@ from engine.graph import ports, validate_graph
 from engine.models import Node
 from engine.policy import NodeSettings, RetryPolicy, parse_settings, parse_workflow_settings, settings_from_form
 from nodes import registry
+from webapp.credentials.references import credential_fields, picker_choices, type_titles
+from webapp.credentials.services import CredentialService, connectable
 from webapp.errors import Invalid, wants_json
 from webapp.executions.services import start
 from webapp.forms import Form, is_htmx, multidict
@@ -107,8 +109,10 @@ class WorkflowController(Controller):
     path = "/workflows"
 
     @get("/")
-    async def list_page(self, request: Request[Any, Any, Any], workflows: NamedDependency[WorkflowService]) -> Template:
+    async def list_page(self, request: Request[Any, Any, Any], workflows: NamedDependency[WorkflowService],
+                        credentials: NamedDependency[CredentialService]) -> Template:
         return Template("workflows/list.html", context={"workflows": await workflows.list(), "user": request.user,
+                                                        "reconnect": await credentials.reconnect_needed(),
                                                         **IMPORT_LIMITS})
 
     @post("/import", request_max_body_size=IMPORT_BODY_LIMIT)
@@ -120,7 +124,7 @@ class WorkflowController(Controller):
         try:
             prepared = prepare(await _import_bytes(form), str(form.get("format") or "auto"),
                                workflows=await workflows.names())
-            workflow = await workflows.import_document(prepared.document)
+            workflow, missing = await workflows.import_with_credentials(prepared.document)
         except GraphError as exc:
             if is_htmx(request) and not wants_json(request):
                 return Template("workflows/_import_problems.html", context={"problems": exc.problems},
@@ -128,7 +132,8 @@ class WorkflowController(Controller):
             raise
         summary = {"workflow_id": workflow.id, "format": prepared.format, "nodes": len(prepared.document.nodes),
                    "connections": len(prepared.document.connections),
-                   "report": prepared.report.to_dict() if prepared.report else None}
+                   "report": prepared.report.to_dict() if prepared.report else None,
+                   "missing_credentials": [m.to_dict() for m in missing]}
         url = f"/workflows/{workflow.id}"
         if wants_json(request):
             return Response({**summary, "url": url}, status_code=201)
@@ -157,8 +162,9 @@ class WorkflowController(Controller):
 
     @get("/{workflow_id:int}")
     async def editor(self, request: Request[Any, Any, Any], workflows: NamedDependency[WorkflowService],
-                     workflow_id: FromPath[int]) -> Template:
+                     credentials: NamedDependency[CredentialService], workflow_id: FromPath[int]) -> Template:
         workflow = await workflows.get(workflow_id)
+        reconnect = (await credentials.reconnect_needed([workflow_id])).get(workflow_id, [])
         nodes = await workflows.nodes(workflow_id)
         connections = await workflows.connections(workflow_id)
         imported = (request.session or {}).get(IMPORT_REPORT)
@@ -176,6 +182,7 @@ class WorkflowController(Controller):
             "paused": workflow.paused_until is not None and workflow.paused_until > datetime.now(UTC),
             "connection_list": [{"source": c.source_node_id, "source_port": c.source_port,
                                  "target": c.target_node_id, "target_port": c.target_port} for c in connections],
+            "reconnect": [(c, connectable(t) if (t := credentials.type_of(c)) else False) for c in reconnect],
             "user": request.user})
 
     # versions ------------------------------------------------------------------------------
@@ -240,7 +247,7 @@ class WorkflowController(Controller):
     async def node_panel(self, workflows: NamedDependency[WorkflowService], workflow_id: FromPath[int],
                          node_id: FromPath[str]) -> Template:
         node = await workflows.node(workflow_id, node_id)
-        return _panel(node, node.config, {})
+        return _panel(node, node.config, {}, choices=await _choices(workflows, node))
 
     @post("/{workflow_id:int}/nodes/{node_id:str}")
     async def save_node(self, request: Request[Any, Any, Any], workflows: NamedDependency[WorkflowService],
@@ -261,8 +268,8 @@ class WorkflowController(Controller):
             node = await workflows.node(workflow_id, node_id)  # reloaded: a failed commit expired it
             # What the person typed is shown again with the errors; the stored config is unchanged.
             return _panel(node, {**node.config, **raw}, exc.field_errors, name=name, status_code=422,
-                          settings=raw_settings)
-        response = _panel(node, node.config, {}, saved=True)
+                          settings=raw_settings, choices=await _choices(workflows, node))
+        response = _panel(node, node.config, {}, saved=True, choices=await _choices(workflows, node))
         # the canvas adds or removes the node's error output to match its settings
         response.headers["HX-Trigger"] = json.dumps({"pw-ports": {"node": node.id, "outputs": list(workflows.outputs(node))}})
         response.headers[VERSION_HEADER] = str(node.version)
@@ -367,9 +374,17 @@ def _problems_by_node(problems: list[Any]) -> dict[str, list[str]]:
     return by_node
 
 
+async def _choices(workflows: WorkflowService, node: Node) -> dict[str, Any]:
+    """The owner's credentials the node's credential picker offers (none for a node type without one)."""
+    node_type = node_view(node)["type"]
+    return await picker_choices(workflows.db, workflows.owner_id, node_type) if credential_fields(node_type) else {}
+
+
 def _panel(node: Node, config: dict[str, Any], errors: dict[str, str], *, name: str | None = None,
-           saved: bool = False, status_code: int = 200, settings: dict[str, Any] | None = None) -> Template:
+           saved: bool = False, status_code: int = 200, settings: dict[str, Any] | None = None,
+           choices: dict[str, Any] | None = None) -> Template:
     return Template("nodes/_panel.html", status_code=status_code, context={
+        "credential_choices": choices or {}, "credential_titles": type_titles() if choices else {},
         **node_view(node), "config": config, "errors": errors, "name": node.name if name is None else name,
         "saved": saved, "settings": _settings_view(node.settings if settings is None else settings)})
 

@@ -14,6 +14,7 @@ import msgspec
 from litestar.exceptions import NotFoundException
 from sqlalchemy import delete, select
 
+from engine.errors import GraphError
 from engine.executions import load_graph, touch_draft
 from engine.graph import (
     NO_TRIGGER,
@@ -30,6 +31,7 @@ from engine.graph import (
 from engine.limits import nesting_exceeds, too_deep_message
 from engine.models import Connection, Node
 from engine.registry import Registry
+from webapp.credentials.references import resolve_references
 from webapp.errors import Invalid, PasteRefused, StaleEdit
 from webapp.workflows.services import MAX_NAME, WorkflowService, _coordinate, new_node_id
 
@@ -101,6 +103,10 @@ async def paste(service: WorkflowService, workflow_id: int, document: WorkflowDo
     is already in the workflow; otherwise every connection must stay inside the document.
     """
     await service.get(workflow_id)
+    try:  # credential ids must be the owner's; references (from an export) become the owner's ids
+        document, _ = await resolve_references(service.db, service.owner_id, document, service.registry)
+    except GraphError as exc:
+        raise PasteRefused(exc.problems) from None
     existing = await load_graph(service.db, workflow_id)
     pasted_ids = {n.id for n in document.nodes}
     outside = [c for c in document.connections if attach and not {c.source, c.target} <= pasted_ids]

@@ -190,6 +190,8 @@ class Context:
     tr: Translator
     report: ImportReport
     workflows: Mapping[str, int]
+    credentials: Mapping[str, Any] = field(default_factory=dict)
+    """The node's ``credentials`` (n8n credential type → ``{"id", "name"}``)."""
 
     def unmapped(self, message: str, parameter: str | None = None) -> None:
         self.report.unmapped.append(Entry(self.node, message, parameter))
@@ -281,8 +283,12 @@ def map_http_request(ctx: Context) -> Mapped:
     config: dict[str, Any] = {"url": url, "method": method}
     auth = p.get("authentication", "none")
     if auth not in ("none", None):
-        ctx.unmapped(f"authentication {auth!r} is not imported: add the header (e.g. Authorization) by hand",
-                     "authentication")
+        reference = _credential_reference(ctx, auth)
+        if reference is not None:
+            config["credential"] = reference
+        else:
+            ctx.unmapped(f"authentication {auth!r} is not imported: add the header (e.g. Authorization) by hand",
+                         "authentication")
         for key in ("genericAuthType", "nodeCredentialType"):
             p.get(key)
     query = _http_query(ctx, legacy)
@@ -294,6 +300,30 @@ def map_http_request(ctx: Context) -> Mapped:
         config["body"] = body
     _http_options(ctx, config, p.get("options") or {})
     return Mapped("http_request", config)
+
+
+N8N_CREDENTIAL_TYPES = {"httpHeaderAuth": "http_header", "httpBasicAuth": "http_basic",
+                        "httpBearerAuth": "http_bearer", "oAuth2Api": "oauth2"}
+"""n8n's generic credential types → ours: an HTTP Request using one names our credential of that name."""
+N8N_LEGACY_AUTH = {"headerAuth": "httpHeaderAuth", "basicAuth": "httpBasicAuth", "oAuth2": "oAuth2Api"}
+
+
+def _credential_reference(ctx: Context, auth: Any) -> dict[str, str] | None:
+    """``{"type", "name"}`` of the credential an n8n HTTP Request authenticates with, when it is a generic
+    type we have (the import maps it to the user's credential of that type and name, or reports it missing)."""
+    n8n_type = ctx.params.get("genericAuthType") if auth == "genericCredentialType" else N8N_LEGACY_AUTH.get(auth)
+    ours = N8N_CREDENTIAL_TYPES.get(n8n_type) if isinstance(n8n_type, str) else None
+    entry = ctx.credentials.get(n8n_type) if ours else None
+    if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or not _accepts_credentials("http_request"):
+        return None
+    return {"type": ours, "name": entry["name"]}
+
+
+def _accepts_credentials(type_name: str) -> bool:
+    from nodes import registry
+
+    node_type = registry.latest(type_name)
+    return "credential" in getattr(node_type.Config, "__struct_fields__", ())
 
 
 def _pairs(rows: Any) -> list[tuple[str, Any]]:
@@ -726,8 +756,9 @@ def _convert_node(index: int, node: Any, report: ImportReport,
         return None
     version = node.get("typeVersion", 1)
     params = Params(node.get("parameters"))
+    credentials = node.get("credentials") if isinstance(node.get("credentials"), dict) else {}
     ctx = Context(name, float(version) if isinstance(version, int | float) else 1.0, params,
-                  Translator(report, name), report, workflows)
+                  Translator(report, name), report, workflows, credentials)
     try:
         mapped = mapper(ctx)
     except Skip as exc:
@@ -755,7 +786,7 @@ def _node_settings(ctx: Context, node: dict[str, Any], mapped: Mapped) -> None:
                                     "multiplier": 1}
     if node.get("disabled"):
         ctx.unmapped("disabled in n8n: imported enabled (Patchwire has no disabled nodes)", "disabled")
-    if node.get("credentials"):
+    if node.get("credentials") and mapped.config.get("credential") is None:
         ctx.unmapped("credentials are not imported: connect them in Patchwire", "credentials")
     if node.get("notes"):
         ctx.unmapped("the node's notes are not imported", "notes")

@@ -45,6 +45,12 @@ from engine.graph import (
 from engine.models import Connection, Execution, Node, User, Workflow, WorkflowNote, WorkflowVersion
 from engine.policy import ERROR_PORT, WorkflowSettings, check_settings, parse_settings
 from engine.registry import Registry
+from webapp.credentials.references import (
+    MissingCredential,
+    credential_errors,
+    export_references,
+    resolve_references,
+)
 from webapp.errors import Conflict, Invalid, StaleEdit
 
 MAX_NAME = 200
@@ -238,6 +244,8 @@ class WorkflowService:
             config = parse_config(self.node_type(node).Config, raw_config)
         except ConfigError as exc:
             errors.update(exc.field_errors)
+        else:  # a credential id must be the owner's, of a type the node accepts
+            errors.update(await credential_errors(self.db, self.owner_id, self.node_type(node), config_to_dict(config)))
         if errors:
             raise ConfigError(errors)
         node.name, node.config = name, config_to_dict(config)
@@ -410,10 +418,19 @@ class WorkflowService:
         return await load_graph(self.db, workflow_id)
 
     async def export(self, workflow_id: int) -> WorkflowDocument:
-        return await export_document(self.db, await self.get(workflow_id))
+        """The draft as a document; credentials are named by type and name, never by id (references.py)."""
+        document = await export_document(self.db, await self.get(workflow_id))
+        return await export_references(self.db, self.owner_id, document, self.registry)
 
     async def import_document(self, document: WorkflowDocument) -> Workflow:
         """Create a new workflow from a validated document, with fresh node ids."""
+        workflow, _ = await self.import_with_credentials(document)
+        return workflow
+
+    async def import_with_credentials(self, document: WorkflowDocument) -> tuple[Workflow, list[MissingCredential]]:
+        """``import_document``, also saying which credential references the owner has no credential for
+        (their fields are left empty); the others are mapped to the owner's credential ids."""
+        document, missing = await resolve_references(self.db, self.owner_id, document, self.registry)
 
         # a half-built workflow (no trigger yet, a Merge input still open) can be imported, not run
         problems = [p for p in validate_graph(document.graph, self.registry)
@@ -441,7 +458,7 @@ class WorkflowService:
                                      pos_y=note.position.y, width=note.width, height=note.height))
         await touch_draft(self.db, workflow.id)
         await self.db.commit()
-        return workflow
+        return workflow, missing
 
 
 def _differences(node: Node, name: str, raw_config: dict[str, Any], raw_settings: dict[str, Any] | None) -> list[str]:

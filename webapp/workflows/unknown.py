@@ -12,5 +12,5 @@ def unknown_type(type_name: str, version: int) -> type[NodeType]:
     return type("UnknownNodeType", (NodeType,), {
         "type_name": type_name, "version": version, "title": f"Unknown type “{type_name}” v{version}",
         "category": "Unknown", "description": "This node type is not installed; delete the node or install it.",
-        "outputs": ("main",),
+        "outputs": ("main",), "unknown": True,
     })
