@@ -36,6 +36,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
+# The provider fakes' fixtures (`fake_providers`, `fake_providers_server`), shared with tests/: tests/fakes/fixtures.py.
+pytest_plugins = ["tests.fakes.fixtures"]
+
 ROOT = Path(__file__).resolve().parents[1]
 PATCHWIRE = Path(sys.executable).with_name("patchwire")
 CHROMIUM = os.environ.get("PATCHWIRE_E2E_CHROMIUM", "/usr/bin/chromium")

@@ -26,6 +26,9 @@ import pytest
 
 from engine import eventloop
 
+# The provider fakes' fixtures (`fake_providers`, `fake_providers_server`): tests/fakes/fixtures.py.
+pytest_plugins = ["tests.fakes.fixtures"]
+
 TESTS = Path(__file__).resolve().parent
 E2E_REDIS_DB = 14  # e2e/conftest.py's queue database: never a worker's
 WORKER_REDIS_DBS = [db for db in range(15, -1, -1) if db != E2E_REDIS_DB]
