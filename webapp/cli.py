@@ -10,6 +10,7 @@
     patchwire run FILE_OR_ID --owner EMAIL [--input JSON] [--wait]
     patchwire prune [--days N] [--per-workflow N]   delete finished executions beyond the retention limits
     patchwire executions show ID --json
+    patchwire credentials generate-key|rotate-key [--drop-old]|verify   (webapp/cli_credentials.py)
 """
 
 from __future__ import annotations
@@ -25,9 +26,11 @@ from typing import Any
 from engine import eventloop
 from engine.logs import configure_logging
 from engine.settings import Settings, load_settings
+from webapp import cli_credentials
 
 EXIT_USAGE = 2
 EXIT_FAILED = 1
+STARTUP_REFUSED = 3  # like uvicorn's status for a server whose start-up failed (webapp/serving.py)
 
 
 class CLIError(Exception):
@@ -76,6 +79,7 @@ def _parser() -> argparse.ArgumentParser:
     show = ex_sub.add_parser("show", help="show one execution")
     show.add_argument("id", type=int)
     show.add_argument("--json", action="store_true", help="print as JSON (the only format for now)")
+    cli_credentials.add_parser(sub)
     return parser
 
 
@@ -87,7 +91,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"patchwire: {exc}", file=sys.stderr)
         return EXIT_USAGE
     configure_logging(settings.log_format, settings.log_level)
-    command = args.command if args.command != "executions" else f"executions_{args.executions_command}"
+    command = args.command
+    if command in ("executions", "credentials"):
+        command = f"{command}_{getattr(args, f'{command}_command')}"
     handler: Callable[[Settings, argparse.Namespace], int] = COMMANDS[command]
     try:
         return handler(settings, args)
@@ -104,12 +110,17 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
+    from engine.errors import CredentialKeyError
     from webapp.worker import run_worker
 
     if settings.embedded_queue:
         raise CLIError("QUEUE_URL is the embedded SQLite queue: `patchwire serve` runs the worker in-process. "
                        "Set QUEUE_URL=redis://… or postgresql://… for separate workers.")
-    eventloop.run(run_worker(settings))
+    try:
+        eventloop.run(run_worker(settings))
+    except CredentialKeyError as exc:  # the keys cannot open the stored credentials: never start
+        print(f"patchwire: cannot start: {exc}", file=sys.stderr)
+        return STARTUP_REFUSED
     return 0
 
 
@@ -300,5 +311,6 @@ def _executions_show(settings: Settings, args: argparse.Namespace) -> int:
 COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "serve": _serve, "worker": _worker, "migrate": _migrate, "health": _health, "createuser": _createuser, "import": _import,
     "export": _export, "run": _run, "prune": _prune, "executions_show": _executions_show,
+    **cli_credentials.COMMANDS,
 }
 

@@ -20,9 +20,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from engine import metrics
 from engine.changes import Announce, ExecutionChange
-from engine.credentials.keys import load_keyring
-from engine.credentials.sealing import KeyRing
+from engine.credentials import KeyRing
+from engine.credentials.rotation import startup_keyring
 from engine.database import make_engine, make_sessionmaker
+from engine.errors import CredentialKeyError
 from engine.events import Message
 from engine.migrate import upgrade_async
 from engine.netguard import outbound_client, parse_networks
@@ -103,6 +104,8 @@ class Runtime:
     http: httpx.AsyncClient
     """The guarded outbound client (engine/netguard.py): a credential's Test calls its service through it."""
     worker: Worker | None = None
+    keyring: KeyRing | None = None
+    """The credential keys, checked against the stored credentials at start-up (engine/credentials/rotation.py)."""
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
 
@@ -114,12 +117,18 @@ async def lifespan_runtime(settings: Settings, channels: ChannelsPlugin, *, migr
         await upgrade_async(settings.database_url)
     engine = make_engine(settings.database_url)
     sessions = make_sessionmaker(engine)
+    try:  # keys that cannot open the stored credentials: refuse to start, saying why
+        keyring = await startup_keyring(settings, sessions)
+    except CredentialKeyError as exc:
+        log.error("cannot start: %s", exc)
+        await engine.dispose()
+        raise
     queue = queue_from_url(settings.queue_url)
     await queue.connect()
     hub = ExecutionHub(channels, sessions)
     deliver = local_delivery(channels, hub if settings.channels_url.startswith("memory") else None)
     http = outbound_client(allow)
-    runtime = Runtime(settings, engine, sessions, queue, announcer(deliver), hub, load_keyring(settings), http)
+    runtime = Runtime(settings, engine, sessions, queue, announcer(deliver), hub, keyring, http, keyring=keyring)
     try:
         if settings.embedded_queue:
             sink = SafeSink(LocalSink(deliver))

@@ -7,6 +7,7 @@ from typing import Any
 from wsgiref.simple_server import WSGIServer
 
 from engine import metrics
+from engine.credentials.rotation import startup_keyring
 from engine.database import make_engine, make_sessionmaker
 from engine.gctune import freeze_startup
 from engine.netguard import outbound_client, parse_networks
@@ -23,6 +24,12 @@ log = logging.getLogger("patchwire.worker")
 async def run_worker(settings: Settings) -> None:
     allow = parse_networks(settings.http_allow_networks)
     engine = make_engine(settings.database_url, pool_size=settings.worker_concurrency + 5)
+    try:  # keys that cannot open the stored credentials: refuse to start (CredentialKeyError says why)
+        keyring = await startup_keyring(settings, make_sessionmaker(engine))
+    except BaseException:
+        await engine.dispose()
+        raise
+    log.info("credential keys: %s (sealing with %r)", ", ".join(keyring.ids), keyring.current.id)
     queue = queue_from_url(settings.queue_url)
     sink = sink_from_url(settings.channels_url)
     metrics_server: WSGIServer | None = None

@@ -14,8 +14,10 @@ from engine.credentials.store import (
     list_credentials,
     mark_status,
     open_credential,
+    rotate_keys,
     store_tokens,
     update_credential,
+    verify_keyring,
     workflows_using,
 )
 from engine.credentials.types import (
@@ -32,6 +34,6 @@ __all__ = [
     "REDACTED", "CredentialRefused", "CredentialRegistry", "CredentialTestContext", "CredentialType", "EmptyPublic",
     "EmptySecret", "Key", "KeyRing", "NodeCredentials", "OAuthSpec", "OpenCredential", "Redactor", "Vault", "aad_for",
     "create_credential", "delete_credential", "get_credential", "list_credentials", "load_keyring", "mark_status",
-    "new_key_entry", "open_credential", "parse_keys", "seal", "store_tokens", "unseal", "update_credential",
-    "workflows_using",
+    "new_key_entry", "open_credential", "parse_keys", "rotate_keys", "seal", "store_tokens", "unseal",
+    "update_credential", "verify_keyring", "workflows_using",
 ]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import os
 import re
 import secrets
@@ -28,6 +29,7 @@ from engine.files import PRIVATE_FILE, narrow
 if TYPE_CHECKING:
     from engine.settings import Settings
 
+log = logging.getLogger("patchwire.credentials")
 ENV_NAME = "PATCHWIRE_CREDENTIALS_KEY"
 KEY_FILE_NAME = "credentials.key"
 KEY_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -101,8 +103,33 @@ def load_keyring(settings: Settings) -> KeyRing:
     if settings.credentials_key:
         return KeyRing(parse_keys(settings.credentials_key, ENV_NAME), ENV_NAME)
     path = settings.credentials_key_file
-    ensure_key_file(path)
-    return KeyRing(read_key_file(path), str(path), reload=lambda: read_key_file(path))
+    if ensure_key_file(path) and settings.profile != "embedded":
+        log.warning("generated the credentials key file %s: every web and worker process must hold the same keys "
+                    "(set PATCHWIRE_CREDENTIALS_KEY on all of them, or share this file)", path)
+    watch = KeyFileWatch(path)
+    return KeyRing(watch.read(), str(path), reload=watch.read, changed=watch.changed)
+
+
+class KeyFileWatch:
+    """Reads the key file and tells whether it was replaced since (``rotate-key`` renames a new file over it)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._stamp: tuple[int, int, int] | None = None
+
+    def _stat(self) -> tuple[int, int, int] | None:
+        try:
+            info = os.stat(self.path)
+        except OSError:
+            return None
+        return info.st_ino, info.st_mtime_ns, info.st_size
+
+    def read(self) -> tuple[Key, ...]:
+        self._stamp = self._stat()
+        return read_key_file(self.path)
+
+    def changed(self) -> bool:
+        return self._stat() != self._stamp
 
 
 def ensure_key_file(path: Path) -> bool:

@@ -45,6 +45,9 @@ class KeyRing:
     keys: tuple[Key, ...]
     source: str
     reload: Callable[[], tuple[Key, ...]] | None = field(default=None, repr=False)
+    changed: Callable[[], bool] | None = field(default=None, repr=False)
+    """Whether the source changed since it was read (the key file's stat): then ``current`` reads it again, so a
+    running process seals with the key ``rotate-key`` put first."""
 
     def __post_init__(self) -> None:
         if not self.keys:
@@ -52,6 +55,8 @@ class KeyRing:
 
     @property
     def current(self) -> Key:
+        if self.reload is not None and self.changed is not None and self.changed():
+            self.keys = self.reload() or self.keys
         return self.keys[0]
 
     @property

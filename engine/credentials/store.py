@@ -20,10 +20,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from engine.config import parse_config
 from engine.credentials.registry import CredentialRegistry
+from engine.credentials.rotation import rotate_keys, verify_keyring
 from engine.credentials.sealing import KeyRing, seal, unseal
 from engine.credentials.types import CredentialType, OpenCredential
 from engine.errors import ConfigError, CredentialInUse, CredentialNotFound, CredentialSealBroken, RegistryError
 from engine.models import Credential, Node, Workflow
+
+__all__ = ["create_credential", "delete_credential", "get_credential", "list_credentials", "mark_status",
+           "open_credential", "open_row", "rotate_keys", "store_tokens", "touch_last_used", "update_credential",
+           "verify_keyring", "workflows_using"]
 
 STATUSES = ("ok", "needs_reconnect", "error")
 MAX_NAME = 200
