@@ -153,7 +153,8 @@ def oauth_client(spec: OAuthSpec, client_id: str, client_secret: str | None, htt
         token_endpoint_auth_method=spec.token_auth if client_secret else "none",
         scope=spec.scope_separator.join(spec.scopes) or None, redirect_uri=redirect_uri, token=token,
         code_challenge_method="S256" if spec.pkce else None, token_endpoint=spec.token_url,
-        transport=GuardedTransport(http, json_token_url=spec.token_url if spec.token_body == "json" else None),
+        transport=GuardedTransport(http, json_token_url=spec.token_url if spec.token_body == "json" else None,
+                                   timeout=TOKEN_TIMEOUT),
         timeout=TOKEN_TIMEOUT, trust_env=False)
     if spec.provider == "slack":
         client.register_compliance_hook("access_token_response", _slack_token_response)
