@@ -92,10 +92,12 @@ class Vault:
             log.warning("could not record the use of credential %s", credential_id, exc_info=True)
 
     def is_oauth(self, type_name: str) -> bool:
+        """The type keeps an OAuth access token: authorization code (``oauth`` set) or client credentials."""
         try:
-            return self.registry.get(type_name).oauth is not None
+            cls = self.registry.get(type_name)
         except RegistryError:
             return False
+        return cls.oauth is not None or getattr(cls, "grant_type", None) == "client_credentials"
 
 
 class NodeCredentials:
@@ -173,13 +175,13 @@ def _derived_secrets(credential: OpenCredential) -> list[str]:
 
 
 def _oauth_function(name: str) -> Any:
-    """A refresh function of the OAuth part (engine/credentials/oauth.py); until it is there, a clear error."""
+    """A refresh function of the OAuth part (engine/credentials/oauth_refresh.py); until it is there, a clear error."""
     try:
-        from engine.credentials import oauth
+        from engine.credentials import oauth_refresh as oauth
     except ImportError:
         oauth = None  # type: ignore[assignment]
     function = getattr(oauth, name, None)
     if function is None:
-        raise NotImplementedError(f"engine.credentials.oauth.{name} is missing: OAuth access tokens cannot be "
+        raise NotImplementedError(f"engine.credentials.oauth_refresh.{name} is missing: OAuth access tokens cannot be "
                                   "refreshed in this build (the OAuth part of issue 15 is not merged)")
     return function
