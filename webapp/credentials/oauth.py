@@ -19,8 +19,9 @@ from typing import Annotated, Any
 
 from litestar import MediaType, Request, Response, get
 from litestar.datastructures import State
+from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException
-from litestar.params import FromQuery, Parameter
+from litestar.params import FromPath, FromQuery, QueryParameter
 from litestar.response import Redirect, Template
 
 from engine.credentials.keys import load_keyring
@@ -86,8 +87,8 @@ def refused(title: str, detail: str, status: int, credential_id: int | None = No
 
 
 @get("/credentials/{credential_id:int}/connect", name="credential_connect")
-async def connect(request: Request[User, Any, Any], state: State, runtime: Runtime,
-                  credential_id: int) -> Response[Any]:
+async def connect(request: Request[User, Any, Any], state: State, runtime: NamedDependency[Runtime],
+                  credential_id: FromPath[int]) -> Response[Any]:
     """Start (or restart) the connection of one of the user's OAuth credentials."""
     async with oauth_services(state, runtime) as deps:
         try:
@@ -101,8 +102,8 @@ async def connect(request: Request[User, Any, Any], state: State, runtime: Runti
 
 
 @get(CALLBACK_PATH, name="oauth_callback")
-async def callback(request: Request[User, Any, Any], state: State, runtime: Runtime,
-                   oauth_state: Annotated[str, Parameter(query="state")] = "", code: FromQuery[str] = "", error: FromQuery[str] = "",
+async def callback(request: Request[User, Any, Any], state: State, runtime: NamedDependency[Runtime],
+                   oauth_state: Annotated[str, QueryParameter(name="state")] = "", code: FromQuery[str] = "", error: FromQuery[str] = "",
                    error_description: FromQuery[str] = "") -> Response[Any]:
     """Where the provider sends the browser back: check the state, exchange the code, store the tokens."""
     pending = take(request.session, oauth_state)
