@@ -42,3 +42,13 @@ def registered() -> Iterator[None]:
         yield
     finally:
         registry.unregister(CredentialCall)
+
+
+if __name__ == "__main__":  # ``python -m tests.webapp.credential_node export 3``: the CLI with the type registered
+    import sys
+
+    from nodes import registry
+    from webapp.cli import main
+
+    registry.register(CredentialCall)
+    sys.exit(main(sys.argv[1:]))

@@ -29,6 +29,7 @@ from webapp.credentials.services import (
     read_form,
     shown_fields,
 )
+from webapp.errors import wants_json
 from webapp.forms import is_htmx, multidict
 from webapp.runtime import Runtime
 
@@ -39,10 +40,10 @@ def _form_context(credential_type: type[CredentialType], *, credential: Credenti
     return {"credential_type": credential_type, "credential": credential, "name": name, "values": values or {},
             "errors": errors or {}, "set_fields": set_fields, "connectable": connectable(credential_type),
             "has_test": credential_type().has_test,
-            "public_fields": _prefixed(form_fields(credential_type.Public, secret=False), "public"),
-            "secret_fields": _prefixed(form_fields(credential_type.Secret, secret=True), "secret"),
+            "public_fields": _prefixed(form_fields(credential_type, secret=False), "public"),
+            "secret_fields": _prefixed(form_fields(credential_type, secret=True), "secret"),
             "form_names": {s.name for s in [*field_specs(credential_type.Public), *field_specs(credential_type.Secret)]},
-            "shown_fields": shown_fields(credential_type.Public),
+            "shown_fields": shown_fields(credential_type),
             "never_connected": credential is not None and credential.status_message == NOT_CONNECTED, **extra}
 
 
@@ -146,6 +147,8 @@ class CredentialController(Controller):
         try:
             await credentials.delete(credential_id)
         except CredentialInUse as exc:
+            if wants_json(request):
+                raise  # problem+json naming the workflows (webapp/errors.py)
             await credentials.db.rollback()
             credential = await credentials.get(credential_id)
             return await _detail(request, credentials, credential, in_use=list(exc.workflows), status_code=409)

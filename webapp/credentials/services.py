@@ -18,10 +18,11 @@ from litestar.exceptions import NotFoundException
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from engine.config import FieldSpec, config_from_form, field_specs
+from engine.config import FieldSpec, config_from_form, field_specs, parse_config
 from engine.credentials import store
 from engine.credentials.registry import CredentialRegistry
 from engine.credentials.sealing import KeyRing
+from engine.credentials.store import MAX_NAME
 from engine.credentials.types import CredentialTestContext, CredentialType
 from engine.errors import ConfigError, CredentialError, CredentialNotFound, NodeError, RegistryError
 from engine.models import Credential
@@ -31,6 +32,9 @@ TOKEN_FIELDS = frozenset({"access_token", "refresh_token", "token_type", "expire
 HIDDEN_WIDGETS = frozenset({"hidden", "readonly"})
 """A field whose schema says ``extra={"widget": "hidden"}`` (e.g. an OAuth account, set by the connection)
 is shown on the page but not offered in the form."""
+CONNECTION_FIELDS = frozenset({"account", "account_email", "email", "team", "team_id", "team_name", "workspace",
+                               "workspace_id", "workspace_name", "bot_user_id"})
+"""Public fields of an OAuth type that the connection fills in (the provider says who connected)."""
 NOT_CONNECTED = "Not connected yet: connect the account."
 TEST_TIMEOUT = 20.0
 GROUPS = (("generic", "Generic HTTP authentication"), ("oauth", "OAuth 2 (any provider)"),
@@ -50,20 +54,25 @@ def connectable(credential_type: type[CredentialType]) -> bool:
     return credential_type.oauth is not None and credential_type.type_name != "oauth2_client_credentials"
 
 
-def form_fields(schema: type[msgspec.Struct], *, secret: bool) -> list[FieldSpec]:
-    """The fields of ``schema`` a person fills in (secret ones as password inputs)."""
+def _filled_by_connection(credential_type: type[CredentialType], spec: FieldSpec) -> bool:
+    return spec.kind in HIDDEN_WIDGETS or (connectable(credential_type) and spec.name in CONNECTION_FIELDS)
+
+
+def form_fields(credential_type: type[CredentialType], *, secret: bool) -> list[FieldSpec]:
+    """The fields of the type's ``Public`` (or ``Secret``) schema a person fills in (secret ones as password
+    inputs); what an OAuth connection fills in is left out."""
     fields = []
-    for spec in field_specs(schema):
-        if spec.kind in HIDDEN_WIDGETS or (secret and spec.name in TOKEN_FIELDS):
+    for spec in field_specs(credential_type.Secret if secret else credential_type.Public):
+        if (secret and spec.name in TOKEN_FIELDS) or (not secret and _filled_by_connection(credential_type, spec)):
             continue
         fields.append(FieldSpec(spec.name, "password", spec.title, spec.description, spec.required, None)
                       if secret and spec.kind not in ("boolean", "select") else spec)
     return fields
 
 
-def shown_fields(schema: type[msgspec.Struct]) -> list[FieldSpec]:
+def shown_fields(credential_type: type[CredentialType]) -> list[FieldSpec]:
     """Public fields that are shown but not edited (set by a connection)."""
-    return [spec for spec in field_specs(schema) if spec.kind in HIDDEN_WIDGETS]
+    return [spec for spec in field_specs(credential_type.Public) if _filled_by_connection(credential_type, spec)]
 
 
 @dataclass
@@ -85,17 +94,37 @@ def read_form(credential_type: type[CredentialType], form: Mapping[str, list[str
     (on an edit: kept as stored)."""
     name = (form.get("name") or [""])[-1]
     public_form = _prefixed(form, "public.")
-    editable = {spec.name for spec in form_fields(credential_type.Public, secret=False)}
+    editable = {spec.name for spec in form_fields(credential_type, secret=False)}
     public, errors = config_from_form(credential_type.Public, public_form)
     public = {key: value for key, value in public.items() if key in editable}
     secret_form = _prefixed(form, "secret.")
-    secret_fields = {spec.name for spec in form_fields(credential_type.Secret, secret=True)}
+    secret_fields = {spec.name for spec in form_fields(credential_type, secret=True)}
     secret: dict[str, Any] = {}
     for key in secret_fields:
         value = (secret_form.get(key) or [""])[-1]
         if value.strip():
             secret[key] = value
     return SubmittedForm(name, public, secret, {k: v for k, v in errors.items() if k in editable})
+
+
+def form_problems(credential_type: type[CredentialType], submitted: SubmittedForm, *,
+                  with_secret: bool) -> dict[str, str]:
+    """Every problem of the form at once (the store stops at the first kind it finds): the name, the public
+    fields and (when creating: an edit keeps the stored secret fields) the secret fields."""
+    errors = dict(submitted.errors)
+    name = submitted.name.strip()
+    if not name:
+        errors["name"] = "This field is required."
+    elif len(name) > MAX_NAME:
+        errors["name"] = f"Too long (at most {MAX_NAME} characters)."
+    checks = [(credential_type.Public, submitted.public)] + ([(credential_type.Secret, submitted.secret)]
+                                                             if with_secret else [])
+    for schema, raw in checks:
+        try:
+            parse_config(schema, raw)
+        except ConfigError as exc:
+            errors.update({k: v for k, v in exc.field_errors.items() if k not in errors})
+    return errors
 
 
 def field_errors(exc: ConfigError) -> dict[str, str]:
@@ -159,8 +188,8 @@ class CredentialService:
         """Validate and store; ``ConfigError`` (form field names) and nothing stored on any problem."""
         credential_type = self.credential_type(type_name)
         submitted = read_form(credential_type, form)
-        if submitted.errors:
-            raise ConfigError(submitted.errors)
+        if errors := form_problems(credential_type, submitted, with_secret=True):
+            raise ConfigError(errors)
         try:
             credential = await store.create_credential(
                 self.db, self.ring, self.registry, owner_id=self.owner_id, type_name=credential_type.type_name,
@@ -180,8 +209,8 @@ class CredentialService:
         if credential_type is None:
             raise ConfigError({"name": f"The credential type “{credential.type_name}” is no longer available."})
         submitted = read_form(credential_type, form)
-        if submitted.errors:
-            raise ConfigError(submitted.errors)
+        if errors := form_problems(credential_type, submitted, with_secret=False):
+            raise ConfigError(errors)
         try:
             credential = await store.update_credential(
                 self.db, self.ring, self.registry, owner_id=self.owner_id, credential_id=credential_id,
