@@ -19,7 +19,7 @@ from engine.models import Credential
 from engine.netguard import outbound_client, parse_networks
 from nodes.credentials import credential_registry
 from tests import credential_factories as factories
-from tests.fakes import FakeProviders, settings_env
+from tests.fakes import FakeProviders, endpoints, settings_env
 from tests.fakes.flows import query_of
 
 REDIRECT_URI = "http://127.0.0.1:9/oauth/callback"
@@ -67,9 +67,17 @@ async def connect(deps: OAuthServices, fake: FakeProviders, provider: str, owner
     return query
 
 
-async def connected(deps: OAuthServices, fake: FakeProviders, type_name: str, provider: str,
-                    public: dict[str, Any] | None = None) -> tuple[int, int]:
-    owner_id, credential_id = await new_credential(deps.sessions, deps.ring, type_name, public)
+def generic_public(fake: FakeProviders) -> dict[str, Any]:
+    """The generic ``oauth2`` type's fields for the fake's Authlib server (its default client)."""
+    urls = endpoints(fake, "oauth2")
+    return {"authorize_url": urls["authorize_url"], "token_url": urls["token_url"], "client_id": "oauth2-client-id",
+            "scopes": "profile"}
+
+
+async def connected(deps: OAuthServices, fake: FakeProviders, type_name: str, provider: str) -> tuple[int, int]:
+    """A credential of ``type_name`` connected at the fake (the generic type with the fake's own client)."""
+    public, secret = ({}, {}) if type_name != "oauth2" else (generic_public(fake), {"client_secret": "oauth2-client-secret"})
+    owner_id, credential_id = await new_credential(deps.sessions, deps.ring, type_name, public, secret)
     await connect(deps, fake, provider, owner_id, credential_id)
     return owner_id, credential_id
 

@@ -20,7 +20,15 @@ from engine.errors import CredentialNeedsReconnect, NodeError
 from engine.migrate import upgrade_async
 from nodes.credentials import credential_registry
 from tests import credential_factories as factories
-from tests.engine.oauth_support import connect, connected, new_credential, oauth_services, row, set_expiry_in
+from tests.engine.oauth_support import (
+    connect,
+    connected,
+    generic_public,
+    new_credential,
+    oauth_services,
+    row,
+    set_expiry_in,
+)
 from tests.fakes import DEFAULT_ACCOUNT, FakeProviders, endpoints
 
 
@@ -35,12 +43,6 @@ async def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 async def deps(database: str, fake_providers: FakeProviders) -> AsyncIterator[OAuthServices]:
     async with oauth_services(database, factories.ring("k1"), fake_providers) as services:
         yield services
-
-
-def generic_public(fake: FakeProviders) -> dict[str, Any]:
-    urls = endpoints(fake, "oauth2")
-    return {"authorize_url": urls["authorize_url"], "token_url": urls["token_url"], "client_id": "oauth2-client-id",
-            "scopes": "profile"}
 
 
 async def opened(deps: OAuthServices, owner_id: int, credential_id: int) -> Any:

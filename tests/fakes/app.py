@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import json
 from typing import Any
+from urllib.parse import parse_qsl
 
 from litestar import Litestar
 from litestar.types import ASGIApp, Receive, Scope, Send
@@ -45,7 +46,9 @@ class Switches:
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        state.record(RecordedRequest(scope["method"], scope["path"], scope["query_string"].decode(), headers))
+        raw, receive = await buffered(receive)
+        state.record(RecordedRequest(scope["method"], scope["path"], scope["query_string"].decode(), headers,
+                                     parse_body(raw, headers.get("content-type", ""))))
         if state.delay > 0:
             with contextlib.suppress(TimeoutError):  # the delay ran out (not cut short by a reset)
                 await asyncio.wait_for(self.release().wait(), state.delay)
@@ -58,6 +61,40 @@ class Switches:
             await answer(send, 429, body, {"retry-after": str(state.retry_after)})
         else:
             await self.app(scope, receive, send)
+
+
+async def buffered(receive: Receive) -> tuple[bytes, Receive]:
+    """Read the whole request body (the fakes' requests are small) and a ``receive`` that replays it."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            break
+    raw = b"".join(chunks)
+    replayed = False
+
+    async def replay() -> Any:
+        nonlocal replayed
+        if not replayed:
+            replayed = True
+            return {"type": "http.request", "body": raw, "more_body": False}
+        return await receive()
+
+    return raw, replay
+
+
+def parse_body(raw: bytes, content_type: str) -> dict[str, Any]:
+    if not raw:
+        return {}
+    if content_type.startswith("application/json"):
+        with contextlib.suppress(ValueError):
+            value = json.loads(raw)
+            return value if isinstance(value, dict) else {"_json": value}
+        return {}
+    return dict(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True))
 
 
 async def answer(send: Send, status: int, body: dict[str, Any], headers: dict[str, str]) -> None:

@@ -14,13 +14,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from authlib.oauth2.rfc6749 import AuthorizationServer, OAuth2Request
-from authlib.oauth2.rfc6749.errors import InvalidRequestError
+from authlib.oauth2.rfc6749.errors import InvalidRequestError, OAuth2Error
 from authlib.oauth2.rfc6749.grants import AuthorizationCodeGrant, ClientCredentialsGrant, RefreshTokenGrant
 from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload, JsonRequest
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7636 import CodeChallenge
 
-from tests.fakes.state import FakeClient, FakeCode, FakeToken, ProviderState
+from tests.fakes.state import CODE_LIFETIME, FakeClient, FakeCode, FakeToken, ProviderState
 
 # Token prefixes per dialect: (access, refresh). The real ones: Google "ya29." / "1//", Slack "xoxe.xoxb-1-" /
 # "xoxe-1-" with token rotation on, Notion "ntn_" (internal) / opaque refresh tokens.
@@ -79,7 +79,7 @@ class CodeGrant(AuthorizationCodeGrant):
         state: ProviderState = self.server.state
         with state.lock:
             item = state.codes.get(code)
-        if item and item.client_id == client.client_id and state.now() - item.issued_at < 600:
+        if item and item.client_id == client.client_id and state.now() - item.issued_at < CODE_LIFETIME:
             return item
         return None
 
@@ -199,6 +199,12 @@ class FakeAuthorizationServer(AuthorizationServer):
 
     def rotates_refresh_tokens(self) -> bool:
         return self.state.name != "google"
+
+    def create_token_response(self, request: Any = None) -> Any:
+        """Authlib's token endpoint, unless the test armed ``token_error`` for this request."""
+        if (armed := self.state.take_token_error()) is not None:
+            return self.handle_error_response(request, OAuth2Error(armed[1], status_code=400, error=armed[0]))
+        return super().create_token_response(request)
 
     # --- Authlib framework seams -------------------------------------------------------------------
     def create_oauth2_request(self, request: Any) -> OAuth2Request:

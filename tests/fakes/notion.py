@@ -44,6 +44,10 @@ def token_answer(state: ProviderState, token: dict[str, Any], account: str) -> d
     return answer
 
 
+def check_owner(args: dict[str, str]) -> str | None:
+    return None if args.get("owner") == "user" else "Missing or invalid 'owner' parameter: Notion requires owner=user."
+
+
 def basic_required(request: Request[Any, Any, Any], body: dict[str, Any]) -> Response[Any] | None:
     if request.headers.get("authorization", "").lower().startswith("basic ") and "client_secret" not in body:
         return None
@@ -56,7 +60,7 @@ def router(state: ProviderState) -> Router:
 
     @route("/v1/oauth/authorize", http_method=["GET", "POST"])
     async def authorize_endpoint(request: Request[Any, Any, Any]) -> Response[Any]:
-        return await authorize(request, state, server)
+        return await authorize(request, state, server, check_owner)
 
     @post("/v1/oauth/token", status_code=200)
     async def token(request: Request[Any, Any, Any]) -> Response[Any]:

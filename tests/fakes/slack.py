@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from authlib.oauth2.rfc6749.util import extract_basic_authorization
 from litestar import Request, Response, Router, route
 
 from tests.fakes.authserver import FakeAuthorizationServer
@@ -34,7 +35,9 @@ def slack_error(oauth_error: str, refreshing: bool) -> str:
         return "invalid_client_id"
     if oauth_error == "unsupported_grant_type":
         return "invalid_grant_type"
-    return "invalid_arguments"
+    if oauth_error == "invalid_request":
+        return "invalid_arguments"
+    return oauth_error  # e.g. a code a test armed with ``token_error``
 
 
 def access_answer(state: ProviderState, token: dict[str, Any], user: str) -> dict[str, Any]:
@@ -47,6 +50,12 @@ def access_answer(state: ProviderState, token: dict[str, Any], user: str) -> dic
         if name in token:
             answer[name] = token[name]
     return answer
+
+
+def client_id_of(request: Request[Any, Any, Any], body: dict[str, Any]) -> str | None:
+    """The client id from HTTP Basic or the form (whichever the caller used)."""
+    client_id, _ = extract_basic_authorization(request.headers)
+    return client_id or body.get("client_id")
 
 
 async def token_of(request: Request[Any, Any, Any]) -> str | None:
@@ -67,8 +76,10 @@ def router(state: ProviderState) -> Router:
         oauth = await oauth_request(request, body)
         _, answer, _ = token_result(state, server, oauth)
         if "error" in answer:
-            return json_response({"ok": False, "error": slack_error(answer["error"],
-                                                                    body["grant_type"] == "refresh_token")})
+            code = slack_error(answer["error"], body["grant_type"] == "refresh_token")
+            if code == "invalid_client_id" and client_id_of(request, body) in state.clients:
+                code = "bad_client_secret"
+            return json_response({"ok": False, "error": code})
         return json_response(access_answer(state, answer, oauth.user or state.account))
 
     @route("/api/auth.test", http_method=["GET", "POST"], status_code=200)

@@ -151,7 +151,8 @@ class ProviderState:
     ``delay`` (seconds before answering), ``rate_limit`` (the next N requests answer 429 with
     ``Retry-After: retry_after``), ``account`` (the signed-in user's e-mail on the consent page),
     ``auto_consent`` (authorize GET approves at once, no page), ``pkce_required``,
-    ``token_rotation`` (Slack: rotating refresh tokens on; off → long-lived ``xoxb-`` token only).
+    ``token_rotation`` (Slack: rotating refresh tokens on; off → long-lived ``xoxb-`` token only),
+    ``token_error`` (``(error, description)``: the next token request fails with it, in the dialect's shape).
     Counters: ``code_grants``, ``refresh_grants``, ``client_credentials_grants``, ``revocations``.
     """
 
@@ -172,6 +173,7 @@ class ProviderState:
             self.auto_consent = False
             self.pkce_required = self.name == "oauth2"
             self.token_rotation = True
+            self.token_error: tuple[str, str] | None = None
             self.clock_offset = 0.0
             self.code_grants = 0
             self.refresh_grants = 0
@@ -269,6 +271,11 @@ class ProviderState:
         return token
 
     # --- switches the middleware applies ---------------------------------------------------------
+    def take_token_error(self) -> tuple[str, str] | None:
+        with self.lock:
+            error, self.token_error = self.token_error, None
+            return error
+
     def take_rate_limit(self) -> bool:
         """True (and one fewer left) if this request must be answered with 429."""
         with self.lock:

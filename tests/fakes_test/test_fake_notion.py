@@ -77,3 +77,10 @@ def test_revoke_with_basic_auth(fake_providers: FakeProviders) -> None:
                         auth=(client.client_id, client.client_secret))
     assert answer.status_code == 200
     assert me(fake_providers, token).status_code == 401
+
+
+def test_authorize_requires_owner_user(fake_providers: FakeProviders) -> None:
+    params = {"client_id": fake_providers.notion.default_client.client_id, "response_type": "code",
+              "redirect_uri": REDIRECT}
+    page = fake_providers.http.get(fake_providers.url + "/notion/v1/oauth/authorize", params=params)
+    assert page.status_code == 400 and "owner=user" in page.text

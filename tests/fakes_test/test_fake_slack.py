@@ -62,7 +62,10 @@ def test_refresh_rotates_and_errors_are_http_200_ok_false(fake_providers: FakePr
 def test_wrong_client_secret_is_ok_false(fake_providers: FakeProviders) -> None:
     answer = fake_providers.http.post(fake_providers.url + "/slack/api/oauth.v2.access", data={"code": "x"},
                         auth=("slack-client-id", "wrong"))
-    assert answer.status_code == 200 and answer.json()["ok"] is False
+    assert answer.status_code == 200 and answer.json() == {"ok": False, "error": "bad_client_secret"}
+    unknown = fake_providers.http.post(fake_providers.url + "/slack/api/oauth.v2.access", data={"code": "x"},
+                                       auth=("nobody", "x"))
+    assert unknown.json() == {"ok": False, "error": "invalid_client_id"}
 
 
 def test_auth_test_ok_and_its_errors(fake_providers: FakeProviders) -> None:

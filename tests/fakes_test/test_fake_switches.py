@@ -54,6 +54,29 @@ def test_requests_are_recorded_and_reset_clears_state(fake_providers: FakeProvid
     assert fake_providers.oauth2.requests == [] and fake_providers.oauth2.tokens == []
 
 
+def test_request_bodies_are_recorded_form_and_json(fake_providers: FakeProviders) -> None:
+    fake_providers.http.post(fake_providers.url + "/oauth2/token", data={"grant_type": "x", "code_verifier": "v"})
+    fake_providers.http.post(fake_providers.url + "/notion/v1/oauth/token", json={"grant_type": "y"})
+    assert fake_providers.oauth2.requests[-1].body == {"grant_type": "x", "code_verifier": "v"}
+    assert fake_providers.notion.requests[-1].body == {"grant_type": "y"}
+
+
+@pytest.mark.parametrize(("provider", "path", "expected"), [
+    ("oauth2", "/oauth2/token", (400, {"error": "server_error", "error_description": "boom"})),
+    ("slack", "/slack/api/oauth.v2.access", (200, {"ok": False, "error": "server_error"}))])
+def test_token_error_fails_the_next_token_request_once(fake_providers: FakeProviders, provider: str, path: str,
+                                                       expected: tuple[int, dict[str, object]]) -> None:
+    state = fake_providers.provider(provider)
+    state.token_error = ("server_error", "boom")
+    token = state.issue_token()
+    client = state.default_client
+    data = {"grant_type": "refresh_token", "refresh_token": token.refresh_token}
+    failed = fake_providers.http.post(fake_providers.url + path, data=data, auth=(client.client_id, client.client_secret))
+    assert (failed.status_code, failed.json()) == expected
+    again = fake_providers.http.post(fake_providers.url + path, data=data, auth=(client.client_id, client.client_secret))
+    assert again.status_code == 200 and "access_token" in again.json()
+
+
 def test_settings_env_points_patchwire_at_the_fake(fake_providers: FakeProviders) -> None:
     env = settings_env(fake_providers, "google")
     assert env["PATCHWIRE_OAUTH_GOOGLE_TOKEN_URL"] == fake_providers.url + "/google/token"
