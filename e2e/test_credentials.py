@@ -7,7 +7,6 @@ The Google endpoints of the servers point at the provider fakes (tests/fakes), s
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import pytest
@@ -27,16 +26,9 @@ API_KEY = "sk-e2e-5d0c9e1b7a3f4286"
 
 
 @pytest.fixture(scope="module")
-def fake() -> Iterator[FakeProviders]:
-    fake = FakeProviders().start()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture(scope="module")
-def server_env(fake: FakeProviders) -> dict[str, str]:
-    """The servers' Google endpoints and OAuth app are the fake's."""
-    return settings_env(fake, "google")
+def server_env(fake_providers_server: FakeProviders) -> dict[str, str]:
+    """The servers' Google endpoints and OAuth app are the fake's (tests/fakes)."""
+    return settings_env(fake_providers_server, "google")
 
 
 def new_credential(page: Page, base: str, type_name: str, name: str, fields: dict[str, str]) -> None:
@@ -64,7 +56,7 @@ def test_an_api_key_credential_authenticates_an_http_request_node(page: Page, se
     # 1. The Credentials page: an API key in a header. The secret is never shown again.
     new_credential(page, base, "http_header", "Sink key", {"Header name": "X-Api-Key", "Value": API_KEY})
     cid = credential_id(page, base)
-    expect(page.get_by_role("status")).to_have_text("Credential created.")
+    expect(page.locator(".credential-page p.saved")).to_have_text("Credential created.")
     expect(page.locator(f"#cred-status-{cid}")).to_have_text("ok")
     assert API_KEY not in page.content()
     page.goto(f"{base}/credentials")
@@ -115,17 +107,16 @@ def consent(page: Page, fake: FakeProviders) -> None:
     page.get_by_role("button", name="Allow").click()
 
 
-def test_a_gmail_account_is_connected_revoked_and_reconnected(page: Page, server: Server, fake: FakeProviders,
+def test_a_gmail_account_is_connected_revoked_and_reconnected(page: Page, server: Server, fake_providers: FakeProviders,
                                                               page_errors: PageErrors) -> None:
-    base = server.url
-    fake.reset()
+    base, fake = server.url, fake_providers
     register(page, base, "gmail")
 
     # 1. Create a Google credential: "Create and connect" goes to the consent page; Allow comes back connected.
     new_credential(page, base, "google", "My Gmail", {})
     consent(page, fake)
     cid = credential_id(page, base)
-    expect(page.get_by_role("status")).to_have_text("Connected.")
+    expect(page.locator(".credential-page p.saved")).to_have_text("Connected.")
     expect(page.locator(f"#cred-status-{cid}")).to_have_attribute("data-status", "ok")
     expect(page.locator(".credential-page")).to_contain_text("ada@example.com")
     [token] = fake.google.live_tokens()
@@ -151,7 +142,7 @@ def test_a_gmail_account_is_connected_revoked_and_reconnected(page: Page, server
     page.locator("#connect-button").click()
     consent(page, fake)
     assert credential_id(page, base) == cid
-    expect(page.get_by_role("status")).to_have_text("Connected.")
+    expect(page.locator(".credential-page p.saved")).to_have_text("Connected.")
     expect(page.locator(f"#cred-status-{cid}")).to_have_attribute("data-status", "ok")
     page.locator("#test-button").click()
     expect(page.locator("#test-result")).to_contain_text("ada@example.com")
@@ -159,3 +150,8 @@ def test_a_gmail_account_is_connected_revoked_and_reconnected(page: Page, server
     expect(page.locator("#credentials tbody tr")).to_have_count(1)
 
     assert not page_errors.page_errors, "JavaScript errors:\n" + "\n".join(page_errors.page_errors)
+    # Expected: the failed Test (422), and the fake's consent page has no favicon.
+    unexpected = [m for m in page_errors.console_errors
+                  if not m.startswith("Failed to load resource: the server responded with a status of 422")
+                  and f"'url': '{fake.url}/favicon.ico'" not in m]
+    assert not unexpected, "console errors:\n" + "\n".join(unexpected)

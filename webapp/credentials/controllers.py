@@ -16,6 +16,7 @@ from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
 from engine.config import FieldSpec, field_specs
+from engine.credentials.oauth_refresh import OAuthServices
 from engine.credentials.types import CredentialType
 from engine.errors import ConfigError, CredentialInUse
 from engine.models import Credential
@@ -92,7 +93,10 @@ class CredentialController(Controller):
                 "user": request.user, **_form_context(credential_type, name=submitted.name,
                                                       values=submitted.public, errors=exc.field_errors)})
         if connectable(credential_type):
-            return Redirect(f"/credentials/{credential.id}/connect", status_code=303)
+            # Not a redirect to /connect: that chain would end at the provider's origin, and a browser refuses a
+            # form submission whose redirects leave for another origin (our CSP's form-action 'self'). The page
+            # continues to /connect by itself (a meta refresh is a new navigation, not the form's).
+            return Redirect(f"/credentials/{credential.id}?created=1&connect=1", status_code=303)
         return Redirect(f"/credentials/{credential.id}?created=1", status_code=303)
 
     @get("/options")
@@ -110,7 +114,7 @@ class CredentialController(Controller):
     async def detail(self, request: Request[Any, Any, Any], credentials: NamedDependency[CredentialService],
                      credential_id: FromPath[int]) -> Template:
         credential = await credentials.get(credential_id)
-        flags = {key: request.query_params.get(key) == "1" for key in ("created", "saved", "connected")}
+        flags = {key: request.query_params.get(key) == "1" for key in ("created", "saved", "connected", "connect")}
         return await _detail(request, credentials, credential, **flags)
 
     @post("/{credential_id:int}")
@@ -133,7 +137,9 @@ class CredentialController(Controller):
     @post("/{credential_id:int}/test")
     async def test(self, request: Request[Any, Any, Any], credentials: NamedDependency[CredentialService],
                    runtime: NamedDependency[Runtime], credential_id: FromPath[int]) -> Template:
-        passed, message = await credentials.test(credential_id, runtime.http, runtime.settings.env)
+        refresher = OAuthServices(runtime.sessions, runtime.ring, credentials.registry, runtime.http,
+                                  runtime.settings.provider_env)
+        passed, message = await credentials.test(credential_id, runtime.http, runtime.settings.env, refresher)
         context = {"passed": passed, "message": message, "credential_id": credential_id}
         if is_htmx(request):
             return Template("credentials/_test_result.html", context=context, status_code=200 if passed else 422)

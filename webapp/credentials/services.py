@@ -8,22 +8,24 @@ as ciphertext they never show) plus which secret fields are set.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-import msgspec
 from litestar.exceptions import NotFoundException
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from engine.config import FieldSpec, config_from_form, field_specs, parse_config
 from engine.credentials import store
+from engine.credentials.oauth_refresh import OAuthDeps, refresh_now
+from engine.credentials.oauth_types import OAuthUnauthorized
 from engine.credentials.registry import CredentialRegistry
 from engine.credentials.sealing import KeyRing
 from engine.credentials.store import MAX_NAME
-from engine.credentials.types import CredentialTestContext, CredentialType
+from engine.credentials.types import CredentialTestContext, CredentialType, OpenCredential
 from engine.errors import ConfigError, CredentialError, CredentialNotFound, NodeError, RegistryError
 from engine.models import Credential
 
@@ -228,8 +230,10 @@ class CredentialService:
         await store.delete_credential(self.db, self.owner_id, credential_id)
         await self.db.commit()
 
-    async def test(self, credential_id: int, http: httpx.AsyncClient, env: Mapping[str, str]) -> tuple[bool, str]:
-        """Run the type's ``test`` against its service: (passed, message). The message never holds a secret."""
+    async def test(self, credential_id: int, http: httpx.AsyncClient, env: Mapping[str, str],
+                   refresher: OAuthDeps | None = None) -> tuple[bool, str]:
+        """Run the type's ``test`` against its service: (passed, message). The message never holds a secret.
+        With ``refresher``, an OAuth access token the provider refuses gets one refresh first (see ``_tested``)."""
         credential = await self.get(credential_id)
         credential_type = self.type_of(credential)
         if credential_type is None or not credential_type().has_test:
@@ -239,8 +243,8 @@ class CredentialService:
             opened = await store.open_credential(self.db, self.ring, self.owner_id, credential_id)
             secret = opened.secret
             async with asyncio.timeout(TEST_TIMEOUT):
-                return True, redact(await credential_type().test(CredentialTestContext(http=http, env=env), opened),
-                                    secret)
+                ctx = CredentialTestContext(http=http, env=env)
+                return True, redact(await _tested(credential_type(), ctx, opened, refresher), secret)
         except TimeoutError:
             return False, f"No answer within {TEST_TIMEOUT:g} s."
         except (CredentialError, NodeError) as exc:
@@ -260,3 +264,16 @@ class CredentialService:
                 if wanted is None or workflow_id in wanted:
                     by_workflow.setdefault(workflow_id, []).append(credential)
         return by_workflow
+
+
+async def _tested(kind: CredentialType, ctx: CredentialTestContext, opened: OpenCredential,
+                  refresher: OAuthDeps | None) -> str:
+    """The type's test. An access token the provider refused gets one refresh and one more try, as a node's
+    401 does: a revoked grant is found there, and the refresh marks the credential *needs reconnect*."""
+    try:
+        return await kind.test(ctx, opened)
+    except OAuthUnauthorized:
+        if refresher is None:
+            raise
+        token = await refresh_now(refresher, opened.id, str(opened.secret.get("access_token") or ""))
+    return await kind.test(ctx, dataclasses.replace(opened, secret={**opened.secret, "access_token": token}))
