@@ -62,7 +62,8 @@ def connect_google(browser: Browser) -> int:
     """Create a Google credential and connect it: Patchwire → the fake's consent page (Allow) → the callback."""
     response = create(browser, "google", {}, {})
     assert response.status_code == 303, response.text
-    connect = browser.get(response.headers["location"], follow_redirects=False)
+    credential_id = int(re.search(r"/credentials/(\d+)", response.headers["location"]).group(1))
+    connect = browser.get(f"/credentials/{credential_id}/connect", follow_redirects=False)
     assert connect.status_code in (302, 303), connect.text
     location = connect.headers["location"]
     answer = consent(location.split("?", 1)[0], query_of(location))  # its own query: params replace a URL's query
