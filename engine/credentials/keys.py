@@ -104,8 +104,8 @@ def load_keyring(settings: Settings) -> KeyRing:
         return KeyRing(parse_keys(settings.credentials_key, ENV_NAME), ENV_NAME)
     path = settings.credentials_key_file
     if ensure_key_file(path) and settings.profile != "embedded":
-        log.warning("generated the credentials key file %s: every web and worker process must hold the same keys "
-                    "(set PATCHWIRE_CREDENTIALS_KEY on all of them, or share this file)", path)
+        log.info("generated the credentials key file %s: every web and worker process must hold the same keys "
+                 "(set PATCHWIRE_CREDENTIALS_KEY on all of them, or share this file)", path)
     watch = KeyFileWatch(path)
     return KeyRing(watch.read(), str(path), reload=watch.read, changed=watch.changed)
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from engine.credentials.keys import load_keyring, write_key_file
@@ -156,5 +157,15 @@ async def startup_keyring(settings: Settings, sessions: Sessions) -> KeyRing:
     """The process's key ring, checked against the stored credentials (``patchwire serve`` / ``worker``
     start-up): ``CredentialKeyError`` says why the process must not start."""
     ring = load_keyring(settings)
-    await verify_keyring(sessions, ring)
+    try:
+        await verify_keyring(sessions, ring)
+    except (OperationalError, ProgrammingError) as exc:
+        if not _missing_table(exc):
+            raise
+        raise CredentialKeyError("the database has no credentials table: run `patchwire migrate` first") from None
     return ring
+
+
+def _missing_table(exc: Exception) -> bool:
+    text = str(exc).lower()
+    return "credentials" in text and ("no such table" in text or "does not exist" in text)

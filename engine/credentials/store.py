@@ -32,6 +32,7 @@ __all__ = ["create_credential", "delete_credential", "get_credential", "list_cre
 
 STATUSES = ("ok", "needs_reconnect", "error")
 MAX_NAME = 200
+MAX_ID = 2**31 - 1  # an Integer primary key
 TOKEN_FIELDS = ("access_token", "refresh_token", "token_type")
 """Where OAuth types keep their tokens (secret fields); ``expires_at`` is a column."""
 WRITE_ATTEMPTS = 20
@@ -102,7 +103,10 @@ async def list_credentials(session: AsyncSession, owner_id: int,
 
 
 async def get_credential(session: AsyncSession, owner_id: int, credential_id: int) -> Credential:
-    """The owner's credential; ``CredentialNotFound`` for an unknown id and for another owner's alike."""
+    """The owner's credential; ``CredentialNotFound`` for an unknown id and for another owner's alike (and for
+    an id that is no id at all: a string, a bool, a number outside the column's range)."""
+    if isinstance(credential_id, bool) or not isinstance(credential_id, int) or not 0 < credential_id <= MAX_ID:
+        raise CredentialNotFound(credential_id)
     row = await session.scalar(select(Credential).where(Credential.id == credential_id,
                                                         Credential.owner_id == owner_id)
                                .execution_options(populate_existing=True))

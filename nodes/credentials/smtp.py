@@ -8,8 +8,8 @@ certificate against the host name.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
-import ssl
 from ipaddress import ip_address
 from typing import Annotated, Any, Literal
 
@@ -57,26 +57,43 @@ class Smtp(CredentialType):
     async def test(self, ctx: CredentialTestContext, cred: OpenCredential) -> str:
         public = cred.public
         host, port, security = public["host"], int(public["port"]), public["security"]
-        address = await checked_address(host, port, ctx.env.get("PATCHWIRE_HTTP_ALLOW_NETWORKS", ""))
-        client = aiosmtplib.SMTP(hostname=address, port=port, timeout=ctx.timeout, use_tls=security == "tls",
-                                 start_tls=security == "starttls", tls_context=_tls_context(host))
+        addresses = await checked_addresses(host, port, ctx.env.get("PATCHWIRE_HTTP_ALLOW_NETWORKS", ""))
+        sock = await _connect(host, addresses, port, ctx.timeout)
+        # the checked address's socket; ``hostname`` stays the name, for TLS (SNI and the certificate check)
+        client = aiosmtplib.SMTP(hostname=host, sock=sock, timeout=ctx.timeout, use_tls=security == "tls",
+                                 start_tls=security == "starttls")
         try:
-            await client.connect(server_hostname=host) if _takes_server_hostname() else await client.connect()
+            await client.connect()
             if public.get("username"):
                 await client.login(public["username"], cred.secret.get("password", ""))
         except aiosmtplib.SMTPAuthenticationError as exc:
             raise CredentialError(f"{host} refused the log-in of {public['username']!r}: "
                                   f"{exc.code} {exc.message}") from None
-        except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
-            raise CredentialError(f"cannot reach the mail server {host}:{port}: {_reason(exc)}") from None
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            raise CredentialError(f"the mail server {host}:{port} failed: {_reason(exc)}") from None
         finally:
-            await _quit(client)
+            await _quit(client, sock)
         who = f" as {public['username']}" if public.get("username") else ""
         return f"Connected to {host}:{port} ({security}){who}"
 
 
-async def checked_address(host: str, port: int, allow_setting: str) -> str:
-    """Resolve ``host`` and return an address the outbound rules allow (or raise ``CredentialError``)."""
+async def _connect(host: str, addresses: list[str], port: int, timeout: float) -> socket.socket:
+    """A connected socket to the first of the checked addresses that answers."""
+    error: BaseException | None = None
+    for address in addresses:
+        sock = socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        try:
+            await asyncio.wait_for(asyncio.get_running_loop().sock_connect(sock, (address, port)), timeout)
+            return sock
+        except (OSError, TimeoutError) as exc:
+            sock.close()
+            error = exc
+    raise CredentialError(f"cannot reach the mail server {host}:{port}: {_reason(error)}")
+
+
+async def checked_addresses(host: str, port: int, allow_setting: str) -> list[str]:
+    """Resolve ``host``: its addresses, all allowed by the outbound rules (else ``CredentialError``)."""
     allow = parse_networks(allow_setting) if allow_setting else ()
     try:
         infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
@@ -84,31 +101,25 @@ async def checked_address(host: str, port: int, allow_setting: str) -> str:
         raise CredentialError(f"cannot resolve the mail server {host}: {exc.strerror or exc}") from None
     addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
     for address in addresses:
-        if why := refusal(ip_address(address.split("%")[0]), allow):
+        if why := refusal(ip_address(address), allow):
             raise CredentialError(f"{host} ({address}) is not a public address: {why}")
     if not addresses:
         raise CredentialError(f"the mail server {host} has no address")
-    return addresses[0]
+    return addresses
 
 
-def _tls_context(host: str) -> ssl.SSLContext:
-    return ssl.create_default_context()
-
-
-def _takes_server_hostname() -> bool:
-    return False
-
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, asyncio.TimeoutError | aiosmtplib.SMTPTimeoutError):
+def _reason(exc: BaseException | None) -> str:
+    if exc is None:
+        return "no address answered"
+    if isinstance(exc, TimeoutError | aiosmtplib.SMTPTimeoutError):
         return "timed out"
     text = getattr(exc, "message", None) or getattr(exc, "strerror", None) or str(exc)
     return str(text) or type(exc).__name__
 
 
-async def _quit(client: Any) -> None:
+async def _quit(client: Any, sock: socket.socket) -> None:
     if client.is_connected:
-        try:
+        with contextlib.suppress(TimeoutError, aiosmtplib.SMTPException, OSError):  # closed below all the same
             await client.quit()
-        except (TimeoutError, aiosmtplib.SMTPException, OSError):
-            client.close()
+    client.close()
+    sock.close()

@@ -149,3 +149,14 @@ async def test_start_up_refuses_keys_that_cannot_open_the_store(db: tuple[str, S
         await startup_keyring(wrong, sessions)
     with pytest.raises(CredentialKeyError, match="the key file .* does not hold"):  # a fresh key file: not k1
         await startup_keyring(load_settings(base), sessions)
+
+
+async def test_start_up_on_a_database_without_the_table_says_to_migrate(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'empty.sqlite'}"
+    engine = make_engine(url)
+    try:
+        with pytest.raises(CredentialKeyError, match="no credentials table: run `patchwire migrate` first"):
+            await startup_keyring(load_settings({"PATCHWIRE_DATA_DIR": str(tmp_path), "DATABASE_URL": url}),
+                                  make_sessionmaker(engine))
+    finally:
+        await engine.dispose()

@@ -137,7 +137,9 @@ async def test_every_function_is_scoped_to_the_owner(db: tuple[str, Sessions]) -
     async with sessions.begin() as s:
         for call in (get_credential(s, bob, cid), open_credential(s, keys, bob, cid),
                      update_credential(s, keys, registry, owner_id=bob, credential_id=cid, name="mine now"),
-                     delete_credential(s, bob, cid), get_credential(s, alice, 999_999)):
+                     delete_credential(s, bob, cid), get_credential(s, alice, 999_999),
+                     get_credential(s, alice, 2**63), get_credential(s, alice, str(cid)),  # type: ignore[arg-type]
+                     get_credential(s, alice, True)):
             with pytest.raises(CredentialNotFound, match="not found"):
                 await call
         assert [c.name for c in await list_credentials(s, bob)] == ["Bob's"]
@@ -260,3 +262,49 @@ async def test_a_credential_in_use_is_not_deleted_and_the_workflows_are_named(db
     async with sessions() as s:
         assert await s.scalar(select(Credential.id).where(Credential.id == unused)) is None
         assert (await get_credential(s, alice, used)).id == used
+
+
+async def test_tokens_stored_from_a_stale_row_survive_a_rotation_that_came_first(db: tuple[str, Sessions]) -> None:
+    from engine.credentials import rotate_keys
+
+    _, sessions = db
+    old = cf.ring("k1")
+    public = {"authorize_url": "https://id.example/auth", "token_url": "https://id.example/token", "client_id": "c"}
+    async with sessions.begin() as s:
+        owner = await cf.user(s)
+        cid = (await cf.credential(s, old, owner, type_name="oauth2", public=public,
+                                   secret={"client_secret": "cs", "access_token": "a1", "refresh_token": "r1"})).id
+    both = cf.ring("k2", "k1", keys={"k1": old.current})
+    async with sessions.begin() as s:
+        loaded = await get_credential(s, owner, cid)  # a refresher read the row (revision 1) …
+        assert await rotate_keys(sessions, both) == 1  # … a rotation resealed it meanwhile (revision 2) …
+        await store_tokens(s, both, loaded, {"access_token": "a2", "refresh_token": "r2"}, expires_at=None)
+    async with sessions() as s:  # … and the spent refresh token's successor is not lost
+        row = await get_credential(s, owner, cid)
+        assert (row.key_id, row.revision) == ("k2", 3)
+        assert (await open_credential(s, both, owner, cid)).secret["refresh_token"] == "r2"
+
+
+async def test_last_used_is_recorded_at_most_once_a_minute(db: tuple[str, Sessions]) -> None:
+    from datetime import timedelta
+
+    from engine.credentials import touch_last_used
+
+    _, sessions = db
+    async with sessions.begin() as s:
+        owner = await cf.user(s)
+        cid = (await cf.credential(s, cf.ring("k1"), owner)).id
+    async with sessions.begin() as s:
+        await touch_last_used(s, cid)
+    async with sessions() as s:
+        first = (await get_credential(s, owner, cid)).last_used_at
+    assert first is not None
+    async with sessions.begin() as s:
+        await touch_last_used(s, cid)
+    async with sessions.begin() as s:
+        assert (await get_credential(s, owner, cid)).last_used_at == first, "within the minute: not written again"
+        await s.execute(update(Credential).where(Credential.id == cid).values(last_used_at=first - timedelta(minutes=2)))
+    async with sessions.begin() as s:
+        await touch_last_used(s, cid)
+    async with sessions() as s:
+        assert (await get_credential(s, owner, cid)).last_used_at > first
