@@ -29,6 +29,7 @@ from engine.changes import ExecutionChange, change_for
 from engine.config import parse_config
 from engine.contract import CredentialAccess, Item, NodeContext, NodeResult, NodeType, SubWorkflows
 from engine.credentials.redaction import Redactor, redact_transition
+from engine.credentials.vault import for_node
 from engine.errors import NodeError, NodeTimeout
 from engine.events import Event, EventSink, publish_all, summarize
 from engine.expressions import Expressions
@@ -510,7 +511,7 @@ async def _call(run: Run, node: NodeSpec, node_type: type[NodeType], items: list
         execution_id=run.execution_id, workflow_id=run.workflow_id, node_id=node.id, node_name=node.name,
         attempt=record.attempt, http=run.http, trigger_input=run.trigger_input, expressions=expressions,
         inputs=inputs, live_inputs=tuple(inputs), sub_workflows=run.sub_workflows, logger=logs.logger,
-        credentials=run.credentials,
+        credentials=for_node(run.credentials, config, node.name),
     )
     try:
         async with asyncio.timeout(limit) as deadline:

@@ -47,6 +47,7 @@ from engine.subworkflows import SUB_TRIGGER, SQLSubWorkflows
 
 if TYPE_CHECKING:
     from engine.credentials.registry import CredentialRegistry
+    from engine.credentials.sealing import KeyRing
     from engine.credentials.vault import Vault
     from engine.settings import Settings
 
@@ -184,13 +185,16 @@ A run handed back on shutdown or after an engine error releases its lease and is
 
 
 def credentials_vault(settings: Settings, sessions: async_sessionmaker[AsyncSession], registry: CredentialRegistry,
-                      http: httpx.AsyncClient, env: Mapping[str, str] | None = None) -> Vault:
-    """The worker process's vault: the key ring (``PATCHWIRE_CREDENTIALS_KEY`` or the key file) read once.
-    ``env``: where OAuth endpoint and client settings are read (default: the process environment)."""
+                      http: httpx.AsyncClient, env: Mapping[str, str] | None = None, *,
+                      ring: KeyRing | None = None) -> Vault:
+    """The worker process's vault: ``ring`` (the start-up-checked key ring), else the keys read now from
+    ``PATCHWIRE_CREDENTIALS_KEY`` or the key file. ``env``: where the OAuth endpoint and client settings are
+    read (default: the environment the settings came from)."""
     from engine.credentials.keys import load_keyring
     from engine.credentials.vault import Vault
 
-    return Vault(sessions, load_keyring(settings), registry, http, os.environ if env is None else env)
+    keys = ring if ring is not None else load_keyring(settings)
+    return Vault(sessions, keys, registry, http, settings.env if env is None else env)
 
 
 def _poison_error(interruptions: int) -> dict[str, Any]:

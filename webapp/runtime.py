@@ -132,7 +132,7 @@ async def lifespan_runtime(settings: Settings, channels: ChannelsPlugin, *, migr
     try:
         if settings.embedded_queue:
             sink = SafeSink(LocalSink(deliver))
-            vault = credentials_vault(settings, sessions, credential_registry(), http, settings.provider_env)
+            vault = credentials_vault(settings, sessions, credential_registry(), http, ring=keyring)
             services = WorkerServices(sessions=sessions, sink=sink, registry=registry, http=http,
                                       execution_timeout=settings.execution_timeout, inline_wait=settings.inline_wait,
                                       retention=settings.retention, retention_every=settings.retention_every,

@@ -37,7 +37,7 @@ async def run_worker(settings: Settings) -> None:
     try:
         async with outbound_client(allow) as http:
             sessions = make_sessionmaker(engine)
-            vault = credentials_vault(settings, sessions, credential_registry(), http, settings.provider_env)
+            vault = credentials_vault(settings, sessions, credential_registry(), http, ring=keyring)
             services = WorkerServices(sessions=sessions, sink=sink, registry=registry, http=http,
                                       execution_timeout=settings.execution_timeout, inline_wait=settings.inline_wait,
                                       retention=settings.retention, retention_every=settings.retention_every,

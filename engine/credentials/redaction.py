@@ -86,9 +86,14 @@ class Redactor:
             return self._text.sub(REDACTED, value)
         if isinstance(value, dict):
             return {self._walk(k): self._walk(v) for k, v in value.items()}
-        if isinstance(value, (list, tuple)):
+        if isinstance(value, (list, tuple, set, frozenset)):
             return [self._walk(v) for v in value]
-        return value
+        if value is None or isinstance(value, (bool, int, float)):
+            return value
+        try:  # a struct, a dataclass, a date… in an error's data: as the store would encode it
+            return self._walk(msgspec.to_builtins(value))
+        except TypeError:
+            return value  # not JSON at all: the store could not keep it either
 
 
 def redact_transition(redactor: Redactor, transition: Transition) -> None:

@@ -6,6 +6,9 @@ credential types, the guarded HTTP client, the settings' environment for OAuth e
 ``CredentialAccess``): only the execution owner's credentials open, only for a node that accepts their
 type, and every secret value opened is added to the run's ``Redactor`` before the node sees it.
 
+Each node sees only the credentials its config names (``for_node``: the values of its fields whose widget
+is ``credential``), as the issue puts it: decrypted "for the node that names the credential in its config".
+
 An opened credential is cached for the run (a node calls ``get`` for each item); a refresh of its OAuth
 token drops it from the cache, so the next ``get`` reads the new revision. ``last_used_at`` is written
 when a run first opens a credential, at most once a minute per credential and process.
@@ -14,14 +17,17 @@ when a run first opens a credential, at most once a minute per credential and pr
 from __future__ import annotations
 
 import base64
+import importlib
 import logging
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import httpx
+import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from engine.config import field_specs
 from engine.credentials.redaction import Redactor
 from engine.credentials.registry import CredentialRegistry
 from engine.credentials.sealing import KeyRing
@@ -31,6 +37,7 @@ from engine.errors import CredentialError, CredentialNotFound, NodeError, Regist
 from engine.limits import is_id
 
 if TYPE_CHECKING:
+    from engine.contract import CredentialAccess
     from engine.models import Credential
 
 log = logging.getLogger("patchwire.credentials")
@@ -91,13 +98,14 @@ class Vault:
         except Exception:  # bookkeeping: a busy database must not fail the node
             log.warning("could not record the use of credential %s", credential_id, exc_info=True)
 
-    def is_oauth(self, type_name: str) -> bool:
-        """The type keeps an OAuth access token: authorization code (``oauth`` set) or client credentials."""
+    def keeps_access_token(self, type_name: str) -> bool:
+        """OAuth types (authorization code and client credentials) keep an access token among their secret
+        fields; the OAuth part keeps it fresh."""
         try:
-            cls = self.registry.get(type_name)
+            secret = self.registry.get(type_name).Secret
         except RegistryError:
             return False
-        return cls.oauth is not None or getattr(cls, "grant_type", None) == "client_credentials"
+        return any(f.name == "access_token" for f in msgspec.structs.fields(secret))
 
 
 class NodeCredentials:
@@ -149,7 +157,7 @@ class NodeCredentials:
 
     async def _oauth_credential(self, credential_id: int) -> OpenCredential:
         credential = self._opened.get(credential_id) or await self._open(credential_id)
-        if not self._vault.is_oauth(credential.type_name):
+        if not self._vault.keeps_access_token(credential.type_name):
             raise CredentialRefused(f"credential “{credential.name}” ({credential.id}) is a {credential.type_name} "
                                     "credential, which has no OAuth access token")
         return credential
@@ -175,13 +183,60 @@ def _derived_secrets(credential: OpenCredential) -> list[str]:
 
 
 def _oauth_function(name: str) -> Any:
-    """A refresh function of the OAuth part (engine/credentials/oauth_refresh.py); until it is there, a clear error."""
+    """A refresh function of the OAuth part (engine/credentials/oauth_refresh.py: refresh ahead under the
+    credential's lock); until that part is merged, a clear error instead of a stale token."""
     try:
-        from engine.credentials import oauth_refresh as oauth
-    except ImportError:
-        oauth = None  # type: ignore[assignment]
-    function = getattr(oauth, name, None)
+        module = importlib.import_module("engine.credentials.oauth_refresh")
+    except ModuleNotFoundError as exc:
+        if exc.name != "engine.credentials.oauth_refresh":
+            raise  # the module is there and broken: say so
+        module = None
+    function = getattr(module, name, None)
     if function is None:
-        raise NotImplementedError(f"engine.credentials.oauth_refresh.{name} is missing: OAuth access tokens cannot be "
-                                  "refreshed in this build (the OAuth part of issue 15 is not merged)")
+        raise NotImplementedError(f"engine.credentials.oauth_refresh.{name} is missing: OAuth access tokens cannot "
+                                  "be refreshed in this build (the OAuth part of issue 15 is not merged)")
     return function
+
+
+def credentials_named_in(config: Any) -> frozenset[int]:
+    """The credential ids a node's config names: its fields whose widget is ``credential`` (one id or a list)."""
+    if not isinstance(config, msgspec.Struct):
+        return frozenset()
+    named: set[int] = set()
+    for spec in field_specs(type(config)):
+        if spec.kind == "credential":
+            value = getattr(config, spec.name)
+            named.update(v for v in (value if isinstance(value, list) else [value]) if is_id(v))
+    return frozenset(named)
+
+
+def for_node(access: CredentialAccess | None, config: Any, node_name: str) -> CredentialAccess | None:
+    """``ctx.credentials`` of one node run: the run's credentials, limited to those its config names."""
+    if access is None:
+        return None
+    return NamedCredentials(access, credentials_named_in(config), node_name)
+
+
+class NamedCredentials:
+    """The run's credentials as one node may use them: only ids its config names; the rest is refused
+    before anything is read (a node cannot reach the owner's other credentials by guessing ids)."""
+
+    def __init__(self, access: CredentialAccess, named: frozenset[int], node_name: str) -> None:
+        self._access, self._named, self._node_name = access, named, node_name
+
+    async def get(self, credential_id: int, *, accept: tuple[str, ...]) -> OpenCredential:
+        self._check(credential_id)
+        return await self._access.get(credential_id, accept=accept)
+
+    async def access_token(self, credential_id: int, *, min_valid: float = 60) -> str:
+        self._check(credential_id)
+        return await self._access.access_token(credential_id, min_valid=min_valid)
+
+    async def refresh_after_unauthorized(self, credential_id: int, used_token: str) -> str:
+        self._check(credential_id)
+        return await self._access.refresh_after_unauthorized(credential_id, used_token)
+
+    def _check(self, credential_id: Any) -> None:
+        if credential_id not in self._named:
+            raise CredentialRefused(f"“{self._node_name}” may use only the credentials its config names, "
+                                    f"not credential {credential_id!r}")

@@ -42,6 +42,9 @@ PASSWORD = "basic-pass-6e3a"
 class UseConfig(msgspec.Struct, forbid_unknown_fields=True):
     credential: Annotated[int | None, msgspec.Meta(title="Credential", extra={"widget": "credential"})] = None
     fail: bool = False
+    access_token: bool = False
+    guess: int | None = None
+    """An id in a plain number field (not a credential field): the node tries it instead."""
 
 
 class UseCredential(NodeType):
@@ -54,7 +57,12 @@ class UseCredential(NodeType):
     credential_types: ClassVar[tuple[str, ...]] = ("http_bearer",)
 
     async def run(self, ctx: NodeContext, config: UseConfig, items: list[Item]) -> NodeResult:
-        assert ctx.credentials is not None and config.credential is not None
+        assert ctx.credentials is not None
+        if config.guess is not None:
+            await ctx.credentials.get(config.guess, accept=self.credential_types)
+        assert config.credential is not None
+        if config.access_token:
+            return NodeResult.main([{"token": await ctx.credentials.access_token(config.credential)}])
         first = await ctx.credentials.get(config.credential, accept=self.credential_types)
         out = []
         for item in items:
@@ -243,3 +251,16 @@ async def test_a_sub_workflow_gets_the_credentials_and_both_executions_are_redac
     assert child_execution is not None
     assert SECRET not in await setup.stored_text(child_execution)
     assert SECRET not in await setup.stored_text(parent_id)
+
+
+async def test_an_access_token_is_refused_for_a_type_that_keeps_none(setup: Setup) -> None:
+    bearer = setup.credentials["bearer"]
+    message = await setup.failure(await setup.run([use(bearer, access_token=True)]))
+    assert message == f"credential “API” ({bearer}) is a http_bearer credential, which has no OAuth access token"
+
+
+async def test_a_node_may_open_only_the_credentials_its_config_names(setup: Setup) -> None:
+    bearer = setup.credentials["bearer"]
+    execution_id = await setup.run([use(None, guess=bearer)])
+    assert await setup.failure(execution_id) == f"“Use” may use only the credentials its config names, not credential {bearer}"
+    assert SECRET not in await setup.stored_text(execution_id)

@@ -6,6 +6,7 @@ as the node made them."""
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -80,6 +81,20 @@ def test_values_that_are_not_json_are_walked() -> None:
     marker = object()
     redactor = Redactor([SECRET])
     assert redactor.redact({"obj": marker, "s": SECRET}) == {"obj": marker, "s": REDACTED}
+
+
+def test_structs_dataclasses_and_sets_are_walked_as_json() -> None:
+    @dataclass
+    class Sent:
+        header: str
+
+    class Request(msgspec.Struct):
+        token: str
+
+    redactor = Redactor([SECRET])
+    value = {"sent": Sent(f"Bearer {SECRET}"), "request": Request(SECRET), "tried": {SECRET}}
+    assert redactor.redact(value) == {"sent": {"header": f"Bearer {REDACTED}"}, "request": {"token": REDACTED},
+                                      "tried": [REDACTED]}
 
 
 def test_repr_shows_no_value() -> None:
