@@ -32,10 +32,11 @@ DOWN = {"error": "temporarily_unavailable", "error_description": "The fake provi
 class Switches:
     """ASGI middleware: find the provider by the first path segment, record, then down / 429 / delay."""
 
-    def __init__(self, app: ASGIApp, states: dict[str, ProviderState], release: Any) -> None:
+    def __init__(self, app: ASGIApp, states: dict[str, ProviderState], release: Any, gate: Any) -> None:
         self.app = app
         self.states = states
         self.release = release  # () -> asyncio.Event set when the fakes are reset (cuts delays short)
+        self.gate = gate  # (provider) -> asyncio.Event set when the test releases held requests
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -49,6 +50,8 @@ class Switches:
         raw, receive = await buffered(receive)
         state.record(RecordedRequest(scope["method"], scope["path"], scope["query_string"].decode(), headers,
                                      parse_body(raw, headers.get("content-type", ""))))
+        if state.hold:
+            await self.wait_at_gate(state)
         if state.delay > 0:
             with contextlib.suppress(TimeoutError):  # the delay ran out (not cut short by a reset)
                 await asyncio.wait_for(self.release().wait(), state.delay)
@@ -61,6 +64,17 @@ class Switches:
             await answer(send, 429, body, {"retry-after": str(state.retry_after)})
         else:
             await self.app(scope, receive, send)
+
+
+    async def wait_at_gate(self, state: ProviderState) -> None:
+        # Reading `hold` and taking the gate happen on the loop with no await between, and the gate is
+        # opened on the loop too (FakeProviders.release), so a request never waits on a stale gate.
+        gate = self.gate(state.name)
+        state.note_held(+1)
+        try:
+            await gate.wait()
+        finally:
+            state.note_held(-1)
 
 
 async def buffered(receive: Receive) -> tuple[bytes, Receive]:
@@ -105,8 +119,8 @@ async def answer(send: Send, status: int, body: dict[str, Any], headers: dict[st
     await send({"type": "http.response.body", "body": payload})
 
 
-def create_app(states: dict[str, ProviderState], release: Any) -> ASGIApp:
+def create_app(states: dict[str, ProviderState], release: Any, gate: Any) -> ASGIApp:
     dialects = {"oauth2": generic, "google": google, "slack": slack, "notion": notion, "telegram": telegram}
     routers = [module.router(states[name]) for name, module in dialects.items()]
     app = Litestar(route_handlers=routers, openapi_config=None, debug=False)
-    return Switches(app, states, release)
+    return Switches(app, states, release, gate)

@@ -19,12 +19,12 @@ def pkce_pair() -> tuple[str, str]:
     return verifier, challenge
 
 
-def consent(authorize_url: str, params: dict[str, str], decision: str = "allow",
+def consent(authorize_url: str, params: dict[str, str] | None = None, decision: str = "allow",
             http: httpx.Client | None = None) -> dict[str, str]:
     """Open the consent page, press Allow (or Deny), and return the redirect's query parameters
     (``code`` + ``state``, or ``error``). Raises if the page is not a consent page."""
     with httpx.Client(timeout=10) if http is None else nullcontext(http) as client:
-        page = client.get(authorize_url, params=params)
+        page = client.get(authorize_url, params=params or None)  # {} would drop the URL's own query
         if page.status_code == 302:  # auto_consent
             return query_of(page.headers["location"])
         if page.status_code != 200 or 'name="decision"' not in page.text:

@@ -35,6 +35,7 @@ class FakeProviders:
         self.states = {name: ProviderState(name, self.lock) for name in PROVIDERS}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._release: asyncio.Event | None = None
+        self._gates: dict[str, asyncio.Event] = {}
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self.url = ""
@@ -59,7 +60,7 @@ class FakeProviders:
         sock.bind(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
         try:
-            app = create_app(self.states, self._release_event)
+            app = create_app(self.states, self._release_event, self._gate)
         except BaseException:
             sock.close()
             raise
@@ -98,10 +99,10 @@ class FakeProviders:
         if self._server is None or self._thread is None:
             return
         self.reset()
+        self.http.close()
         self._server.should_exit = True
         self._thread.join(timeout=5)
         self._server = None
-        self.http.close()
 
     def __enter__(self) -> FakeProviders:
         return self.start()
@@ -111,13 +112,27 @@ class FakeProviders:
 
     # --- state ---------------------------------------------------------------------------------------
     def reset(self) -> None:
-        """Every provider back to its defaults; requests still waiting on a ``delay`` are let go."""
+        """Every provider back to its defaults; requests still waiting on a ``delay`` or held are let go."""
         for state in self.states.values():
             state.reset()
         if self._loop is not None and self._release is not None and not self._loop.is_closed():
             old = self._release
             self._loop.call_soon_threadsafe(old.set)
             self._release = asyncio.Event()
+            for name in self.states:
+                self._loop.call_soon_threadsafe(self._open_gate, name)
+
+    def release(self, name: str) -> None:
+        """Let the requests held at ``name``'s door (``hold = True``) go on; later ones are not held."""
+        self.states[name].hold = False
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._open_gate, name)
+
+    def _gate(self, name: str) -> asyncio.Event:
+        return self._gates.setdefault(name, asyncio.Event())
+
+    def _open_gate(self, name: str) -> None:
+        self._gates.pop(name, asyncio.Event()).set()
 
     def _release_event(self) -> asyncio.Event:
         assert self._release is not None

@@ -11,6 +11,7 @@ import hashlib
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -152,7 +153,8 @@ class ProviderState:
     ``Retry-After: retry_after``), ``account`` (the signed-in user's e-mail on the consent page),
     ``auto_consent`` (authorize GET approves at once, no page), ``pkce_required``,
     ``token_rotation`` (Slack: rotating refresh tokens on; off → long-lived ``xoxb-`` token only),
-    ``token_error`` (``(error, description)``: the next token request fails with it, in the dialect's shape).
+    ``token_error`` (``(error, description)``: the next token request fails with it, in the dialect's shape),
+    ``hold`` (requests wait at the door until ``FakeProviders.release(name)``; ``held`` counts them).
     Counters: ``code_grants``, ``refresh_grants``, ``client_credentials_grants``, ``revocations``.
     """
 
@@ -160,6 +162,7 @@ class ProviderState:
         self.name = name
         self.lock = lock
         self.clock_offset = 0.0
+        self.changed = threading.Condition(lock)  # notified on every recorded / held request
         self.reset()
 
     def reset(self) -> None:
@@ -174,6 +177,8 @@ class ProviderState:
             self.pkce_required = self.name == "oauth2"
             self.token_rotation = True
             self.token_error: tuple[str, str] | None = None
+            self.hold = False
+            self.held = 0
             self.clock_offset = 0.0
             self.code_grants = 0
             self.refresh_grants = 0
@@ -256,7 +261,8 @@ class ProviderState:
         """Make every access token issued so far expired (refresh tokens stay valid)."""
         with self.lock:
             for token in self.tokens:
-                token.expires_in = max(1, int(self.now() - token.issued_at))
+                token.expires_in = token.expires_in or 1
+                token.issued_at = min(token.issued_at, self.now() - token.expires_in)
 
     def live_tokens(self) -> list[FakeToken]:
         with self.lock:
@@ -285,5 +291,19 @@ class ProviderState:
             return False
 
     def record(self, request: RecordedRequest) -> None:
-        with self.lock:
+        with self.changed:
             self.requests.append(request)
+            self.changed.notify_all()
+
+    def note_held(self, delta: int) -> None:
+        with self.changed:
+            self.held += delta
+            self.changed.notify_all()
+
+    def wait_for(self, predicate: Callable[[ProviderState], bool], timeout: float = 10.0) -> None:
+        """Block the test until ``predicate(state)`` holds (checked on every request), or fail after
+        ``timeout`` seconds. E.g. ``fake.slack.wait_for(lambda s: s.held == 2)``."""
+        with self.changed:
+            if not self.changed.wait_for(lambda: predicate(self), timeout):
+                raise AssertionError(f"fake {self.name}: condition not reached in {timeout} s "
+                                     f"({len(self.requests)} requests, {self.held} held)")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import httpx
 import pytest
 
@@ -87,3 +89,24 @@ def test_settings_env_points_patchwire_at_the_fake(fake_providers: FakeProviders
     for provider in ("OAUTH2", "GOOGLE", "SLACK", "NOTION"):
         for field in ("AUTHORIZE_URL", "TOKEN_URL", "REVOKE_URL", "API_BASE_URL", "CLIENT_ID", "CLIENT_SECRET"):
             assert f"PATCHWIRE_OAUTH_{provider}_{field}" in every
+
+
+def test_hold_keeps_requests_at_the_door_until_released(fake_providers: FakeProviders) -> None:
+    fake_providers.slack.hold = True
+    with ThreadPoolExecutor(2) as pool:
+        calls = [pool.submit(fake_providers.http.post, fake_providers.url + "/slack/api/auth.test") for _ in range(2)]
+        fake_providers.slack.wait_for(lambda state: state.held == 2)
+        assert not any(call.done() for call in calls)
+        fake_providers.release("slack")
+        assert [call.result().json()["error"] for call in calls] == ["not_authed", "not_authed"]
+    assert fake_providers.slack.held == 0
+    assert fake_providers.http.post(fake_providers.url + "/slack/api/auth.test").status_code == 200
+
+
+def test_expire_all_expires_fresh_tokens_too(fake_providers: FakeProviders) -> None:
+    token = fake_providers.oauth2.issue_token()
+    assert token.access_valid()
+    fake_providers.oauth2.expire_all()
+    answer = fake_providers.http.get(fake_providers.url + "/oauth2/api/me",
+                                     headers={"Authorization": f"Bearer {token.access_token}"})
+    assert answer.status_code == 401
