@@ -29,7 +29,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from engine import metrics
 from engine.alerts import after_failure
-from engine.credentials.oauth_refresh import OAuthDeps
 from engine.credentials.oauth_upkeep import refresh_forever
 from engine.credentials.redaction import Redactor
 from engine.errors import GraphError
@@ -86,10 +85,8 @@ class WorkerServices:
     """Prune finished executions while the worker runs (``None``: this worker does not prune)."""
     retention_every: float = 600.0
     vault: Vault | None = None
-    """Opens credentials for the runs (``ctx.credentials``); ``None``: nodes get no credentials."""
-    oauth: OAuthDeps | None = None
-    """Credentials for the periodic OAuth refresh pass (engine/credentials/oauth_upkeep.py); ``None``: no pass.
-    The worker's ``Vault`` has the attributes it needs."""
+    """Opens credentials for the runs (``ctx.credentials``) and keeps OAuth tokens fresh (the periodic refresh
+    pass, engine/credentials/oauth_upkeep.py); ``None``: nodes get no credentials."""
     store: SQLRunStore = field(init=False)
     """The run store all executions of this worker share (its writer groups their commits)."""
     graphs: GraphCache = field(init=False)
@@ -413,7 +410,7 @@ class PatchwireWorker(Worker):
 def build_worker(queue: Queue, services: WorkerServices, *, concurrency: int = 10, in_process: bool = False,
                  shutdown_grace: int = 0) -> Worker:
     """A SAQ worker for ``run_execution``, with the reconciler (and, with a retention policy, the upkeep
-    pass: pruning, expired sessions; with ``services.oauth``, the OAuth refresh pass) running beside it.
+    pass: pruning, expired sessions; with ``services.vault``, the OAuth refresh pass) running beside it.
 
     ``shutdown_grace``: on SIGTERM, in-flight executions get that many seconds to finish (SAQ
     waits for all its tasks, so an idle worker also takes up to one upkeep interval to stop);
@@ -427,9 +424,9 @@ def build_worker(queue: Queue, services: WorkerServices, *, concurrency: int = 1
         if services.retention is not None:  # also when it prunes no executions: it deletes expired sessions
             tasks.append(asyncio.create_task(prune_forever(services.sessions, services.retention,
                                                            services.retention_every)))
-        if services.oauth is not None:
+        if services.vault is not None:
             tasks.append(asyncio.create_task(refresh_forever(
-                services.oauth, queue, services.registry, job_timeout=job_timeout_for(services.execution_timeout),
+                services.vault, queue, services.registry, job_timeout=job_timeout_for(services.execution_timeout),
                 heartbeat=HEARTBEAT, announce=lambda changes: publish_all(services.sink, changes))))
 
     async def shutdown(ctx: dict[str, Any]) -> None:

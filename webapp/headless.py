@@ -98,7 +98,8 @@ async def _wait(settings: Settings, sessions: async_sessionmaker[AsyncSession], 
         if settings.embedded_queue:
             services = WorkerServices(sessions=sessions, sink=MemorySink(), registry=registry, http=http,
                                       execution_timeout=settings.execution_timeout, inline_wait=settings.inline_wait,
-                                      vault=credentials_vault(settings, sessions, credential_registry(), http))
+                                      vault=credentials_vault(settings, sessions, credential_registry(), http,
+                                                              settings.provider_env))
             worker = build_worker(queue, services, concurrency=settings.worker_concurrency, in_process=True)
             worker_task = asyncio.create_task(worker.start())
         try:

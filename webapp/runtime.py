@@ -136,7 +136,7 @@ async def lifespan_runtime(settings: Settings, channels: ChannelsPlugin, *, migr
             services = WorkerServices(sessions=sessions, sink=sink, registry=registry, http=http,
                                       execution_timeout=settings.execution_timeout, inline_wait=settings.inline_wait,
                                       retention=settings.retention, retention_every=settings.retention_every,
-                                      vault=vault, oauth=vault)  # the vault also serves the OAuth refresh pass
+                                      vault=vault)  # it also keeps the OAuth tokens fresh (the refresh pass)
             metrics.expose()  # the worker runs here: /metrics shows its counters
             runtime.worker = build_worker(queue, services, concurrency=settings.worker_concurrency, in_process=True)
             runtime._tasks.append(asyncio.create_task(runtime.worker.start()))

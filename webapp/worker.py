@@ -41,7 +41,7 @@ async def run_worker(settings: Settings) -> None:
             services = WorkerServices(sessions=sessions, sink=sink, registry=registry, http=http,
                                       execution_timeout=settings.execution_timeout, inline_wait=settings.inline_wait,
                                       retention=settings.retention, retention_every=settings.retention_every,
-                                      vault=vault, oauth=vault)  # the vault also serves the OAuth refresh pass
+                                      vault=vault)  # it also keeps the OAuth tokens fresh (the refresh pass)
             worker = build_worker(queue, services, concurrency=settings.worker_concurrency,
                                   shutdown_grace=SHUTDOWN_GRACE)
             metrics_server = _serve_metrics(settings)

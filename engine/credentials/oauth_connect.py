@@ -4,7 +4,8 @@
 server-side session: a random ``state`` bound to the user, the credential and a PKCE ``code_verifier``,
 single use, ``PENDING_SECONDS`` long. ``finish_connect`` exchanges the code, asks the type which account
 it reached (``OAuthType.connected_account``), and only then stores the tokens and the account's public
-fields in one transaction: a failure at any step leaves the credential as it was.
+fields in one transaction: a failure at any step leaves the credential as it was. ``check_connection`` is
+the *Test* button of an OAuth credential.
 """
 
 from __future__ import annotations
@@ -22,14 +23,22 @@ from engine.credentials.oauth import (
     expires_at_of,
     secret_token,
 )
-from engine.credentials.oauth_refresh import OAuthDeps
-from engine.credentials.oauth_types import OAuthType
-from engine.credentials.store import get_credential, open_row, store_tokens, update_credential
-from engine.credentials.types import CredentialTestContext, OAuthSpec, OpenCredential
-from engine.errors import CredentialError
+from engine.credentials.oauth_refresh import OAuthDeps, ensure_fresh, refresh_now
+from engine.credentials.oauth_types import OAuthType, OAuthUnauthorized
+from engine.credentials.store import (
+    get_credential,
+    mark_status,
+    open_credential,
+    open_row,
+    store_tokens,
+    update_credential,
+)
+from engine.credentials.types import CredentialTestContext, CredentialType, OAuthSpec, OpenCredential
+from engine.errors import CredentialError, CredentialNeedsReconnect
 from engine.models import Credential
 
-__all__ = ["PENDING_SECONDS", "ConnectRefused", "PendingConnect", "begin_connect", "finish_connect"]
+__all__ = ["PENDING_SECONDS", "ConnectRefused", "PendingConnect", "begin_connect", "check_connection",
+           "finish_connect"]
 
 PENDING_SECONDS = 600.0
 
@@ -111,3 +120,30 @@ async def finish_connect(deps: OAuthDeps, pending: PendingConnect, code: str) ->
             await update_credential(session, deps.ring, deps.registry, owner_id=row.owner_id, credential_id=row.id,
                                     public={**row.public, **account})
     return row
+
+
+async def check_connection(deps: OAuthDeps, owner_id: int, credential_id: int) -> str:
+    """The *Test* of an OAuth credential: its type's ``test`` with a fresh token (refreshed ahead, and once
+    more after a 401). A dead grant, or a token refused even after a refresh, marks it ``needs_reconnect``
+    (``CredentialNeedsReconnect``); the success text otherwise ("Connected as …")."""
+    async with deps.sessions() as session:
+        row = await get_credential(session, owner_id, credential_id)
+    cls = deps.registry.get(row.type_name)
+    token = await ensure_fresh(deps, row.id)
+    try:
+        return await _test_with(deps, cls, owner_id, row.id)
+    except OAuthUnauthorized:
+        await refresh_now(deps, row.id, token)
+    try:
+        return await _test_with(deps, cls, owner_id, row.id)
+    except OAuthUnauthorized as exc:
+        message = f"credential “{row.name}” needs to be reconnected: {exc}"
+        async with deps.sessions.begin() as session:
+            await mark_status(session, row.id, "needs_reconnect", message)
+        raise CredentialNeedsReconnect(message) from None
+
+
+async def _test_with(deps: OAuthDeps, cls: type[CredentialType], owner_id: int, credential_id: int) -> str:
+    async with deps.sessions() as session:
+        cred = await open_credential(session, deps.ring, owner_id, credential_id)
+    return await cls().test(CredentialTestContext(http=deps.http, env=deps.env), cred)

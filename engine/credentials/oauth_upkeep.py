@@ -45,6 +45,8 @@ class RefreshReport:
     needs_reconnect: list[int] = field(default_factory=list)
     failed: list[int] = field(default_factory=list)
     """Not refreshed this time (provider down or slow, …): tried again on the next pass."""
+    announced: list[int] = field(default_factory=list)
+    """The error-workflow executions started for the credentials found dead."""
 
 
 async def refresh_due(sessions: async_sessionmaker[AsyncSession], ring: KeyRing, registry: CredentialRegistry,
@@ -120,17 +122,23 @@ def reconnect_input(credential: Credential, workflow: Workflow) -> dict[str, Any
     }
 
 
+async def refresh_pass(deps: OAuthDeps, queue: Queue, registry: Registry, *, job_timeout: int, heartbeat: int,
+                       announce: Announce | None = None) -> RefreshReport:
+    """One pass: ``refresh_due``, then the error workflows of the credentials found dead."""
+    report = await refresh_due(deps.sessions, deps.ring, deps.registry, deps.http, deps.env, datetime.now(UTC))
+    for credential_id in report.needs_reconnect:
+        report.announced += await announce_needs_reconnect(deps.sessions, queue, registry, credential_id,
+                                                           job_timeout=job_timeout, heartbeat=heartbeat,
+                                                           announce=announce)
+    return report
+
+
 async def refresh_forever(deps: OAuthDeps, queue: Queue, registry: Registry, *, job_timeout: int, heartbeat: int,
                           announce: Announce | None = None, every: float = REFRESH_EVERY) -> None:
-    """The worker's upkeep loop: ``refresh_due`` now and every ``every`` seconds, then the announcements."""
+    """The worker's upkeep loop: ``refresh_pass`` now and every ``every`` seconds; a failed pass is logged."""
     while True:
         try:
-            report = await refresh_due(deps.sessions, deps.ring, deps.registry, deps.http, deps.env,
-                                       datetime.now(UTC))
-            for credential_id in report.needs_reconnect:
-                await announce_needs_reconnect(deps.sessions, queue, registry, credential_id,
-                                               job_timeout=job_timeout, heartbeat=heartbeat, announce=announce)
+            await refresh_pass(deps, queue, registry, job_timeout=job_timeout, heartbeat=heartbeat, announce=announce)
         except Exception:
             log.warning("OAuth refresh pass failed; trying again in %s s", every, exc_info=True)
         await asyncio.sleep(every)
-

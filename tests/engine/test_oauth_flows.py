@@ -13,11 +13,13 @@ import pytest
 
 from engine.credentials import oauth as oauth_module
 from engine.credentials.oauth import OAuthProviderError
+from engine.credentials.oauth_connect import check_connection
 from engine.credentials.oauth_refresh import OAuthServices, ensure_fresh, refresh_now
 from engine.credentials.store import open_credential
 from engine.credentials.types import CredentialTestContext
 from engine.errors import CredentialNeedsReconnect, NodeError
 from engine.migrate import upgrade_async
+from engine.netguard import outbound_client
 from nodes.credentials import credential_registry
 from tests import credential_factories as factories
 from tests.engine.oauth_support import (
@@ -197,3 +199,29 @@ async def test_client_credentials_fetched_when_missing_and_again_when_expiring(d
     assert await ensure_fresh(deps, cred.id) == first and fake_providers.oauth2.client_credentials_grants == 1
     await set_expiry_in(deps.sessions, cred.id, 10)
     assert await ensure_fresh(deps, cred.id) != first and fake_providers.oauth2.client_credentials_grants == 2
+
+
+async def test_token_requests_go_through_the_ssrf_guard(deps: OAuthServices, fake_providers: FakeProviders) -> None:
+    """Authlib's client is bridged to the guarded client: without the loopback allowance the fake is refused."""
+    _, credential_id = await connected(deps, fake_providers, "oauth2", "oauth2")
+    await set_expiry_in(deps.sessions, credential_id, 5)
+    asked = token_requests(fake_providers, "oauth2")
+    async with outbound_client() as guarded:  # public addresses only, as in production
+        strict = OAuthServices(deps.sessions, deps.ring, deps.registry, guarded, deps.env)
+        with pytest.raises(NodeError, match="is not a public address: loopback"):
+            await ensure_fresh(strict, credential_id)
+    assert token_requests(fake_providers, "oauth2") == asked and (await row(deps.sessions, credential_id)).status == "ok"
+
+
+async def test_check_connection_refreshes_once_then_marks_needs_reconnect(deps: OAuthServices,
+                                                                          fake_providers: FakeProviders) -> None:
+    owner_id, credential_id = await connected(deps, fake_providers, "google", "google")
+    assert await check_connection(deps, owner_id, credential_id) == f"Connected as {DEFAULT_ACCOUNT}"
+    fake_providers.google.advance(3600)  # expired at the provider before our clock says so: 401, refresh, retry
+    assert await check_connection(deps, owner_id, credential_id) == f"Connected as {DEFAULT_ACCOUNT}"
+    assert fake_providers.google.refresh_grants == 1
+
+    fake_providers.google.revoke_all()  # revoked by the user at Google
+    with pytest.raises(CredentialNeedsReconnect, match="google refused its grant"):
+        await check_connection(deps, owner_id, credential_id)
+    assert (await row(deps.sessions, credential_id)).status == "needs_reconnect"
