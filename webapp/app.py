@@ -81,7 +81,7 @@ def provide_workflows(request: Request[User, Any, Any], db: NamedDependency[Asyn
 
 def provide_credentials(request: Request[User, Any, Any], db: NamedDependency[AsyncSession],
                         runtime: NamedDependency[Runtime]) -> CredentialService:
-    return CredentialService(db, request.user.id, runtime.ring, credential_types())
+    return CredentialService(db, request.user.id, runtime.keyring, credential_types())
 
 
 def provide_testing(workflows: NamedDependency[WorkflowService]) -> TestingService:

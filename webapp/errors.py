@@ -169,10 +169,11 @@ def handle_credential_error(request: Request[Any, Any, Any], exc: CredentialErro
     the workflows), or one that cannot be opened (key missing, ciphertext altered: 409). Never a secret."""
     if isinstance(exc, CredentialNotFound):
         return error_response(request, 404, "Not found", "There is nothing here, or it belongs to someone else.")
+    message = str(exc)[:1].upper() + str(exc)[1:] + "."  # not capitalize(): it lowercases the setting's name
     if isinstance(exc, CredentialInUse):
         problems = [{"message": name, "workflow_id": workflow_id} for workflow_id, name in exc.workflows]
-        return error_response(request, 409, "Credential in use", str(exc).capitalize() + ".", problems)
-    return error_response(request, 409, "Credential unavailable", str(exc).capitalize() + ".")
+        return error_response(request, 409, "Credential in use", message, problems)
+    return error_response(request, 409, "Credential unavailable", message)
 
 
 def handle_server_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:

@@ -99,13 +99,11 @@ class Runtime:
     """Publishes execution changes (a producer's ``created``) onto the live channels (engine/changes.py)."""
     hub: ExecutionHub
     """The live execution-change hub of this web process (webapp/executions/hub.py)."""
-    ring: KeyRing
-    """The credential keys (engine/credentials/keys.py): the Credentials pages seal and open with them."""
-    http: httpx.AsyncClient
-    """The guarded outbound client (engine/netguard.py): a credential's Test calls its service through it."""
     worker: Worker | None = None
     keyring: KeyRing | None = None
     """The credential keys, checked against the stored credentials at start-up (engine/credentials/rotation.py)."""
+    http: httpx.AsyncClient | None = None
+    """The guarded outbound client (engine/netguard.py): a credential's Test calls its service through it."""
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
 
@@ -128,7 +126,7 @@ async def lifespan_runtime(settings: Settings, channels: ChannelsPlugin, *, migr
     hub = ExecutionHub(channels, sessions)
     deliver = local_delivery(channels, hub if settings.channels_url.startswith("memory") else None)
     http = outbound_client(allow)
-    runtime = Runtime(settings, engine, sessions, queue, announcer(deliver), hub, keyring, http, keyring=keyring)
+    runtime = Runtime(settings, engine, sessions, queue, announcer(deliver), hub, keyring=keyring, http=http)
     try:
         if settings.embedded_queue:
             sink = SafeSink(LocalSink(deliver))

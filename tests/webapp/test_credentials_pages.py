@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from litestar.testing import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from engine.credentials import mark_status, open_credential
 from engine.models import Credential
@@ -83,7 +83,7 @@ def opened(db_call: DbCall, owner_id: int, credential_id: int) -> Any:
 
 @pytest.fixture
 def ring_call(db_call: Any, client: TestClient[Any]) -> DbCall:
-    return DbCall(db_call, client.app.state.runtime.ring)
+    return DbCall(db_call, client.app.state.runtime.keyring)
 
 
 def owner_of(db_call: Any, credential_id: int) -> int:
@@ -300,3 +300,33 @@ def test_needs_reconnect_shows_on_every_workflow_that_uses_it(person: Recorder, 
         listing = person.get("/workflows/").text
         assert f'id="workflow-{using}-reconnect"' in listing and f'id="workflow-{other}-reconnect"' not in listing
         assert 'data-status="needs_reconnect"' in person.get("/credentials").text
+
+
+def test_json_clients_get_problem_details(person: Recorder, ring_call: Any) -> None:
+    person.register("api@example.com")
+    response = person.post("/credentials", {"type": "http_header", "name": "", "public.header_name": "bad name",
+                                            "secret.value": "json-secret-4242"},
+                           htmx=False, headers={"accept": "application/json"})
+    assert response.status_code == 422 and response.headers["content-type"].startswith("application/problem+json")
+    problems = {p["field"]: p["message"] for p in response.json()["problems"]}
+    assert set(problems) == {"name", "header_name"} and count(ring_call) == 0
+    assert person.leaked("json-secret-4242") == []
+
+
+def test_a_credential_whose_key_is_gone_says_so(person: Recorder, ring_call: Any) -> None:
+    person.register("nokey@example.com")
+    credential_id = header_key(person)
+
+    async def lose_key(db: Any) -> None:
+        await db.execute(update(Credential).where(Credential.id == credential_id).values(key_id="retired"))
+        await db.commit()
+    ring_call(lose_key)
+    page = person.get(f"/credentials/{credential_id}")
+    assert page.status_code == 200
+    assert f"It cannot be opened: credential {credential_id} was sealed with key &#39;retired&#39;" in page.text
+    edit = person.post(f"/credentials/{credential_id}", {"name": "x", "public.header_name": "X-Key",
+                                                         "secret.value": "new-value-1234"}, htmx=False)
+    assert edit.status_code == 409, edit.text
+    assert "PATCHWIRE_CREDENTIALS_KEY does not hold" in edit.text, re.search(r"<main.*</main>", edit.text, re.S).group(0)
+    deleted = person.post(f"/credentials/{credential_id}/delete", htmx=False, follow_redirects=False)
+    assert deleted.status_code == 303 and count(ring_call) == 0

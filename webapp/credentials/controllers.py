@@ -16,7 +16,6 @@ from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
 from engine.config import FieldSpec, field_specs
-from engine.credentials.oauth_refresh import OAuthServices
 from engine.credentials.types import CredentialType
 from engine.errors import ConfigError, CredentialInUse
 from engine.models import Credential
@@ -88,6 +87,8 @@ class CredentialController(Controller):
         try:
             credential, _ = await credentials.create(type_name, form)
         except ConfigError as exc:
+            if wants_json(request):
+                raise  # problem+json with the fields (webapp/errors.py)
             submitted = read_form(credential_type, form)  # what was typed, secret values left out
             return Template("credentials/form.html", status_code=422, context={
                 "user": request.user, **_form_context(credential_type, name=submitted.name,
@@ -124,6 +125,8 @@ class CredentialController(Controller):
         try:
             await credentials.update(credential_id, form)
         except ConfigError as exc:
+            if wants_json(request):
+                raise
             credential = await credentials.get(credential_id)
             credential_type = credentials.type_of(credential)
             submitted = None
@@ -137,13 +140,12 @@ class CredentialController(Controller):
     @post("/{credential_id:int}/test")
     async def test(self, request: Request[Any, Any, Any], credentials: NamedDependency[CredentialService],
                    runtime: NamedDependency[Runtime], credential_id: FromPath[int]) -> Template:
-        refresher = OAuthServices(runtime.sessions, runtime.ring, credentials.registry, runtime.http,
-                                  runtime.settings.provider_env)
-        passed, message = await credentials.test(credential_id, runtime.http, runtime.settings.env, refresher)
-        context = {"passed": passed, "message": message, "credential_id": credential_id}
+        passed, message = await credentials.test(credential_id, runtime.http, runtime.settings.provider_env,
+                                                 runtime.sessions)
+        credential = await credentials.get(credential_id)  # a failed OAuth test may have marked it needs_reconnect
+        context = {"passed": passed, "message": message, "credential_id": credential_id, "credential": credential}
         if is_htmx(request):
             return Template("credentials/_test_result.html", context=context, status_code=200 if passed else 422)
-        credential = await credentials.get(credential_id)
         return await _detail(request, credentials, credential, test_result=context,
                              status_code=200 if passed else 422)
 
@@ -172,9 +174,9 @@ async def _detail(request: Request[Any, Any, Any], credentials: CredentialServic
     context: dict[str, Any] = {"user": request.user, "credential": credential, "usage": usage, **extra}
     if credential_type is None:
         return Template("credentials/unknown_type.html", status_code=status_code, context=context)
-    set_fields = await credentials.secret_fields_set(credential)
+    set_fields, open_error = await credentials.secret_fields_set(credential)
     return Template("credentials/form.html", status_code=status_code, context={
         **context, **_form_context(credential_type, credential=credential,
                                    name=credential.name if name is None else name,
                                    values=credential.public if values is None else values,
-                                   errors=errors, set_fields=set_fields)})
+                                   errors=errors, set_fields=set_fields, open_error=open_error)})

@@ -8,7 +8,6 @@ as ciphertext they never show) plus which secret fields are set.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,16 +15,17 @@ from typing import Any
 import httpx
 from litestar.exceptions import NotFoundException
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from engine.config import FieldSpec, config_from_form, field_specs, parse_config
 from engine.credentials import store
-from engine.credentials.oauth_refresh import OAuthDeps, refresh_now
-from engine.credentials.oauth_types import OAuthUnauthorized
+from engine.credentials.oauth_connect import check_connection
+from engine.credentials.oauth_refresh import OAuthServices
+from engine.credentials.oauth_types import OAuthType
 from engine.credentials.registry import CredentialRegistry
 from engine.credentials.sealing import KeyRing
 from engine.credentials.store import MAX_NAME
-from engine.credentials.types import CredentialTestContext, CredentialType, OpenCredential
+from engine.credentials.types import CredentialTestContext, CredentialType
 from engine.errors import ConfigError, CredentialError, CredentialNotFound, NodeError, RegistryError
 from engine.models import Credential
 
@@ -173,13 +173,14 @@ class CredentialService:
         except RegistryError:
             return None
 
-    async def secret_fields_set(self, credential: Credential) -> set[str]:
-        """Which secret fields hold a value (the page says "set"; the values themselves stay here)."""
+    async def secret_fields_set(self, credential: Credential) -> tuple[set[str], str | None]:
+        """Which secret fields hold a value (the page says "set"; the values themselves stay here), or why
+        the credential cannot be opened (a key missing from PATCHWIRE_CREDENTIALS_KEY, an altered blob)."""
         try:
             opened = await store.open_credential(self.db, self.ring, self.owner_id, credential.id)
-        except CredentialError:
-            return set()
-        return {key for key, value in opened.secret.items() if value not in (None, "")}
+        except CredentialError as exc:
+            return set(), str(exc)
+        return {key for key, value in opened.secret.items() if value not in (None, "")}, None
 
     async def usage(self, credential_id: int) -> list[tuple[int, str]]:
         await self.get(credential_id)
@@ -231,9 +232,10 @@ class CredentialService:
         await self.db.commit()
 
     async def test(self, credential_id: int, http: httpx.AsyncClient, env: Mapping[str, str],
-                   refresher: OAuthDeps | None = None) -> tuple[bool, str]:
+                   sessions: async_sessionmaker[AsyncSession]) -> tuple[bool, str]:
         """Run the type's ``test`` against its service: (passed, message). The message never holds a secret.
-        With ``refresher``, an OAuth access token the provider refuses gets one refresh first (see ``_tested``)."""
+        An OAuth type is tested with a fresh token (refreshed ahead, once more after a 401); a dead grant marks
+        it ``needs_reconnect`` (engine/credentials/oauth_connect.py ``check_connection``)."""
         credential = await self.get(credential_id)
         credential_type = self.type_of(credential)
         if credential_type is None or not credential_type().has_test:
@@ -242,9 +244,13 @@ class CredentialService:
         try:
             opened = await store.open_credential(self.db, self.ring, self.owner_id, credential_id)
             secret = opened.secret
+            if issubclass(credential_type, OAuthType):
+                check = check_connection(OAuthServices(sessions, self.ring, self.registry, http, env),
+                                         self.owner_id, credential_id)
+            else:
+                check = credential_type().test(CredentialTestContext(http=http, env=env), opened)
             async with asyncio.timeout(TEST_TIMEOUT):
-                ctx = CredentialTestContext(http=http, env=env)
-                return True, redact(await _tested(credential_type(), ctx, opened, refresher), secret)
+                return True, redact(await check, secret)
         except TimeoutError:
             return False, f"No answer within {TEST_TIMEOUT:g} s."
         except (CredentialError, NodeError) as exc:
@@ -264,16 +270,3 @@ class CredentialService:
                 if wanted is None or workflow_id in wanted:
                     by_workflow.setdefault(workflow_id, []).append(credential)
         return by_workflow
-
-
-async def _tested(kind: CredentialType, ctx: CredentialTestContext, opened: OpenCredential,
-                  refresher: OAuthDeps | None) -> str:
-    """The type's test. An access token the provider refused gets one refresh and one more try, as a node's
-    401 does: a revoked grant is found there, and the refresh marks the credential *needs reconnect*."""
-    try:
-        return await kind.test(ctx, opened)
-    except OAuthUnauthorized:
-        if refresher is None:
-            raise
-        token = await refresh_now(refresher, opened.id, str(opened.secret.get("access_token") or ""))
-    return await kind.test(ctx, dataclasses.replace(opened, secret={**opened.secret, "access_token": token}))
