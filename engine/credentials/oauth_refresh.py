@@ -159,13 +159,27 @@ def _release(holder: str, credential_id: int) -> Any:
             .values(refresh_lock_until=None, refresh_lock_token=None).execution_options(synchronize_session=False))
 
 
+_SHIELDED: set[asyncio.Task[str]] = set()
+"""Refreshes that outlive a cancelled caller (kept referenced until they end)."""
+
+
 async def _refresh_holding(deps: OAuthDeps, credential_id: int, holder: str, done: Callable[[Credential], bool]) -> str:
+    """Shielded: a node cancelled (its time limit, a shutdown) while the provider rotates the refresh token must
+    not lose the new one — the refresh runs to its end, stores what it got and releases the lock."""
+    task = asyncio.ensure_future(_refresh_and_release(deps, credential_id, holder, done))
+    _SHIELDED.add(task)
+    task.add_done_callback(_SHIELDED.discard)
+    return await asyncio.shield(task)
+
+
+async def _refresh_and_release(deps: OAuthDeps, credential_id: int, holder: str,
+                               done: Callable[[Credential], bool]) -> str:
     try:
         row, cred = await _load(deps, credential_id)
         if done(row) and cred.secret.get("access_token"):
             return str(cred.secret["access_token"])  # refreshed by another worker just before we took the lock
         token = await _grant(deps, row, cred)
-        return await _store(deps, row, token)
+        return await _store(deps, row, holder, token)
     except OAuthGrantRevoked as exc:
         message = _reconnect_text(cred.name, f"{exc.provider} refused its grant ({exc.error})")
         await _mark(deps, credential_id, holder, "needs_reconnect", message)
@@ -191,16 +205,14 @@ async def _grant(deps: OAuthDeps, row: Credential, cred: OpenCredential) -> dict
     return await refresh(spec, client_id, client_secret, deps.http, str(refresh_token))
 
 
-async def _store(deps: OAuthDeps, read: Credential, token: dict[str, Any]) -> str:
+async def _store(deps: OAuthDeps, read: Credential, holder: str, token: dict[str, Any]) -> str:
     """Keep the new tokens and release the lock, in one transaction. They are stored even if the row was
     written meanwhile (a key rotation, an edit of another field: ``store_tokens`` merges onto what is there):
     the provider may have rotated the refresh token, and the one just received is the only one left."""
     async with deps.sessions.begin() as session:
         row = await session.get_one(Credential, read.id, populate_existing=True)
         await store_tokens(session, deps.ring, row, secret_token(token), expires_at=expires_at_of(token))
-        await session.execute(update(Credential).where(Credential.id == read.id)
-                              .values(refresh_lock_until=None, refresh_lock_token=None)
-                              .execution_options(synchronize_session=False))
+        await session.execute(_release(holder, read.id))
     return str(token["access_token"])
 
 
