@@ -143,3 +143,17 @@ def test_import_and_paste_of_another_persons_credential_id_are_refused(
     # the owner pastes their own id: accepted
     own = browser.create_workflow("Owner paste")
     assert browser.post(f"/workflows/{own}/paste", {"document": import_document(owned)}).status_code == 201
+
+
+def test_the_pickers_refresh_lists_the_owners_credentials_of_the_accepted_types(browser: Browser, owned: int) -> None:
+    bearer = created_id(create(browser, "http_bearer", "A bearer", **{"secret.token": "bearer-token-5678"}))
+    smtp = created_id(create(browser, "smtp", "Mail", **{"public.host": "smtp.example.com", "public.port": "587",
+                                                        "public.security": "starttls", "secret.password": "pw-1234"}))
+    partial = browser.get(f"/credentials/options?field=credential&types=http_header,http_bearer&credential={bearer}")
+    assert partial.status_code == 200 and 'id="cfg-credential-picker"' in partial.text
+    assert f'<option value="{bearer}" selected>A bearer (Bearer token)</option>' in partial.text
+    assert f'<option value="{owned}" >' in partial.text and f'value="{smtp}"' not in partial.text
+    assert 'href="/credentials/new?accept=http_header%2Chttp_bearer"' in partial.text
+    single = browser.get("/credentials/options?field=credential&types=http_bearer").text
+    assert 'href="/credentials/new?type=http_bearer"' in single and f'value="{owned}"' not in single
+    assert f'value="{owned}"' not in browser.get("/credentials/options?field=credential&types=nope").text

@@ -53,7 +53,7 @@ def group_of(credential_type: type[CredentialType]) -> str:
 
 def connectable(credential_type: type[CredentialType]) -> bool:
     """An OAuth type whose tokens come from a browser consent (authorization code): it has a Connect button."""
-    return credential_type.oauth is not None and credential_type.type_name != "oauth2_client_credentials"
+    return issubclass(credential_type, OAuthType)
 
 
 def _filled_by_connection(credential_type: type[CredentialType], spec: FieldSpec) -> bool:
