@@ -59,7 +59,9 @@ class Smtp(CredentialType):
         host, port, security = public["host"], int(public["port"]), public["security"]
         addresses = await checked_addresses(host, port, ctx.env.get("PATCHWIRE_HTTP_ALLOW_NETWORKS", ""))
         sock = await _connect(host, addresses, port, ctx.timeout)
-        # the checked address's socket; ``hostname`` stays the name, for TLS (SNI and the certificate check)
+        # the checked address's socket; ``hostname`` stays the name, for TLS (SNI and the certificate check).
+        # From ``connect`` on, the socket belongs to the transport made on it: closing it here would cut a TLS
+        # close short and leave that transport unclosed.
         client = aiosmtplib.SMTP(hostname=host, sock=sock, timeout=ctx.timeout, use_tls=security == "tls",
                                  start_tls=security == "starttls")
         try:
@@ -72,7 +74,7 @@ class Smtp(CredentialType):
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             raise CredentialError(f"the mail server {host}:{port} failed: {_reason(exc)}") from None
         finally:
-            await _quit(client, sock)
+            await _quit(client)
         who = f" as {public['username']}" if public.get("username") else ""
         return f"Connected to {host}:{port} ({security}){who}"
 
@@ -117,9 +119,8 @@ def _reason(exc: BaseException | None) -> str:
     return str(text) or type(exc).__name__
 
 
-async def _quit(client: Any, sock: socket.socket) -> None:
+async def _quit(client: Any) -> None:
     if client.is_connected:
         with contextlib.suppress(TimeoutError, aiosmtplib.SMTPException, OSError):  # closed below all the same
             await client.quit()
     client.close()
-    sock.close()

@@ -4,6 +4,7 @@ https://api.telegram.org): the token is part of the URL path, so errors never qu
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Annotated
 
 import httpx
@@ -25,9 +26,9 @@ class TelegramSecret(msgspec.Struct, forbid_unknown_fields=True):
         return {}
 
 
-def api_url(env: dict[str, str] | object) -> str:
-    value = getattr(env, "get", lambda *_: None)("PATCHWIRE_TELEGRAM_API_URL") or DEFAULT_API_URL
-    return str(value).rstrip("/")
+def api_url(env: Mapping[str, str]) -> str:
+    """The Bot API's base URL: ``PATCHWIRE_TELEGRAM_API_URL`` (tests point it at a local server)."""
+    return (env.get("PATCHWIRE_TELEGRAM_API_URL") or DEFAULT_API_URL).rstrip("/")
 
 
 class TelegramBot(CredentialType):
