@@ -36,9 +36,9 @@ from engine.credentials.vault import CredentialRefused, NodeCredentials, Vault
 
 __all__ = [
     "REDACTED", "TOKEN_FIELDS", "CredentialRefused", "CredentialRegistry", "CredentialTestContext", "CredentialType",
-    "EmptyPublic", "EmptySecret", "Key", "KeyRing", "NodeCredentials", "OAuthSpec", "OpenCredential", "Redactor",
-    "Vault", "aad_for", "create_credential", "delete_credential", "get_credential", "list_credentials",
-    "load_keyring", "mark_status", "new_key_entry", "open_credential", "open_row", "parse_keys", "rotate_keys",
-    "seal", "startup_keyring", "store_tokens", "touch_last_used", "unseal", "update_credential", "verify_keyring",
+    "EmptyPublic", "EmptySecret", "Key", "KeyRing", "NodeCredentials", "OAuthSpec", "OpenCredential", "Redactor", "Vault",
+    "aad_for", "create_credential", "delete_credential", "get_credential", "list_credentials", "load_keyring",
+    "mark_status", "new_key_entry", "open_credential", "open_row", "parse_keys", "rotate_keys", "seal",
+    "startup_keyring", "store_tokens", "touch_last_used", "unseal", "update_credential", "verify_keyring",
     "workflows_using",
 ]
