@@ -210,13 +210,21 @@ def _base_env(data_dir: Path) -> dict[str, str]:
     return env
 
 
+@pytest.fixture(scope="module")
+def server_env() -> dict[str, str]:
+    """Settings a test module adds to its servers' environment (override it in the module, e.g. to point the
+    OAuth providers' endpoints at a loopback fake started by a module fixture)."""
+    return {}
+
+
 @pytest.fixture(scope="module", params=["embedded", "postgres+redis"])
-def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+           server_env: dict[str, str]) -> Iterator[Server]:
     profile: str = request.param
     # a test module may serve through a wrapper of the CLI (e.g. one that registers a test node type)
     command: list[str] | None = getattr(request.module, "PATCHWIRE_COMMAND", None)
     workdir = tmp_path_factory.mktemp(f"server-{profile.replace('+', '-')}")
-    env = _base_env(workdir / "data")
+    env = {**_base_env(workdir / "data"), **server_env}
     server = Server(profile, "", env)
     cleanups: list[Any] = []
     try:

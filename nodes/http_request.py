@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
 import time
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
 import httpx
@@ -12,10 +14,15 @@ import msgspec
 
 from engine.config import KeyValue
 from engine.contract import Item, NodeContext, NodeResult, NodeType
+from engine.credentials.redaction import Redactor
 from engine.errors import NodeError
 from engine.expressions import check_syntax, is_expression
 from engine.netguard import AddressRefused
 from engine.policy import kind_of_status
+from nodes.credentials import credential_registry
+
+if TYPE_CHECKING:
+    from engine.credentials import CredentialRegistry, CredentialType, OpenCredential
 
 Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"]
 MAX_BODY_BYTES = 10 * 1024 * 1024
@@ -38,6 +45,9 @@ class HttpRequestConfig(msgspec.Struct, forbid_unknown_fields=True):
     timeout: Annotated[float, msgspec.Meta(gt=0, le=300, title="Timeout (s)")] = 30.0
     fail_on_error_status: Annotated[bool, msgspec.Meta(
         title="Fail on 4xx/5xx", description="Treat an error status as a failure of the node.")] = True
+    credential: Annotated[int | None, msgspec.Meta(
+        title="Credential", description="Sent with every request; replaces a header of the same name above.",
+        extra={"widget": "credential"})] = None
 
     def problems(self) -> dict[str, str]:
         if error := url_problem(self.url):
@@ -46,7 +56,10 @@ class HttpRequestConfig(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class HttpRequest(NodeType):
-    """Makes one HTTP request per item; the response (status, headers, body) becomes the item."""
+    """Makes one HTTP request per item; the response (status, headers, body) becomes the item.
+
+    With a credential, its type adds the authentication to each request (``CredentialType.authorize``);
+    an OAuth token is refreshed ahead of its expiry, and a 401 answer gets one refresh and one retry."""
 
     type_name = "http_request"
     version = 1
@@ -54,12 +67,16 @@ class HttpRequest(NodeType):
     category = "Actions"
     description = "Call any HTTP API."
     Config = HttpRequestConfig
+    credential_types: ClassVar[tuple[str, ...]] = (
+        "http_header", "http_bearer", "http_basic", "oauth2", "oauth2_client_credentials")
 
     async def run(self, ctx: NodeContext, config: HttpRequestConfig, items: list[Item]) -> NodeResult:
         return NodeResult.main([await self._request(ctx, config, item) for item in items])
 
     def time_limit(self, config: HttpRequestConfig, items: list[Item]) -> float:
-        return config.timeout * max(1, len(items)) + 30
+        # a retry after a 401 doubles the worst case of an authenticated request
+        per_item = config.timeout * (2 if config.credential is not None else 1)
+        return per_item * max(1, len(items)) + 30
 
     async def _request(self, ctx: NodeContext, config: HttpRequestConfig, item: Item) -> Item:
         url = str(await ctx.expressions.render(config.url, item=item, field="url"))
@@ -69,20 +86,17 @@ class HttpRequest(NodeType):
                    for h in config.headers}
         headers.setdefault("Idempotency-Key", ctx.idempotency_key)
         body = await ctx.expressions.render(config.body, item=item, field="body")
-        send_body = config.method in ("POST", "PUT", "PATCH") and body is not None
+        request = _Request(config.method, url, headers, {}, body if config.method in ("POST", "PUT", "PATCH") else None,
+                           config.timeout)
         started = time.monotonic()
-        try:
-            async with ctx.http.stream(config.method, url, headers=headers, json=body if send_body else None,
-                                       timeout=config.timeout) as response:
-                content = await _read_capped(response)
-        except AddressRefused as exc:
-            raise NodeError(f"{config.method} {url} refused: {exc}. Workflows may only call public addresses; an "
-                            f"operator can allow networks with PATCHWIRE_HTTP_ALLOW_NETWORKS", kind="other") from None
-        except httpx.TimeoutException:
-            raise NodeError(f"{config.method} {url} timed out after {config.timeout:g} s", kind="timeout") from None
-        except httpx.HTTPError as exc:
-            raise NodeError(f"{config.method} {url} failed: {exc}", kind="network") from None
-        result = {"status": response.status_code, "headers": dict(response.headers), "body": _body(response, content)}
+        auth = await _Auth.open(ctx, config.credential, self.credential_types)
+        response, content = await _send(ctx, await auth.apply(request))
+        if response.status_code == 401 and auth.refreshable:
+            ctx.logger.info("%s %s → HTTP 401: refreshing the credential's token and retrying once", config.method, url)
+            response, content = await _send(ctx, await auth.after_unauthorized(request))
+        # a server that echoes the request (or quotes the token in an error) must not put it in the output
+        result = auth.scrub({"status": response.status_code, "headers": dict(response.headers),
+                             "body": _body(response, content)})
         ctx.logger.info("%s %s → HTTP %d, %s bytes in %.0f ms", config.method, url, response.status_code,
                         f"{len(content):,}", (time.monotonic() - started) * 1000)
         if config.fail_on_error_status and response.status_code >= 400:
@@ -90,6 +104,100 @@ class HttpRequest(NodeType):
                             kind=kind_of_status(response.status_code),
                             retry_after=retry_after(response.headers.get("retry-after")))
         return result
+
+
+@dataclasses.dataclass(frozen=True)
+class _Request:
+    """One outgoing request as the node built it, before any authentication is added."""
+
+    method: str
+    url: str
+    headers: dict[str, str]
+    params: dict[str, str]
+    body: Any
+    timeout: float
+
+
+@dataclasses.dataclass
+class _Auth:
+    """The credential a node run uses (or none): adds it to a request, refreshes an OAuth token after a 401."""
+
+    ctx: NodeContext
+    credential: OpenCredential | None = None
+    kind: CredentialType | None = None
+    token: str | None = None  # the OAuth access token last sent
+    sent: Redactor = dataclasses.field(default_factory=Redactor)
+    """What the credential added to the requests, as sent (``Basic dXNl…`` is not the password as stored)."""
+
+    @classmethod
+    async def open(cls, ctx: NodeContext, credential_id: int | None, accept: tuple[str, ...]) -> _Auth:
+        if credential_id is None:
+            return cls(ctx)
+        if ctx.credentials is None:
+            raise NodeError("this run has no access to credentials", kind="other")
+        credential = await ctx.credentials.get(credential_id, accept=accept)
+        return cls(ctx, credential, _credential_types().get(credential.type_name)())
+
+    @property
+    def refreshable(self) -> bool:
+        return self.token is not None
+
+    def scrub(self, result: Item) -> Item:
+        return self.sent.redact(result)
+
+    async def apply(self, request: _Request) -> _Request:
+        if self.credential is None:
+            return request
+        if _uses_access_token(self.kind):
+            assert self.ctx.credentials is not None
+            self.token = await self.ctx.credentials.access_token(self.credential.id)
+        return self._authorized(request)
+
+    async def after_unauthorized(self, request: _Request) -> _Request:
+        assert self.ctx.credentials is not None and self.credential is not None and self.token is not None
+        self.token = await self.ctx.credentials.refresh_after_unauthorized(self.credential.id, self.token)
+        return self._authorized(request)
+
+    def _authorized(self, request: _Request) -> _Request:
+        """The request with the credential's headers and parameters, which replace the user's of the same name."""
+        assert self.credential is not None and self.kind is not None
+        credential = self.credential
+        if self.token is not None:
+            credential = dataclasses.replace(credential, secret={**credential.secret, "access_token": self.token})
+        added_headers: dict[str, str] = {}
+        added_params: dict[str, str] = {}
+        self.kind.authorize(credential, added_headers, added_params)
+        self.sent.add(*added_params.values(), *added_headers.values(),
+                      *(value.split(" ", 1)[1] for value in added_headers.values() if " " in value))
+        names = {name.lower() for name in added_headers}
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in names} | added_headers
+        return dataclasses.replace(request, headers=headers, params={**request.params, **added_params})
+
+
+@functools.cache
+def _credential_types() -> CredentialRegistry:
+    return credential_registry()
+
+
+def _uses_access_token(kind: CredentialType | None) -> bool:
+    """OAuth types keep an access token among their secret fields; the vault keeps it fresh."""
+    return kind is not None and "access_token" in {f.name for f in msgspec.structs.fields(kind.Secret)}
+
+
+async def _send(ctx: NodeContext, request: _Request) -> tuple[httpx.Response, bytes]:
+    """Send one request through the guarded client; the response and its body (capped)."""
+    what = f"{request.method} {request.url}"  # never the headers or parameters: they may carry the credential
+    try:
+        async with ctx.http.stream(request.method, request.url, headers=request.headers, params=request.params or None,
+                                   json=request.body, timeout=request.timeout) as response:
+            return response, await _read_capped(response)
+    except AddressRefused as exc:
+        raise NodeError(f"{what} refused: {exc}. Workflows may only call public addresses; an "
+                        f"operator can allow networks with PATCHWIRE_HTTP_ALLOW_NETWORKS", kind="other") from None
+    except httpx.TimeoutException:
+        raise NodeError(f"{what} timed out after {request.timeout:g} s", kind="timeout") from None
+    except httpx.HTTPError as exc:
+        raise NodeError(f"{what} failed: {exc}", kind="network") from None
 
 
 def retry_after(value: str | None) -> float | None:

@@ -50,9 +50,10 @@ def test_google_from_the_form_to_needs_reconnect_and_back(browser: Browser, db_c
     browser.register("ada@example.com")
     created = browser.post("/credentials", {"type": "google", "name": "Ada's Gmail"}, htmx=False,
                            follow_redirects=False)
-    assert created.status_code == 303
-    connect = created.headers["location"]
-    credential_id = int(re.match(r"/credentials/(\d+)/connect$", connect).group(1))
+    assert created.status_code == 303  # to its page, which goes on to /connect by itself (a meta refresh)
+    credential_id = int(re.match(r"/credentials/(\d+)\?created=1&connect=1$", created.headers["location"]).group(1))
+    connect = f"/credentials/{credential_id}/connect"
+    assert f'content="0; url={connect}"' in browser.get(created.headers["location"]).text
 
     done = through_consent(browser, connect)
     assert done.headers["location"] == f"/credentials/{credential_id}?connected=1"

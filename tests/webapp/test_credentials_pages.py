@@ -267,8 +267,10 @@ def test_an_oauth_credential_goes_to_connect_after_create(person: Recorder, ring
     response = create(person, "oauth2", "My provider", **{
         "public.authorize_url": "https://id.example.com/authorize", "public.token_url": "https://id.example.com/token",
         "public.client_id": "client-1", "public.scopes": "read", "secret.client_secret": "client-secret-0042"})
-    assert response.status_code == 303
-    credential_id = int(re.match(r"/credentials/(\d+)/connect$", response.headers["location"]).group(1))
+    assert response.status_code == 303  # to its page, which goes on to /connect (a meta refresh: see create)
+    credential_id = int(re.match(r"/credentials/(\d+)\?created=1&connect=1$", response.headers["location"]).group(1))
+    going_on = person.get(response.headers["location"]).text
+    assert f'<meta http-equiv="refresh" content="0; url=/credentials/{credential_id}/connect">' in going_on
     row = ring_call(lambda db: db.get(Credential, credential_id))
     assert row.status == "needs_reconnect"
     page = person.get(f"/credentials/{credential_id}").text

@@ -94,7 +94,10 @@ class CredentialController(Controller):
                 "user": request.user, **_form_context(credential_type, name=submitted.name,
                                                       values=submitted.public, errors=exc.field_errors)})
         if connectable(credential_type):
-            return Redirect(f"/credentials/{credential.id}/connect", status_code=303)
+            # Not a redirect to /connect: that chain would end at the provider's origin, and a browser refuses a
+            # form submission whose redirects leave for another origin (our CSP's form-action 'self'). The page
+            # continues to /connect by itself (a meta refresh is a new navigation, not the form's).
+            return Redirect(f"/credentials/{credential.id}?created=1&connect=1", status_code=303)
         return Redirect(f"/credentials/{credential.id}?created=1", status_code=303)
 
     @get("/options")
@@ -112,7 +115,7 @@ class CredentialController(Controller):
     async def detail(self, request: Request[Any, Any, Any], credentials: NamedDependency[CredentialService],
                      credential_id: FromPath[int]) -> Template:
         credential = await credentials.get(credential_id)
-        flags = {key: request.query_params.get(key) == "1" for key in ("created", "saved", "connected")}
+        flags = {key: request.query_params.get(key) == "1" for key in ("created", "saved", "connected", "connect")}
         return await _detail(request, credentials, credential, **flags)
 
     @post("/{credential_id:int}")
