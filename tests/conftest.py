@@ -14,6 +14,7 @@ after another.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 from collections.abc import Iterator
@@ -56,6 +57,24 @@ def need_service(name: str, url: str) -> None:
     if services_required():
         pytest.fail(f"{message} and PATCHWIRE_REQUIRE_SERVICES=1", pytrace=False)
     pytest.skip(f"{message} (set PATCHWIRE_TEST_{name.upper()}_URL or start it)")
+
+
+@pytest.fixture(autouse=True)
+def _no_browser_loop_in_the_way() -> Iterator[None]:
+    """A test of ``tests/`` that follows a browser test on the same xdist worker starts with no event loop
+    marked running. The browser tests' session-scoped Playwright (sync API) runs its loop in a greenlet of
+    the main thread, and that leaves the thread's "running loop" set between its calls, so ``asyncio.run``
+    (alembic's env.py, the CLI) and pytest-asyncio would refuse to start. Put back afterwards: Playwright's
+    greenlet expects it when it is switched to again."""
+    loop = asyncio.events._get_running_loop()
+    if loop is None:
+        yield
+        return
+    asyncio.events._set_running_loop(None)
+    try:
+        yield
+    finally:
+        asyncio.events._set_running_loop(loop)
 
 
 @pytest.fixture(scope="session")
