@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from engine.retention import RetentionPolicy
 
 
-PROVIDER_SETTINGS = ("PATCHWIRE_OAUTH_", "PATCHWIRE_TELEGRAM_API_URL")
+PROVIDER_SETTINGS = ("PATCHWIRE_OAUTH_", "PATCHWIRE_TELEGRAM_API_URL", "PATCHWIRE_HTTP_ALLOW_NETWORKS")
 
 
 @dataclass(frozen=True)
@@ -89,12 +89,10 @@ class Settings:
     """``PATCHWIRE_CREDENTIALS_KEY``: the keys themselves; unset: the key file holds them."""
     credentials_key_file: Path = Path("credentials.key")
     """Where the keys are kept when the setting is unset: ``<data dir>/credentials.key`` by default."""
-    env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
-    """The environment the settings were read from: for settings read where they are used (the OAuth
-    providers' ``PATCHWIRE_OAUTH_*``, ``PATCHWIRE_TELEGRAM_API_URL``: docs/credentials.md)."""
     provider_env: Mapping[str, str] = field(default_factory=dict, repr=False)
     """The providers' settings as given: ``PATCHWIRE_OAUTH_<PROVIDER>_<FIELD>`` (endpoint overrides, the instance's
-    OAuth apps: engine/credentials/oauth.py) and ``PATCHWIRE_TELEGRAM_API_URL``."""
+    OAuth apps: engine/credentials/oauth.py), ``PATCHWIRE_TELEGRAM_API_URL``, and ``PATCHWIRE_HTTP_ALLOW_NETWORKS``
+    (a credential's Test that connects itself, such as SMTP's, honours the operator's allowed networks)."""
 
     @property
     def https(self) -> bool:
@@ -151,7 +149,6 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         trusted_proxies=trusted_proxies_setting(env.get("PATCHWIRE_TRUSTED_PROXIES", "")),
         credentials_key=env.get("PATCHWIRE_CREDENTIALS_KEY", "").strip() or None,
         credentials_key_file=Path(env.get("PATCHWIRE_CREDENTIALS_KEY_FILE") or data_dir / "credentials.key"),
-        env=env,
         provider_env={k: v for k, v in env.items() if k.startswith(PROVIDER_SETTINGS)},
     )
 

@@ -191,7 +191,7 @@ def credentials_vault(settings: Settings, sessions: async_sessionmaker[AsyncSess
     from engine.credentials.vault import Vault
 
     keys = ring if ring is not None else load_keyring(settings)
-    return Vault(sessions, keys, registry, http, settings.env if env is None else env)
+    return Vault(sessions, keys, registry, http, settings.provider_env if env is None else env)
 
 
 def _poison_error(interruptions: int) -> dict[str, Any]:

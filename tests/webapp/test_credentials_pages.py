@@ -18,6 +18,8 @@ from sqlalchemy import func, select, update
 from engine.credentials import mark_status, open_credential
 from engine.models import Credential
 from engine.settings import load_settings
+from tests.nodes.test_credential_types import PASSWORD as SMTP_PASSWORD
+from tests.nodes.test_credential_types import smtp_server  # noqa: F401 (a fixture)
 from tests.webapp.conftest import LOOPBACK, Browser
 from tests.webapp.credential_node import registered
 from webapp.app import create_app
@@ -231,6 +233,33 @@ def test_the_test_button_reports_success_and_failure_without_the_secret(
         header = header_key(person)
         assert 'id="test-button"' not in person.get(f"/credentials/{header}").text
         assert person.post(f"/credentials/{header}/test").status_code == 404
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning")
+def test_smtp_test_from_the_page_keeps_to_the_operators_allowed_networks(
+        database_url: str, tmp_path: Path, smtp_server: tuple[int, Path | None]) -> None:  # noqa: F811
+    """SMTP's Test connects itself (not through the guarded HTTP client): it reads the operator's
+    PATCHWIRE_HTTP_ALLOW_NETWORKS from the settings, so a mail server on an allowed private network is tested,
+    and one outside is refused before any connection."""
+    port, _ = smtp_server
+    base = {"PATCHWIRE_SECRET_KEY": "test-secret-key-0123456789", "DATABASE_URL": database_url}
+    fields = {"public.host": "127.0.0.1", "public.port": str(port), "public.security": "none",
+              "public.username": "alice", "secret.password": SMTP_PASSWORD}
+    base["PATCHWIRE_DATA_DIR"] = str(tmp_path / "data")  # one data directory: the same key file
+    allowed = {**base, "PATCHWIRE_HTTP_ALLOW_NETWORKS": LOOPBACK}
+    with TestClient(app=create_app(load_settings(allowed))) as client:
+        person = Recorder(client)
+        person.register("mail@example.com")
+        mail = created_id(create(person, "smtp", "Mail", **fields))
+        passed = person.post(f"/credentials/{mail}/test")
+        assert passed.status_code == 200 and "✓" in passed.text, passed.text
+        assert person.leaked(SMTP_PASSWORD) == []
+    with TestClient(app=create_app(load_settings(base))) as client:  # no network allowed beyond the public ones
+        person = Recorder(client)
+        person.register("mail2@example.com")
+        mail = created_id(create(person, "smtp", "Mail again", **fields))
+        refused = person.post(f"/credentials/{mail}/test")
+        assert refused.status_code == 422 and "not a public address" in refused.text, refused.text
 
 
 # --- delete ------------------------------------------------------------------------------------------
