@@ -4,7 +4,6 @@ the old key (refused while in use), and the start-up check that refuses keys una
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,6 @@ from engine.credentials.keys import load_keyring, read_key_file, write_key_file
 from engine.credentials.rotation import drop_old_keys, read_snapshot, reseal_one, reseal_snapshot, startup_keyring
 from engine.database import make_engine, make_sessionmaker
 from engine.errors import CredentialKeyError
-from engine.migrate import upgrade_async
 from engine.models import Credential
 from engine.settings import load_settings
 from nodes.credentials import credential_registry
@@ -25,13 +23,9 @@ from tests import credential_factories as cf
 Sessions = async_sessionmaker[AsyncSession]
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[tuple[str, Sessions]]:
-    url = f"sqlite:///{tmp_path / 'db.sqlite'}" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
-    await upgrade_async(url)
-    engine = make_engine(url)
-    yield url, make_sessionmaker(engine)
-    await engine.dispose()
+@pytest.fixture
+def db(migrated_db: tuple[str, Sessions]) -> tuple[str, Sessions]:
+    return migrated_db  # tests/engine/conftest.py
 
 
 async def seeded(sessions: Sessions, n: int, keys_: object) -> tuple[int, list[int]]:

@@ -3,7 +3,6 @@ validated field by field, names unique per owner, and in-use credentials kept.""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -20,7 +19,6 @@ from engine.credentials import (
     update_credential,
     workflows_using,
 )
-from engine.database import make_engine, make_sessionmaker
 from engine.errors import (
     ConfigError,
     CredentialInUse,
@@ -28,7 +26,6 @@ from engine.errors import (
     CredentialNotFound,
     CredentialSealBroken,
 )
-from engine.migrate import upgrade_async
 from engine.models import Credential
 from nodes.credentials import credential_registry
 from tests import credential_factories as cf
@@ -37,13 +34,9 @@ Sessions = async_sessionmaker[AsyncSession]
 SECRET = "s3cr3t-value-that-must-never-be-stored-in-clear"
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[tuple[str, Sessions]]:
-    url = f"sqlite:///{tmp_path / 'db.sqlite'}" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
-    await upgrade_async(url)
-    engine = make_engine(url)
-    yield url, make_sessionmaker(engine)
-    await engine.dispose()
+@pytest.fixture
+def db(migrated_db: tuple[str, Sessions]) -> tuple[str, Sessions]:
+    return migrated_db  # tests/engine/conftest.py
 
 
 async def test_create_then_open_gives_the_secret_back_and_the_row_holds_only_ciphertext(db: tuple[str, Sessions]) -> None:
