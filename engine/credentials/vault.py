@@ -214,15 +214,17 @@ def for_node(access: CredentialAccess | None, config: Any, node_name: str) -> Cr
     """``ctx.credentials`` of one node run: the run's credentials, limited to those its config names."""
     if access is None:
         return None
-    return NamedCredentials(access, credentials_named_in(config), node_name)
+    return NamedCredentials(access, config, node_name)
 
 
 class NamedCredentials:
     """The run's credentials as one node may use them: only ids its config names; the rest is refused
-    before anything is read (a node cannot reach the owner's other credentials by guessing ids)."""
+    before anything is read (a node cannot reach the owner's other credentials by guessing ids). The ids are
+    read from the config at the first use: a node that uses no credential costs the run loop nothing."""
 
-    def __init__(self, access: CredentialAccess, named: frozenset[int], node_name: str) -> None:
-        self._access, self._named, self._node_name = access, named, node_name
+    def __init__(self, access: CredentialAccess, config: Any, node_name: str) -> None:
+        self._access, self._config, self._node_name = access, config, node_name
+        self._named: frozenset[int] | None = None
 
     async def get(self, credential_id: int, *, accept: tuple[str, ...]) -> OpenCredential:
         self._check(credential_id)
@@ -237,6 +239,8 @@ class NamedCredentials:
         return await self._access.refresh_after_unauthorized(credential_id, used_token)
 
     def _check(self, credential_id: Any) -> None:
+        if self._named is None:
+            self._named = credentials_named_in(self._config)
         if credential_id not in self._named:
             raise CredentialRefused(f"“{self._node_name}” may use only the credentials its config names, "
                                     f"not credential {credential_id!r}")
