@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import httpx
@@ -110,6 +111,10 @@ class NodeType:
     inputs: ClassVar[tuple[str, ...]] = ("main",)
     outputs: ClassVar[tuple[str, ...]] = ("main",)
     is_trigger: ClassVar[bool] = False
+    trigger_kind: ClassVar[str | None] = None
+    """For a trigger (``is_trigger``): what starts it — ``"manual"`` (Run, the CLI, the API, a calling
+    workflow), ``"webhook"``, ``"schedule"`` (``ScheduleTriggerType``) or ``"poll"`` (``PollTriggerType``).
+    A workflow with a webhook, schedule or poll trigger can be activated (engine/triggers/)."""
     pure: ClassVar[bool] = False
     """The node has no effect outside its result: it calls nothing, writes nothing, starts nothing
     (logic, data shaping, waiting). The engine may begin running a pure node while the commit that
@@ -126,3 +131,72 @@ class NodeType:
     def time_limit(self, config: Any, items: list[Item]) -> float | None:
         """Seconds this run may take; ``None`` means the engine's default (300 s)."""
         return None
+
+
+AUTOMATIC_TRIGGER_KINDS = ("webhook", "schedule", "poll")
+"""Trigger kinds that start executions by themselves once the workflow is active."""
+
+
+class ScheduleTriggerType(NodeType):
+    """A trigger that fires at computed times (engine/triggers/scheduler.py claims each slot exactly once).
+    ``run`` emits the items it is given: one item describing the slot."""
+
+    is_trigger = True
+    trigger_kind = "schedule"
+    inputs = ()
+    pure = True
+    category = "Triggers"
+
+    def next_slot(self, config: Any, after: datetime) -> datetime | None:
+        """The first slot strictly after ``after`` (aware, UTC), as an aware UTC datetime; ``None``: no more
+        slots (a one-time date that has passed)."""
+        raise NotImplementedError
+
+    def missed_policy(self, config: Any) -> str:
+        """What to do with slots missed while no worker ran: ``"skip"`` them, or run the ``"latest"`` one once."""
+        return "skip"
+
+    async def run(self, ctx: NodeContext, config: Any, items: list[Item]) -> NodeResult:
+        return NodeResult.main(items)
+
+
+@dataclass
+class PollContext:
+    """What a poll may use: like ``NodeContext`` without an execution (there is none yet)."""
+
+    workflow_id: int
+    node_id: str
+    node_name: str
+    http: httpx.AsyncClient
+    now: datetime
+    credentials: CredentialAccess | None = None
+    logger: logging.Logger = field(default_factory=lambda: logging.getLogger("patchwire.node"))
+
+
+@dataclass(frozen=True)
+class PollResult:
+    """The new items found (each starts the workflow; they run as one execution) and the cursor to keep."""
+
+    items: list[Item]
+    state: dict[str, Any]
+
+
+class PollTriggerType(NodeType):
+    """A "something new appeared" trigger: the scheduler calls ``poll`` every ``interval`` seconds and commits
+    the new state in the same transaction as the execution it starts, so a crash neither loses nor repeats an
+    item. ``state`` is ``None`` at the first poll after activation: take a baseline (return no items)."""
+
+    is_trigger = True
+    trigger_kind = "poll"
+    inputs = ()
+    pure = True
+    category = "Triggers"
+
+    def interval(self, config: Any) -> float:
+        raise NotImplementedError
+
+    async def poll(self, ctx: PollContext, config: Any, state: dict[str, Any] | None) -> PollResult:
+        raise NotImplementedError
+
+    async def run(self, ctx: NodeContext, config: Any, items: list[Item]) -> NodeResult:
+        return NodeResult.main(items)

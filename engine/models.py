@@ -212,6 +212,9 @@ class Execution(Base):
     alone). ``None``: every node, as for every trigger other than the editor's test buttons."""
     interruptions: Mapped[int] = mapped_column(default=0, server_default="0")
     """Job starts that found the execution ``running``: its previous worker died or was stopped mid-run."""
+    trigger_node: Mapped[str | None] = mapped_column(String(32))
+    """The trigger node that started this execution (a webhook, a schedule, a poll): only it runs, the
+    workflow's other trigger nodes are skipped. ``None``: every trigger node runs (a manual run)."""
 
     node_runs: Mapped[list[NodeRun]] = relationship(cascade="all, delete-orphan", passive_deletes=True,
                                                     order_by="NodeRun.id")
@@ -301,3 +304,123 @@ class Credential(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     last_used_at: Mapped[datetime | None]
+
+
+class Trigger(Base):
+    """The running state of one automatic trigger node (webhook, schedule, poll) of an active workflow
+    (engine/triggers/, docs/triggers.md). Rows are made from the published version when the workflow is
+    activated or published while active, and deleted when it is deactivated."""
+
+    __tablename__ = "triggers"
+    __table_args__ = (UniqueConstraint("workflow_id", "node_id", name="uq_triggers_node"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    workflow_id: Mapped[int] = mapped_column(ForeignKey("workflows.id", ondelete="CASCADE"), index=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    node_id: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(20))
+    """``webhook`` / ``schedule`` / ``poll`` (the node type's ``trigger_kind``)."""
+    version_id: Mapped[int] = mapped_column(ForeignKey("workflow_versions.id", ondelete="CASCADE"))
+    """The published version the trigger was started from; its executions run it."""
+    node_type: Mapped[str] = mapped_column(String(100))
+    node_version: Mapped[int] = mapped_column(default=1)
+    config: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    """The node's config in that version."""
+    state: Mapped[dict[str, Any] | None]
+    """A poll's cursor (``None``: the next poll takes a baseline); a schedule's last slot."""
+    next_run_at: Mapped[datetime | None] = mapped_column(index=True)
+    """When the scheduler next fires it (a schedule's next slot, a poll's next poll); ``None``: never (webhooks)."""
+    last_run_at: Mapped[datetime | None]
+    failures: Mapped[int] = mapped_column(default=0)
+    """Consecutive failed polls (backed off, never silently disabled)."""
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_error_at: Mapped[datetime | None]
+    lease_token: Mapped[str | None] = mapped_column(String(32))
+    lease_until: Mapped[float | None]
+    """Epoch seconds: a worker polling this trigger holds it until then (compare-and-set)."""
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class ScheduleSlot(Base):
+    """One claimed slot of a schedule trigger: the unique key makes a slot start exactly one execution,
+    whatever the number of workers and restarts (inserted in the transaction that creates it)."""
+
+    __tablename__ = "schedule_slots"
+    __table_args__ = (UniqueConstraint("workflow_id", "node_id", "slot_at", name="uq_schedule_slots_slot"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    workflow_id: Mapped[int] = mapped_column(ForeignKey("workflows.id", ondelete="CASCADE"))
+    node_id: Mapped[str] = mapped_column(String(32))
+    slot_at: Mapped[datetime]
+    execution_id: Mapped[int | None] = mapped_column(ForeignKey("executions.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class Webhook(Base):
+    """The address of one webhook node: ``/webhook/<token>`` (unguessable) or ``/webhook/<path>`` (chosen by the
+    owner, unique per instance). Made with the node, kept while it exists, active or not."""
+
+    __tablename__ = "webhooks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    workflow_id: Mapped[int] = mapped_column(ForeignKey("workflows.id", ondelete="CASCADE"), index=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    node_id: Mapped[str] = mapped_column(String(32), unique=True)
+    token: Mapped[str] = mapped_column(String(64), unique=True)
+    path: Mapped[str | None] = mapped_column(String(200), unique=True)
+    listening_until: Mapped[float | None]
+    """Epoch seconds: someone listens in the editor; requests are captured (and run as drafts) until then."""
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WebhookRequest(Base):
+    """The short request log of a webhook (headers with secrets masked): shown in the node's panel, replayable."""
+
+    __tablename__ = "webhook_requests"
+    __table_args__ = (Index("ix_webhook_requests_webhook_id", "webhook_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    webhook_id: Mapped[int] = mapped_column(ForeignKey("webhooks.id", ondelete="CASCADE"))
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    method: Mapped[str] = mapped_column(String(10))
+    input: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    """The trigger's item as made from the request (headers masked, files as binary references)."""
+    status: Mapped[int]
+    """The HTTP status answered."""
+    outcome: Mapped[str] = mapped_column(String(30))
+    """``ran`` / ``captured`` / ``refused`` / ``rejected`` / ``error``."""
+    message: Mapped[str | None] = mapped_column(Text)
+    response: Mapped[dict[str, Any] | None]
+    execution_id: Mapped[int | None] = mapped_column(ForeignKey("executions.id", ondelete="SET NULL"))
+
+
+class WebhookEvent(Base):
+    """Signed events already accepted (Stripe / Slack / GitHub delivery ids): a replayed one is refused."""
+
+    __tablename__ = "webhook_events"
+    __table_args__ = (UniqueConstraint("webhook_id", "event_id", name="uq_webhook_events_event"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    webhook_id: Mapped[int] = mapped_column(ForeignKey("webhooks.id", ondelete="CASCADE"))
+    event_id: Mapped[str] = mapped_column(String(200))
+    seen_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class BinaryData(Base):
+    """Binary data of items (a webhook's uploaded file, later PDFs, attachments), stored by reference: an item
+    holds ``{"$binary": id, ...}``, never the bytes (engine/binary/, docs/triggers.md "Binary data")."""
+
+    __tablename__ = "binary_data"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    execution_id: Mapped[int | None] = mapped_column(ForeignKey("executions.id", ondelete="SET NULL"), index=True)
+    file_name: Mapped[str | None] = mapped_column(String(255))
+    mime_type: Mapped[str] = mapped_column(String(200))
+    size: Mapped[int]
+    sha256: Mapped[str] = mapped_column(String(64))
+    storage: Mapped[str] = mapped_column(String(10))
+    """``file`` (under the data directory) or ``db`` (in ``data``)."""
+    data: Mapped[bytes | None] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

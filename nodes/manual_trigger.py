@@ -15,6 +15,7 @@ class ManualTrigger(NodeType):
     Config = EmptyConfig
     inputs = ()
     is_trigger = True
+    trigger_kind = "manual"
 
     async def run(self, ctx: NodeContext, config: EmptyConfig, items: list[Item]) -> NodeResult:
         return NodeResult.main(items)
