@@ -168,7 +168,7 @@ async def publish(session: AsyncSession, workflow: Workflow, registry: Registry,
 
 async def create_execution(session: AsyncSession, workflow: Workflow, registry: Registry, *,
                            input: dict[str, Any] | None = None, trigger: str = "manual",
-                           author_id: int | None = None) -> Execution:
+                           author_id: int | None = None, trigger_node: str | None = None) -> Execution:
     """Validate the draft (``GraphError`` lists the problems), pin it, and add a queued execution.
 
     Started by a person (``MANUAL_TRIGGERS``) it runs the draft; started automatically (a calling
@@ -176,11 +176,12 @@ async def create_execution(session: AsyncSession, workflow: Workflow, registry: 
     or the draft while nothing has been published.
     An unchanged draft that calls no workflows costs one statement (``_INSERT_PINNED``); otherwise
     ``pin_version`` first. The caller commits, then calls ``enqueue_execution`` — never the other way round.
+    ``trigger_node``: the trigger node that fired (a webhook, schedule or poll); only it runs.
     """
     if trigger not in MANUAL_TRIGGERS and workflow.paused_until is not None and workflow.paused_until > datetime.now(UTC):
         raise WorkflowPaused(workflow.id, workflow.paused_until)
     values = {"workflow_id": workflow.id, "status": "queued", "trigger": trigger, "input": input or {},
-              "created_at": utcnow()}
+              "created_at": utcnow(), "trigger_node": trigger_node}
     if trigger not in MANUAL_TRIGGERS and (published := await published_version_id(session, workflow.id)):
         row = (await session.execute(_INSERT, {**values, "owner_id": workflow.owner_id, "version_id": published})).one()
         return _persistent(session, Execution(**row._mapping, node_runs=[]))
@@ -199,7 +200,7 @@ def _insert_pinned() -> Insert:
     row — none is pinned for it yet, or the draft calls workflows (their check reads other drafts)."""
     workflows, versions, nodes = Workflow.__table__, WorkflowVersion.__table__, Node.__table__
     calls = exists().where(nodes.c.workflow_id == workflows.c.id, nodes.c.type_name == SUB_WORKFLOW_TYPE)
-    given = ("status", "trigger", "input", "created_at")
+    given = ("status", "trigger", "input", "created_at", "trigger_node")
     pinned = (select(workflows.c.id, workflows.c.owner_id, versions.c.id,
                      *(bindparam(name, type_=_EXECUTIONS.c[name].type) for name in given))
               .select_from(workflows.join(versions, (versions.c.workflow_id == workflows.c.id)
