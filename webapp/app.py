@@ -43,7 +43,7 @@ from webapp.requests import (
 from webapp.runtime import Runtime, channels_plugin, lifespan_runtime
 from webapp.sessions import RotatingSessionBackend, RotatingSessionConfig, SQLSessionStore
 from webapp.templating import configure_templates
-from webapp.testing.controllers import NodeTestingController
+from webapp.testing.controllers import NodeTestingController, WatchController
 from webapp.testing.services import TestingService
 from webapp.transport import https_headers_hook
 from webapp.workflows.controllers import WorkflowController
@@ -120,6 +120,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Lit
     app = Litestar(
         route_handlers=[
             healthz, DashboardController, AccountController, WorkflowController, NoteController, EditingController, NodeTestingController, ExecutionController, execution_stream,
+            WatchController,
             CredentialController,
             executions_table_stream, executions_changed_stream, *OAUTH_ROUTES,
             create_static_files_router(path="/static", directories=[ROOT / "static"], name="static"), *observability,
