@@ -9,11 +9,12 @@ from engine.triggers.activation import (
     NO_TRIGGER_MESSAGE,
     ActivationError,
     activate,
+    after_publish,
     automatic_trigger_nodes,
     deactivate,
     first_run_at,
     sync_triggers,
 )
 
-__all__ = ["NO_TRIGGER_MESSAGE", "ActivationError", "activate", "automatic_trigger_nodes", "deactivate",
+__all__ = ["NO_TRIGGER_MESSAGE", "ActivationError", "activate", "after_publish", "automatic_trigger_nodes", "deactivate",
            "first_run_at", "sync_triggers"]

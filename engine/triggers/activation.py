@@ -86,6 +86,20 @@ async def deactivate(session: AsyncSession, workflow: Workflow, *, now: datetime
     await session.flush()
 
 
+async def after_publish(session: AsyncSession, workflow: Workflow, version: WorkflowVersion, registry: Registry,
+                        *, now: datetime) -> bool:
+    """Keep an active workflow's triggers in step with the version just published (in its transaction).
+    A published version without any automatic trigger deactivates the workflow (returns True: tell the person).
+    Nothing to do for an inactive workflow. The caller commits."""
+    if not workflow.active:
+        return False
+    if not automatic_trigger_nodes(graph_from_json(version.graph), registry):
+        await deactivate(session, workflow, now=now)
+        return True
+    await sync_triggers(session, workflow, version, registry, now=now)
+    return False
+
+
 async def sync_triggers(session: AsyncSession, workflow: Workflow, version: WorkflowVersion, registry: Registry,
                         *, now: datetime) -> None:
     """Make the workflow's ``triggers`` rows those of ``version``'s automatic trigger nodes.
