@@ -21,7 +21,7 @@ from engine.registry import Registry
 from engine.subworkflows import SUB_WORKFLOW_TYPE, called_workflows, check_calls
 
 JOB_FUNCTION = "run_execution"
-MANUAL_TRIGGERS = ("manual", "cli", "retry")
+MANUAL_TRIGGERS = ("manual", "cli", "retry", "replay", "listen")
 """Started by a person: allowed while the circuit breaker pauses the workflow's automatic triggers."""
 
 
