@@ -47,6 +47,7 @@ from webapp.testing.controllers import NodeTestingController
 from webapp.testing.services import TestingService
 from webapp.transport import https_headers_hook
 from webapp.webhooks.receive import webhook_route
+from webapp.workflows.activation import ActivationController
 from webapp.workflows.controllers import WorkflowController
 from webapp.workflows.editing_controllers import EditingController
 from webapp.workflows.notes import NoteController
@@ -120,7 +121,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Lit
 
     app = Litestar(
         route_handlers=[
-            healthz, DashboardController, AccountController, WorkflowController, NoteController, EditingController, NodeTestingController, ExecutionController, execution_stream,
+            healthz, DashboardController, AccountController, WorkflowController, ActivationController, NoteController, EditingController, NodeTestingController, ExecutionController, execution_stream,
             CredentialController,
             webhook_route(settings.webhook_max_body),
             executions_table_stream, executions_changed_stream, *OAUTH_ROUTES,
