@@ -72,6 +72,8 @@ class Settings:
     retention_days: float = 30.0
     retention_per_workflow: int = 0
     retention_every: float = 600.0
+    webhook_max_body: int = 16 * 1024 * 1024
+    """``PATCHWIRE_WEBHOOK_MAX_BODY``: the largest webhook request body in bytes (413 past it, before it is read)."""
     preview_seconds: float = 2.0
     """The editor's expression preview's time limit (docs/security.md, "Expressions"). Not read from the
     environment: tests give a shorter one."""
@@ -145,6 +147,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         retention_days=_non_negative(env, "PATCHWIRE_RETENTION_DAYS", 30.0),
         retention_per_workflow=int(_non_negative(env, "PATCHWIRE_RETENTION_PER_WORKFLOW", 0)),
         retention_every=_non_negative(env, "PATCHWIRE_RETENTION_EVERY", 600.0) or 600.0,
+        webhook_max_body=int(_non_negative(env, "PATCHWIRE_WEBHOOK_MAX_BODY", 16 * 1024 * 1024)) or 16 * 1024 * 1024,
         public_url=public_url,
         trusted_proxies=trusted_proxies_setting(env.get("PATCHWIRE_TRUSTED_PROXIES", "")),
         credentials_key=env.get("PATCHWIRE_CREDENTIALS_KEY", "").strip() or None,

@@ -13,7 +13,11 @@ from nodes.set import Set
 from nodes.sub_workflow import SubWorkflow
 from nodes.switch import Switch
 from nodes.wait import Wait
+from nodes.webhook_trigger import WebhookTrigger
 
-NODE_TYPES = (ManualTrigger, Set, HttpRequest, If, Delay, IfV2, Switch, Merge, Wait, SubWorkflow)
+NODE_TYPES = (
+    ManualTrigger, Set, HttpRequest, If, Delay, IfV2, Switch, Merge, Wait, SubWorkflow,
+    WebhookTrigger,
+)
 
 registry = Registry(NODE_TYPES)

@@ -46,6 +46,7 @@ from webapp.templating import configure_templates
 from webapp.testing.controllers import NodeTestingController, WatchController
 from webapp.testing.services import TestingService
 from webapp.transport import https_headers_hook
+from webapp.webhooks.receive import webhook_route
 from webapp.workflows.activation import ActivationController
 from webapp.workflows.controllers import WorkflowController
 from webapp.workflows.editing_controllers import EditingController
@@ -123,6 +124,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Lit
             healthz, DashboardController, AccountController, WorkflowController, ActivationController, NoteController, EditingController, NodeTestingController, ExecutionController, execution_stream,
             WatchController,
             CredentialController,
+            webhook_route(settings.webhook_max_body),
             executions_table_stream, executions_changed_stream, *OAUTH_ROUTES,
             create_static_files_router(path="/static", directories=[ROOT / "static"], name="static"), *observability,
         ],

@@ -1,0 +1,240 @@
+"""The public webhook route: ``/webhook/<token or custom path>``, every method, outside login and CSRF.
+
+One request: one read (``find_target``), then — in **one transaction** — the execution and the request's log
+row, committed; then the job is enqueued and the new row announced. ``immediately`` answers 202 at once;
+``last_node`` and ``respond_node`` wait through the execution hub (webapp/webhooks/waiting.py) up to the
+node's time limit, then answer 202 with the execution id. The answer is written to the log after it is sent.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from litestar import Request, Response, route
+from litestar.background_tasks import BackgroundTask
+from litestar.exceptions import HTTPException
+from litestar.params import FromPath
+from sqlalchemy import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from engine.changes import ExecutionChange
+from engine.config import parse_config
+from engine.errors import ConfigError, GraphError, WorkflowPaused
+from engine.executions import create_execution, enqueue_execution
+from engine.models import Execution, Workflow, utcnow
+from engine.worker import HEARTBEAT, job_timeout_for
+from nodes import registry
+from nodes.webhook_trigger import HTTP_METHODS, WebhookConfig, parse_methods
+from webapp.executions.hub import Listener
+from webapp.runtime import Runtime
+from webapp.webhooks.answers import Answer, accepted, json_answer, output_answer, problem
+from webapp.webhooks.bodies import is_json_type, masked_headers, parse_json_body, query_dict, text_or_none
+from webapp.webhooks.services import LogPruner, Target, find_target, finish_log, log_request, prune_log
+from webapp.webhooks.waiting import wait_for
+
+log = logging.getLogger("patchwire.webhooks")
+_pruner = LogPruner()
+_EXECUTIONS = Execution.__table__
+_INSERT_EXECUTION = insert(_EXECUTIONS).returning(_EXECUTIONS.c.id, _EXECUTIONS.c.created_at)
+NOT_ACTIVE = ("The workflow of this webhook is not active: activate it in the editor (or listen in the editor "
+              "to capture requests while you build it).")
+
+
+async def _no_body_check(request: Request[Any, Any, Any]) -> None:
+    """Replaces the app's ``check_body`` (webapp/requests.py) on this route: a webhook takes any body, read here."""
+
+
+@dataclass
+class Started:
+    answer: Answer | None
+    """``None``: the workflow answers (``last_node``, ``respond_node``)."""
+    log_id: int
+    config: WebhookConfig
+    execution_id: int
+    created_at: datetime
+
+
+class Refused(Exception):
+    """A request answered without starting anything (logged as ``refused`` / ``rejected``)."""
+
+    def __init__(self, answer: Answer, outcome: str = "refused") -> None:
+        self.answer = answer
+        self.outcome = outcome
+
+
+def webhook_route(max_body: int) -> Any:
+    """The route handler, with the instance's body limit (``PATCHWIRE_WEBHOOK_MAX_BODY``): past it, 413 before the
+    body is read whole (Content-Length, then the streamed count)."""
+
+    @route("/webhook/{key:path}", http_method=list(HTTP_METHODS), exclude_from_auth=True, exclude_from_csrf=True,
+           before_request=_no_body_check, request_max_body_size=max_body, include_in_schema=False,
+           name="webhook")
+    async def receive_webhook(request: Request[Any, Any, Any], key: FromPath[str]) -> Response[bytes]:
+        return await receive(request, key.strip("/"), max_body)
+
+    return receive_webhook
+
+
+async def receive(request: Request[Any, Any, Any], key: str, max_body: int) -> Response[bytes]:
+    runtime: Runtime = request.app.state.runtime
+    method = request.method.upper()
+    async with AsyncExitStack() as stack:
+        async with runtime.sessions() as db:
+            target = await find_target(db, key) if key and len(key) <= 200 else None
+            if target is None:
+                return problem(404, "There is no webhook at this address.").response()
+            item: dict[str, Any] = {"method": method, "path": request.url.path,
+                                    "headers": masked_headers(request.scope["headers"]),
+                                    "query": query_dict(request.query_params.multi_items()), "body": None}
+            try:
+                started = await _accept(request, runtime, db, target, item, method, max_body)
+            except Refused as refused:
+                await db.rollback()
+                await log_request(db, target.webhook_id, method=method, input=item, status=refused.answer.status,
+                                  outcome=refused.outcome, message=_message(refused.answer),
+                                  response=refused.answer.logged)
+                await db.commit()
+                return refused.answer.response(background=_after(runtime, target.webhook_id, None, None))
+            if started.answer is not None:
+                return started.answer.response(background=_after(runtime, target.webhook_id, None, None))
+            # the workflow answers: listen to its changes before the execution exists, so none is missed
+            listener = await stack.enter_async_context(runtime.hub.listen(target.owner_id))
+            await _commit_and_enqueue(runtime, db, target, started.execution_id, started.created_at, "webhook")
+        answer = await _await_answer(runtime, listener, started)
+    return answer.response(background=_after(runtime, target.webhook_id, started.log_id, answer))
+
+
+def _message(answer: Answer) -> str | None:
+    return (answer.logged or {}).get("problem")
+
+
+async def _accept(request: Request[Any, Any, Any], runtime: Runtime, db: AsyncSession, target: Target,
+                  item: dict[str, Any], method: str, max_body: int) -> Started:
+    """Check the request, start the execution and log it. With an answer: committed and enqueued; without
+    (the workflow answers), the caller commits and enqueues once it listens."""
+    now = time.time()
+    listening = not target.live and target.listening(now)
+    if not target.live and not listening:
+        raise Refused(problem(404, NOT_ACTIVE))
+    raw_config = target.trigger_config if target.live else target.draft_config
+    try:
+        config = parse_config(WebhookConfig, raw_config or {})
+    except ConfigError as exc:
+        problems = "; ".join(f"{k}: {v}" for k, v in exc.field_errors.items())
+        raise Refused(problem(409, f"The webhook node's configuration is invalid ({problems})."), "error") from None
+    assert isinstance(config, WebhookConfig)
+    allowed = parse_methods(config.methods)
+    if method not in allowed:
+        raise Refused(problem(405, f"This webhook accepts {', '.join(allowed)}, not {method}.",
+                              headers={"Allow": ", ".join(allowed)}))
+    if target.live and target.paused(datetime.now(UTC)):
+        assert target.paused_until is not None
+        wait = max(1, int((target.paused_until.replace(tzinfo=target.paused_until.tzinfo or UTC)
+                           - datetime.now(UTC)).total_seconds()) + 1)
+        raise Refused(problem(503, "The workflow is paused by its circuit breaker after repeated failures.",
+                              headers={"Retry-After": str(wait)}))
+    try:
+        item["body"] = await _body(request, config, max_body)
+    except HTTPException as exc:
+        raise Refused(problem(exc.status_code, str(exc.detail)), "rejected") from None
+    if listening:
+        return await _start_draft(runtime, db, target, item, method, config)
+    execution_id, created_at = await _insert_execution(db, target, item)
+    immediate = config.response_mode == "immediately"
+    answer = accepted(execution_id) if immediate else None
+    log_id = await log_request(db, target.webhook_id, method=method, input=item, status=answer.status if answer else 0,
+                               outcome="ran", response=answer.logged if answer else None, execution_id=execution_id)
+    if immediate:
+        await _commit_and_enqueue(runtime, db, target, execution_id, created_at, "webhook")
+    return Started(answer, log_id, config, execution_id, created_at)
+
+
+async def _insert_execution(db: AsyncSession, target: Target, item: dict[str, Any]) -> tuple[int, datetime]:
+    """A queued execution of the version the trigger was started from (the published one)."""
+    row = (await db.execute(_INSERT_EXECUTION, {
+        "workflow_id": target.workflow_id, "owner_id": target.owner_id, "version_id": target.version_id,
+        "status": "queued", "trigger": "webhook", "input": item, "created_at": utcnow(),
+        "trigger_node": target.node_id})).one()
+    return row[0], row[1]
+
+
+async def _commit_and_enqueue(runtime: Runtime, db: AsyncSession, target: Target, execution_id: int,
+                              created_at: datetime, trigger: str) -> None:
+    await db.commit()
+    await enqueue_execution(runtime.queue, execution_id, timeout=job_timeout_for(runtime.settings.execution_timeout),
+                            heartbeat=HEARTBEAT)
+    await runtime.announce([ExecutionChange(
+        execution_id=execution_id, owner_id=target.owner_id, workflow_id=target.workflow_id, status="queued",
+        at=time.time(), created=True, workflow_name=target.workflow_name, trigger=trigger,
+        created_at=created_at.replace(tzinfo=created_at.tzinfo or UTC).timestamp())])
+
+
+async def _start_draft(runtime: Runtime, db: AsyncSession, target: Target, item: dict[str, Any], method: str,
+                       config: WebhookConfig) -> Started:
+    """Someone listens to an inactive workflow: run its draft (``trigger="listen"``), answer 200 with a note."""
+    workflow = await db.get_one(Workflow, target.workflow_id)
+    try:
+        execution = await create_execution(db, workflow, registry, input=item, trigger="listen",
+                                           trigger_node=target.node_id)
+    except (GraphError, WorkflowPaused) as exc:
+        detail = ("The draft cannot run: " + "; ".join(p.message for p in exc.problems)
+                  if isinstance(exc, GraphError) else str(exc))
+        raise Refused(problem(409, f"Captured, but not run. {detail}"), "captured") from None
+    answer = json_answer(200, {"execution_id": execution.id, "message": "The workflow is not active: this request "
+                               "was captured for the person listening in the editor and runs the draft."})
+    log_id = await log_request(db, target.webhook_id, method=method, input=item, status=200, outcome="captured",
+                               response=answer.logged, execution_id=execution.id)
+    await _commit_and_enqueue(runtime, db, target, execution.id, execution.created_at, "listen")
+    return Started(answer, log_id, config, execution.id, execution.created_at)
+
+
+async def _body(request: Request[Any, Any, Any], config: WebhookConfig, max_body: int) -> Any:
+    body = await request.body()  # StrictRequest: 413 past the route's limit, before it is read whole
+    if not body:
+        return None
+    media_type, options = request.content_type
+    if is_json_type(media_type):
+        return parse_json_body(body, max_body)
+    if media_type == "application/x-www-form-urlencoded":
+        from webapp.requests import parse_form
+
+        return parse_form(body)
+    text = text_or_none(body, options.get("charset"))
+    return text
+
+
+async def _await_answer(runtime: Runtime, listener: Listener, started: Started) -> Answer:
+    """The workflow's answer, or 202 with the execution id once the node's time limit has passed."""
+    config, execution_id = started.config, started.execution_id
+    status, _ = await wait_for(runtime.hub, listener, runtime.sessions, execution_id, config.response_timeout)
+    if status is None:
+        return accepted(execution_id, status="running",
+                        message=f"The workflow did not finish within {config.response_timeout:g} s; it goes on.")
+    return await output_answer(runtime.sessions, execution_id, status, config)
+
+
+def _after(runtime: Runtime, webhook_id: int, log_id: int | None, answer: Answer | None) -> BackgroundTask | None:
+    """After the response is sent: write the answer to the log (when it was not known when the row was added) and
+    now and then trim the log."""
+    record = log_id is not None and answer is not None
+    prune = _pruner.due(webhook_id)
+    if not record and not prune:
+        return None
+
+    async def run() -> None:
+        try:
+            async with runtime.sessions() as db:
+                if log_id is not None and answer is not None:
+                    await finish_log(db, log_id, status=answer.status, response=answer.logged)
+                if prune:
+                    await prune_log(db, webhook_id)
+                await db.commit()
+        except Exception:  # the answer was sent: a failed bookkeeping write is logged, never raised
+            log.warning("could not record the answer of webhook request %s", log_id, exc_info=True)
+
+    return BackgroundTask(run)
