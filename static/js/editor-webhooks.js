@@ -40,4 +40,20 @@
   }
   document.addEventListener('htmx:after:swap', watchHeard);
   new MutationObserver(watchHeard).observe(panel, { childList: true, subtree: true });
+
+  // --- the workflow was activated or deactivated (toolbar switch, publish): the panel's state follows --------
+  const activeNow = () => {
+    const toggle = document.getElementById('active-toggle');
+    return toggle ? toggle.getAttribute('aria-checked') : null;
+  };
+  let active = activeNow();
+  document.addEventListener('htmx:after:swap', () => {
+    const now = activeNow();
+    if (now === active) return;
+    active = now;
+    const section = document.getElementById('webhook-panel');
+    if (section && section.dataset.webhookUrl) {
+      htmx.ajax('GET', section.dataset.webhookUrl, { target: '#webhook-panel', swap: 'outerHTML' });
+    }
+  });
 })();
