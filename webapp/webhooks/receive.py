@@ -33,12 +33,15 @@ from nodes.webhook_trigger import HTTP_METHODS, WebhookConfig, parse_methods
 from webapp.executions.hub import Listener
 from webapp.runtime import Runtime
 from webapp.webhooks.answers import Answer, accepted, json_answer, output_answer, problem
+from webapp.webhooks.auth import AuthFailure, Misconfigured, authenticate, remember_event
 from webapp.webhooks.bodies import is_json_type, masked_headers, parse_json_body, query_dict, text_or_none
+from webapp.webhooks.limits import RateLimiter, retry_after
 from webapp.webhooks.services import LogPruner, Target, find_target, finish_log, log_request, prune_log
 from webapp.webhooks.waiting import wait_for
 
 log = logging.getLogger("patchwire.webhooks")
 _pruner = LogPruner()
+_limiter = RateLimiter()
 _EXECUTIONS = Execution.__table__
 _INSERT_EXECUTION = insert(_EXECUTIONS).returning(_EXECUTIONS.c.id, _EXECUTIONS.c.created_at)
 NOT_ACTIVE = ("The workflow of this webhook is not active: activate it in the editor (or listen in the editor "
@@ -117,31 +120,11 @@ async def _accept(request: Request[Any, Any, Any], runtime: Runtime, db: AsyncSe
                   item: dict[str, Any], method: str, max_body: int) -> Started:
     """Check the request, start the execution and log it. With an answer: committed and enqueued; without
     (the workflow answers), the caller commits and enqueues once it listens."""
-    now = time.time()
-    listening = not target.live and target.listening(now)
+    listening = not target.live and target.listening(time.time())
     if not target.live and not listening:
         raise Refused(problem(404, NOT_ACTIVE))
-    raw_config = target.trigger_config if target.live else target.draft_config
-    try:
-        config = parse_config(WebhookConfig, raw_config or {})
-    except ConfigError as exc:
-        problems = "; ".join(f"{k}: {v}" for k, v in exc.field_errors.items())
-        raise Refused(problem(409, f"The webhook node's configuration is invalid ({problems})."), "error") from None
-    assert isinstance(config, WebhookConfig)
-    allowed = parse_methods(config.methods)
-    if method not in allowed:
-        raise Refused(problem(405, f"This webhook accepts {', '.join(allowed)}, not {method}.",
-                              headers={"Allow": ", ".join(allowed)}))
-    if target.live and target.paused(datetime.now(UTC)):
-        assert target.paused_until is not None
-        wait = max(1, int((target.paused_until.replace(tzinfo=target.paused_until.tzinfo or UTC)
-                           - datetime.now(UTC)).total_seconds()) + 1)
-        raise Refused(problem(503, "The workflow is paused by its circuit breaker after repeated failures.",
-                              headers={"Retry-After": str(wait)}))
-    try:
-        item["body"] = await _body(request, config, max_body)
-    except HTTPException as exc:
-        raise Refused(problem(exc.status_code, str(exc.detail)), "rejected") from None
+    config = _checked_config(target, method)
+    item["body"] = await _read(request, runtime, db, target, config, max_body)
     if listening:
         return await _start_draft(runtime, db, target, item, method, config)
     execution_id, created_at = await _insert_execution(db, target, item)
@@ -152,6 +135,52 @@ async def _accept(request: Request[Any, Any, Any], runtime: Runtime, db: AsyncSe
     if immediate:
         await _commit_and_enqueue(runtime, db, target, execution_id, created_at, "webhook")
     return Started(answer, log_id, config, execution_id, created_at)
+
+
+def _checked_config(target: Target, method: str) -> WebhookConfig:
+    """The node's config (the active trigger's, or the draft's while listening), once the method, the circuit
+    breaker and the rate limit let the request in."""
+    try:
+        config = parse_config(WebhookConfig, (target.trigger_config if target.live else target.draft_config) or {})
+    except ConfigError as exc:
+        problems = "; ".join(f"{k}: {v}" for k, v in exc.field_errors.items())
+        raise Refused(problem(409, f"The webhook node's configuration is invalid ({problems})."), "error") from None
+    assert isinstance(config, WebhookConfig)
+    allowed = parse_methods(config.methods)
+    if method not in allowed:
+        raise Refused(problem(405, f"This webhook accepts {', '.join(allowed)}, not {method}.",
+                              headers={"Allow": ", ".join(allowed)}))
+    now = datetime.now(UTC)
+    if target.live and target.paused(now):
+        assert target.paused_until is not None
+        until = target.paused_until.replace(tzinfo=target.paused_until.tzinfo or UTC)
+        raise Refused(problem(503, f"The workflow is paused by its circuit breaker until {until:%Y-%m-%d %H:%M:%S} UTC.",
+                              headers={"Retry-After": retry_after((until - now).total_seconds())}))
+    if (wait := _limiter.hit(target.webhook_id, config.rate_limit)) is not None:
+        raise Refused(problem(429, f"This webhook takes at most {config.rate_limit} requests a minute.",
+                              headers={"Retry-After": retry_after(wait)}))
+    return config
+
+
+async def _read(request: Request[Any, Any, Any], runtime: Runtime, db: AsyncSession, target: Target,
+                config: WebhookConfig, max_body: int) -> Any:
+    """The body, authenticated (a signature covers the raw bytes) and then parsed."""
+    try:
+        raw = await request.body()  # StrictRequest: 413 past the route's limit, before it is read whole
+    except HTTPException as exc:
+        raise Refused(problem(exc.status_code, str(exc.detail)), "rejected") from None
+    try:
+        verified = await authenticate(db, runtime.keyring, target.owner_id, config, request.headers, raw)
+        await remember_event(db, target.webhook_id, verified.event_id)
+    except AuthFailure as exc:
+        headers = {"WWW-Authenticate": exc.challenge} if exc.challenge else None
+        raise Refused(problem(exc.status, exc.message, headers=headers), "rejected") from None
+    except Misconfigured as exc:
+        raise Refused(problem(409, f"The webhook's authentication is misconfigured: {exc}."), "error") from None
+    try:
+        return await _body(request, raw, config, max_body)
+    except HTTPException as exc:
+        raise Refused(problem(exc.status_code, str(exc.detail)), "rejected") from None
 
 
 async def _insert_execution(db: AsyncSession, target: Target, item: dict[str, Any]) -> tuple[int, datetime]:
@@ -193,8 +222,7 @@ async def _start_draft(runtime: Runtime, db: AsyncSession, target: Target, item:
     return Started(answer, log_id, config, execution.id, execution.created_at)
 
 
-async def _body(request: Request[Any, Any, Any], config: WebhookConfig, max_body: int) -> Any:
-    body = await request.body()  # StrictRequest: 413 past the route's limit, before it is read whole
+async def _body(request: Request[Any, Any, Any], body: bytes, config: WebhookConfig, max_body: int) -> Any:
     if not body:
         return None
     media_type, options = request.content_type
