@@ -22,6 +22,7 @@ from litestar.params import FromPath
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from engine.binary import BinaryStore, attach
 from engine.changes import ExecutionChange
 from engine.config import parse_config
 from engine.errors import ConfigError, GraphError, WorkflowPaused
@@ -34,7 +35,7 @@ from webapp.executions.hub import Listener
 from webapp.runtime import Runtime
 from webapp.webhooks.answers import Answer, accepted, json_answer, output_answer, problem
 from webapp.webhooks.auth import AuthFailure, Misconfigured, authenticate, remember_event
-from webapp.webhooks.bodies import is_json_type, masked_headers, parse_json_body, query_dict, text_or_none
+from webapp.webhooks.bodies import masked_headers, parse_body, query_dict
 from webapp.webhooks.limits import RateLimiter, retry_after
 from webapp.webhooks.services import LogPruner, Target, find_target, finish_log, log_request, prune_log
 from webapp.webhooks.waiting import wait_for
@@ -124,10 +125,12 @@ async def _accept(request: Request[Any, Any, Any], runtime: Runtime, db: AsyncSe
     if not target.live and not listening:
         raise Refused(problem(404, NOT_ACTIVE))
     config = _checked_config(target, method)
-    item["body"] = await _read(request, runtime, db, target, config, max_body)
+    await _read(request, runtime, db, target, config, max_body, item)
     if listening:
         return await _start_draft(runtime, db, target, item, method, config)
     execution_id, created_at = await _insert_execution(db, target, item)
+    if item.get("binary"):
+        await attach(db, list(item["binary"].values()), execution_id)
     immediate = config.response_mode == "immediately"
     answer = accepted(execution_id) if immediate else None
     log_id = await log_request(db, target.webhook_id, method=method, input=item, status=answer.status if answer else 0,
@@ -163,8 +166,9 @@ def _checked_config(target: Target, method: str) -> WebhookConfig:
 
 
 async def _read(request: Request[Any, Any, Any], runtime: Runtime, db: AsyncSession, target: Target,
-                config: WebhookConfig, max_body: int) -> Any:
-    """The body, authenticated (a signature covers the raw bytes) and then parsed."""
+                config: WebhookConfig, max_body: int, item: dict[str, Any]) -> None:
+    """The body, authenticated (a signature covers the raw bytes), then parsed into the item's ``body`` and
+    ``binary`` (files and raw bytes, stored by reference in the request's transaction)."""
     try:
         raw = await request.body()  # StrictRequest: 413 past the route's limit, before it is read whole
     except HTTPException as exc:
@@ -177,10 +181,19 @@ async def _read(request: Request[Any, Any, Any], runtime: Runtime, db: AsyncSess
         raise Refused(problem(exc.status, exc.message, headers=headers), "rejected") from None
     except Misconfigured as exc:
         raise Refused(problem(409, f"The webhook's authentication is misconfigured: {exc}."), "error") from None
+    settings = runtime.settings
+    store = BinaryStore(runtime.sessions, settings.data_dir, settings.binary_storage)
+
+    async def put(data: bytes, file_name: str | None, mime_type: str) -> dict[str, Any]:
+        return await store.put(target.owner_id, data, file_name=file_name, mime_type=mime_type, session=db)
+
     try:
-        return await _body(request, raw, config, max_body)
+        body, binary = await parse_body(request, raw, raw_body=config.raw_body, max_body=max_body, put=put)
     except HTTPException as exc:
         raise Refused(problem(exc.status_code, str(exc.detail)), "rejected") from None
+    item["body"] = body
+    if binary:
+        item["binary"] = binary
 
 
 async def _insert_execution(db: AsyncSession, target: Target, item: dict[str, Any]) -> tuple[int, datetime]:
@@ -210,6 +223,8 @@ async def _start_draft(runtime: Runtime, db: AsyncSession, target: Target, item:
     try:
         execution = await create_execution(db, workflow, registry, input=item, trigger="listen",
                                            trigger_node=target.node_id)
+        if item.get("binary"):
+            await attach(db, list(item["binary"].values()), execution.id)
     except (GraphError, WorkflowPaused) as exc:
         detail = ("The draft cannot run: " + "; ".join(p.message for p in exc.problems)
                   if isinstance(exc, GraphError) else str(exc))
@@ -220,20 +235,6 @@ async def _start_draft(runtime: Runtime, db: AsyncSession, target: Target, item:
                                response=answer.logged, execution_id=execution.id)
     await _commit_and_enqueue(runtime, db, target, execution.id, execution.created_at, "listen")
     return Started(answer, log_id, config, execution.id, execution.created_at)
-
-
-async def _body(request: Request[Any, Any, Any], body: bytes, config: WebhookConfig, max_body: int) -> Any:
-    if not body:
-        return None
-    media_type, options = request.content_type
-    if is_json_type(media_type):
-        return parse_json_body(body, max_body)
-    if media_type == "application/x-www-form-urlencoded":
-        from webapp.requests import parse_form
-
-        return parse_form(body)
-    text = text_or_none(body, options.get("charset"))
-    return text
 
 
 async def _await_answer(runtime: Runtime, listener: Listener, started: Started) -> Answer:
