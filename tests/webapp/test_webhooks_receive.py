@@ -133,7 +133,7 @@ def test_inactive_and_unknown_webhooks_answer_404(browser: Browser, db_call: Any
     assert logged(db_call, hook)[-1].outcome == "refused"
     activate(browser, db_call, wid)
     assert browser.client.post(url, json={"name": "x"}).status_code == 200
-    deactivate(db_call, wid)
+    deactivate(browser, wid)
     assert browser.client.post(url, json={}).status_code == 404
     assert browser.client.post("/webhook/nothing-here", json={}).status_code == 404
     assert browser.client.post("/webhook/", json={}).status_code == 404

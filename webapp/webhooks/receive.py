@@ -22,6 +22,7 @@ from litestar.params import FromPath
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from engine.binary import BinaryStore, attach
 from engine.changes import ExecutionChange
 from engine.config import parse_config
 from engine.errors import ConfigError, GraphError, WorkflowPaused
@@ -33,12 +34,15 @@ from nodes.webhook_trigger import HTTP_METHODS, WebhookConfig, parse_methods
 from webapp.executions.hub import Listener
 from webapp.runtime import Runtime
 from webapp.webhooks.answers import Answer, accepted, json_answer, output_answer, problem
-from webapp.webhooks.bodies import is_json_type, masked_headers, parse_json_body, query_dict, text_or_none
+from webapp.webhooks.auth import AuthFailure, Misconfigured, authenticate, remember_event
+from webapp.webhooks.bodies import masked_headers, parse_body, query_dict
+from webapp.webhooks.limits import RateLimiter, retry_after
 from webapp.webhooks.services import LogPruner, Target, find_target, finish_log, log_request, prune_log
 from webapp.webhooks.waiting import wait_for
 
 log = logging.getLogger("patchwire.webhooks")
 _pruner = LogPruner()
+_limiter = RateLimiter()
 _EXECUTIONS = Execution.__table__
 _INSERT_EXECUTION = insert(_EXECUTIONS).returning(_EXECUTIONS.c.id, _EXECUTIONS.c.created_at)
 NOT_ACTIVE = ("The workflow of this webhook is not active: activate it in the editor (or listen in the editor "
@@ -117,13 +121,30 @@ async def _accept(request: Request[Any, Any, Any], runtime: Runtime, db: AsyncSe
                   item: dict[str, Any], method: str, max_body: int) -> Started:
     """Check the request, start the execution and log it. With an answer: committed and enqueued; without
     (the workflow answers), the caller commits and enqueues once it listens."""
-    now = time.time()
-    listening = not target.live and target.listening(now)
+    listening = not target.live and target.listening(time.time())
     if not target.live and not listening:
         raise Refused(problem(404, NOT_ACTIVE))
-    raw_config = target.trigger_config if target.live else target.draft_config
+    config = _checked_config(target, method)
+    await _read(request, runtime, db, target, config, max_body, item)
+    if listening:
+        return await _start_draft(runtime, db, target, item, method, config)
+    execution_id, created_at = await _insert_execution(db, target, item)
+    if item.get("binary"):
+        await attach(db, list(item["binary"].values()), execution_id)
+    immediate = config.response_mode == "immediately"
+    answer = accepted(execution_id) if immediate else None
+    log_id = await log_request(db, target.webhook_id, method=method, input=item, status=answer.status if answer else 0,
+                               outcome="ran", response=answer.logged if answer else None, execution_id=execution_id)
+    if immediate:
+        await _commit_and_enqueue(runtime, db, target, execution_id, created_at, "webhook")
+    return Started(answer, log_id, config, execution_id, created_at)
+
+
+def _checked_config(target: Target, method: str) -> WebhookConfig:
+    """The node's config (the active trigger's, or the draft's while listening), once the method, the circuit
+    breaker and the rate limit let the request in."""
     try:
-        config = parse_config(WebhookConfig, raw_config or {})
+        config = parse_config(WebhookConfig, (target.trigger_config if target.live else target.draft_config) or {})
     except ConfigError as exc:
         problems = "; ".join(f"{k}: {v}" for k, v in exc.field_errors.items())
         raise Refused(problem(409, f"The webhook node's configuration is invalid ({problems})."), "error") from None
@@ -132,26 +153,47 @@ async def _accept(request: Request[Any, Any, Any], runtime: Runtime, db: AsyncSe
     if method not in allowed:
         raise Refused(problem(405, f"This webhook accepts {', '.join(allowed)}, not {method}.",
                               headers={"Allow": ", ".join(allowed)}))
-    if target.live and target.paused(datetime.now(UTC)):
+    now = datetime.now(UTC)
+    if target.live and target.paused(now):
         assert target.paused_until is not None
-        wait = max(1, int((target.paused_until.replace(tzinfo=target.paused_until.tzinfo or UTC)
-                           - datetime.now(UTC)).total_seconds()) + 1)
-        raise Refused(problem(503, "The workflow is paused by its circuit breaker after repeated failures.",
-                              headers={"Retry-After": str(wait)}))
+        until = target.paused_until.replace(tzinfo=target.paused_until.tzinfo or UTC)
+        raise Refused(problem(503, f"The workflow is paused by its circuit breaker until {until:%Y-%m-%d %H:%M:%S} UTC.",
+                              headers={"Retry-After": retry_after((until - now).total_seconds())}))
+    if (wait := _limiter.hit(target.webhook_id, config.rate_limit)) is not None:
+        raise Refused(problem(429, f"This webhook takes at most {config.rate_limit} requests a minute.",
+                              headers={"Retry-After": retry_after(wait)}))
+    return config
+
+
+async def _read(request: Request[Any, Any, Any], runtime: Runtime, db: AsyncSession, target: Target,
+                config: WebhookConfig, max_body: int, item: dict[str, Any]) -> None:
+    """The body, authenticated (a signature covers the raw bytes), then parsed into the item's ``body`` and
+    ``binary`` (files and raw bytes, stored by reference in the request's transaction)."""
     try:
-        item["body"] = await _body(request, config, max_body)
+        raw = await request.body()  # StrictRequest: 413 past the route's limit, before it is read whole
     except HTTPException as exc:
         raise Refused(problem(exc.status_code, str(exc.detail)), "rejected") from None
-    if listening:
-        return await _start_draft(runtime, db, target, item, method, config)
-    execution_id, created_at = await _insert_execution(db, target, item)
-    immediate = config.response_mode == "immediately"
-    answer = accepted(execution_id) if immediate else None
-    log_id = await log_request(db, target.webhook_id, method=method, input=item, status=answer.status if answer else 0,
-                               outcome="ran", response=answer.logged if answer else None, execution_id=execution_id)
-    if immediate:
-        await _commit_and_enqueue(runtime, db, target, execution_id, created_at, "webhook")
-    return Started(answer, log_id, config, execution_id, created_at)
+    try:
+        verified = await authenticate(db, runtime.keyring, target.owner_id, config, request.headers, raw)
+        await remember_event(db, target.webhook_id, verified.event_id)
+    except AuthFailure as exc:
+        headers = {"WWW-Authenticate": exc.challenge} if exc.challenge else None
+        raise Refused(problem(exc.status, exc.message, headers=headers), "rejected") from None
+    except Misconfigured as exc:
+        raise Refused(problem(409, f"The webhook's authentication is misconfigured: {exc}."), "error") from None
+    settings = runtime.settings
+    store = BinaryStore(runtime.sessions, settings.data_dir, settings.binary_storage)
+
+    async def put(data: bytes, file_name: str | None, mime_type: str) -> dict[str, Any]:
+        return await store.put(target.owner_id, data, file_name=file_name, mime_type=mime_type, session=db)
+
+    try:
+        body, binary = await parse_body(request, raw, raw_body=config.raw_body, max_body=max_body, put=put)
+    except HTTPException as exc:
+        raise Refused(problem(exc.status_code, str(exc.detail)), "rejected") from None
+    item["body"] = body
+    if binary:
+        item["binary"] = binary
 
 
 async def _insert_execution(db: AsyncSession, target: Target, item: dict[str, Any]) -> tuple[int, datetime]:
@@ -181,6 +223,8 @@ async def _start_draft(runtime: Runtime, db: AsyncSession, target: Target, item:
     try:
         execution = await create_execution(db, workflow, registry, input=item, trigger="listen",
                                            trigger_node=target.node_id)
+        if item.get("binary"):
+            await attach(db, list(item["binary"].values()), execution.id)
     except (GraphError, WorkflowPaused) as exc:
         detail = ("The draft cannot run: " + "; ".join(p.message for p in exc.problems)
                   if isinstance(exc, GraphError) else str(exc))
@@ -191,21 +235,6 @@ async def _start_draft(runtime: Runtime, db: AsyncSession, target: Target, item:
                                response=answer.logged, execution_id=execution.id)
     await _commit_and_enqueue(runtime, db, target, execution.id, execution.created_at, "listen")
     return Started(answer, log_id, config, execution.id, execution.created_at)
-
-
-async def _body(request: Request[Any, Any, Any], config: WebhookConfig, max_body: int) -> Any:
-    body = await request.body()  # StrictRequest: 413 past the route's limit, before it is read whole
-    if not body:
-        return None
-    media_type, options = request.content_type
-    if is_json_type(media_type):
-        return parse_json_body(body, max_body)
-    if media_type == "application/x-www-form-urlencoded":
-        from webapp.requests import parse_form
-
-        return parse_form(body)
-    text = text_or_none(body, options.get("charset"))
-    return text
 
 
 async def _await_answer(runtime: Runtime, listener: Listener, started: Started) -> Answer:
