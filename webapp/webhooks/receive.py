@@ -33,7 +33,16 @@ from nodes import registry
 from nodes.webhook_trigger import HTTP_METHODS, WebhookConfig, parse_methods
 from webapp.executions.hub import Listener
 from webapp.runtime import Runtime
-from webapp.webhooks.answers import Answer, accepted, json_answer, output_answer, problem
+from webapp.webhooks.answers import (
+    Answer,
+    accepted,
+    json_answer,
+    no_response,
+    node_response,
+    output_answer,
+    problem,
+    respond_answer,
+)
 from webapp.webhooks.auth import AuthFailure, Misconfigured, authenticate, remember_event
 from webapp.webhooks.bodies import masked_headers, parse_body, query_dict
 from webapp.webhooks.limits import RateLimiter, retry_after
@@ -240,10 +249,17 @@ async def _start_draft(runtime: Runtime, db: AsyncSession, target: Target, item:
 async def _await_answer(runtime: Runtime, listener: Listener, started: Started) -> Answer:
     """The workflow's answer, or 202 with the execution id once the node's time limit has passed."""
     config, execution_id = started.config, started.execution_id
-    status, _ = await wait_for(runtime.hub, listener, runtime.sessions, execution_id, config.response_timeout)
+    check = None
+    if config.response_mode == "respond_node":
+        async def check(status: str) -> dict[str, Any] | None:
+            return await node_response(runtime.sessions, execution_id)
+    status, response = await wait_for(runtime.hub, listener, runtime.sessions, execution_id, config.response_timeout,
+                                      check)
     if status is None:
         return accepted(execution_id, status="running",
-                        message=f"The workflow did not finish within {config.response_timeout:g} s; it goes on.")
+                        message=f"The workflow did not answer within {config.response_timeout:g} s; it goes on.")
+    if config.response_mode == "respond_node":
+        return respond_answer(response) if response is not None else no_response(execution_id, status)
     return await output_answer(runtime.sessions, execution_id, status, config)
 
 
