@@ -64,10 +64,10 @@ def badge(page: Page, node: CanvasNode) -> Any:
 def build(page: Page) -> dict[str, CanvasNode]:
     """Webhook → Greet (Set) → Respond, dragged from the palette, configured in the panel, wired by mouse."""
     nodes = {"hook": drop_node(page, "webhook_trigger", 20, 80), "greet": drop_node(page, "set", 300, 80),
-             "respond": drop_node(page, "set", 580, 80)}
+             "respond": drop_node(page, "respond_to_webhook", 580, 80)}
     form = open_config(page, nodes["hook"])
     expect(form.locator("h2")).to_have_text("Webhook")
-    form.locator("#cfg-response_mode").select_option("last_node")
+    form.locator("#cfg-response_mode").select_option("respond_node")
     save(page, form)
 
     form = open_config(page, nodes["greet"])
@@ -77,9 +77,9 @@ def build(page: Page) -> dict[str, CanvasNode]:
     save(page, form)
 
     form = open_config(page, nodes["respond"])
-    form.locator("#node-name").fill("Respond")
-    form.locator('input[name="fields.name"]').first.fill("said")
-    form.locator('input[name="fields.value"]').first.fill("{{ item.greeting }}")
+    form.locator("#cfg-respond_with").select_option("json")
+    form.locator("#cfg-status").fill("201")
+    form.locator("#cfg-body").fill('{"said": "{{ item.greeting }}"}')
     save(page, form)
 
     for source, target in (("hook", "greet"), ("greet", "respond")):
@@ -148,12 +148,12 @@ def test_listen_activate_and_replay(page: Page, server: Server, page_errors: Pag
     expect(page.locator("#active-toggle")).to_have_attribute("aria-checked", "true")
     expect(page.locator("#webhook-state")).to_contain_text("Active: requests run the published version")
     reply = httpx.post(url, json={"name": "Bo"}, timeout=RUN_TIMEOUT / 1000)
-    assert reply.status_code == 200, reply.text
-    assert reply.json()["said"] == "Hello Bo"
+    assert reply.status_code == 201, reply.text
+    assert reply.json() == {"said": "Hello Bo"}
     page.locator("#webhook-panel").get_by_role("button", name="Refresh the requests").click()
     newest = page.locator("#webhook-log .webhook-request").first
     expect(newest).to_have_attribute("data-outcome", "ran")
-    expect(newest.locator(".webhook-status")).to_have_text("200")
+    expect(newest.locator(".webhook-status")).to_have_text("201")
 
     # 4. Replay the captured request: a draft run of it, live on the canvas. ---------------------------------
     captured = page.locator('#webhook-log .webhook-request[data-outcome="captured"]')
