@@ -73,8 +73,11 @@ def test_the_panel_shows_the_url_methods_state_and_log(browser: Browser, db_call
     assert 'data-state="inactive"' in html and "requests get 404 unless you listen" in html
     assert "No request yet" in html
 
-    assert browser.client.post(f"/webhook/{token}", json={"n": 1}).status_code == 404  # inactive: refused, logged
+    refused = browser.client.post(f"/webhook/{token}", json={"n": 1}, headers={"Authorization": "Bearer s3cr3t-value"})
+    assert refused.status_code == 404  # inactive: refused, logged
     html = panel(browser, wid, hook).text
+    assert "s3cr3t-value" not in html  # headers were masked when logged
+    assert '<span class="jt-key">authorization</span>: <span class="jt-str">&#34;***&#34;</span>' in html
     assert html.count('class="webhook-request"') == 1 and 'data-outcome="refused"' in html
     assert '<span class="webhook-status" data-status="404">404</span>' in html
 
@@ -88,7 +91,8 @@ def test_the_panel_shows_the_url_methods_state_and_log(browser: Browser, db_call
     first = html.index('class="webhook-request"')
     assert html.index('data-outcome="ran"') < html.index('data-outcome="refused"')  # newest first
     assert first < html.index('data-outcome="ran"')
-    assert '<span class="jt-str">&#34;Ada&#34;</span>' in html or "Ada" in html  # the body as a JSON tree
+    body = html[html.index('class="data-block webhook-body"'):]
+    assert '<span class="jt-key">name</span>: <span class="jt-str">&#34;Ada&#34;</span>' in body  # as a JSON tree
 
 
 def test_a_custom_path_is_shown_with_the_token_address(browser: Browser, db_call: Any) -> None:
@@ -217,3 +221,23 @@ def test_replay_of_an_invalid_draft_lists_the_problems(browser: Browser, db_call
     browser.add_node(wid, "http_request")  # no URL: the draft does not validate
     response = browser.post(f"/workflows/{wid}/nodes/{hook}/webhook/requests/{entry.id}/replay")
     assert response.status_code == 422 and 'data-status="invalid"' in response.text
+
+
+def test_stop_listening_ends_the_wait_and_refuses_requests_again(browser: Browser, second_browser: Browser,
+                                                                 db_call: Any) -> None:
+    browser.register("stop@example.com")
+    wid, hook, _ = build(browser)
+    token = webhook_of(db_call, hook).token
+    thread, answer = listen_in_background(browser, wid, hook, seconds=120)
+    wait_until_listening(db_call, hook, thread)
+    second_browser.register("stranger@example.com")
+    assert second_browser.post(f"/workflows/{wid}/nodes/{hook}/webhook/listen/stop").status_code == 404
+    assert webhook_of(db_call, hook).listening_until is not None  # a stranger cannot stop it
+
+    assert browser.post(f"/workflows/{wid}/nodes/{hook}/webhook/listen/stop").status_code == 204
+    thread.join(30)
+    response = answer["response"]
+    assert response.status_code == 200, response.text
+    assert "Stopped listening" in response.text and 'data-execution-id=""' in response.text
+    assert webhook_of(db_call, hook).listening_until is None
+    assert browser.client.post(f"/webhook/{token}", json={}).status_code == 404

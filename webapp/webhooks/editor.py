@@ -84,13 +84,22 @@ class WebhookEditorController(Controller):
         until = await start_listening(db, webhook.id, seconds)
         webhook_id = webhook.id
         await db.commit()
-        heard = await _next_request(runtime, workflows.owner_id, webhook_id, last or 0, until)
+        heard, stopped = await _next_request(runtime, workflows.owner_id, webhook_id, last or 0, until)
         await db.execute(update(Webhook).where(Webhook.id == webhook_id, Webhook.listening_until == until)
                          .values(listening_until=None))  # one press, one request (unless another tab listens longer)
         await db.commit()
         requests = await _log(db, webhook_id)
         return Template("webhooks/_listened.html", context={"node": node, "req": heard, "requests": requests,
-                                                             "seconds": seconds})
+                                                             "seconds": seconds, "stopped": stopped})
+
+    @post("/listen/stop", status_code=204)
+    async def stop_listening(self, workflows: NamedDependency[WorkflowService], workflow_id: FromPath[int],
+                             node_id: FromPath[str]) -> None:
+        """Stop listening now: requests are refused again (404 while inactive); a waiting Listen answers within
+        ``RECHECK_SECONDS``."""
+        _, webhook = await _node_and_webhook(workflows, workflow_id, node_id)
+        await workflows.db.execute(update(Webhook).where(Webhook.id == webhook.id).values(listening_until=None))
+        await workflows.db.commit()
 
     @post("/requests/{request_id:int}/replay")
     async def replay(self, request: Request[Any, Any, Any], workflows: NamedDependency[WorkflowService],
@@ -169,20 +178,24 @@ async def _log(db: AsyncSession, webhook_id: int) -> list[WebhookRequest]:
 
 
 async def _next_request(runtime: Runtime, owner_id: int, webhook_id: int, after: int,
-                        until: float) -> WebhookRequest | None:
-    """The first request logged after ``after`` (``None`` at ``until``). Wakes on the owner's execution changes,
-    and looks again every ``RECHECK_SECONDS`` for requests that started nothing."""
+                        until: float) -> tuple[WebhookRequest | None, bool]:
+    """The first request logged after ``after``, or ``None`` at ``until`` or once listening was stopped (then
+    ``True``). Wakes on the owner's execution changes, and looks again every ``RECHECK_SECONDS`` for requests that
+    started nothing (and for a stop)."""
     async with runtime.hub.listen(owner_id) as listener:
         while True:
             async with runtime.sessions() as db:
                 heard = await db.scalar(select(WebhookRequest).where(
                     WebhookRequest.webhook_id == webhook_id, WebhookRequest.id > after)
                     .order_by(WebhookRequest.id).limit(1))
+                listening_until = await db.scalar(select(Webhook.listening_until).where(Webhook.id == webhook_id))
             if heard is not None:
-                return heard
+                return heard, False
+            if listening_until is None or listening_until < until:
+                return None, True  # stopped (in this tab or another one), or the webhook is gone
             remaining = until - time.time()
             if remaining <= 0:
-                return None
+                return None, False
             try:
                 async with asyncio.timeout(min(remaining, RECHECK_SECONDS)):
                     await listener.next_batch()
