@@ -114,9 +114,9 @@ def test_listen_activate_and_replay(page: Page, server: Server, page_errors: Pag
     assert httpx.post(url, json={"name": "nobody"}).status_code == 404  # inactive and nobody listens
 
     # 2. Listen; a request sent now is captured, shown, and runs the draft live on the canvas. ---------------
-    webhook_panel.get_by_role("button", name="Listen").click()
+    webhook_panel.get_by_role("button", name="Listen", exact=True).click()
     expect(page.locator("#webhook-waiting")).to_be_visible()
-    expect(webhook_panel.get_by_role("button", name="Listen")).to_be_disabled()
+    expect(webhook_panel.get_by_role("button", name="Listen", exact=True)).to_be_disabled()
     wait_until_listening(server, hook.node_id)
     reply = httpx.post(f"{url}?source=e2e", json={"name": "Ada"})
     assert reply.status_code == 200, reply.text
@@ -172,6 +172,15 @@ def test_listen_activate_and_replay(page: Page, server: Server, page_errors: Pag
     assert (trigger, trigger_node) == ("replay", hook.node_id)
     replayed_input = input_ if isinstance(input_, dict) else json.loads(input_)
     assert replayed_input["body"] == {"name": "Ada"} and replayed_input["query"] == {"source": "e2e"}
+
+    # 5. Listen, then change one's mind: Stop listening ends the wait. --------------------------------------------
+    webhook_panel = page.locator("#webhook-panel")
+    webhook_panel.get_by_role("button", name="Listen", exact=True).click()
+    wait_until_listening(server, hook.node_id)
+    webhook_panel.get_by_role("button", name="Stop listening").click()
+    expect(page.locator("#webhook-listen-result .webhook-heard")).to_contain_text("Stopped listening", timeout=RUN_TIMEOUT)
+    expect(webhook_panel.get_by_role("button", name="Listen", exact=True)).to_be_enabled()
+    assert stored(server, "SELECT listening_until FROM webhooks WHERE node_id = ?", hook.node_id) == [(None,)]
 
     assert not page_errors.page_errors, "JavaScript errors:\n" + "\n".join(page_errors.page_errors)
     unexpected = [m for m in page_errors.console_errors if "status of 404" not in m]
