@@ -241,3 +241,43 @@ def test_stop_listening_ends_the_wait_and_refuses_requests_again(browser: Browse
     assert "Stopped listening" in response.text and 'data-execution-id=""' in response.text
     assert webhook_of(db_call, hook).listening_until is None
     assert browser.client.post(f"/webhook/{token}", json={}).status_code == 404
+
+
+def test_api_clients_get_json(browser: Browser, db_call: Any) -> None:
+    browser.register("json@example.com")
+    wid, hook, _ = build(browser, set_value="{{ item.method }}")  # a refused request's body was never read: null
+    token = webhook_of(db_call, hook).token
+    json_headers = {"accept": "application/json"}
+    browser.client.post(f"/webhook/{token}", json={"a": 1})
+    view = browser.get(f"/workflows/{wid}/nodes/{hook}/webhook", headers=json_headers).json()
+    assert view["url"] == f"http://testserver.local/webhook/{token}" and view["state"] == "inactive"
+    assert view["methods"] == ["POST"] and view["listening"] is False
+    [entry] = view["requests"]
+    assert (entry["method"], entry["status"], entry["outcome"], entry["input"]["query"]) == ("POST", 404, "refused", {})
+
+    heard = browser.post(f"/workflows/{wid}/nodes/{hook}/webhook/listen?seconds=1", htmx=False, headers=json_headers)
+    assert heard.json() == {"request": None, "stopped": False}
+
+    replay = browser.post(f"/workflows/{wid}/nodes/{hook}/webhook/requests/{entry['id']}/replay", htmx=False,
+                          headers=json_headers)
+    assert replay.status_code == 201, replay.text
+    assert browser.wait_for_execution(replay.json()["execution_id"]) == "succeeded"
+
+    browser.add_node(wid, "http_request")  # no URL: the draft does not validate
+    refused = browser.post(f"/workflows/{wid}/nodes/{hook}/webhook/requests/{entry['id']}/replay", htmx=False,
+                           headers=json_headers)
+    assert refused.status_code == 422 and refused.headers["content-type"].startswith("application/problem+json")
+    assert any("url" in problem for problem in refused.json()["problems"])
+
+
+def test_the_url_uses_the_public_url_when_set(app_factory: Any) -> None:
+    from litestar.testing import TestClient
+
+    # (http: over https the session cookies would be Secure, and this client speaks plain http)
+    with TestClient(app=app_factory(public_url="http://hooks.example.com:8080")) as client:
+        browser = Browser(client)
+        browser.register("public@example.com")
+        wid = browser.create_workflow("Public")
+        hook = browser.add_node(wid, "webhook_trigger")
+        view = browser.get(f"/workflows/{wid}/nodes/{hook}/webhook", headers={"accept": "application/json"}).json()
+        assert view["url"].startswith("http://hooks.example.com:8080/webhook/")

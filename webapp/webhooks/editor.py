@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from litestar import Controller, Request, get, post
+from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, FromQuery
@@ -32,7 +32,7 @@ from engine.models import Node, Trigger, Webhook, WebhookRequest, Workflow
 from engine.worker import HEARTBEAT, job_timeout_for
 from nodes import registry
 from nodes.webhook_trigger import WebhookTrigger, parse_methods
-from webapp.errors import Invalid
+from webapp.errors import Invalid, error_response, wants_json
 from webapp.runtime import Runtime
 from webapp.webhooks.services import LOG_SIZE, ensure_webhook, new_token, start_listening, token_url, webhook_url
 from webapp.workflows.controllers import _problems_by_node
@@ -61,20 +61,36 @@ class WebhookView:
     listening: bool
     requests: list[WebhookRequest]
 
+    def as_json(self) -> dict[str, Any]:
+        state = ("paused" if self.published and self.paused_until else "active" if self.published
+                 else "unpublished" if self.active else "inactive")
+        return {"url": self.url, "token_url": self.token_url, "methods": self.methods, "state": state,
+                "listening": self.listening, "requests": [request_json(r) for r in self.requests]}
+
+
+def request_json(logged: WebhookRequest) -> dict[str, Any]:
+    """A logged request for API clients (its item as logged: headers masked)."""
+    return {"id": logged.id, "received_at": logged.received_at.isoformat(), "method": logged.method,
+            "status": logged.status, "outcome": logged.outcome, "message": logged.message,
+            "execution_id": logged.execution_id, "input": logged.input}
+
 
 class WebhookEditorController(Controller):
     path = "/workflows/{workflow_id:int}/nodes/{node_id:str}/webhook"
 
     @get("/")
     async def panel(self, request: Request[Any, Any, Any], workflows: NamedDependency[WorkflowService],
-                    runtime: NamedDependency[Runtime], workflow_id: FromPath[int], node_id: FromPath[str]) -> Template:
+                    runtime: NamedDependency[Runtime], workflow_id: FromPath[int],
+                    node_id: FromPath[str]) -> Template | Response[Any]:
         view = await _view(workflows, _base_url(request, runtime), workflow_id, node_id)
+        if wants_json(request):
+            return Response(view.as_json())
         return Template("webhooks/_panel.html", context={**view.__dict__, "keep": LOG_SIZE})
 
     @post("/listen")
-    async def listen(self, workflows: NamedDependency[WorkflowService], runtime: NamedDependency[Runtime],
-                     workflow_id: FromPath[int], node_id: FromPath[str],
-                     seconds: FromQuery[int] = LISTEN_SECONDS) -> Template:
+    async def listen(self, request: Request[Any, Any, Any], workflows: NamedDependency[WorkflowService],
+                     runtime: NamedDependency[Runtime], workflow_id: FromPath[int], node_id: FromPath[str],
+                     seconds: FromQuery[int] = LISTEN_SECONDS) -> Template | Response[Any]:
         """``?seconds=`` (1 to ``LISTEN_SECONDS``) shortens the wait (scripts, tests)."""
         if not 1 <= seconds <= LISTEN_SECONDS:
             raise Invalid(f"Listen for 1 to {LISTEN_SECONDS} seconds.")
@@ -88,6 +104,8 @@ class WebhookEditorController(Controller):
         await db.execute(update(Webhook).where(Webhook.id == webhook_id, Webhook.listening_until == until)
                          .values(listening_until=None))  # one press, one request (unless another tab listens longer)
         await db.commit()
+        if wants_json(request):
+            return Response({"request": request_json(heard) if heard else None, "stopped": stopped})
         requests = await _log(db, webhook_id)
         return Template("webhooks/_listened.html", context={"node": node, "req": heard, "requests": requests,
                                                              "seconds": seconds, "stopped": stopped})
@@ -104,7 +122,7 @@ class WebhookEditorController(Controller):
     @post("/requests/{request_id:int}/replay")
     async def replay(self, request: Request[Any, Any, Any], workflows: NamedDependency[WorkflowService],
                      runtime: NamedDependency[Runtime], workflow_id: FromPath[int], node_id: FromPath[str],
-                     request_id: FromPath[int]) -> Template:
+                     request_id: FromPath[int]) -> Template | Response[Any]:
         node, webhook = await _node_and_webhook(workflows, workflow_id, node_id)
         db = workflows.db
         logged = await db.scalar(select(WebhookRequest).where(WebhookRequest.id == request_id,
@@ -117,6 +135,9 @@ class WebhookEditorController(Controller):
             execution = await create_execution(db, workflow, registry, input=dict(logged.input or {}),
                                                trigger="replay", author_id=request.user.id, trigger_node=node.id)
         except GraphError as exc:
+            if wants_json(request):
+                return error_response(request, 422, "Invalid input", "The draft cannot run.",
+                                      problems=[p.message for p in exc.problems])
             graph = await workflows.graph(workflow_id)
             return Template("executions/_run_refused.html", status_code=422, context={
                 "problems": exc.problems, "graph": graph, "node_problems": _problems_by_node(exc.problems)})
@@ -124,6 +145,8 @@ class WebhookEditorController(Controller):
         await enqueue_execution(runtime.queue, execution.id, timeout=job_timeout_for(runtime.settings.execution_timeout),
                                 heartbeat=HEARTBEAT)
         await announce_created(runtime.announce, [(execution, name)])
+        if wants_json(request):
+            return Response({"execution_id": execution.id, "status": execution.status}, status_code=201)
         nodes = await workflows.nodes(workflow_id)
         return Template("executions/_run_started.html", context={
             "execution": execution, "nodes": nodes, "plan": None,
