@@ -16,7 +16,6 @@ from engine.models import Execution
 from tests.webapp.conftest import Browser
 from tests.webapp.webhook_support import WEBHOOK_DEFAULTS, activate, build, logged, url_of
 
-
 PUBLIC_FIELDS = ("header_name", "username")
 
 

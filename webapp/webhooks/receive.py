@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -43,15 +43,29 @@ from webapp.webhooks.answers import (
     problem,
     respond_answer,
 )
-from webapp.webhooks.auth import AuthFailure, Misconfigured, authenticate, remember_event
+from webapp.webhooks.auth import AuthFailure, Misconfigured, authenticate, prune_events, remember_event
 from webapp.webhooks.bodies import masked_headers, parse_body, query_dict
 from webapp.webhooks.limits import RateLimiter, retry_after
 from webapp.webhooks.services import LogPruner, Target, find_target, finish_log, log_request, prune_log
 from webapp.webhooks.waiting import wait_for
 
 log = logging.getLogger("patchwire.webhooks")
-_pruner = LogPruner()
-_limiter = RateLimiter()
+
+
+@dataclass
+class Upkeep:
+    """Per-app (per web process) state of the route: rate-limit windows and log-trimming counts."""
+
+    limiter: RateLimiter = field(default_factory=RateLimiter)
+    pruner: LogPruner = field(default_factory=LogPruner)
+
+
+def _upkeep(request: Request[Any, Any, Any]) -> Upkeep:
+    state = request.app.state
+    upkeep = getattr(state, "webhook_upkeep", None)
+    if upkeep is None:
+        upkeep = state.webhook_upkeep = Upkeep()
+    return upkeep
 _EXECUTIONS = Execution.__table__
 _INSERT_EXECUTION = insert(_EXECUTIONS).returning(_EXECUTIONS.c.id, _EXECUTIONS.c.created_at)
 NOT_ACTIVE = ("The workflow of this webhook is not active: activate it in the editor (or listen in the editor "
@@ -112,14 +126,14 @@ async def receive(request: Request[Any, Any, Any], key: str, max_body: int) -> R
                                   outcome=refused.outcome, message=_message(refused.answer),
                                   response=refused.answer.logged)
                 await db.commit()
-                return refused.answer.response(background=_after(runtime, target.webhook_id, None, None))
+                return refused.answer.response(background=_after(runtime, _upkeep(request), target.webhook_id, None, None))
             if started.answer is not None:
-                return started.answer.response(background=_after(runtime, target.webhook_id, None, None))
+                return started.answer.response(background=_after(runtime, _upkeep(request), target.webhook_id, None, None))
             # the workflow answers: listen to its changes before the execution exists, so none is missed
             listener = await stack.enter_async_context(runtime.hub.listen(target.owner_id))
             await _commit_and_enqueue(runtime, db, target, started.execution_id, started.created_at, "webhook")
         answer = await _await_answer(runtime, listener, started)
-    return answer.response(background=_after(runtime, target.webhook_id, started.log_id, answer))
+    return answer.response(background=_after(runtime, _upkeep(request), target.webhook_id, started.log_id, answer))
 
 
 def _message(answer: Answer) -> str | None:
@@ -133,7 +147,7 @@ async def _accept(request: Request[Any, Any, Any], runtime: Runtime, db: AsyncSe
     listening = not target.live and target.listening(time.time())
     if not target.live and not listening:
         raise Refused(problem(404, NOT_ACTIVE))
-    config = _checked_config(target, method)
+    config = _checked_config(target, method, _upkeep(request).limiter)
     await _read(request, runtime, db, target, config, max_body, item)
     if listening:
         return await _start_draft(runtime, db, target, item, method, config)
@@ -149,7 +163,7 @@ async def _accept(request: Request[Any, Any, Any], runtime: Runtime, db: AsyncSe
     return Started(answer, log_id, config, execution_id, created_at)
 
 
-def _checked_config(target: Target, method: str) -> WebhookConfig:
+def _checked_config(target: Target, method: str, limiter: RateLimiter) -> WebhookConfig:
     """The node's config (the active trigger's, or the draft's while listening), once the method, the circuit
     breaker and the rate limit let the request in."""
     try:
@@ -168,7 +182,7 @@ def _checked_config(target: Target, method: str) -> WebhookConfig:
         until = target.paused_until.replace(tzinfo=target.paused_until.tzinfo or UTC)
         raise Refused(problem(503, f"The workflow is paused by its circuit breaker until {until:%Y-%m-%d %H:%M:%S} UTC.",
                               headers={"Retry-After": retry_after((until - now).total_seconds())}))
-    if (wait := _limiter.hit(target.webhook_id, config.rate_limit)) is not None:
+    if (wait := limiter.hit(target.webhook_id, config.rate_limit)) is not None:
         raise Refused(problem(429, f"This webhook takes at most {config.rate_limit} requests a minute.",
                               headers={"Retry-After": retry_after(wait)}))
     return config
@@ -263,11 +277,11 @@ async def _await_answer(runtime: Runtime, listener: Listener, started: Started) 
     return await output_answer(runtime.sessions, execution_id, status, config)
 
 
-def _after(runtime: Runtime, webhook_id: int, log_id: int | None, answer: Answer | None) -> BackgroundTask | None:
+def _after(runtime: Runtime, upkeep: Upkeep, webhook_id: int, log_id: int | None, answer: Answer | None) -> BackgroundTask | None:
     """After the response is sent: write the answer to the log (when it was not known when the row was added) and
     now and then trim the log."""
     record = log_id is not None and answer is not None
-    prune = _pruner.due(webhook_id)
+    prune = upkeep.pruner.due(webhook_id)
     if not record and not prune:
         return None
 
@@ -278,6 +292,7 @@ def _after(runtime: Runtime, webhook_id: int, log_id: int | None, answer: Answer
                     await finish_log(db, log_id, status=answer.status, response=answer.logged)
                 if prune:
                     await prune_log(db, webhook_id)
+                    await prune_events(db, webhook_id)
                 await db.commit()
         except Exception:  # the answer was sent: a failed bookkeeping write is logged, never raised
             log.warning("could not record the answer of webhook request %s", log_id, exc_info=True)
