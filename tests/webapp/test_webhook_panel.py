@@ -6,9 +6,12 @@ from __future__ import annotations
 import re
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from engine.models import Execution
+from sqlalchemy import update
+
+from engine.models import Execution, Workflow
 from tests.webapp.conftest import Browser
 from tests.webapp.webhook_support import activate, build, logged, webhook_of
 
@@ -281,3 +284,21 @@ def test_the_url_uses_the_public_url_when_set(app_factory: Any) -> None:
         hook = browser.add_node(wid, "webhook_trigger")
         view = browser.get(f"/workflows/{wid}/nodes/{hook}/webhook", headers={"accept": "application/json"}).json()
         assert view["url"].startswith("http://hooks.example.com:8080/webhook/")
+
+
+def test_the_state_says_not_published_and_paused(browser: Browser, db_call: Any) -> None:
+    browser.register("states@example.com")
+    wid, hook, _ = build(browser)
+    activate(browser, db_call, wid)
+    later = browser.add_node(wid, "webhook_trigger", x=0, y=300)  # added to the draft after activation
+    assert 'data-state="unpublished"' in panel(browser, wid, later).text
+    assert 'data-state="active"' in panel(browser, wid, hook).text
+
+    async def pause(db: Any) -> None:
+        await db.execute(update(Workflow).where(Workflow.id == wid).values(
+            paused_until=datetime.now(UTC) + timedelta(minutes=5)))
+        await db.commit()
+
+    db_call(pause)
+    html = panel(browser, wid, hook).text
+    assert 'data-state="paused"' in html and "requests get 503 with Retry-After" in html
