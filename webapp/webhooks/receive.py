@@ -42,7 +42,7 @@ from webapp.webhooks.answers import (
     respond_answer,
 )
 from webapp.webhooks.auth import AuthFailure, Misconfigured, authenticate, remember_event
-from webapp.webhooks.bodies import masked_headers, parse_body, query_dict
+from webapp.webhooks.bodies import holds_nul, masked_headers, parse_body, query_dict, scrub
 from webapp.webhooks.limits import RateLimiter, retry_after
 from webapp.webhooks.services import Target, find_target, log_request
 from webapp.webhooks.upkeep import Upkeep
@@ -105,7 +105,7 @@ async def receive(request: Request[Any, Any, Any], key: str, max_body: int) -> R
     method = request.method.upper()
     async with AsyncExitStack() as stack:
         async with runtime.sessions() as db:
-            target = await find_target(db, key) if key and len(key) <= 200 else None
+            target = await find_target(db, key) if key and len(key) <= 200 and "\x00" not in key else None
             if target is None:
                 return problem(404, "There is no webhook at this address.").response()
             item: dict[str, Any] = {"method": method, "path": request.url.path,
@@ -115,7 +115,8 @@ async def receive(request: Request[Any, Any, Any], key: str, max_body: int) -> R
                 started = await _accept(request, runtime, db, target, item, method, max_body)
             except Refused as refused:
                 await db.rollback()
-                await log_request(db, target.webhook_id, method=method, input=item, status=refused.answer.status,
+                await log_request(db, target.webhook_id, method=method, input=scrub(item) if holds_nul(item) else item,
+                                  status=refused.answer.status,
                                   outcome=refused.outcome, message=_message(refused.answer),
                                   response=refused.answer.logged)
                 await db.commit()
@@ -141,6 +142,9 @@ async def _accept(request: Request[Any, Any, Any], runtime: Runtime, db: AsyncSe
                   item: dict[str, Any], method: str, max_body: int) -> Started:
     """Check the request, start the execution and log it. With an answer: committed and enqueued; without
     (the workflow answers), the caller commits and enqueues once it listens."""
+    if holds_nul(item["query"]):
+        raise Refused(problem(400, "The query holds a NUL character (%00), which cannot be stored: remove it."),
+                      "rejected")
     listening = not target.live and target.listening(time.time())
     if not target.live and not listening:
         raise Refused(problem(404, NOT_ACTIVE))
