@@ -211,3 +211,13 @@ def test_a_deleted_nodes_path_is_free_again_unless_a_running_trigger_holds_it(br
     taken = browser.configure(wid, third, {**_defaults(), "path": "held"})
     assert taken.status_code == 422 and "already used" in taken.text
     assert browser.client.post("/webhook/held", json={"name": "Still"}).json() == {"greeting": "Still"}
+
+
+def test_head_and_options_when_listed(browser: Browser, db_call: Any) -> None:
+    browser.register("hook-head@example.com")
+    wid, hook, _ = build(browser, set_value="x", methods="HEAD, OPTIONS", response_mode="immediately")
+    activate(browser, db_call, wid)
+    head = browser.client.head(url_of(db_call, hook))
+    assert head.status_code == 202 and head.content == b""
+    assert browser.client.options(url_of(db_call, hook)).status_code == 202
+    assert [e.method for e in logged(db_call, hook)] == ["HEAD", "OPTIONS"]

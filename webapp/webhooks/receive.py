@@ -3,7 +3,8 @@
 One request: one read (``find_target``), then — in **one transaction** — the execution and the request's log
 row, committed; then the job is enqueued and the new row announced. ``immediately`` answers 202 at once;
 ``last_node`` and ``respond_node`` wait through the execution hub (webapp/webhooks/waiting.py) up to the
-node's time limit, then answer 202 with the execution id. The answer is written to the log after it is sent.
+node's time limit, then answer 202 with the execution id. The answer is written to the log after it is sent
+(batched: webapp/webhooks/upkeep.py).
 """
 
 from __future__ import annotations
@@ -59,6 +60,8 @@ def _upkeep(request: Request[Any, Any, Any]) -> Upkeep:
         runtime: Runtime = state.runtime
         upkeep = state.webhook_upkeep = Upkeep(runtime.sessions, runtime.hub)
     return upkeep
+
+
 _EXECUTIONS = Execution.__table__
 _INSERT_EXECUTION = insert(_EXECUTIONS).returning(_EXECUTIONS.c.id, _EXECUTIONS.c.created_at)
 NOT_ACTIVE = ("The workflow of this webhook is not active: activate it in the editor (or listen in the editor "
