@@ -302,3 +302,22 @@ def test_the_state_says_not_published_and_paused(browser: Browser, db_call: Any)
     db_call(pause)
     html = panel(browser, wid, hook).text
     assert 'data-state="paused"' in html and "requests get 503 with Retry-After" in html
+
+
+def test_listening_to_an_active_workflow_shows_its_published_run(browser: Browser, db_call: Any) -> None:
+    browser.register("activelisten@example.com")
+    wid, hook, _ = build(browser)
+    activate(browser, db_call, wid)
+    token = webhook_of(db_call, hook).token
+    thread, answer = listen_in_background(browser, wid, hook)
+    wait_until_listening(db_call, hook, thread)
+    assert browser.client.post(f"/webhook/{token}", json={"name": "Pub"}).json() == {"greeting": "Pub"}
+    thread.join(30)
+    response = answer["response"]
+    assert response.status_code == 200, response.text
+    assert 'data-outcome="ran"' in response.text
+    execution_id = int(re.search(r'class="webhook-heard"[^>]*data-execution-id="(\d+)"', response.text).group(1))
+    run = db_call(lambda db: db.get(Execution, execution_id))
+    assert (run.trigger, run.trigger_node) == ("webhook", hook)  # the published version, as every request
+    watch = browser.get(f"/workflows/{wid}/executions/{execution_id}/watch", headers={"hx-request": "true"})
+    assert "Webhook request (the published version)" in watch.text
