@@ -182,6 +182,15 @@ def test_listen_activate_and_replay(page: Page, server: Server, page_errors: Pag
     expect(webhook_panel.get_by_role("button", name="Listen", exact=True)).to_be_enabled()
     assert stored(server, "SELECT listening_until FROM webhooks WHERE node_id = ?", hook.node_id) == [(None,)]
 
+    # 6. Listen, then leave the editor: listening ends with the page (nobody would see the request). -------------
+    webhook_panel.get_by_role("button", name="Listen", exact=True).click()
+    wait_until_listening(server, hook.node_id)
+    page.goto(f"{base}/workflows")
+    deadline = time.monotonic() + RUN_TIMEOUT / 1000
+    while stored(server, "SELECT listening_until FROM webhooks WHERE node_id = ?", hook.node_id) != [(None,)]:
+        assert time.monotonic() < deadline, "listening went on after the page was left"
+        time.sleep(0.02)
+
     assert not page_errors.page_errors, "JavaScript errors:\n" + "\n".join(page_errors.page_errors)
     unexpected = [m for m in page_errors.console_errors if "status of 404" not in m]
     assert not unexpected, "console errors:\n" + "\n".join(unexpected)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -100,7 +101,8 @@ class WebhookEditorController(Controller):
         until = await start_listening(db, webhook.id, seconds)
         webhook_id = webhook.id
         await db.commit()
-        heard, stopped = await _next_request(runtime, workflows.owner_id, webhook_id, last or 0, until)
+        heard, stopped = await _until_gone(request, _next_request(runtime, workflows.owner_id, webhook_id,
+                                                                   last or 0, until))
         await db.execute(update(Webhook).where(Webhook.id == webhook_id, Webhook.listening_until == until)
                          .values(listening_until=None))  # one press, one request (unless another tab listens longer)
         await db.commit()
@@ -198,6 +200,27 @@ async def _view(workflows: WorkflowService, base: str, workflow_id: int, node_id
 async def _log(db: AsyncSession, webhook_id: int) -> list[WebhookRequest]:
     return list(await db.scalars(select(WebhookRequest).where(WebhookRequest.webhook_id == webhook_id)
                                  .order_by(WebhookRequest.id.desc()).limit(LOG_SIZE)))
+
+
+async def _until_gone(request: Request[Any, Any, Any],
+                      waiting: Coroutine[Any, Any, tuple[WebhookRequest | None, bool]]) -> tuple[WebhookRequest | None, bool]:
+    """``waiting``'s result, or ``(None, True)`` as soon as the browser goes away (the editor was closed or left):
+    nobody would see the request, so listening ends with it."""
+    await request.body()  # read (and cached) first: what ``receive`` gives after it is the disconnect
+    wait = asyncio.ensure_future(waiting)
+    gone = asyncio.ensure_future(_disconnect(request))
+    try:
+        await asyncio.wait({wait, gone}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (wait, gone):
+            task.cancel()
+        await asyncio.gather(wait, gone, return_exceptions=True)
+    return wait.result() if wait.done() and not wait.cancelled() else (None, True)
+
+
+async def _disconnect(request: Request[Any, Any, Any]) -> None:
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 async def _next_request(runtime: Runtime, owner_id: int, webhook_id: int, after: int,
