@@ -49,12 +49,17 @@ def stored(server: Server, sql: str, *args: Any) -> list[tuple[Any, ...]]:
         return conn.execute(sql.replace("?", "%s"), args).fetchall()
 
 
-def wait_until_listening(server: Server, node_id: str) -> None:
-    """Until the Listen request has committed ``webhooks.listening_until`` (a condition on the row)."""
+def wait_for_row(server: Server, sql: str, *args: Any) -> None:
+    """Until ``sql`` returns a row whose first value is truthy (a condition on the stored rows, polled)."""
     deadline = time.monotonic() + RUN_TIMEOUT / 1000
-    while not stored(server, "SELECT listening_until FROM webhooks WHERE node_id = ?", node_id)[0][0]:
-        assert time.monotonic() < deadline, "Listen did not start listening"
+    while not ((rows := stored(server, sql, *args)) and rows[0][0]):
+        assert time.monotonic() < deadline, f"no row for {sql} {args}"
         time.sleep(0.02)
+
+
+def wait_until_listening(server: Server, node_id: str) -> None:
+    """Until the Listen request has committed ``webhooks.listening_until``."""
+    wait_for_row(server, "SELECT listening_until FROM webhooks WHERE node_id = ?", node_id)
 
 
 def badge(page: Page, node: CanvasNode) -> Any:
@@ -150,6 +155,8 @@ def test_listen_activate_and_replay(page: Page, server: Server, page_errors: Pag
     reply = httpx.post(url, json={"name": "Bo"}, timeout=RUN_TIMEOUT / 1000)
     assert reply.status_code == 201, reply.text
     assert reply.json() == {"said": "Hello Bo"}
+    # the answer is written to the log after it was sent: once it is there, Refresh shows it
+    wait_for_row(server, "SELECT 1 FROM webhook_requests WHERE status = 201")
     page.locator("#webhook-panel").get_by_role("button", name="Refresh the requests").click()
     newest = page.locator("#webhook-log .webhook-request").first
     expect(newest).to_have_attribute("data-outcome", "ran")
@@ -186,10 +193,7 @@ def test_listen_activate_and_replay(page: Page, server: Server, page_errors: Pag
     webhook_panel.get_by_role("button", name="Listen", exact=True).click()
     wait_until_listening(server, hook.node_id)
     page.goto(f"{base}/workflows")
-    deadline = time.monotonic() + RUN_TIMEOUT / 1000
-    while stored(server, "SELECT listening_until FROM webhooks WHERE node_id = ?", hook.node_id) != [(None,)]:
-        assert time.monotonic() < deadline, "listening went on after the page was left"
-        time.sleep(0.02)
+    wait_for_row(server, "SELECT listening_until IS NULL FROM webhooks WHERE node_id = ?", hook.node_id)
 
     assert not page_errors.page_errors, "JavaScript errors:\n" + "\n".join(page_errors.page_errors)
     unexpected = [m for m in page_errors.console_errors if "status of 404" not in m]
