@@ -9,11 +9,15 @@ from nodes.if_ import If
 from nodes.if_v2 import IfV2
 from nodes.manual_trigger import ManualTrigger
 from nodes.merge import Merge
+from nodes.schedule_trigger import ScheduleTrigger
 from nodes.set import Set
 from nodes.sub_workflow import SubWorkflow
 from nodes.switch import Switch
 from nodes.wait import Wait
 
-NODE_TYPES = (ManualTrigger, Set, HttpRequest, If, Delay, IfV2, Switch, Merge, Wait, SubWorkflow)
+NODE_TYPES = (
+    ManualTrigger, Set, HttpRequest, If, Delay, IfV2, Switch, Merge, Wait, SubWorkflow,
+    ScheduleTrigger,
+)
 
 registry = Registry(NODE_TYPES)
