@@ -25,6 +25,7 @@ from croniter import croniter
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+FULL_DAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _TIME = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 MAX_WALK = 200_000
 """Cron wall times looked at before giving up (an expression that never fires, e.g. 30 February)."""
@@ -75,8 +76,7 @@ def parse_days(text: str) -> list[int]:
 
 def _day(name: str) -> int:
     key = name[:3]
-    if key not in DAY_NAMES or (len(name) > 3 and not "monday tuesday wednesday thursday friday saturday sunday"
-                                .split()[DAY_NAMES.index(key)].startswith(name)):
+    if key not in DAY_NAMES or not FULL_DAY_NAMES[DAY_NAMES.index(key)].startswith(name):
         raise ValueError(f"{name[:20]!r} is not a day: use mon, tue, wed, thu, fri, sat, sun, lists (mon, wed) "
                          "and ranges (mon-fri).")
     return DAY_NAMES.index(key)
