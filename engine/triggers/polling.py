@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("patchwire.polling")
 POLL_TRIGGER = "poll"
-LEASE_MARGIN = 30.0
+LEASE_MARGIN = 5.0
 """Seconds a poll's lease outlives its timeout: time to commit after a poll that used all of it."""
 MAX_BACKOFF = 3600.0
 DEFAULT_INTERVAL = 60.0
