@@ -88,6 +88,8 @@ class WorkerServices:
     vault: Vault | None = None
     """Opens credentials for the runs (``ctx.credentials``) and keeps OAuth tokens fresh (the periodic refresh
     pass, engine/credentials/oauth_upkeep.py); ``None``: nodes get no credentials."""
+    poll_timeout: float = 60.0
+    """Seconds one poll may take (a poll that takes longer counts as a failure)."""
     scheduler_every: float | None = 0.25
     """Seconds between the scheduler's passes (schedule slots and polls, engine/triggers/); ``None``: this
     worker runs no scheduler."""
@@ -415,7 +417,8 @@ def scheduler_for(queue: Queue, services: WorkerServices) -> Scheduler:
     """The worker's scheduler: every worker process runs one, the database decides who fires a slot."""
     return Scheduler(services.sessions, queue, services.registry, http=services.http, vault=services.vault,
                      job_timeout=job_timeout_for(services.execution_timeout), heartbeat=HEARTBEAT,
-                     announce=lambda changes: publish_all(services.sink, changes))
+                     announce=lambda changes: publish_all(services.sink, changes),
+                     poll_timeout=services.poll_timeout)
 
 
 def build_worker(queue: Queue, services: WorkerServices, *, concurrency: int = 10, in_process: bool = False,
