@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from engine.credentials.registry import CredentialRegistry
     from engine.credentials.sealing import KeyRing
     from engine.credentials.vault import Vault
+    from engine.graph import Graph
     from engine.settings import Settings
 
 HEARTBEAT = 5
@@ -160,11 +161,12 @@ async def _prepare(services: WorkerServices, execution_id: int, claim: Claim, le
     """The run of a claimed execution: its graph (read only on a cache miss) and workflow settings."""
     graph = await services.graphs.load(services.sessions, claim.version_id)
     execution_timeout = parse_workflow_settings(claim.settings).execution_timeout or services.execution_timeout
-    start_items = claim.input.get("items") if claim.trigger == SUB_TRIGGER else None
+    start_items = _start_items(services.registry, graph, claim)
     redactor = Redactor()
     run = Run(execution_id=execution_id, workflow_id=claim.workflow_id, graph=graph, registry=services.registry,
               store=services.store, sink=services.sink, http=services.http, trigger_input=claim.input,
               execution_timeout=execution_timeout, start_items=start_items, inline_wait=services.inline_wait,
+              trigger_node=claim.trigger_node,
               scope=frozenset(claim.scope) if claim.scope is not None else None,
               owner_id=claim.owner_id, started_at=claim.started_at, redactor=redactor,
               credentials=services.vault.for_run(claim.owner_id, redactor) if services.vault is not None else None,
@@ -176,6 +178,21 @@ async def _prepare(services: WorkerServices, execution_id: int, claim: Claim, le
     # over a dead holder's lease, reads what is there, as does a continuation or a retry from a failed node.
     run.resume = claim.has_history or claim.interruptions > 0 or (job is not None and job.attempts > 1)
     return run
+
+
+def _start_items(registry: Registry, graph: Graph, claim: Claim) -> list[Any] | None:
+    """The items the starting trigger node emits, when the input carries them: a sub-workflow's caller's
+    items, a poll's new items (also when a poll's execution is retried: its trigger node is a poll)."""
+    items = claim.input.get("items")
+    if not isinstance(items, list):
+        return None
+    if claim.trigger in (SUB_TRIGGER, "poll"):
+        return items
+    node = next((n for n in graph.nodes if n.id == claim.trigger_node), None) if claim.trigger_node else None
+    if node is not None and registry.has(node.type, node.version) \
+            and registry.get(node.type, node.version).trigger_kind == "poll":
+        return items
+    return None
 
 
 BUSY = "busy"
