@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 from saq import Queue
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -105,25 +105,32 @@ class Scheduler:
         return started
 
     async def run_forever(self, every: float = 0.25) -> None:
-        """Tick every ``every`` seconds. Polls run in tasks of their own, so a slow source never delays a slot."""
+        """Look every ``every`` seconds, and wake exactly when a slot seen coming within that time is due.
+        Polls run in tasks of their own, so a slow source never delays a slot."""
         while True:
+            pause = every
             try:
                 now = self.clock()
-                due = await self.due(now)
+                upcoming = await self.due(now, horizon=timedelta(seconds=every))
+                due = [t for t in upcoming if t.next_run_at <= now]
                 await self.fire_schedules([t for t in due if t.kind == "schedule"], now)
                 self.polls.start_in_background([t for t in due if t.kind == "poll"])
                 await self._maybe_prune(now)
+                if later := [t.next_run_at for t in upcoming if t.next_run_at > now]:
+                    pause = min(every, max(0.0, (min(later) - self.clock()).total_seconds()))
             except asyncio.CancelledError:
                 await self.polls.cancel()
                 raise
             except Exception:
                 log.warning("scheduler pass failed; trying again", exc_info=True)
-            await asyncio.sleep(every)
+            await asyncio.sleep(pause)
 
-    async def due(self, now: datetime) -> list[DueTrigger]:
-        """The schedule and poll triggers due at ``now`` of active, unpaused workflows, not leased by a poll."""
+    async def due(self, now: datetime, horizon: timedelta = timedelta(0)) -> list[DueTrigger]:
+        """The schedule and poll triggers due at ``now`` (or within ``horizon`` after it) of active, unpaused
+        workflows, not leased by a poll."""
         query = (select(*_DUE_COLUMNS).join(Workflow, Workflow.id == Trigger.workflow_id)
-                 .where(Trigger.next_run_at <= now, Trigger.kind.in_(("schedule", "poll")), Workflow.active.is_(True),
+                 .where(Trigger.next_run_at <= now + horizon, Trigger.kind.in_(("schedule", "poll")),
+                        Workflow.active.is_(True),
                         or_(Workflow.paused_until.is_(None), Workflow.paused_until <= now),
                         or_(Trigger.lease_until.is_(None), Trigger.lease_until < now.timestamp()))
                  .order_by(Trigger.next_run_at).limit(DUE_BATCH))
@@ -171,13 +178,6 @@ class Scheduler:
         async with self.sessions() as session:
             if not await self._advance(session, trigger, following, now):
                 return 0  # another worker fired it
-            claim = ScheduleSlot(workflow_id=trigger.workflow_id, node_id=trigger.node_id, slot_at=slot)
-            session.add(claim)
-            try:
-                await session.flush()
-            except IntegrityError:
-                await session.rollback()
-                return 0
             workflow = await session.get_one(Workflow, trigger.workflow_id)
             try:
                 execution = await create_execution(session, workflow, self.registry, input=item,
@@ -187,7 +187,13 @@ class Scheduler:
                 await self.record_failure(trigger, f"the slot {slot.isoformat()} could not start: {exc}", now,
                                           next_run_at=following)
                 return 0
-            claim.execution_id = execution.id
+            try:  # the slot's unique key: whatever raced, a second claim of this slot fails here
+                await session.execute(insert(ScheduleSlot).values(
+                    workflow_id=trigger.workflow_id, node_id=trigger.node_id, slot_at=slot,
+                    execution_id=execution.id, created_at=now))
+            except IntegrityError:
+                await session.rollback()
+                return 0
             name = workflow.name
             await session.commit()
         await self.enqueue([(execution, name)])
