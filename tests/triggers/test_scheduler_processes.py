@@ -47,13 +47,21 @@ class Site:
     owner_id: int
 
 
-@pytest.fixture(params=["embedded", pytest.param("postgres", marks=pytest.mark.postgres)])
+PROFILES = ["embedded", pytest.param("postgres", marks=pytest.mark.postgres)]
+WITH_REDIS = [*PROFILES, pytest.param("redis", marks=[pytest.mark.postgres, pytest.mark.redis])]
+
+
+@pytest.fixture(params=PROFILES)
 async def site(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Site]:
+    """A deployment of the profile: embedded (SQLite database and queue), postgres (PostgreSQL database and
+    queue), redis (PostgreSQL database, Redis queue and channels)."""
     if request.param == "embedded":
         data = tmp_path / "data"
         database_url, queue_url = f"sqlite:///{data / 'patchwire.db'}", f"sqlite:///{data / 'queue.db'}"
     else:
         database_url = queue_url = request.getfixturevalue("postgres_url")
+    if request.param == "redis":
+        queue_url = request.getfixturevalue("redis_url")
     deployment = TriggerDeployment(request.param, tmp_path, database_url, queue_url)
     deployment.cli("migrate")
     deployment.cli("createuser", "owner@example.com", "--password-stdin", stdin="a long enough password\n")
@@ -107,6 +115,7 @@ def once_per_slot(executions: list[Execution]) -> Counter[tuple[int, str]]:
     return Counter((e.workflow_id, e.input["timestamp"]) for e in executions)
 
 
+@pytest.mark.parametrize("site", WITH_REDIS, indirect=True)
 async def test_three_workers_race_for_the_same_slots_and_each_runs_once(site: Site) -> None:
     workers = await start_workers(site, 3)
     try:
