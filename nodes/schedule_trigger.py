@@ -16,6 +16,7 @@ from engine.contract import Item, NodeContext, NodeResult, ScheduleTriggerType
 from nodes import schedules
 
 MIN_INTERVAL = 10.0
+MAX_INTERVAL = 366 * 86_400
 UNIT_SECONDS = {"seconds": 1, "minutes": 60, "hours": 3600}
 
 
@@ -46,6 +47,8 @@ class ScheduleTriggerConfig(msgspec.Struct, forbid_unknown_fields=True):
         _check(errors, "timezone", lambda: schedules.zone(self.timezone))
         if self.mode == "interval" and self.every * UNIT_SECONDS[self.unit] < MIN_INTERVAL:
             errors["every"] = f"At least {MIN_INTERVAL:g} seconds between runs."
+        elif self.mode == "interval" and self.every * UNIT_SECONDS[self.unit] > MAX_INTERVAL:
+            errors["every"] = "At most 366 days between runs; use a date-time (once) or cron for rarer runs."
         elif self.mode == "times":
             _check(errors, "times", lambda: schedules.parse_times(self.times))
             _check(errors, "days", lambda: schedules.parse_days(self.days))

@@ -21,7 +21,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
+from croniter import CroniterError, croniter
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -92,6 +92,10 @@ def check_cron(expression: str) -> str:
     if len(normalised) > 200 or not croniter.is_valid(normalised):
         raise ValueError(f"{normalised[:60]!r} is not a valid cron expression (minute 0-59, hour 0-23, day 1-31, "
                          "month 1-12 or jan-dec, weekday 0-6 or sun-sat; * , - / allowed).")
+    try:
+        croniter(normalised, datetime(2000, 1, 1)).get_next(datetime)
+    except CroniterError:
+        raise ValueError(f"{normalised[:60]!r} never fires (e.g. 30 February): check the day and the month.") from None
     return normalised
 
 
@@ -147,7 +151,10 @@ def _next_one(expression: str, tz: ZoneInfo, after: datetime, both_folds: bool) 
     walk = croniter(expression, start)
     best: datetime | None = None
     for _ in range(MAX_WALK):
-        wall = walk.get_next(datetime)
+        try:
+            wall = walk.get_next(datetime)
+        except (CroniterError, OverflowError):  # no later date (or past year 9999)
+            return best
         candidates = _instants(wall, tz, both_folds)
         if best is not None and candidates[0] >= best:
             return best
@@ -180,6 +187,9 @@ def parse_local(text: str, tz: ZoneInfo) -> datetime:
     except ValueError:
         raise ValueError(f"{text.strip()[:40]!r} is not a date-time: use 2030-01-31T09:00 (in the trigger's time "
                          "zone) or add an offset such as +01:00.") from None
-    if when.tzinfo is not None:
-        return when.astimezone(UTC)
-    return _instants(when.replace(second=when.second, microsecond=0), tz, both_folds=False)[0]
+    try:
+        if when.tzinfo is not None:
+            return when.astimezone(UTC)
+        return _instants(when.replace(microsecond=0), tz, both_folds=False)[0]
+    except (OverflowError, ValueError):
+        raise ValueError(f"{text.strip()[:40]!r} is out of range: use a date between the years 1 and 9999.") from None

@@ -35,7 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from engine.changes import Announce, announce_created
 from engine.config import parse_config
 from engine.contract import ScheduleTriggerType
-from engine.errors import ConfigError, GraphError, RegistryError, WorkflowPaused
+from engine.errors import GraphError, WorkflowPaused
 from engine.executions import create_execution, enqueue_execution
 from engine.models import Execution, ScheduleSlot, Trigger, Workflow
 from engine.registry import Registry
@@ -177,27 +177,31 @@ class Scheduler:
     async def fire(self, session: AsyncSession, trigger: DueTrigger, now: datetime) -> tuple[Execution, str] | None:
         """Fire one due schedule slot in ``session`` (or apply the missed-slot policy): the execution it started."""
         try:
-            node_type, config = self.node_and_config(trigger)
-        except (RegistryError, ConfigError) as exc:
-            await self._record_failure(session, trigger, f"cannot read the trigger's config: {exc}", now,
-                                       next_run_at=now + FAILED_START_RETRY)
+            plan = self._plan(trigger, now)
+        except Exception as exc:  # a config that no longer reads, a node type gone, a calendar the code refuses
+            await self._record_failure(session, trigger, f"cannot compute the trigger's slots: "
+                                       f"{type(exc).__name__}: {exc}", now, next_run_at=now + FAILED_START_RETRY)
             return None
+        slot, missed, following, zone = plan
+        if slot is None:  # missed slots skipped
+            if await self._advance(session, trigger, following, now):
+                log.info("schedule trigger %s: missed slots since %s skipped (next: %s)", trigger.id,
+                         trigger.next_run_at.isoformat(), following.isoformat() if following else "none")
+            return None
+        return await self._start_slot(session, trigger, slot, slot_item(slot, zone, missed=missed), following, now)
+
+    def _plan(self, trigger: DueTrigger, now: datetime) -> tuple[datetime | None, bool, datetime | None, str]:
+        """(the slot to run — ``None``: skip the missed ones —, whether it was missed, the slot after, the zone)."""
+        node_type, config = self.node_and_config(trigger)
         if not isinstance(node_type, ScheduleTriggerType):
-            await self._record_failure(session, trigger, f"node type {trigger.node_type!r} is not a schedule", now,
-                                       next_run_at=None)
-            return None
-        slot, missed = trigger.next_run_at, now - trigger.next_run_at > GRACE
-        if missed:
-            latest = latest_slot(node_type, config, trigger.next_run_at, now)
-            if node_type.missed_policy(config) != "latest" or latest is None:
-                following = node_type.next_slot(config, now)
-                if await self._advance(session, trigger, following, now):
-                    log.info("schedule trigger %s: missed slots since %s skipped (next: %s)", trigger.id,
-                             trigger.next_run_at.isoformat(), following.isoformat() if following else "none")
-                return None
-            slot = latest
-        item = slot_item(slot, getattr(config, "timezone", "UTC"), missed=missed)
-        return await self._start_slot(session, trigger, slot, item, node_type.next_slot(config, slot), now)
+            raise TypeError(f"node type {trigger.node_type!r} is not a schedule")
+        zone = str(getattr(config, "timezone", "UTC"))
+        if now - trigger.next_run_at <= GRACE:
+            return trigger.next_run_at, False, node_type.next_slot(config, trigger.next_run_at), zone
+        latest = latest_slot(node_type, config, trigger.next_run_at, now)
+        if node_type.missed_policy(config) != "latest" or latest is None:
+            return None, True, node_type.next_slot(config, now), zone
+        return latest, True, node_type.next_slot(config, latest), zone
 
     def node_and_config(self, trigger: DueTrigger) -> tuple[Any, Any]:
         node_type = self.registry.get(trigger.node_type, trigger.node_version)()

@@ -128,6 +128,9 @@ def test_one_time_date_in_the_zone_then_no_more() -> None:
     ({"mode": "times", "days": "mon-funday"}, "days", "'funday' is not a day"),
     ({"mode": "once", "at": "next tuesday"}, "at", "is not a date-time"),
     ({"mode": "hourly"}, "mode", "Invalid enum value 'hourly'"),
+    ({"mode": "cron", "cron": "0 0 30 2 *"}, "cron", "'0 0 30 2 *' never fires"),
+    ({"mode": "once", "at": "9999-12-31T23:59", "timezone": "America/New_York"}, "at", "is out of range"),
+    ({"mode": "interval", "every": "1000000", "unit": "hours"}, "every", "At most 366 days"),
 ])
 def test_bad_config_is_a_precise_field_error(raw: dict[str, str], field: str, message: str) -> None:
     with pytest.raises(ConfigError) as caught:
