@@ -192,3 +192,22 @@ def test_activation_needs_the_csrf_token(browser: Browser, db_call: Any) -> None
     forged = browser.post(f"/workflows/{wid}/activate", headers={"x-csrftoken": "forged"})
     assert forged.status_code == 403
     assert not workflow(db_call, wid).active and triggers(db_call, wid) == []
+
+
+def test_deleting_an_active_workflow_deletes_its_triggers(browser: Browser, db_call: Any) -> None:
+    browser.register("act-delete@example.com")
+    wid, _ = scheduled(browser)
+    assert browser.post(f"/workflows/{wid}/activate").status_code == 200 and len(triggers(db_call, wid)) == 1
+    assert browser.delete(f"/workflows/{wid}").status_code == 200
+    assert workflow(db_call, wid) is None and triggers(db_call, wid) == []
+
+
+def test_api_clients_get_json(browser: Browser, db_call: Any) -> None:
+    browser.register("act-api@example.com")
+    wid, _ = scheduled(browser)
+    on = browser.post(f"/workflows/{wid}/activate", htmx=False, headers={"accept": "application/json"})
+    assert on.status_code == 200 and on.headers["content-type"].startswith("application/json")
+    [trigger] = triggers(db_call, wid)
+    assert on.json() == {"id": wid, "active": True, "next_run": trigger.next_run_at.isoformat(), "failing": []}
+    off = browser.post(f"/workflows/{wid}/deactivate", htmx=False, headers={"accept": "application/json"})
+    assert off.json() == {"id": wid, "active": False, "next_run": None, "failing": []}

@@ -107,13 +107,13 @@ class ActivationService:
 class ActivationController(Controller):
     path = "/workflows"
 
-    @post("/{workflow_id:int}/activate")
+    @post("/{workflow_id:int}/activate", status_code=200)
     async def activate(self, request: Request[Any, Any, Any], workflows: NamedDependency[WorkflowService],
                        credentials: NamedDependency[CredentialService], workflow_id: FromPath[int]) -> Response[Any]:
         service = ActivationService(workflows, credentials)
         return await _switched(request, service, await service.activate(workflow_id, request.user.id))
 
-    @post("/{workflow_id:int}/deactivate")
+    @post("/{workflow_id:int}/deactivate", status_code=200)
     async def deactivate(self, request: Request[Any, Any, Any], workflows: NamedDependency[WorkflowService],
                          credentials: NamedDependency[CredentialService], workflow_id: FromPath[int]) -> Response[Any]:
         service = ActivationService(workflows, credentials)
