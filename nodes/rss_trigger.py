@@ -96,7 +96,8 @@ def entry_item(entry: Any, feed: dict[str, str], url: str) -> Item:
         "title": title,
         "link": urljoin(url, link) if link else "",
         "published": _iso(entry.get("published_parsed")),
-        "updated": _iso(entry.get("updated_parsed")),
+        # dict.get: feedparser's own get maps a missing updated_parsed to published_parsed, with a warning
+        "updated": _iso(dict.get(entry, "updated_parsed")),
         "summary": entry.get("summary") or "",
         "author": entry.get("author") or "",
         "categories": [tag.get("term") for tag in entry.get("tags") or [] if tag.get("term")],

@@ -72,7 +72,7 @@ class Mailbox:
         self.messages: list[FakeMessage] = []
         self.labels: dict[str, str] = {name: name for name in SYSTEM_LABELS}  # id → name
         self.history_id = 1000
-        self.failures: list[int] = []  # statuses the next API requests answer with (tests/fakes/gmail.py)
+        self.failures: list[int | None] = []  # statuses the next API requests answer with (tests/fakes/gmail.py)
 
     def add(self, subject: str, *, sender: str = "Grace Hopper <grace@example.com>", to: str = "ada@example.com",
             text: str = "", html: str | None = None, labels: tuple[str, ...] = ("INBOX", "UNREAD"),
@@ -102,9 +102,10 @@ class Mailbox:
         self.labels[label_id] = name_or_id
         return label_id
 
-    def fail_next(self, status: int, count: int = 1) -> None:
-        """The next ``count`` Gmail API requests answer ``status`` with Google's error body."""
-        self.failures += [status] * count
+    def fail_next(self, status: int, count: int = 1, *, after: int = 0) -> None:
+        """The next ``count`` Gmail API requests answer ``status`` with Google's error body (after ``after``
+        requests answered as usual)."""
+        self.failures += [None] * after + [status] * count
 
     def take_failure(self) -> int | None:
         return self.failures.pop(0) if self.failures else None
