@@ -15,7 +15,6 @@ are ANDed (no ``OR`` / braces). Like Gmail, spam and trash are left out unless `
 from __future__ import annotations
 
 import base64
-import secrets
 import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -43,6 +42,7 @@ class FakeMessage:
     html: str | None
     internal_date: int  # milliseconds since the epoch, as Gmail keeps it
     history_id: int
+    seq: int = 0  # order of delivery: ties of internalDate are listed newest delivered first
     extra_headers: dict[str, str] = field(default_factory=dict)
 
     def headers(self) -> list[dict[str, str]]:
@@ -79,12 +79,13 @@ class Mailbox:
             received_at: float | None = None, thread_id: str | None = None) -> FakeMessage:
         """A message delivered now (or at ``received_at``, epoch seconds); its labels by id or name."""
         self.history_id += 1
-        message_id = format(int((received_at or self.clock()) * 1000) << 12 | secrets.randbelow(4096), "x")
+        seq = len(self.messages)
+        message_id = format(int((received_at or self.clock()) * 1000) << 12 | seq % 4096, "x")
         message = FakeMessage(id=message_id, thread_id=thread_id or message_id,
                               label_ids=[self.label_id(name) for name in labels], sender=sender, to=to,
                               subject=subject, text=text or f"Body of {subject}", html=html,
                               internal_date=int((received_at if received_at is not None else self.clock()) * 1000),
-                              history_id=self.history_id)
+                              history_id=self.history_id, seq=seq)
         self.messages.append(message)
         return message
 
@@ -126,7 +127,7 @@ class Mailbox:
                  and (include_spam_trash or scope_given or not {"SPAM", "TRASH"} & set(m.label_ids) or
                       {"SPAM", "TRASH"} & set(wanted))
                  and all(self._matches(m, term) for term in terms)]
-        return sorted(found, key=lambda m: (m.internal_date, m.id), reverse=True)
+        return sorted(found, key=lambda m: (m.internal_date, m.seq), reverse=True)
 
     def _matches(self, message: FakeMessage, term: str) -> bool:
         if term.startswith("-") and len(term) > 1:
