@@ -31,6 +31,7 @@ from nodes.polling import (
     raise_for_status,
     remember,
     seen_of,
+    split_new,
 )
 
 PATH_PART = "a name of letters, digits, _ or -, or a list index"
@@ -86,17 +87,11 @@ class HttpPollTrigger(PollTriggerType):
         elements = list_at(await self._get_json(ctx, config, url), config.items_path.strip(), url)
         keyed = [(key_of(element_key(element, config.key_field.strip(), index, url)), element)
                  for index, element in enumerate(elements)]
-        cursor = {"seen": remember(seen_of(state), [key for key, _ in keyed])}
         if state is None:
             ctx.logger.info("%s: baseline of %d elements", url, len(keyed))
-            return PollResult([], cursor)
-        seen = set(seen_of(state))
-        new, taken = [], set()
-        for key, element in keyed:
-            if key not in seen and key not in taken:
-                taken.add(key)
-                new.append(element)
-        return PollResult(new, cursor)
+            return PollResult([], {"seen": remember([], [key for key, _ in keyed])})
+        new, later = split_new(keyed, set(seen_of(state)))
+        return PollResult(new, {"seen": remember(seen_of(state), [key for key, _ in keyed if key not in later])})
 
     async def _get_json(self, ctx: PollContext, config: HttpPollTriggerConfig, url: str) -> Any:
         headers = {h.name: h.value for h in config.headers}

@@ -32,6 +32,9 @@ SEEN_LIMIT = 500
 """Ids of earlier polls kept besides those the source lists now."""
 MAX_LISTED = 10_000
 """A source listing more entries than this is refused (its cursor would not stay small)."""
+MAX_NEW_PER_POLL = 500
+"""New entries one poll hands on (below the scheduler's limit per execution); the rest stay new for the next
+poll: ``split_new`` keeps them out of the cursor."""
 MAX_BODY_BYTES = 5 * 1024 * 1024
 MAX_REDIRECTS = 5
 FETCH_TIMEOUT = 30.0
@@ -62,6 +65,22 @@ def remember(before: Iterable[str], current: Iterable[str], limit: int = SEEN_LI
     room = max(0, limit - len(kept))
     kept += [key for key in dict.fromkeys(before) if key not in listed][:room]
     return kept
+
+
+def split_new(keyed: list[tuple[str, Any]], seen: set[str], limit: int = MAX_NEW_PER_POLL,
+              ) -> tuple[list[Any], set[str]]:
+    """The new values of ``(key, value)`` pairs (first of each key, in order), at most ``limit``; and the keys of
+    the new ones left for a later poll (they must not be remembered as seen)."""
+    new, taken, later = [], set(), set()
+    for key, value in keyed:
+        if key in seen or key in taken or key in later:
+            continue
+        if len(new) < limit:
+            taken.add(key)
+            new.append(value)
+        else:
+            later.add(key)
+    return new, later
 
 
 def seen_of(state: Mapping[str, Any] | None) -> list[str]:

@@ -20,7 +20,7 @@ import msgspec
 
 from engine.contract import Item, PollContext, PollResult, PollTriggerType
 from engine.errors import NodeError
-from nodes.polling import IntervalMinutes, fetch, interval_seconds, raise_for_status, remember, seen_of
+from nodes.polling import IntervalMinutes, fetch, interval_seconds, raise_for_status, remember, seen_of, split_new
 
 ACCEPT = "application/rss+xml, application/atom+xml, application/xml;q=0.9, text/xml;q=0.8, */*;q=0.1"
 
@@ -56,15 +56,17 @@ class RssTrigger(PollTriggerType):
             return PollResult([], state)
         raise_for_status(fetched, f"the feed {url}")
         entries = parse_feed(fetched.content, fetched.headers.get("content-type", ""), url)
-        ids = [entry["id"] for entry in entries]
-        cursor = {"etag": fetched.headers.get("etag"), "modified": fetched.headers.get("last-modified"),
-                  "seen": remember(seen_of(state), ids)}
+        validators = {"etag": fetched.headers.get("etag"), "modified": fetched.headers.get("last-modified")}
         if state is None:
-            ctx.logger.info("feed %s: baseline of %d entries", url, len(ids))
-            return PollResult([], cursor)
-        seen = set(seen_of(state))
-        new = [entry for entry in entries if entry["id"] not in seen]
-        return PollResult(oldest_first(new), cursor)
+            ctx.logger.info("feed %s: baseline of %d entries", url, len(entries))
+            return PollResult([], {**validators, "seen": remember([], [entry["id"] for entry in entries])})
+        # oldest first, so that entries left for the next poll (beyond the limit) are the newest ones
+        new, later = split_new([(entry["id"], entry) for entry in oldest_first(entries)], set(seen_of(state)))
+        current = [entry["id"] for entry in entries if entry["id"] not in later]
+        # a feed that changed but still has entries for later must be read again in full: no validators then
+        cursor = {**(validators if not later else {"etag": None, "modified": None}),
+                  "seen": remember(seen_of(state), current)}
+        return PollResult(new, cursor)
 
 
 def _conditional(state: dict[str, Any] | None) -> dict[str, str]:

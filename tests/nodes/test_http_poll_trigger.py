@@ -21,7 +21,7 @@ from engine.migrate import upgrade_async
 from engine.netguard import outbound_client, parse_networks
 from nodes.credentials import credential_registry
 from nodes.http_poll_trigger import HttpPollTrigger
-from nodes.polling import SEEN_LIMIT
+from nodes.polling import MAX_NEW_PER_POLL, SEEN_LIMIT
 from tests import credential_factories as factories
 from tests.fakes.feeds import FeedServer
 from tests.nodes.poll_support import poll, poll_context
@@ -157,3 +157,16 @@ def test_config_is_checked() -> None:
     assert set(caught.value.field_errors) == {"url", "key_field", "items_path"}
     config = parse_config(HttpPollTrigger.Config, {"url": "https://api.example.com/x"})
     assert HttpPollTrigger().interval(config) == 300 and config.key_field == "id"
+
+
+async def test_more_new_elements_than_one_poll_hands_on_come_with_the_next(feed_server: FeedServer) -> None:
+    url = feed_server.put("/burst", "[]", JSON)
+    async with poll_context() as ctx:
+        state = (await poll(HttpPollTrigger, ctx, {"url": url}, None)).state
+        feed_server.put("/burst", json.dumps([{"id": n} for n in range(MAX_NEW_PER_POLL + 20)]), JSON)
+        first = await poll(HttpPollTrigger, ctx, {"url": url}, state)
+        second = await poll(HttpPollTrigger, ctx, {"url": url}, first.state)
+        third = await poll(HttpPollTrigger, ctx, {"url": url}, second.state)
+    assert [i["id"] for i in first.items] == list(range(MAX_NEW_PER_POLL))
+    assert [i["id"] for i in second.items] == list(range(MAX_NEW_PER_POLL, MAX_NEW_PER_POLL + 20))
+    assert third.items == []

@@ -6,7 +6,7 @@ import pytest
 
 from engine.config import parse_config
 from engine.errors import ConfigError, NodeError
-from nodes.polling import SEEN_LIMIT
+from nodes.polling import MAX_NEW_PER_POLL, SEEN_LIMIT
 from nodes.rss_trigger import RssTrigger
 from tests.fakes.feeds import FeedServer, atom, rss
 from tests.nodes.poll_support import poll, poll_context
@@ -133,3 +133,17 @@ def test_config_is_checked() -> None:
         parse_config(RssTrigger.Config, {"url": "ftp://example.com/feed"})
     assert caught.value.field_errors == {"url": "Enter a full http:// or https:// URL."}
     assert RssTrigger().interval(parse_config(RssTrigger.Config, {"url": "https://example.com/f"})) == 900
+
+
+async def test_more_new_entries_than_one_poll_hands_on_come_with_the_next(feed_server: FeedServer) -> None:
+    url = feed_server.put("/burst.xml", rss([]))
+    async with poll_context() as ctx:
+        state = (await poll(RssTrigger, ctx, {"url": url}, None)).state
+        feed_server.put("/burst.xml", rss([entry(n) for n in range(MAX_NEW_PER_POLL + 20, 0, -1)]))
+        first = await poll(RssTrigger, ctx, {"url": url}, state)
+        assert first.state["etag"] is None, "the feed must be read in full again"
+        second = await poll(RssTrigger, ctx, {"url": url}, first.state)
+        third = await poll(RssTrigger, ctx, {"url": url}, second.state)
+    assert [i["id"] for i in first.items] == [f"post-{n}" for n in range(1, MAX_NEW_PER_POLL + 1)]
+    assert [i["id"] for i in second.items] == [f"post-{n}" for n in range(MAX_NEW_PER_POLL + 1, MAX_NEW_PER_POLL + 21)]
+    assert third.items == [] and third.state["etag"]
