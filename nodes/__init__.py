@@ -12,6 +12,7 @@ from nodes.if_v2 import IfV2
 from nodes.manual_trigger import ManualTrigger
 from nodes.merge import Merge
 from nodes.rss_trigger import RssTrigger
+from nodes.schedule_trigger import ScheduleTrigger
 from nodes.set import Set
 from nodes.sub_workflow import SubWorkflow
 from nodes.switch import Switch
@@ -19,6 +20,7 @@ from nodes.wait import Wait
 
 NODE_TYPES = (
     ManualTrigger, Set, HttpRequest, If, Delay, IfV2, Switch, Merge, Wait, SubWorkflow,
+    ScheduleTrigger,
     GmailTrigger,
     RssTrigger,
     HttpPollTrigger,
