@@ -175,3 +175,16 @@ def test_config_is_checked() -> None:
     assert caught.value.field_errors == {"label_ids": "'label!' is not a label id (letters, digits, _ and -)."}
     config = parse_config(GmailTrigger.Config, {"credential": 3, "label_ids": "INBOX,UNREAD  Label_2"})
     assert config.labels() == ["INBOX", "UNREAD", "Label_2"] and GmailTrigger().interval(config) == 60
+
+
+async def test_api_base_follows_the_settings_and_only_for_oauth_credentials(gmail: Gmail) -> None:
+    credentials = gmail.vault.for_run(gmail.owner_id, Redactor())
+    assert await credentials.api_base(gmail.credential_id) == gmail.fake.base("google")
+    async with gmail.vault.sessions.begin() as db:
+        bearer = await factories.credential(db, gmail.vault.ring, gmail.owner_id, type_name="http_bearer",
+                                            secret={"token": "t"})
+    with pytest.raises(CredentialRefused, match="has no OAuth access token"):
+        await credentials.api_base(bearer.id)
+    named = for_node(credentials, parse_config(GmailTrigger.Config, {"credential": gmail.credential_id}), "Gmail")
+    with pytest.raises(CredentialRefused, match="may use only the credentials its config names"):
+        await named.api_base(bearer.id)
