@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from engine.config import parse_config
@@ -147,3 +150,15 @@ async def test_more_new_entries_than_one_poll_hands_on_come_with_the_next(feed_s
     assert [i["id"] for i in first.items] == [f"post-{n}" for n in range(1, MAX_NEW_PER_POLL + 1)]
     assert [i["id"] for i in second.items] == [f"post-{n}" for n in range(MAX_NEW_PER_POLL + 1, MAX_NEW_PER_POLL + 21)]
     assert third.items == [] and third.state["etag"]
+
+
+async def test_a_feed_cannot_make_the_worker_read_a_file(feed_server: FeedServer, tmp_path: Path) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOP-SECRET-7f3a")
+    doctype = f'<!DOCTYPE rss [<!ENTITY xxe SYSTEM "file://{secret}">]>'
+    body = rss([entry(1)]).replace('<rss version="2.0">', doctype + '<rss version="2.0">', 1)
+    body = body.replace("<title>Post 1</title>", "<title>Post 1 &xxe;</title>")
+    url = feed_server.put("/xxe.xml", body)
+    async with poll_context() as ctx:
+        baseline = await poll(RssTrigger, ctx, {"url": url}, {"seen": []})
+    assert "TOP-SECRET" not in json.dumps(baseline.items) and baseline.items[0]["title"].startswith("Post 1")
