@@ -84,8 +84,9 @@ class GmailTrigger(PollTriggerType):
             ctx.logger.info("Gmail: baseline of %d messages", len(listed))
             return PollResult([], {"after": after, "seen": remember([], listed)})
         seen = seen_of(state)
-        listed = await api.list_ids(_query(config, after), config.labels(), set(seen))
-        fresh = [message_id for message_id in reversed(listed) if message_id not in set(seen)]
+        known = set(seen)
+        listed = await api.list_ids(_query(config, after), config.labels(), known)
+        fresh = [message_id for message_id in reversed(listed) if message_id not in known]
         taken = fresh[:MAX_NEW_PER_POLL]
         messages = await api.messages(taken, simplify=config.simplify)
         later = set(fresh[MAX_NEW_PER_POLL:])
