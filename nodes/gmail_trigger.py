@@ -100,7 +100,10 @@ def _after_of(state: dict[str, Any] | None) -> int | None:
 
 
 def _query(config: GmailTriggerConfig, after: int) -> str:
-    return f"{config.query.strip()} after:{after}".strip()
+    """The search with the baseline's bound; the user's part in parentheses, so that an ``OR`` in it stays
+    inside (Gmail binds ``OR`` tighter than the implicit AND, but a ``{…}`` or ``-`` must not swallow ``after:``)."""
+    query = config.query.strip()
+    return f"({query}) after:{after}" if query else f"after:{after}"
 
 
 class GmailApi:

@@ -8,8 +8,8 @@ Search (``q``): ``from:``, ``to:``, ``subject:``, ``label:`` (a label's name or 
 important``, ``in:inbox|sent|trash|spam|anywhere``, ``after:`` / ``before:`` (epoch seconds or
 ``yyyy/mm/dd``), quoted phrases, a leading ``-`` negates; any other word (or unknown ``operator:value``)
 must appear in the subject, the addresses or the body (case-insensitive), as Gmail treats it. Several terms
-are ANDed (no ``OR`` / braces). Like Gmail, spam and trash are left out unless ``includeSpamTrash`` or
-``in:`` asks for them. Lists are newest first (``internalDate``).
+are ANDed (no ``OR`` / braces; parentheses are ignored). Like Gmail, spam and trash are left out unless
+``includeSpamTrash`` or ``in:`` asks for them. Lists are newest first (``internalDate``).
 """
 
 from __future__ import annotations
@@ -117,7 +117,7 @@ class Mailbox:
     def search(self, q: str, label_ids: list[str], include_spam_trash: bool) -> list[FakeMessage]:
         """Matching messages, newest first. ``ValueError`` for an unknown label id or a query that cannot be read
         (unbalanced quotes)."""
-        terms = shlex.split(q, posix=True) if q.strip() else []
+        terms = [t for t in (term.strip("()") for term in shlex.split(q, posix=True)) if t] if q.strip() else []
         wanted = [found for x in label_ids if (found := self.find_label(x)) is not None]
         if len(wanted) != len(label_ids):
             raise ValueError(f"Invalid label: {next(x for x in label_ids if self.find_label(x) is None)}")

@@ -42,6 +42,7 @@ def test_list_is_newest_first_with_search_and_labels(fake_providers: FakeProvide
     assert ids(call(fake_providers, token, params={"includeSpamTrash": "true"}))[0] == spam.id
     assert ids(call(fake_providers, token, params={"q": "from:billing@acme.test"})) == [new.id, old.id]
     assert ids(call(fake_providers, token, params={"q": "invoice -subject:13"})) == [old.id]
+    assert ids(call(fake_providers, token, params={"q": "(invoice) -subject:13"})) == [old.id]
     assert ids(call(fake_providers, token, params={"q": "is:read"})) == [work.id, read.id]
     assert ids(call(fake_providers, token, params={"q": f"after:{int(now - 50)}"})) == [work.id, read.id, new.id]
     assert ids(call(fake_providers, token, params={"labelIds": ["INBOX", "UNREAD"]})) == [new.id, old.id]
