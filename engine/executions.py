@@ -21,8 +21,10 @@ from engine.registry import Registry
 from engine.subworkflows import SUB_WORKFLOW_TYPE, called_workflows, check_calls
 
 JOB_FUNCTION = "run_execution"
-MANUAL_TRIGGERS = ("manual", "cli", "retry")
-"""Started by a person: allowed while the circuit breaker pauses the workflow's automatic triggers."""
+MANUAL_TRIGGERS = ("manual", "cli", "retry", "replay", "listen")
+"""Started by a person: allowed while the circuit breaker pauses the workflow's automatic triggers.
+``replay``: a logged webhook request replayed into a draft run from the editor; ``listen``: a request captured
+while someone listens to an inactive workflow's webhook (it runs the draft)."""
 
 
 async def load_graph(session: AsyncSession, workflow_id: int) -> Graph:
@@ -239,7 +241,7 @@ async def create_retry(session: AsyncSession, original: Execution, *, from_faile
         raise ValueError(f"execution {original.id} is {original.status}; only failed executions are retried")
     retry = Execution(workflow_id=original.workflow_id, owner_id=original.owner_id, version_id=original.version_id,
                       status="queued", trigger="retry", input=original.input, retry_of_id=original.id,
-                      scope=original.scope)
+                      scope=original.scope, trigger_node=original.trigger_node)
     session.add(retry)
     await session.flush()
     scope = set(original.scope) if original.scope is not None else None

@@ -74,7 +74,11 @@ class Run:
     """The limits of every ``{{ }}`` evaluation of this run (engine/expressions/budget.py)."""
     execution_timeout: float | None = None
     start_items: list[Item] | None = None
-    """What trigger nodes emit; default: one item, the trigger input. A sub-workflow gets its caller's items."""
+    """What trigger nodes emit; default: one item, the trigger input. A sub-workflow gets its caller's items,
+    a poll the new items it found."""
+    trigger_node: str | None = None
+    """The trigger node that fired (a webhook, schedule or poll): only it starts; the other trigger nodes,
+    and what only they feed, are skipped. ``None``: every trigger node starts (Run, the CLI, a sub-workflow)."""
     sub_workflows: SubWorkflows | None = None
     inline_wait: float = INLINE_WAIT
     """Waits and back-offs up to this long are slept in the job; longer ones suspend the execution."""
@@ -409,7 +413,8 @@ def _predecessors_settled(run: Run, node_id: str) -> bool:
 
 
 def _is_start(run: Run, node: NodeSpec) -> bool:
-    return not run.incoming(node.id) and run.registry.get(node.type, node.version).is_trigger
+    return (not run.incoming(node.id) and run.registry.get(node.type, node.version).is_trigger
+            and (run.trigger_node is None or node.id == run.trigger_node))
 
 
 def _live_inputs(run: Run, node_id: str) -> bool:

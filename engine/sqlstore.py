@@ -90,6 +90,8 @@ class Claim:
     created_at: float | None = None
     workflow_name: str | None = None
     """For the execution's first change of this job: the fixed part of its row (engine/changes.py)."""
+    trigger_node: str | None = None
+    """The trigger node that fired (a webhook, schedule or poll): only it starts (``Execution.trigger_node``)."""
 
 
 @dataclass
@@ -139,7 +141,7 @@ class SQLRunStore:
             return None
         workflow_id, version_id, owner_id, trigger, input_, interruptions, settings, has_history, scope, *times = row
         return Claim(workflow_id, version_id, owner_id, trigger, input_, interruptions, settings, bool(has_history),
-                     scope, _epoch(times[0]), _epoch(times[1]), times[2])
+                     scope, _epoch(times[0]), _epoch(times[1]), times[2], times[3])
 
     async def renew_lease(self, execution_id: int, children: set[int], token: str, *, lease: float) -> bool:
         """Extend the lease of the execution and of the ``children`` (sub-workflow executions sharing its
@@ -358,7 +360,8 @@ CLAIM = f"""UPDATE executions SET lease_token = {{p}}2, lease_until = {{p}}4, st
         (SELECT settings FROM workflows WHERE workflows.id = executions.workflow_id),
         EXISTS (SELECT 1 FROM node_runs WHERE node_runs.execution_id = executions.id)
         OR EXISTS (SELECT 1 FROM execution_events WHERE execution_events.execution_id = executions.id),
-        scope, started_at, created_at, (SELECT name FROM workflows WHERE workflows.id = executions.workflow_id)"""
+        scope, started_at, created_at, (SELECT name FROM workflows WHERE workflows.id = executions.workflow_id),
+        trigger_node"""
 """Parameters: execution id, token, now, lease until, started at. SET expressions see the row as it was
 (``lease_token IS NULL``: the previous job released its lease); RETURNING sees it as it is now."""
 

@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from engine.credentials.registry import CredentialRegistry
     from engine.credentials.sealing import KeyRing
     from engine.credentials.vault import Vault
+    from engine.graph import Graph
     from engine.settings import Settings
 
 HEARTBEAT = 5
@@ -88,6 +89,8 @@ class WorkerServices:
     vault: Vault | None = None
     """Opens credentials for the runs (``ctx.credentials``) and keeps OAuth tokens fresh (the periodic refresh
     pass, engine/credentials/oauth_upkeep.py); ``None``: nodes get no credentials."""
+    poll_timeout: float = 60.0
+    """Seconds one poll may take (a poll that takes longer counts as a failure)."""
     scheduler_every: float | None = 0.25
     """Seconds between the scheduler's passes (schedule slots and polls, engine/triggers/); ``None``: this
     worker runs no scheduler."""
@@ -158,11 +161,12 @@ async def _prepare(services: WorkerServices, execution_id: int, claim: Claim, le
     """The run of a claimed execution: its graph (read only on a cache miss) and workflow settings."""
     graph = await services.graphs.load(services.sessions, claim.version_id)
     execution_timeout = parse_workflow_settings(claim.settings).execution_timeout or services.execution_timeout
-    start_items = claim.input.get("items") if claim.trigger == SUB_TRIGGER else None
+    start_items = _start_items(services.registry, graph, claim)
     redactor = Redactor()
     run = Run(execution_id=execution_id, workflow_id=claim.workflow_id, graph=graph, registry=services.registry,
               store=services.store, sink=services.sink, http=services.http, trigger_input=claim.input,
               execution_timeout=execution_timeout, start_items=start_items, inline_wait=services.inline_wait,
+              trigger_node=claim.trigger_node,
               scope=frozenset(claim.scope) if claim.scope is not None else None,
               owner_id=claim.owner_id, started_at=claim.started_at, redactor=redactor,
               credentials=services.vault.for_run(claim.owner_id, redactor) if services.vault is not None else None,
@@ -174,6 +178,21 @@ async def _prepare(services: WorkerServices, execution_id: int, claim: Claim, le
     # over a dead holder's lease, reads what is there, as does a continuation or a retry from a failed node.
     run.resume = claim.has_history or claim.interruptions > 0 or (job is not None and job.attempts > 1)
     return run
+
+
+def _start_items(registry: Registry, graph: Graph, claim: Claim) -> list[Any] | None:
+    """The items the starting trigger node emits, when the input carries them: a sub-workflow's caller's
+    items, a poll's new items (also when a poll's execution is retried: its trigger node is a poll)."""
+    items = claim.input.get("items")
+    if not isinstance(items, list):
+        return None
+    if claim.trigger in (SUB_TRIGGER, "poll"):
+        return items
+    node = next((n for n in graph.nodes if n.id == claim.trigger_node), None) if claim.trigger_node else None
+    if node is not None and registry.has(node.type, node.version) \
+            and registry.get(node.type, node.version).trigger_kind == "poll":
+        return items
+    return None
 
 
 BUSY = "busy"
@@ -415,7 +434,8 @@ def scheduler_for(queue: Queue, services: WorkerServices) -> Scheduler:
     """The worker's scheduler: every worker process runs one, the database decides who fires a slot."""
     return Scheduler(services.sessions, queue, services.registry, http=services.http, vault=services.vault,
                      job_timeout=job_timeout_for(services.execution_timeout), heartbeat=HEARTBEAT,
-                     announce=lambda changes: publish_all(services.sink, changes))
+                     announce=lambda changes: publish_all(services.sink, changes),
+                     poll_timeout=services.poll_timeout)
 
 
 def build_worker(queue: Queue, services: WorkerServices, *, concurrency: int = 10, in_process: bool = False,

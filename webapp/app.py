@@ -46,6 +46,7 @@ from webapp.templating import configure_templates
 from webapp.testing.controllers import NodeTestingController
 from webapp.testing.services import TestingService
 from webapp.transport import https_headers_hook
+from webapp.workflows.activation import ActivationController
 from webapp.workflows.controllers import WorkflowController
 from webapp.workflows.editing_controllers import EditingController
 from webapp.workflows.notes import NoteController
@@ -119,7 +120,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Lit
 
     app = Litestar(
         route_handlers=[
-            healthz, DashboardController, AccountController, WorkflowController, NoteController, EditingController, NodeTestingController, ExecutionController, execution_stream,
+            healthz, DashboardController, AccountController, WorkflowController, ActivationController, NoteController, EditingController, NodeTestingController, ExecutionController, execution_stream,
             CredentialController,
             executions_table_stream, executions_changed_stream, *OAUTH_ROUTES,
             create_static_files_router(path="/static", directories=[ROOT / "static"], name="static"), *observability,

@@ -25,6 +25,7 @@ from engine.errors import (
     WorkflowPaused,
 )
 from engine.testruns import MissingTestData
+from engine.triggers.activation import ActivationError
 from webapp.forms import is_htmx
 
 log = logging.getLogger("patchwire.web")
@@ -125,6 +126,11 @@ def handle_graph_error(request: Request[Any, Any, Any], exc: GraphError) -> Resp
     return error_response(request, 422, "Invalid workflow", "The workflow has problems.", problems)
 
 
+def handle_activation_error(request: Request[Any, Any, Any], exc: ActivationError) -> Response[Any]:
+    problems = [{"message": p, "node_id": None} for p in exc.problems]
+    return error_response(request, 422, "Cannot activate", "The workflow was not activated.", problems)
+
+
 def handle_paste_refused(request: Request[Any, Any, Any], exc: PasteRefused) -> Response[Any]:
     problems = [{"message": p.message, "node_id": getattr(p, "node_id", None)} for p in exc.problems]
     return error_response(request, 422, "Nothing was pasted", "The workflow is unchanged.", problems)
@@ -190,6 +196,7 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     StaleEdit: handle_stale_edit,
     PasteRefused: handle_paste_refused,
     GraphError: handle_graph_error,
+    ActivationError: handle_activation_error,
     ConfigError: handle_config_error,
     RegistryError: handle_registry_error,
     WorkflowPaused: handle_paused,

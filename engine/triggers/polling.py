@@ -80,9 +80,14 @@ class PollRunner:
         await asyncio.gather(*tasks, return_exceptions=True)
 
     async def run(self, trigger: DueTrigger) -> int:
-        """Claim, poll and commit one due poll trigger; the number of executions started (0 or 1)."""
+        """Claim, poll and commit one due poll trigger; the number of executions started (0 or 1). Raises
+        nothing but cancellation: whatever fails is the trigger's recorded failure, or leaves it for later."""
         token = uuid.uuid4().hex
-        if not await self._claim(trigger, token):
+        try:
+            if not await self._claim(trigger, token):
+                return 0
+        except Exception:  # the database is away: the next pass tries again
+            log.warning("poll trigger %s could not be claimed", trigger.id, exc_info=True)
             return 0
         interval = DEFAULT_INTERVAL
         try:
@@ -91,18 +96,16 @@ class PollRunner:
                 raise PollFailed(f"node type {trigger.node_type!r} is not a polling trigger")
             interval = float(node_type.interval(config))
             result = await self._poll(trigger, node_type, config)
-        except (PollFailed, RegistryError, ConfigError) as exc:
-            await self._fail(trigger, token, str(exc), interval)
-            return 0
+            return await self._commit(trigger, token, result, interval)
         except asyncio.CancelledError:
             await asyncio.shield(self._release(trigger, token))
             raise
-        try:
-            return await self._commit(trigger, token, result, interval)
-        except Exception:
-            log.exception("poll trigger %s: committing the poll failed; its state did not advance", trigger.id)
-            await self._release(trigger, token)
-            return 0
+        except (PollFailed, RegistryError, ConfigError) as exc:
+            await self._fail(trigger, token, str(exc), interval)
+        except Exception as exc:  # e.g. the commit failed: the state did not advance
+            log.exception("poll trigger %s failed outside its source", trigger.id)
+            await self._fail(trigger, token, f"{type(exc).__name__}: {exc}", interval)
+        return 0
 
     async def _claim(self, trigger: DueTrigger, token: str) -> bool:
         now = self.scheduler.clock().timestamp()
@@ -174,11 +177,14 @@ class PollRunner:
         failures = trigger.failures + 1
         log.warning("poll trigger %s (workflow %s) failed %d time(s): %s", trigger.id, trigger.workflow_id, failures,
                     message)
-        async with self.scheduler.sessions() as session:
-            await self._release_with(session, trigger, token, failures=Trigger.failures + 1, last_error=message[:2000],
-                                     last_error_at=now,
-                                     next_run_at=now + timedelta(seconds=backoff(interval, failures)))
-            await session.commit()
+        try:
+            async with self.scheduler.sessions() as session:
+                await self._release_with(session, trigger, token, failures=Trigger.failures + 1,
+                                         last_error=message[:2000], last_error_at=now,
+                                         next_run_at=now + timedelta(seconds=backoff(interval, failures)))
+                await session.commit()
+        except Exception:  # the lease runs out by itself; the poll is retried then
+            log.warning("could not record the failure of poll trigger %s", trigger.id, exc_info=True)
 
     async def _release(self, trigger: DueTrigger, token: str) -> None:
         try:

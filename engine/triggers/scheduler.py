@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 from saq import Queue
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -50,6 +50,8 @@ GRACE = timedelta(seconds=60)
 KEEP_SLOTS = timedelta(days=3)
 PRUNE_EVERY = 600.0
 DUE_BATCH = 200
+FIRE_BATCH = 50
+"""Slots fired in one transaction (a slot refused by its unique key makes the batch go again one by one)."""
 SCHEDULE_TRIGGER = "schedule"
 FAILED_START_RETRY = timedelta(minutes=1)
 
@@ -105,102 +107,122 @@ class Scheduler:
         return started
 
     async def run_forever(self, every: float = 0.25) -> None:
-        """Tick every ``every`` seconds. Polls run in tasks of their own, so a slow source never delays a slot."""
+        """Look every ``every`` seconds, and wake exactly when a slot seen coming within that time is due.
+        Polls run in tasks of their own, so a slow source never delays a slot."""
         while True:
+            pause = every
             try:
                 now = self.clock()
-                due = await self.due(now)
+                upcoming = await self.due(now, horizon=timedelta(seconds=every))
+                due = [t for t in upcoming if t.next_run_at <= now]
                 await self.fire_schedules([t for t in due if t.kind == "schedule"], now)
                 self.polls.start_in_background([t for t in due if t.kind == "poll"])
                 await self._maybe_prune(now)
+                if later := [t.next_run_at for t in upcoming if t.next_run_at > now]:
+                    pause = min(every, max(0.0, (min(later) - self.clock()).total_seconds()))
             except asyncio.CancelledError:
                 await self.polls.cancel()
                 raise
             except Exception:
                 log.warning("scheduler pass failed; trying again", exc_info=True)
-            await asyncio.sleep(every)
+            await asyncio.sleep(pause)
 
-    async def due(self, now: datetime) -> list[DueTrigger]:
-        """The schedule and poll triggers due at ``now`` of active, unpaused workflows, not leased by a poll."""
+    async def due(self, now: datetime, horizon: timedelta = timedelta(0)) -> list[DueTrigger]:
+        """The schedule and poll triggers due at ``now`` (or within ``horizon`` after it) of active, unpaused
+        workflows, not leased by a poll."""
         query = (select(*_DUE_COLUMNS).join(Workflow, Workflow.id == Trigger.workflow_id)
-                 .where(Trigger.next_run_at <= now, Trigger.kind.in_(("schedule", "poll")), Workflow.active.is_(True),
+                 .where(Trigger.next_run_at <= now + horizon, Trigger.kind.in_(("schedule", "poll")),
+                        Workflow.active.is_(True),
                         or_(Workflow.paused_until.is_(None), Workflow.paused_until <= now),
                         or_(Trigger.lease_until.is_(None), Trigger.lease_until < now.timestamp()))
-                 .order_by(Trigger.next_run_at).limit(DUE_BATCH))
+                 .order_by(Trigger.next_run_at, Trigger.id).limit(DUE_BATCH))  # one lock order for every worker
         async with self.sessions() as session:
             rows = (await session.execute(query)).all()
         return [DueTrigger(*row) for row in rows]
 
     async def fire_schedules(self, due: list[DueTrigger], now: datetime) -> int:
+        """Fire the due slots, up to ``FIRE_BATCH`` in one transaction: one commit for a burst of slots due in the
+        same second."""
         started = 0
-        for trigger in due:
+        for first in range(0, len(due), FIRE_BATCH):
+            batch = due[first:first + FIRE_BATCH]
             try:
-                started += await self.fire(trigger, now)
-            except Exception:  # one broken trigger must not stop the others
-                log.exception("schedule trigger %s (workflow %s) failed to fire", trigger.id, trigger.workflow_id)
+                started += await self._fire_batch(batch, now)
+            except Exception:  # e.g. the database went away: the next pass tries again
+                log.exception("schedule triggers %s failed to fire", [t.id for t in batch])
         return started
 
-    async def fire(self, trigger: DueTrigger, now: datetime) -> int:
-        """Fire one due schedule slot (or apply the missed-slot policy); 1 if this worker started its execution."""
+    async def _fire_batch(self, due: list[DueTrigger], now: datetime) -> int:
+        try:
+            started = await self._fire_together(due, now)
+        except IntegrityError:  # a slot row already there (all rolled back): one transaction per slot now
+            started = []
+            for trigger in due:
+                try:
+                    started += await self._fire_together([trigger], now)
+                except IntegrityError:
+                    log.info("schedule trigger %s: slot %s was claimed already", trigger.id, trigger.next_run_at)
+        await self.enqueue(started)
+        return len(started)
+
+    async def _fire_together(self, due: list[DueTrigger], now: datetime) -> list[tuple[Execution, str]]:
+        started: list[tuple[Execution, str]] = []
+        async with self.sessions() as session:
+            for trigger in due:
+                if (run := await self.fire(session, trigger, now)) is not None:
+                    started.append(run)
+            await session.commit()
+        return started
+
+    async def fire(self, session: AsyncSession, trigger: DueTrigger, now: datetime) -> tuple[Execution, str] | None:
+        """Fire one due schedule slot in ``session`` (or apply the missed-slot policy): the execution it started."""
         try:
             node_type, config = self.node_and_config(trigger)
         except (RegistryError, ConfigError) as exc:
-            await self.record_failure(trigger, f"cannot read the trigger's config: {exc}", now,
-                                      next_run_at=now + FAILED_START_RETRY)
-            return 0
+            await self._record_failure(session, trigger, f"cannot read the trigger's config: {exc}", now,
+                                       next_run_at=now + FAILED_START_RETRY)
+            return None
         if not isinstance(node_type, ScheduleTriggerType):
-            await self.record_failure(trigger, f"node type {trigger.node_type!r} is not a schedule", now,
-                                      next_run_at=None)
-            return 0
+            await self._record_failure(session, trigger, f"node type {trigger.node_type!r} is not a schedule", now,
+                                       next_run_at=None)
+            return None
         slot, missed = trigger.next_run_at, now - trigger.next_run_at > GRACE
         if missed:
             latest = latest_slot(node_type, config, trigger.next_run_at, now)
             if node_type.missed_policy(config) != "latest" or latest is None:
-                return await self.advance_only(trigger, node_type.next_slot(config, now), now)
+                following = node_type.next_slot(config, now)
+                if await self._advance(session, trigger, following, now):
+                    log.info("schedule trigger %s: missed slots since %s skipped (next: %s)", trigger.id,
+                             trigger.next_run_at.isoformat(), following.isoformat() if following else "none")
+                return None
             slot = latest
         item = slot_item(slot, getattr(config, "timezone", "UTC"), missed=missed)
-        return await self.start_slot(trigger, slot, item, node_type.next_slot(config, slot), now)
+        return await self._start_slot(session, trigger, slot, item, node_type.next_slot(config, slot), now)
 
     def node_and_config(self, trigger: DueTrigger) -> tuple[Any, Any]:
         node_type = self.registry.get(trigger.node_type, trigger.node_version)()
         return node_type, parse_config(node_type.Config, trigger.config)
 
-    async def start_slot(self, trigger: DueTrigger, slot: datetime, item: dict[str, Any], following: datetime | None,
-                         now: datetime) -> int:
-        """The slot's transaction: advance (CAS), claim the slot row, create the execution; commit; enqueue."""
-        async with self.sessions() as session:
-            if not await self._advance(session, trigger, following, now):
-                return 0  # another worker fired it
-            claim = ScheduleSlot(workflow_id=trigger.workflow_id, node_id=trigger.node_id, slot_at=slot)
-            session.add(claim)
-            try:
-                await session.flush()
-            except IntegrityError:
-                await session.rollback()
-                return 0
-            workflow = await session.get_one(Workflow, trigger.workflow_id)
-            try:
-                execution = await create_execution(session, workflow, self.registry, input=item,
-                                                   trigger=SCHEDULE_TRIGGER, trigger_node=trigger.node_id)
-            except (GraphError, WorkflowPaused) as exc:
-                await session.rollback()
-                await self.record_failure(trigger, f"the slot {slot.isoformat()} could not start: {exc}", now,
-                                          next_run_at=following)
-                return 0
-            claim.execution_id = execution.id
-            name = workflow.name
-            await session.commit()
-        await self.enqueue([(execution, name)])
-        return 1
-
-    async def advance_only(self, trigger: DueTrigger, following: datetime | None, now: datetime) -> int:
-        """Missed slots skipped: move ``next_run_at`` past now without running anything."""
-        async with self.sessions() as session:
-            if await self._advance(session, trigger, following, now):
-                log.info("schedule trigger %s: missed slots since %s skipped (next: %s)", trigger.id,
-                         trigger.next_run_at.isoformat(), following.isoformat() if following else "none")
-                await session.commit()
-        return 0
+    async def _start_slot(self, session: AsyncSession, trigger: DueTrigger, slot: datetime, item: dict[str, Any],
+                          following: datetime | None, now: datetime) -> tuple[Execution, str] | None:
+        """Advance (CAS), create the execution, claim the slot row (``IntegrityError`` when it is taken)."""
+        if not await self._advance(session, trigger, following, now):
+            return None  # another worker fired it
+        workflow = await session.get_one(Workflow, trigger.workflow_id)
+        try:
+            execution = await create_execution(session, workflow, self.registry, input=item,
+                                               trigger=SCHEDULE_TRIGGER, trigger_node=trigger.node_id)
+        except (GraphError, WorkflowPaused) as exc:
+            message = f"the slot {slot.isoformat()} could not start: {exc}"
+            log.warning("trigger %s of workflow %s: %s", trigger.id, trigger.workflow_id, message)
+            await session.execute(update(Trigger).where(Trigger.id == trigger.id).values(
+                failures=Trigger.failures + 1, last_error=message[:2000], last_error_at=now)
+                .execution_options(synchronize_session=False))
+            return None
+        # the slot's unique key: whatever raced, a second claim of this slot fails here
+        await session.execute(insert(ScheduleSlot).values(workflow_id=trigger.workflow_id, node_id=trigger.node_id,
+                                                          slot_at=slot, execution_id=execution.id, created_at=now))
+        return execution, workflow.name
 
     async def _advance(self, session: AsyncSession, trigger: DueTrigger, following: datetime | None,
                        now: datetime) -> bool:
@@ -211,21 +233,20 @@ class Scheduler:
             .execution_options(synchronize_session=False))
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
-    async def record_failure(self, trigger: DueTrigger, message: str, now: datetime, *,
-                             next_run_at: datetime | None) -> None:
+    async def _record_failure(self, session: AsyncSession, trigger: DueTrigger, message: str, now: datetime, *,
+                              next_run_at: datetime | None) -> None:
         """A trigger that could not start its execution: ``failures``, ``last_error`` (shown on the workflow)."""
         log.warning("trigger %s of workflow %s: %s", trigger.id, trigger.workflow_id, message)
-        async with self.sessions.begin() as session:
-            await session.execute(
-                update(Trigger).where(Trigger.id == trigger.id, Trigger.next_run_at == trigger.next_run_at)
-                .values(failures=Trigger.failures + 1, last_error=message[:2000], last_error_at=now,
-                        next_run_at=next_run_at, updated_at=now)
-                .execution_options(synchronize_session=False))
+        await session.execute(
+            update(Trigger).where(Trigger.id == trigger.id, Trigger.next_run_at == trigger.next_run_at)
+            .values(failures=Trigger.failures + 1, last_error=message[:2000], last_error_at=now,
+                    next_run_at=next_run_at, updated_at=now)
+            .execution_options(synchronize_session=False))
 
     async def enqueue(self, started: list[tuple[Execution, str]]) -> None:
         """After the commit: enqueue each execution and announce it (the reconciler enqueues what a crash lost)."""
-        for execution, _ in started:
-            await enqueue_execution(self.queue, execution.id, timeout=self.job_timeout, heartbeat=self.heartbeat)
+        await asyncio.gather(*(enqueue_execution(self.queue, execution.id, timeout=self.job_timeout,
+                                                 heartbeat=self.heartbeat) for execution, _ in started))
         try:
             await announce_created(self.announce, started)
         except Exception:  # a live update is best effort

@@ -1,26 +1,26 @@
 """Workflows with automatic triggers for the scheduler tests, and a poll node type driven by a JSON file.
 
-Until activation (engine/triggers/activation.py) is merged, ``activate_directly`` does what it will do for the
-scheduler's purpose: publish the draft, mark the workflow active, and add one ``triggers`` row per schedule or
-poll node of the published version.
+``trigger_workflow`` activates a ``trigger → Set`` workflow as the Active switch does (engine/triggers/activation.py),
+then sets its trigger's ``next_run_at`` to the instant the test wants.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import msgspec
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from engine.contract import Item, NodeContext, NodeResult, PollContext, PollResult, PollTriggerType
 from engine.errors import NodeError
-from engine.executions import publish
 from engine.models import Connection, Node, Trigger, User, Workflow
 from engine.registry import Registry
+from engine.triggers.activation import activate
 from nodes import NODE_TYPES
 
 
@@ -95,11 +95,8 @@ async def trigger_workflow(sessions: async_sessionmaker[AsyncSession], registry:
         session.add(Connection(workflow_id=workflow.id, source_node_id=trigger.id, source_port="main",
                                target_node_id=after.id, target_port="main"))
         await session.flush()
-        version = await publish(session, workflow, registry, owner_id)
-        kind = registry.get(trigger_type, 1).trigger_kind
-        row = Trigger(workflow_id=workflow.id, owner_id=owner_id, node_id=trigger.id, kind=kind or "",
-                      version_id=version.id, node_type=trigger_type, node_version=1, config=config,
-                      next_run_at=next_run_at)
-        session.add(row)
+        await activate(session, workflow, registry, author_id=owner_id, now=datetime.now(UTC))
+        row = (await session.scalars(select(Trigger).where(Trigger.workflow_id == workflow.id))).one()
+        row.next_run_at = next_run_at
         await session.flush()
         return workflow.id, row.id

@@ -330,3 +330,13 @@ async def test_a_poll_cancelled_between_poll_and_commit_loses_and_repeats_nothin
     write_source(source, [{"id": "a"}, {"id": "b"}])
     assert await env.scheduler().tick() == 1
     assert [e.input for e in await env.executions(workflow_id)] == [{"items": [{"id": "b"}]}]
+
+
+def test_the_poll_timeout_setting_must_be_positive(tmp_path: Path) -> None:
+    from engine.settings import load_settings
+
+    base = {"PATCHWIRE_DATA_DIR": str(tmp_path), "PATCHWIRE_SECRET_KEY": "k" * 40}
+    assert load_settings(base).poll_timeout == 60.0
+    assert load_settings({**base, "PATCHWIRE_POLL_TIMEOUT": "2.5"}).poll_timeout == 2.5
+    with pytest.raises(ValueError, match="PATCHWIRE_POLL_TIMEOUT must be more than 0, not 0"):
+        load_settings({**base, "PATCHWIRE_POLL_TIMEOUT": "0"})

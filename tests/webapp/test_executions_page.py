@@ -102,6 +102,18 @@ def test_filters_by_status_workflow_trigger_and_time(browser: Browser, db_call: 
     assert "No executions match these filters." in browser.get("/executions?to=2020-01-01").text
 
 
+def test_filters_by_the_automatic_triggers_and_the_editor_s_webhook_runs(browser: Browser,
+                                                                       db_call: Callable[..., Any]) -> None:
+    browser.register("trigger-filters@example.com")
+    _, first = one_run(browser)
+    kinds = ("webhook", "schedule", "poll", "replay", "listen")
+    made = {kind: add_executions(db_call, first, 2, trigger=kind) for kind in kinds}
+    page = browser.get("/executions").text
+    for kind in kinds:
+        assert f'<option value="{kind}"' in page, kind
+        assert shown_ids(browser.get(f"/executions?trigger={kind}").text) == sorted(made[kind], reverse=True), kind
+
+
 def _with(db_call: Callable[..., Any], **where: Any) -> list[int]:
     async def run(db: Any) -> list[int]:
         query = select(Execution.id).filter_by(**where)

@@ -17,11 +17,13 @@ from urllib.parse import urlencode
 from litestar.exceptions import HTTPException
 
 from engine.alerts import ERROR_TRIGGER
+from engine.contract import AUTOMATIC_TRIGGER_KINDS
 from engine.executions import MANUAL_TRIGGERS
 from engine.subworkflows import SUB_TRIGGER
 
 STATUSES = ("queued", "running", "waiting", "succeeded", "failed", "crashed", "cancelled")
-TRIGGERS = (*MANUAL_TRIGGERS, SUB_TRIGGER, ERROR_TRIGGER)
+TRIGGERS = (*MANUAL_TRIGGERS, *AUTOMATIC_TRIGGER_KINDS, SUB_TRIGGER, ERROR_TRIGGER)
+"""Every ``executions.trigger`` value: webhook, schedule and poll are the automatic triggers (engine/triggers/)."""
 MAX_SEARCH = 200
 MAX_ID = 2**31 - 1  # ids are INTEGER columns: a larger cursor is out of range, not "before everything"
 PARAMETERS = {"status", "workflow", "trigger", "from", "to", "q", "before", "after"}

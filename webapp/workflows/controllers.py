@@ -26,6 +26,7 @@ from webapp.executions.services import start
 from webapp.forms import Form, is_htmx, multidict
 from webapp.runtime import Runtime
 from webapp.testing.services import TestingService
+from webapp.workflows.activation import DEACTIVATED_NOTICE, trigger_states
 from webapp.workflows.importing import FORMATS, MAX_IMPORT_BYTES, MAX_IMPORT_NODES, prepare
 from webapp.workflows.services import DELETED_ELSEWHERE, WorkflowService
 from webapp.workflows.unknown import unknown_type
@@ -111,9 +112,12 @@ class WorkflowController(Controller):
     @get("/")
     async def list_page(self, request: Request[Any, Any, Any], workflows: NamedDependency[WorkflowService],
                         credentials: NamedDependency[CredentialService]) -> Template:
-        return Template("workflows/list.html", context={"workflows": await workflows.list(), "user": request.user,
+        listed = await workflows.list()
+        return Template("workflows/list.html", context={"workflows": listed, "user": request.user,
                                                         "reconnect": await credentials.reconnect_needed(),
-                                                        **IMPORT_LIMITS})
+                                                        "states": await trigger_states(workflows.db, workflows.owner_id,
+                                                                                       [w.id for w in listed]),
+                                                        "now": datetime.now(UTC), **IMPORT_LIMITS})
 
     @post("/import", request_max_body_size=IMPORT_BODY_LIMIT)
     async def import_workflow(self, request: Request[Any, Any, Any],
@@ -152,7 +156,9 @@ class WorkflowController(Controller):
                      workflow_id: FromPath[int], data: Annotated[NameForm, Form]) -> Template | Redirect:
         workflow = await workflows.rename(workflow_id, data.name)
         if is_htmx(request):
-            return Template("workflows/_row.html", context={"workflow": workflow})
+            return Template("workflows/_row.html", context={
+                "workflow": workflow, "now": datetime.now(UTC),
+                "states": await trigger_states(workflows.db, workflows.owner_id, [workflow.id])})
         return Redirect("/workflows", status_code=303)
 
     @delete("/{workflow_id:int}", status_code=200)
@@ -183,15 +189,20 @@ class WorkflowController(Controller):
             "connection_list": [{"source": c.source_node_id, "source_port": c.source_port,
                                  "target": c.target_node_id, "target_port": c.target_port} for c in connections],
             "reconnect": [(c, connectable(t) if (t := credentials.type_of(c)) else False) for c in reconnect],
+            "state": (await trigger_states(workflows.db, workflows.owner_id, [workflow_id])).get(workflow_id),
             "user": request.user})
 
     # versions ------------------------------------------------------------------------------
     @post("/{workflow_id:int}/publish")
     async def publish(self, request: Request[Any, Any, Any], workflows: NamedDependency[WorkflowService],
                       workflow_id: FromPath[int]) -> Template:
+        was_active = (await workflows.get(workflow_id)).active
         version = await workflows.publish(workflow_id, request.user.id)
+        workflow = await workflows.get(workflow_id)
+        notice = DEACTIVATED_NOTICE if was_active and not workflow.active else None
         return Template("workflows/_publish_state.html", context={
-            "workflow": await workflows.get(workflow_id), "published": version, "just_published": True})
+            "workflow": workflow, "published": version, "just_published": True, "oob_switch": True,
+            "notice": notice})
 
     @get("/{workflow_id:int}/versions")
     async def history(self, workflows: NamedDependency[WorkflowService], workflow_id: FromPath[int]) -> Template:

@@ -42,9 +42,10 @@ from engine.graph import (
     validate_graph,
     would_close_cycle,
 )
-from engine.models import Connection, Execution, Node, User, Workflow, WorkflowNote, WorkflowVersion
+from engine.models import Connection, Execution, Node, User, Workflow, WorkflowNote, WorkflowVersion, utcnow
 from engine.policy import ERROR_PORT, WorkflowSettings, check_settings, parse_settings
 from engine.registry import Registry
+from engine.triggers.activation import after_publish
 from webapp.credentials.references import (
     MissingCredential,
     credential_errors,
@@ -355,8 +356,11 @@ class WorkflowService:
 
     # versions --------------------------------------------------------------------------------
     async def publish(self, workflow_id: int, author_id: int) -> WorkflowVersion:
-        """Snapshot the draft as the published version (``GraphError`` if it cannot run)."""
-        version = await publish(self.db, await self.get(workflow_id), self.registry, author_id)
+        """Snapshot the draft as the published version (``GraphError`` if it cannot run). While the workflow is
+        active its triggers move to the new version; one without an automatic trigger deactivates it."""
+        workflow = await self.get(workflow_id)
+        version = await publish(self.db, workflow, self.registry, author_id)
+        await after_publish(self.db, workflow, version, self.registry, now=utcnow())
         await self.db.commit()
         return version
 
