@@ -18,10 +18,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from engine.credentials import Vault
+from engine.events import MemorySink
 from engine.models import Execution, Trigger
 from engine.netguard import outbound_client, parse_networks
 from engine.queue import queue_from_url
 from engine.triggers.scheduler import Scheduler
+from engine.worker import WorkerServices, run_execution
 from nodes import registry
 from tests import credential_factories as factories
 from tests.engine.oauth_support import connected, oauth_services
@@ -103,6 +105,16 @@ async def test_rss_through_the_scheduler(migrated_db: tuple[str, async_sessionma
         feed_server.put("/feed.xml", rss([{"title": "Two", "link": "https://example.com/2", "guid": "2"}, *entries]))
         items = await started_once(w, workflow_id, trigger_id, 15)
         assert [(i["id"], i["title"]) for i in items] == [("2", "Two")]
+        [execution] = await w.executions(workflow_id)
+        services = WorkerServices(sessions=sessions, sink=MemorySink(), registry=registry, http=w.http,
+                                  scheduler_every=None)
+        try:
+            await run_execution({"services": services}, execution_id=execution.id)
+        finally:
+            await services.store.close()
+        [ran] = await w.executions(workflow_id)
+        assert ran.status == "succeeded", ran.error
+        assert [(i["title"], i["done"]) for i in ran.output["Set"]] == [("Two", "yes")], "the entries ran the workflow"
 
         feed_server.put("/feed.xml", "<html><body>maintenance</body></html>", "text/html")
         assert await w.tick_after(15) == 0
