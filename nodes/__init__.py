@@ -11,12 +11,14 @@ from nodes.if_ import If
 from nodes.if_v2 import IfV2
 from nodes.manual_trigger import ManualTrigger
 from nodes.merge import Merge
+from nodes.respond_to_webhook import RespondToWebhook
 from nodes.rss_trigger import RssTrigger
 from nodes.schedule_trigger import ScheduleTrigger
 from nodes.set import Set
 from nodes.sub_workflow import SubWorkflow
 from nodes.switch import Switch
 from nodes.wait import Wait
+from nodes.webhook_trigger import WebhookTrigger
 
 NODE_TYPES = (
     ManualTrigger, Set, HttpRequest, If, Delay, IfV2, Switch, Merge, Wait, SubWorkflow,
@@ -24,6 +26,8 @@ NODE_TYPES = (
     GmailTrigger,
     RssTrigger,
     HttpPollTrigger,
+    WebhookTrigger,
+    RespondToWebhook,
 )
 
 registry = Registry(NODE_TYPES)

@@ -43,9 +43,11 @@ from webapp.requests import (
 from webapp.runtime import Runtime, channels_plugin, lifespan_runtime
 from webapp.sessions import RotatingSessionBackend, RotatingSessionConfig, SQLSessionStore
 from webapp.templating import configure_templates
-from webapp.testing.controllers import NodeTestingController
+from webapp.testing.controllers import NodeTestingController, WatchController
 from webapp.testing.services import TestingService
 from webapp.transport import https_headers_hook
+from webapp.webhooks.editor import WebhookEditorController
+from webapp.webhooks.receive import webhook_route
 from webapp.workflows.activation import ActivationController
 from webapp.workflows.controllers import WorkflowController
 from webapp.workflows.editing_controllers import EditingController
@@ -121,7 +123,9 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Lit
     app = Litestar(
         route_handlers=[
             healthz, DashboardController, AccountController, WorkflowController, ActivationController, NoteController, EditingController, NodeTestingController, ExecutionController, execution_stream,
+            WatchController, WebhookEditorController,
             CredentialController,
+            webhook_route(settings.webhook_max_body),
             executions_table_stream, executions_changed_stream, *OAUTH_ROUTES,
             create_static_files_router(path="/static", directories=[ROOT / "static"], name="static"), *observability,
         ],

@@ -9,9 +9,11 @@ from nodes.credentials.notion import Notion
 from nodes.credentials.slack import Slack
 from nodes.credentials.smtp import Smtp
 from nodes.credentials.telegram import TelegramBot
+from nodes.credentials.webhook import WebhookSecret
 
 CREDENTIAL_TYPES = (HttpHeader, HttpBearer, HttpBasic, OAuth2, OAuth2ClientCredentials, Google, Slack, Notion, Smtp,
-                    TelegramBot)
+                    TelegramBot,
+                    WebhookSecret)
 
 
 def credential_registry() -> CredentialRegistry:

@@ -7,17 +7,21 @@ from typing import Any
 
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
+from litestar.exceptions import NotFoundException
 from litestar.params import FromPath
 from litestar.response import Template
 
 from engine.errors import GraphError
 from engine.testruns import Mode
+from webapp.executions.services import ExecutionService
 from webapp.forms import multidict
 from webapp.runtime import Runtime
 from webapp.testing.services import TestingService
 from webapp.workflows.controllers import VERSION_HEADER, _expected_version, _problems_by_node
 
 TEST_LABELS = {"up_to": "Test run up to “{}”", "only": "Test run of “{}” alone", "all": "Run with pinned data"}
+WATCH_LABELS = {"listen": "Request captured by Listen (runs the draft)", "webhook": "Webhook request (the published version)",
+                "replay": "Replay of a logged request (runs the draft)"}
 
 
 async def start_test_run(request: Request[Any, Any, Any], testing: TestingService, runtime: Runtime, workflow_id: int,
@@ -76,6 +80,24 @@ class NodeTestingController(Controller):
         source = request.query_params.get(name, "") if name else ""
         preview = await testing.preview(workflow_id, node_id, name, source)
         return Template("testing/_preview.html", context={"preview": preview})
+
+
+class WatchController(Controller):
+    """The canvas watches an execution it did not start itself (one a webhook request started while the editor
+    listened): the same run panel as Run answers with, so the badges follow it live over the WebSocket."""
+
+    path = "/workflows/{workflow_id:int}/executions/{execution_id:int}"
+
+    @get("/watch")
+    async def watch(self, testing: NamedDependency[TestingService], executions: NamedDependency[ExecutionService],
+                    workflow_id: FromPath[int], execution_id: FromPath[int]) -> Template:
+        execution = await executions.get(execution_id)
+        if execution.workflow_id != workflow_id:
+            raise NotFoundException()
+        nodes = await testing.workflows.nodes(workflow_id)
+        return Template("executions/_run_started.html", context={
+            "execution": execution, "nodes": nodes, "plan": None,
+            "test_label": WATCH_LABELS.get(execution.trigger, "")})
 
 
 async def _data(testing: TestingService, workflow_id: int, node_id: str, headers: dict[str, str] | None = None) -> Template:

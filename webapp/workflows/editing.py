@@ -33,6 +33,7 @@ from engine.models import Connection, Node
 from engine.registry import Registry
 from webapp.credentials.references import resolve_references
 from webapp.errors import Invalid, PasteRefused, StaleEdit
+from webapp.webhooks.services import sync_workflow_webhooks
 from webapp.workflows.services import MAX_NAME, WorkflowService, _coordinate, new_node_id
 
 MAX_PASTE_BYTES = 1024 * 1024
@@ -130,6 +131,7 @@ async def paste(service: WorkflowService, workflow_id: int, document: WorkflowDo
                               source_port=c.source_port, target_node_id=ids.get(c.target, c.target),
                               target_port=c.target_port) for c in document.connections]
     service.db.add_all(connections)
+    await sync_workflow_webhooks(service.db, await service.get(workflow_id))
     await touch_draft(service.db, workflow_id)
     await service.db.commit()
     return Pasted(nodes, connections, ids)

@@ -53,6 +53,7 @@ from webapp.credentials.references import (
     resolve_references,
 )
 from webapp.errors import Conflict, Invalid, StaleEdit
+from webapp.webhooks.services import ensure_webhook, sync_workflow_webhooks, webhook_config_errors
 
 MAX_NAME = 200
 DELETED_ELSEWHERE = "This node was deleted in another tab or by someone else."
@@ -185,7 +186,7 @@ class WorkflowService:
         return self.registry.get(node.type_name, node.type_version)
 
     async def add_node(self, workflow_id: int, type_name: str, x: float, y: float) -> Node:
-        await self.get(workflow_id)
+        workflow = await self.get(workflow_id)
         try:
             node_type = self.registry.latest(type_name)
         except RegistryError as exc:
@@ -195,6 +196,8 @@ class WorkflowService:
                     type_version=node_type.version, name=name, config=default_config(node_type.Config),
                     pos_x=_coordinate(x), pos_y=_coordinate(y))
         self.db.add(node)
+        if node_type.trigger_kind == "webhook":  # its URL exists from the start (webapp/webhooks/)
+            await ensure_webhook(self.db, workflow, node)
         await touch_draft(self.db, workflow_id)
         await self.db.commit()
         return node
@@ -245,14 +248,24 @@ class WorkflowService:
             config = parse_config(self.node_type(node).Config, raw_config)
         except ConfigError as exc:
             errors.update(exc.field_errors)
-        else:  # a credential id must be the owner's, of a type the node accepts
-            errors.update(await credential_errors(self.db, self.owner_id, self.node_type(node), config_to_dict(config)))
+        else:
+            errors.update(await self._reference_errors(node, config_to_dict(config)))
         if errors:
             raise ConfigError(errors)
         node.name, node.config = name, config_to_dict(config)
         node.settings = msgspec.to_builtins(settings)
+        if self.node_type(node).trigger_kind == "webhook":
+            await ensure_webhook(self.db, await self.get(workflow_id), node)
         await self._commit_node(workflow_id)
         return node
+
+    async def _reference_errors(self, node: Node, config: dict[str, Any]) -> dict[str, str]:
+        """A credential id must be the owner's, of a type the node accepts; a webhook's custom path is unique and its
+        credential of the type its authentication reads."""
+        errors = await credential_errors(self.db, self.owner_id, self.node_type(node), config)
+        if self.node_type(node).trigger_kind == "webhook":
+            errors.update(await webhook_config_errors(self.db, node.id, config))
+        return errors
 
     async def rename_node(self, workflow_id: int, node_id: str, name: str, expected_version: int | None = None) -> Node:
         """Rename only; names are unique within a workflow (expressions address nodes by name)."""
@@ -460,6 +473,7 @@ class WorkflowService:
         for note in document.notes:
             self.db.add(WorkflowNote(workflow_id=workflow.id, text=note.text, pos_x=note.position.x,
                                      pos_y=note.position.y, width=note.width, height=note.height))
+        await sync_workflow_webhooks(self.db, workflow)
         await touch_draft(self.db, workflow.id)
         await self.db.commit()
         return workflow, missing

@@ -1,0 +1,281 @@
+"""The public webhook route: ``/webhook/<token or custom path>``, every method, outside login and CSRF.
+
+One request: one read (``find_target``), then — in **one transaction** — the execution and the request's log
+row, committed; then the job is enqueued and the new row announced. ``immediately`` answers 202 at once;
+``last_node`` and ``respond_node`` wait through the execution hub (webapp/webhooks/waiting.py) up to the
+node's time limit, then answer 202 with the execution id. The answer is written to the log after it is sent
+(batched: webapp/webhooks/upkeep.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from litestar import Request, Response, route
+from litestar.exceptions import HTTPException
+from litestar.params import FromPath
+from sqlalchemy import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from engine.binary import BinaryStore, attach
+from engine.changes import ExecutionChange
+from engine.config import parse_config
+from engine.errors import ConfigError, GraphError, WorkflowPaused
+from engine.executions import create_execution, enqueue_execution
+from engine.models import Execution, Workflow, utcnow
+from engine.worker import HEARTBEAT, job_timeout_for
+from nodes import registry
+from nodes.webhook_trigger import HTTP_METHODS, WebhookConfig, parse_methods
+from webapp.runtime import Runtime
+from webapp.webhooks.answers import (
+    Answer,
+    accepted,
+    json_answer,
+    no_response,
+    node_response,
+    output_answer,
+    problem,
+    respond_answer,
+)
+from webapp.webhooks.auth import AuthFailure, Misconfigured, authenticate, remember_event
+from webapp.webhooks.bodies import holds_nul, masked_headers, parse_body, query_dict, scrub
+from webapp.webhooks.limits import RateLimiter, retry_after
+from webapp.webhooks.services import Target, find_target, log_request
+from webapp.webhooks.upkeep import Upkeep
+from webapp.webhooks.waiting import Watch, wait_for
+
+log = logging.getLogger("patchwire.webhooks")
+
+
+def _upkeep(request: Request[Any, Any, Any]) -> Upkeep:
+    """The route's state in this app (made at its first request)."""
+    state = request.app.state
+    upkeep = getattr(state, "webhook_upkeep", None)
+    if upkeep is None:
+        runtime: Runtime = state.runtime
+        upkeep = state.webhook_upkeep = Upkeep(runtime.sessions, runtime.hub)
+    return upkeep
+
+
+_EXECUTIONS = Execution.__table__
+_INSERT_EXECUTION = insert(_EXECUTIONS).returning(_EXECUTIONS.c.id, _EXECUTIONS.c.created_at)
+NOT_ACTIVE = ("The workflow of this webhook is not active: activate it in the editor (or listen in the editor "
+              "to capture requests while you build it).")
+
+
+async def _no_body_check(request: Request[Any, Any, Any]) -> None:
+    """Replaces the app's ``check_body`` (webapp/requests.py) on this route: a webhook takes any body, read here."""
+
+
+@dataclass
+class Started:
+    answer: Answer | None
+    """``None``: the workflow answers (``last_node``, ``respond_node``)."""
+    log_id: int
+    config: WebhookConfig
+    execution_id: int
+    created_at: datetime
+
+
+class Refused(Exception):
+    """A request answered without starting anything (logged as ``refused`` / ``rejected``)."""
+
+    def __init__(self, answer: Answer, outcome: str = "refused") -> None:
+        self.answer = answer
+        self.outcome = outcome
+
+
+def webhook_route(max_body: int) -> Any:
+    """The route handler, with the instance's body limit (``PATCHWIRE_WEBHOOK_MAX_BODY``): past it, 413 before the
+    body is read whole (Content-Length, then the streamed count)."""
+
+    @route("/webhook/{key:path}", http_method=list(HTTP_METHODS), exclude_from_auth=True, exclude_from_csrf=True,
+           before_request=_no_body_check, request_max_body_size=max_body, include_in_schema=False,
+           name="webhook")
+    async def receive_webhook(request: Request[Any, Any, Any], key: FromPath[str]) -> Response[bytes]:
+        return await receive(request, key.strip("/"), max_body)
+
+    return receive_webhook
+
+
+async def receive(request: Request[Any, Any, Any], key: str, max_body: int) -> Response[bytes]:
+    runtime: Runtime = request.app.state.runtime
+    method = request.method.upper()
+    async with AsyncExitStack() as stack:
+        async with runtime.sessions() as db:
+            target = await find_target(db, key) if key and len(key) <= 200 and "\x00" not in key else None
+            if target is None:
+                return problem(404, "There is no webhook at this address.").response()
+            item: dict[str, Any] = {"method": method, "path": request.url.path,
+                                    "headers": masked_headers(request.scope["headers"]),
+                                    "query": query_dict(request.query_params.multi_items()), "body": None}
+            try:
+                started = await _accept(request, runtime, db, target, item, method, max_body)
+            except Refused as refused:
+                await db.rollback()
+                await log_request(db, target.webhook_id, method=method, input=scrub(item) if holds_nul(item) else item,
+                                  status=refused.answer.status,
+                                  outcome=refused.outcome, message=_message(refused.answer),
+                                  response=refused.answer.logged)
+                await db.commit()
+                _upkeep(request).answers.record(target.webhook_id, None, None, None)
+                return refused.answer.response()
+            if started.answer is not None:
+                _upkeep(request).answers.record(target.webhook_id, None, None, None)
+                return started.answer.response()
+            # the workflow answers: listen to its changes before the execution exists, so none is missed
+            watch = await stack.enter_async_context(_upkeep(request).waiters.watch(target.owner_id,
+                                                                                  started.execution_id))
+            await _commit_and_enqueue(runtime, db, target, started.execution_id, started.created_at, "webhook")
+        answer = await _await_answer(runtime, watch, started)
+    _upkeep(request).answers.record(target.webhook_id, started.log_id, answer.status, answer.logged)
+    return answer.response()
+
+
+def _message(answer: Answer) -> str | None:
+    return (answer.logged or {}).get("problem")
+
+
+async def _accept(request: Request[Any, Any, Any], runtime: Runtime, db: AsyncSession, target: Target,
+                  item: dict[str, Any], method: str, max_body: int) -> Started:
+    """Check the request, start the execution and log it. With an answer: committed and enqueued; without
+    (the workflow answers), the caller commits and enqueues once it listens."""
+    if holds_nul(item["query"]):
+        raise Refused(problem(400, "The query holds a NUL character (%00), which cannot be stored: remove it."),
+                      "rejected")
+    listening = not target.live and target.listening(time.time())
+    if not target.live and not listening:
+        raise Refused(problem(404, NOT_ACTIVE))
+    config = _checked_config(target, method, _upkeep(request).limiter)
+    await _read(request, runtime, db, target, config, max_body, item)
+    if listening:
+        return await _start_draft(runtime, db, target, item, method, config)
+    execution_id, created_at = await _insert_execution(db, target, item)
+    if item.get("binary"):
+        await attach(db, list(item["binary"].values()), execution_id)
+    immediate = config.response_mode == "immediately"
+    answer = accepted(execution_id) if immediate else None
+    log_id = await log_request(db, target.webhook_id, method=method, input=item, status=answer.status if answer else 0,
+                               outcome="ran", response=answer.logged if answer else None, execution_id=execution_id)
+    if immediate:
+        await _commit_and_enqueue(runtime, db, target, execution_id, created_at, "webhook")
+    return Started(answer, log_id, config, execution_id, created_at)
+
+
+def _checked_config(target: Target, method: str, limiter: RateLimiter) -> WebhookConfig:
+    """The node's config (the active trigger's, or the draft's while listening), once the method, the circuit
+    breaker and the rate limit let the request in."""
+    try:
+        config = parse_config(WebhookConfig, (target.trigger_config if target.live else target.draft_config) or {})
+    except ConfigError as exc:
+        problems = "; ".join(f"{k}: {v}" for k, v in exc.field_errors.items())
+        raise Refused(problem(409, f"The webhook node's configuration is invalid ({problems})."), "error") from None
+    assert isinstance(config, WebhookConfig)
+    allowed = parse_methods(config.methods)
+    if method not in allowed:
+        raise Refused(problem(405, f"This webhook accepts {', '.join(allowed)}, not {method}.",
+                              headers={"Allow": ", ".join(allowed)}))
+    now = datetime.now(UTC)
+    if target.live and target.paused(now):
+        assert target.paused_until is not None
+        until = target.paused_until.replace(tzinfo=target.paused_until.tzinfo or UTC)
+        raise Refused(problem(503, f"The workflow is paused by its circuit breaker until {until:%Y-%m-%d %H:%M:%S} UTC.",
+                              headers={"Retry-After": retry_after((until - now).total_seconds())}))
+    if (wait := limiter.hit(target.webhook_id, config.rate_limit)) is not None:
+        raise Refused(problem(429, f"This webhook takes at most {config.rate_limit} requests a minute.",
+                              headers={"Retry-After": retry_after(wait)}))
+    return config
+
+
+async def _read(request: Request[Any, Any, Any], runtime: Runtime, db: AsyncSession, target: Target,
+                config: WebhookConfig, max_body: int, item: dict[str, Any]) -> None:
+    """The body, authenticated (a signature covers the raw bytes), then parsed into the item's ``body`` and
+    ``binary`` (files and raw bytes, stored by reference in the request's transaction)."""
+    try:
+        raw = await request.body()  # StrictRequest: 413 past the route's limit, before it is read whole
+    except HTTPException as exc:
+        raise Refused(problem(exc.status_code, str(exc.detail)), "rejected") from None
+    try:
+        verified = await authenticate(db, runtime.keyring, target.owner_id, config, request.headers, raw)
+        await remember_event(db, target.webhook_id, verified.event_id)
+    except AuthFailure as exc:
+        headers = {"WWW-Authenticate": exc.challenge} if exc.challenge else None
+        raise Refused(problem(exc.status, exc.message, headers=headers), "rejected") from None
+    except Misconfigured as exc:
+        raise Refused(problem(409, f"The webhook's authentication is misconfigured: {exc}."), "error") from None
+    settings = runtime.settings
+    store = BinaryStore(runtime.sessions, settings.data_dir, settings.binary_storage)
+
+    async def put(data: bytes, file_name: str | None, mime_type: str) -> dict[str, Any]:
+        return await store.put(target.owner_id, data, file_name=file_name, mime_type=mime_type, session=db)
+
+    try:
+        body, binary = await parse_body(request, raw, raw_body=config.raw_body, max_body=max_body, put=put)
+    except HTTPException as exc:
+        raise Refused(problem(exc.status_code, str(exc.detail)), "rejected") from None
+    item["body"] = body
+    if binary:
+        item["binary"] = binary
+
+
+async def _insert_execution(db: AsyncSession, target: Target, item: dict[str, Any]) -> tuple[int, datetime]:
+    """A queued execution of the version the trigger was started from (the published one)."""
+    row = (await db.execute(_INSERT_EXECUTION, {
+        "workflow_id": target.workflow_id, "owner_id": target.owner_id, "version_id": target.version_id,
+        "status": "queued", "trigger": "webhook", "input": item, "created_at": utcnow(),
+        "trigger_node": target.node_id})).one()
+    return row[0], row[1]
+
+
+async def _commit_and_enqueue(runtime: Runtime, db: AsyncSession, target: Target, execution_id: int,
+                              created_at: datetime, trigger: str) -> None:
+    await db.commit()
+    await enqueue_execution(runtime.queue, execution_id, timeout=job_timeout_for(runtime.settings.execution_timeout),
+                            heartbeat=HEARTBEAT)
+    await runtime.announce([ExecutionChange(
+        execution_id=execution_id, owner_id=target.owner_id, workflow_id=target.workflow_id, status="queued",
+        at=time.time(), created=True, workflow_name=target.workflow_name, trigger=trigger,
+        created_at=created_at.replace(tzinfo=created_at.tzinfo or UTC).timestamp())])
+
+
+async def _start_draft(runtime: Runtime, db: AsyncSession, target: Target, item: dict[str, Any], method: str,
+                       config: WebhookConfig) -> Started:
+    """Someone listens to an inactive workflow: run its draft (``trigger="listen"``), answer 200 with a note."""
+    workflow = await db.get_one(Workflow, target.workflow_id)
+    try:
+        execution = await create_execution(db, workflow, registry, input=item, trigger="listen",
+                                           trigger_node=target.node_id)
+        if item.get("binary"):
+            await attach(db, list(item["binary"].values()), execution.id)
+    except (GraphError, WorkflowPaused) as exc:
+        detail = ("The draft cannot run: " + "; ".join(p.message for p in exc.problems)
+                  if isinstance(exc, GraphError) else str(exc))
+        raise Refused(problem(409, f"Captured, but not run. {detail}"), "captured") from None
+    answer = json_answer(200, {"execution_id": execution.id, "message": "The workflow is not active: this request "
+                               "was captured for the person listening in the editor and runs the draft."})
+    log_id = await log_request(db, target.webhook_id, method=method, input=item, status=200, outcome="captured",
+                               response=answer.logged, execution_id=execution.id)
+    await _commit_and_enqueue(runtime, db, target, execution.id, execution.created_at, "listen")
+    return Started(answer, log_id, config, execution.id, execution.created_at)
+
+
+async def _await_answer(runtime: Runtime, watch: Watch, started: Started) -> Answer:
+    """The workflow's answer, or 202 with the execution id once the node's time limit has passed."""
+    config, execution_id = started.config, started.execution_id
+    check = None
+    if config.response_mode == "respond_node":
+        async def check(status: str) -> dict[str, Any] | None:
+            return await node_response(runtime.sessions, execution_id)
+    status, response = await wait_for(runtime.hub, watch, runtime.sessions, execution_id, config.response_timeout,
+                                      check)
+    if status is None:
+        return accepted(execution_id, status="running",
+                        message=f"The workflow did not answer within {config.response_timeout:g} s; it goes on.")
+    if config.response_mode == "respond_node":
+        return respond_answer(response) if response is not None else no_response(execution_id, status)
+    return await output_answer(runtime.sessions, execution_id, status, config)
