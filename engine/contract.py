@@ -65,6 +65,11 @@ class CredentialAccess(Protocol):
         or worker already did)."""
         ...
 
+    async def api_base(self, credential_id: int) -> str:
+        """The base URL of the API an OAuth credential's provider serves (``OAuthSpec.api_base_url``, which the
+        settings may point elsewhere: ``PATCHWIRE_OAUTH_<PROVIDER>_API_BASE_URL``), without a trailing ``/``."""
+        ...
+
 
 class Expressions(Protocol):
     """Evaluates the ``{{ }}`` expressions in a config value for one item, under the expression budget,

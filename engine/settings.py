@@ -61,6 +61,8 @@ class Settings:
     execution_timeout: int
     secure_cookies: bool
     inline_wait: float = 30.0
+    poll_timeout: float = 60.0
+    """Seconds one poll of a polling trigger may take (``PATCHWIRE_POLL_TIMEOUT``; engine/triggers/polling.py)."""
     http_allow_networks: str = ""
     """Networks that nodes may call besides public addresses (``PATCHWIRE_HTTP_ALLOW_NETWORKS``)."""
     log_format: str = "auto"
@@ -140,6 +142,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         execution_timeout=int(env.get("PATCHWIRE_EXECUTION_TIMEOUT", "3600")),
         secure_cookies=env.get("PATCHWIRE_SECURE_COOKIES", "") in ("1", "true", "yes") or public_url.startswith("https://"),
         inline_wait=float(env.get("PATCHWIRE_INLINE_WAIT", "30")),
+        poll_timeout=_positive(env, "PATCHWIRE_POLL_TIMEOUT", 60.0),
         http_allow_networks=env.get("PATCHWIRE_HTTP_ALLOW_NETWORKS", ""),
         log_format=_choice(env, "PATCHWIRE_LOG_FORMAT", ("auto", "json", "text")),
         log_level=env.get("PATCHWIRE_LOG_LEVEL", "INFO").upper(),
@@ -178,6 +181,13 @@ def _non_negative(env: dict[str, str], name: str, default: float) -> float:
     value = _number(env, name, default)
     if value < 0:
         raise ValueError(f"{name} must be 0 or more, not {value:g}")
+    return value
+
+
+def _positive(env: dict[str, str], name: str, default: float) -> float:
+    value = _number(env, name, default)
+    if not value > 0:
+        raise ValueError(f"{name} must be more than 0, not {value:g}")
     return value
 
 

@@ -43,6 +43,7 @@ from engine.retention import RetentionPolicy, prune_forever
 from engine.runner import Outcome, Run, execute, finish
 from engine.sqlstore import Claim, SQLRunStore
 from engine.subworkflows import SUB_TRIGGER, SQLSubWorkflows
+from engine.triggers.scheduler import Scheduler
 
 if TYPE_CHECKING:
     from engine.credentials.registry import CredentialRegistry
@@ -88,6 +89,11 @@ class WorkerServices:
     vault: Vault | None = None
     """Opens credentials for the runs (``ctx.credentials``) and keeps OAuth tokens fresh (the periodic refresh
     pass, engine/credentials/oauth_upkeep.py); ``None``: nodes get no credentials."""
+    poll_timeout: float = 60.0
+    """Seconds one poll may take (a poll that takes longer counts as a failure)."""
+    scheduler_every: float | None = 0.25
+    """Seconds between the scheduler's passes (schedule slots and polls, engine/triggers/); ``None``: this
+    worker runs no scheduler."""
     store: SQLRunStore = field(init=False)
     """The run store all executions of this worker share (its writer groups their commits)."""
     graphs: GraphCache = field(init=False)
@@ -424,10 +430,19 @@ class PatchwireWorker(Worker):
                      len(self.job_task_contexts))
         await cancel_tasks(running, timeout=STOP_DEADLINE)
 
+def scheduler_for(queue: Queue, services: WorkerServices) -> Scheduler:
+    """The worker's scheduler: every worker process runs one, the database decides who fires a slot."""
+    return Scheduler(services.sessions, queue, services.registry, http=services.http, vault=services.vault,
+                     job_timeout=job_timeout_for(services.execution_timeout), heartbeat=HEARTBEAT,
+                     announce=lambda changes: publish_all(services.sink, changes),
+                     poll_timeout=services.poll_timeout)
+
+
 def build_worker(queue: Queue, services: WorkerServices, *, concurrency: int = 10, in_process: bool = False,
                  shutdown_grace: int = 0) -> Worker:
-    """A SAQ worker for ``run_execution``, with the reconciler (and, with a retention policy, the upkeep
-    pass: pruning, expired sessions; with ``services.vault``, the OAuth refresh pass) running beside it.
+    """A SAQ worker for ``run_execution``, with the reconciler and the scheduler of automatic triggers (and,
+    with a retention policy, the upkeep pass: pruning, expired sessions; with ``services.vault``, the OAuth
+    refresh pass) running beside it.
 
     ``shutdown_grace``: on SIGTERM, in-flight executions get that many seconds to finish (SAQ
     waits for all its tasks, so an idle worker also takes up to one upkeep interval to stop);
@@ -441,6 +456,8 @@ def build_worker(queue: Queue, services: WorkerServices, *, concurrency: int = 1
         if services.retention is not None:  # also when it prunes no executions: it deletes expired sessions
             tasks.append(asyncio.create_task(prune_forever(services.sessions, services.retention,
                                                            services.retention_every)))
+        if services.scheduler_every is not None:
+            tasks.append(asyncio.create_task(scheduler_for(queue, services).run_forever(services.scheduler_every)))
         if services.vault is not None:
             tasks.append(asyncio.create_task(refresh_forever(
                 services.vault, queue, services.registry, job_timeout=job_timeout_for(services.execution_timeout),

@@ -133,6 +133,7 @@ async def lifespan_runtime(settings: Settings, channels: ChannelsPlugin, *, migr
             vault = credentials_vault(settings, sessions, credential_registry(), http, ring=keyring)
             services = WorkerServices(sessions=sessions, sink=sink, registry=registry, http=http,
                                       execution_timeout=settings.execution_timeout, inline_wait=settings.inline_wait,
+                                      poll_timeout=settings.poll_timeout,
                                       retention=settings.retention, retention_every=settings.retention_every,
                                       vault=vault)  # it also keeps the OAuth tokens fresh (the refresh pass)
             metrics.expose()  # the worker runs here: /metrics shows its counters

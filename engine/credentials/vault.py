@@ -147,6 +147,14 @@ class NodeCredentials:
         self._opened.pop(credential_id, None)
         return token
 
+    async def api_base(self, credential_id: int) -> str:
+        """The API base URL of the OAuth credential's provider, as the settings resolve it."""
+        from engine.credentials.oauth import credential_spec
+
+        credential = await self._oauth_credential(credential_id)
+        kind = self._vault.registry.get(credential.type_name)
+        return credential_spec(kind, credential.public, self._vault.env).api_base_url.rstrip("/")
+
     async def _open(self, credential_id: int) -> OpenCredential:
         row, credential = await self._vault.read(self._owner_id, credential_id)
         self._redactor.add(credential.secret, *_derived_secrets(credential))
@@ -237,6 +245,10 @@ class NamedCredentials:
     async def refresh_after_unauthorized(self, credential_id: int, used_token: str) -> str:
         self._check(credential_id)
         return await self._access.refresh_after_unauthorized(credential_id, used_token)
+
+    async def api_base(self, credential_id: int) -> str:
+        self._check(credential_id)
+        return await self._access.api_base(credential_id)
 
     def _check(self, credential_id: Any) -> None:
         if self._named is None:

@@ -2,7 +2,8 @@
 
 - ``activation``: activating and deactivating a workflow, and keeping its ``triggers`` rows in step with
   the published version (``activate``, ``deactivate``, ``sync_triggers``).
-- The scheduler (schedules and polls) and the webhook receiver build on those rows.
+- ``scheduler`` (with ``polling``): every worker's loop that fires due schedule slots and polls, exactly once
+  per slot / per new item; the webhook receiver (webapp/webhooks/) builds on the same rows.
 """
 
 from engine.triggers.activation import (

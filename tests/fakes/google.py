@@ -5,7 +5,8 @@ Documented behaviour imitated (developers.google.com/identity/protocols/oauth2/w
 ``access_type=offline``, and after the first consent only again with ``prompt=consent``; refresh
 tokens are not rotated; ``revoke`` (no client auth, ``token`` in the body or query) kills the whole
 grant; a dead refresh token → 400 ``invalid_grant`` "Token has been expired or revoked.".
-APIs: ``gmail/v1/users/me/profile`` and ``oauth2/v3/userinfo``, errors in Google's JSON shape.
+APIs: ``gmail/v1/users/me/profile``, ``oauth2/v3/userinfo`` and Gmail's ``users.messages.list`` / ``.get``
+(tests/fakes/gmail.py, over the mailbox of tests/fakes/mailbox.py), errors in Google's JSON shape.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 from litestar import Request, Response, Router, get, post, route
 
+from tests.fakes import gmail
 from tests.fakes.authserver import FakeAuthorizationServer
 from tests.fakes.state import FakeToken, ProviderState, stable_id
 from tests.fakes.web import authorize, bearer, json_response, oauth_request, read_body, reply, token_result
@@ -70,7 +72,7 @@ def router(state: ProviderState) -> Router:
         return json_response({"sub": stable_id("1", found.account or "", length=21),
                               "email": found.account, "email_verified": True})
 
-    return Router("/google", route_handlers=[auth, token, revoke, gmail_profile, userinfo])
+    return Router("/google", route_handlers=[auth, token, revoke, gmail_profile, userinfo, *gmail.handlers(state)])
 
 
 def token_answer(result: tuple[int, Any, dict[str, str]], refreshing: bool) -> Response[Any]:

@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from tests.fakes.mailbox import Mailbox
+
 PROVIDERS = ("oauth2", "google", "slack", "notion", "telegram")
 DEFAULT_ACCOUNT = "ada@example.com"
 CODE_LIFETIME = 600.0  # seconds; RFC 6749 §4.1.2 recommends at most 10 minutes
@@ -190,6 +192,7 @@ class ProviderState:
             self.consented: set[tuple[str, str]] = set()  # (account, client id) pairs that consented before
             self.requests: list[RecordedRequest] = []
             self.bot_tokens: dict[str, str] = {}  # Telegram: bot token → bot username
+            self.mailbox = Mailbox(self.now)  # Google: the Gmail messages (tests/fakes/mailbox.py)
             self.default_client = self.register_client(f"{self.name}-client-id", f"{self.name}-client-secret")
 
     # --- clock ---------------------------------------------------------------------------------
