@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from urllib.parse import parse_qsl, urlsplit
 
 import asyncpg
 import redis.asyncio as aioredis
@@ -55,19 +56,32 @@ _PUBLISH_ALL = "for i = 1, #ARGV, 2 do redis.call('PUBLISH', ARGV[i], ARGV[i + 1
 """PUBLISH each (channel, payload) pair of ARGV, in order: one command, and Redis caches the script."""
 
 
+def redis_channel_prefix(url: str) -> str:
+    """The prefix of every Patchwire channel name on the Redis server of ``url``: its database number.
+
+    Redis pub/sub ignores database numbers — a message published while on db 3 reaches subscribers on
+    every db — so two instances on one Redis server with their own databases (and a test suite's parallel
+    workers) would see each other's executions. The web process (``webapp/runtime.py``) and the workers
+    derive the same prefix from the same ``CHANNELS_URL``."""
+    parts = urlsplit(url)
+    db = parts.path.strip("/") or dict(parse_qsl(parts.query)).get("db", "0")
+    return f"pw{db}:"
+
+
 class RedisSink:
     def __init__(self, url: str) -> None:
         self._redis = aioredis.Redis.from_url(url)
         self._publish_all = self._redis.register_script(_PUBLISH_ALL)
+        self._prefix = redis_channel_prefix(url)
 
     async def publish(self, event: Message) -> None:
-        await self._redis.publish(event.channel, event.to_json())
+        await self._redis.publish(self._prefix + event.channel, event.to_json())
 
     async def publish_many(self, events: list[Message]) -> None:
         """In order, in one round trip: one ``EVALSHA`` (cheaper for the client than a pipeline)."""
         args: list[str | bytes] = []
         for event in events:
-            args += (event.channel, event.to_json())
+            args += (self._prefix + event.channel, event.to_json())
         await self._publish_all(keys=[], args=args)
 
     async def close(self) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,7 +27,7 @@ from engine.errors import CredentialKeyError
 from engine.events import Message
 from engine.migrate import upgrade_async
 from engine.netguard import outbound_client, parse_networks
-from engine.publisher import LocalSink, SafeSink
+from engine.publisher import LocalSink, SafeSink, redis_channel_prefix
 from engine.queue import queue_from_url
 from engine.settings import Settings
 from engine.worker import WorkerServices, build_worker, credentials_vault
@@ -44,7 +44,7 @@ def channels_plugin(settings: Settings) -> ChannelsPlugin:
     if url.startswith("memory"):
         backend: Any = MemoryChannelsBackend()
     elif url.startswith(("redis://", "rediss://")):
-        backend = _RedisChannels(redis=Redis.from_url(url))
+        backend = _RedisChannels(redis=Redis.from_url(url), prefix=redis_channel_prefix(url))
     elif url.startswith("postgresql://"):
         backend = AsyncPgChannelsBackend(dsn=url)
     else:
@@ -58,7 +58,27 @@ def channels_plugin(settings: Settings) -> ChannelsPlugin:
 
 class _RedisChannels(RedisChannelsPubSubBackend):
     """Litestar's Redis pub/sub backend, which also closes its client's pool on shutdown (the web process
-    publishes through it — new rows are announced there — so the pool holds connections)."""
+    publishes through it — new rows are announced there — so the pool holds connections), and names every
+    channel on the server with the prefix of its database (``engine.publisher.redis_channel_prefix``: pub/sub
+    ignores database numbers), as the workers' ``RedisSink`` does."""
+
+    def __init__(self, *, redis: Redis, prefix: str) -> None:
+        super().__init__(redis=redis)
+        self._prefix = prefix
+
+    async def subscribe(self, channels: Iterable[str]) -> None:
+        await super().subscribe([self._prefix + c for c in channels])
+
+    async def unsubscribe(self, channels: Iterable[str]) -> None:
+        await super().unsubscribe([self._prefix + c for c in channels])
+
+    async def publish(self, data: bytes, channels: Iterable[str]) -> None:
+        await super().publish(data, [self._prefix + c for c in channels])
+
+    async def stream_events(self) -> AsyncGenerator[tuple[str, Any], None]:
+        cut = len(self._prefix)
+        async for channel, data in super().stream_events():
+            yield channel[cut:], data
 
     async def on_shutdown(self) -> None:
         await super().on_shutdown()

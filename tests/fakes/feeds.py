@@ -89,7 +89,10 @@ def serve_feeds() -> Iterator[FeedServer]:
                 self.send_header(name, value)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            self.wfile.write(body)
+            try:
+                self.wfile.write(body)
+            except ConnectionError:  # the client stopped reading on purpose (a size cap): nothing to report
+                self.close_connection = True
 
         def log_message(self, *args: Any) -> None:
             return None
