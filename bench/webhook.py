@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import httpx  # noqa: E402
 import msgspec  # noqa: E402
-from common import PATCHWIRE, base_parser, profile_env, selected_profiles, show_and_save, table  # noqa: E402
+from common import PATCHWIRE, base_parser, cpu_seconds, profile_env, selected_profiles, show_and_save, table  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
 from engine.database import make_engine, make_sessionmaker  # noqa: E402
@@ -125,7 +125,7 @@ def _free_port() -> int:
 def _argv(command: list[str], cprofile: str | None, name: str) -> list[str]:
     if not cprofile:
         return [PATCHWIRE, *command]
-    return [sys.executable, "-m", "cProfile", "-o", f"{cprofile}/{name}.prof", "-m", "webapp", *command]
+    return [sys.executable, str(Path(__file__).with_name("cpu_profiled.py")), f"{cprofile}/{name}.prof", *command]
 
 
 def start_processes(env: dict[str, str], workdir: Path, profile: str,
@@ -160,6 +160,13 @@ def start_processes(env: dict[str, str], workdir: Path, profile: str,
         procs.append(subprocess.Popen(_argv(["worker"], cprofile, f"worker-{profile}"), env=full, cwd=workdir,
                                       stdout=(workdir / "worker.log").open("wb"), stderr=subprocess.STDOUT))
     return procs, url
+
+
+def _signal(procs: list[subprocess.Popen[bytes]], signum: signal.Signals | None) -> None:
+    for proc in procs if signum is not None else ():
+        proc.send_signal(signum)
+    if signum == signal.SIGUSR2:
+        time.sleep(1)  # the stats are written
 
 
 def stop_processes(procs: list[subprocess.Popen[bytes]]) -> None:
@@ -238,8 +245,12 @@ def run_profile(profile: str, seconds: int, connections: int, concurrency: int, 
             subprocess.run(wrk_argv(hook_url, 3, connections), capture_output=True, text=True, check=True)
             warm = asyncio.run(count_executions(penv.settings.database_url, workflow_id, 1))["total"]
             load = os.getloadavg()
+            _signal(procs, signal.SIGUSR1 if cprofile else None)
+            cpu = [cpu_seconds(p.pid) for p in procs]
             out = subprocess.run(wrk_argv(hook_url, seconds, connections), capture_output=True, text=True,
                                  check=True).stdout
+            cpu = [cpu_seconds(p.pid) - c for p, c in zip(procs, cpu, strict=True)]
+            _signal(procs, signal.SIGUSR2 if cprofile else None)
             load_after = os.getloadavg()
             figures = parse_wrk(out)
             stored = asyncio.run(count_executions(penv.settings.database_url, workflow_id,
@@ -249,6 +260,9 @@ def run_profile(profile: str, seconds: int, connections: int, concurrency: int, 
                 "loadavg_before": load, "loadavg_after": load_after, "answer": answer, "raw": out,
                 "executions_stored": measured, "executions_by_status": stored["by_status"],
                 "executions_total_incl_warmup": stored["total"],
+                # CPU time of each Patchwire process per answered request during the run (serve[, worker]):
+                # steadier than req/s on a machine whose load varies
+                "cpu_ms_per_request": [round(c * 1000 / max(1, figures.get("requests", 0)), 2) for c in cpu],
                 # wrk counts completed requests; up to `connections` more were in flight when it stopped
                 "all_stored_and_succeeded": (figures.get("requests", 0) <= measured
                                              <= figures.get("requests", 0) + connections
@@ -268,16 +282,17 @@ def report(peers: dict[str, Any], ours: dict[str, Any]) -> str:
         if name in peers:
             p = peers[name]
             rows.append([name, "-", round(p.get("rps", float("nan")), 1), p.get("p50_ms"), p.get("p99_ms"),
-                         p.get("executions_stored", "-" if name == "n8n" else "none (stores nothing)")])
+                         p.get("executions_stored", "-" if name == "n8n" else "none (stores nothing)"), "-"])
     n8n = peers.get("n8n", {})
     for profile, r in ours.items():
         rows.append([f"patchwire {profile}", f"{r['loadavg_before'][0]:.2f}", round(r.get("rps", float("nan")), 1),
                      r.get("p50_ms"), r.get("p99_ms"),
-                     f"{r['executions_stored']} ({'all succeeded' if r['all_stored_and_succeeded'] else 'CHECK'})"])
+                     f"{r['executions_stored']} ({'all succeeded' if r['all_stored_and_succeeded'] else 'CHECK'})",
+                     " + ".join(f"{c:g}" for c in r["cpu_ms_per_request"])])
         if n8n.get("rps"):
             r["vs_n8n"] = {"rps_ratio": r["rps"] / n8n["rps"], "p99_ratio": r["p99_ms"] / n8n["p99_ms"],
                            "goal_rps_5x": r["rps"] >= 5 * n8n["rps"], "goal_p99_quarter": r["p99_ms"] <= n8n["p99_ms"] / 4}
-    text = table(["system", "load 1m", "req/s", "p50 ms", "p99 ms", "executions stored"], rows)
+    text = table(["system", "load 1m", "req/s", "p50 ms", "p99 ms", "executions stored", "CPU ms/request"], rows)
     for profile, r in ours.items():
         if "vs_n8n" in r:
             v = r["vs_n8n"]
@@ -293,7 +308,8 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=20)
     parser.add_argument("--concurrency", type=int, default=10, help="PATCHWIRE_WORKER_CONCURRENCY (shipped default 10)")
     parser.add_argument("--peers", action="store_true", help="run run-peers.sh first (same session) and compare")
-    parser.add_argument("--cprofile", metavar="DIR", help="run serve / worker under cProfile, stats into DIR")
+    parser.add_argument("--cprofile", metavar="DIR", help="profile serve / worker (CPU time of the event loop's "
+                        "thread, the measured run only: bench/cpu_profiled.py) into DIR/<serve|worker>-<profile>.prof")
     args = parser.parse_args()
     if args.cprofile:
         Path(args.cprofile).mkdir(parents=True, exist_ok=True)

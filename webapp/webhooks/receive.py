@@ -103,7 +103,8 @@ async def receive(request: Request[Any, Any, Any], key: str, max_body: int) -> R
             if started.answer is not None:
                 return started.answer.response(background=_after(runtime, target.webhook_id, None, None))
             # the workflow answers: listen to its changes before the execution exists, so none is missed
-            listener = await stack.enter_async_context(runtime.hub.listen(target.owner_id))
+            listener = await stack.enter_async_context(runtime.hub.listen(target.owner_id,
+                                                                          execution_id=started.execution_id))
             await _commit_and_enqueue(runtime, db, target, started.execution_id, started.created_at, "webhook")
         answer = await _await_answer(runtime, listener, started)
     return answer.response(background=_after(runtime, target.webhook_id, started.log_id, answer))
