@@ -133,6 +133,18 @@ class NodeType:
         return None
 
 
+RESPONSE_OUTPUT = "$response"
+"""A reserved key of a node's outputs that is not a port (nothing connects to it, nothing is passed on): one item
+a node hands to whoever waits for the execution — the Respond to Webhook node's HTTP response, which the web
+process reads from the node run (webapp/webhooks/waiting.py). Left out of the execution's output and of
+``nodes["Name"]``."""
+
+
+def passed_on(outputs: dict[str, list[Item]]) -> list[Item]:
+    """The items of all of a node's ports (not ``RESPONSE_OUTPUT``)."""
+    return [i for port, items in outputs.items() if port != RESPONSE_OUTPUT for i in items]
+
+
 AUTOMATIC_TRIGGER_KINDS = ("webhook", "schedule", "poll")
 """Trigger kinds that start executions by themselves once the workflow is active."""
 

@@ -27,12 +27,14 @@ import logging
 import sqlite3
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Select, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from engine import metrics
+from engine.binary.store import prune_binary
 from engine.database import BUSY_TIMEOUT_MS, connect_sqlite
 from engine.models import TERMINAL_STATUSES, Execution, ExecutionEvent, NodeRun, SessionRow
 
@@ -52,6 +54,8 @@ class RetentionPolicy:
     per_workflow: int = 0
     """Keep at most this many finished executions per workflow; 0: no limit."""
     batch: int = 200
+    binary_dir: Path | None = None
+    """Where binary data files are kept (engine/binary/): data no execution holds any more is pruned too."""
 
     @property
     def active(self) -> bool:
@@ -64,6 +68,8 @@ class PruneReport:
     node_runs: int = 0
     events: int = 0
     vacuumed_pages: int = 0
+    binary: int = 0
+    """Binary data deleted (its execution was pruned, or never made: engine/binary/)."""
 
     def to_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -81,6 +87,7 @@ async def prune(sessions: async_sessionmaker[AsyncSession], policy: RetentionPol
             beyond = await _beyond_newest(sessions, workflow_id, policy.per_workflow)
             if beyond is not None:
                 await _prune_all(sessions, policy, report, beyond)
+    report.binary = await prune_binary(sessions, policy.binary_dir, now=now)
     if report.executions and _sqlite_path(sessions) is not None:
         report.vacuumed_pages = await vacuum(sessions)
     metrics.EXECUTIONS_PRUNED.inc(report.executions)
@@ -216,6 +223,8 @@ async def prune_forever(sessions: async_sessionmaker[AsyncSession], policy: Rete
         try:
             if policy.active:
                 await prune(sessions, policy)
+            else:  # binary data of executions deleted by hand, or never made
+                await prune_binary(sessions, policy.binary_dir)
             await delete_expired_sessions(sessions)
         except Exception:
             log.warning("prune pass failed; trying again in %s s", every, exc_info=True)

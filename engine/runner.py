@@ -27,7 +27,16 @@ import msgspec
 
 from engine.changes import ExecutionChange, change_for
 from engine.config import parse_config
-from engine.contract import CredentialAccess, Item, NodeContext, NodeResult, NodeType, SubWorkflows
+from engine.contract import (
+    RESPONSE_OUTPUT,
+    CredentialAccess,
+    Item,
+    NodeContext,
+    NodeResult,
+    NodeType,
+    SubWorkflows,
+    passed_on,
+)
 from engine.credentials.redaction import Redactor, redact_transition
 from engine.credentials.vault import for_node
 from engine.errors import NodeError, NodeTimeout
@@ -525,7 +534,7 @@ async def _call(run: Run, node: NodeSpec, node_type: type[NodeType], items: list
         if deadline.expired():
             raise NodeTimeout(f"{node.name} did not finish within {limit:g} s") from None
         raise
-    unknown = set(result.outputs) - set(node_type.outputs)
+    unknown = set(result.outputs) - set(node_type.outputs) - {RESPONSE_OUTPUT}
     if unknown:
         raise NodeError(f"{node.name} returned items on unknown output(s): {', '.join(sorted(unknown))}")
     return NodeResult(_as_json(node, result.outputs), not_before=result.not_before)
@@ -538,7 +547,7 @@ def _outputs_by_name(run: Run) -> dict[str, list[Item]]:
 
 def _set_result(run: Run, node_id: str, outputs: dict[str, list[Item]]) -> None:
     run.results[node_id] = outputs
-    run._by_name[run.node(node_id).name] = [i for port_items in outputs.values() for i in port_items]
+    run._by_name[run.node(node_id).name] = passed_on(outputs)
 
 
 def _as_json(node: NodeSpec, outputs: dict[str, list[Item]]) -> dict[str, list[Item]]:
@@ -628,7 +637,7 @@ def _outcome(run: Run) -> Outcome:
     # the leaves: nodes with no successor (in a test run: no successor that may run)
     has_successor = {c.source for c in run.graph.connections if run.in_scope(c.target)}
     output = {
-        node.name: [i for items in run.results[node.id].values() for i in items]
+        node.name: passed_on(run.results[node.id])
         for node in run.graph.nodes
         if node.id not in has_successor and node.id in run.results and run.in_scope(node.id)
     }

@@ -73,6 +73,8 @@ class Settings:
     retention_per_workflow: int = 0
     retention_every: float = 600.0
     webhook_max_body: int = 16 * 1024 * 1024
+    binary_storage: str = "file"
+    """``PATCHWIRE_BINARY_STORAGE``: where binary data of items is kept, ``file`` (under the data directory) or ``db``."""
     """``PATCHWIRE_WEBHOOK_MAX_BODY``: the largest webhook request body in bytes (413 past it, before it is read)."""
     preview_seconds: float = 2.0
     """The editor's expression preview's time limit (docs/security.md, "Expressions"). Not read from the
@@ -105,7 +107,8 @@ class Settings:
     def retention(self) -> RetentionPolicy:
         from engine.retention import RetentionPolicy
 
-        return RetentionPolicy(days=self.retention_days, per_workflow=self.retention_per_workflow)
+        return RetentionPolicy(days=self.retention_days, per_workflow=self.retention_per_workflow,
+                               binary_dir=self.data_dir / "binary")
 
     @property
     def embedded_queue(self) -> bool:
@@ -147,6 +150,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         retention_days=_non_negative(env, "PATCHWIRE_RETENTION_DAYS", 30.0),
         retention_per_workflow=int(_non_negative(env, "PATCHWIRE_RETENTION_PER_WORKFLOW", 0)),
         retention_every=_non_negative(env, "PATCHWIRE_RETENTION_EVERY", 600.0) or 600.0,
+        binary_storage=_choice(env, "PATCHWIRE_BINARY_STORAGE", ("file", "db")),
         webhook_max_body=int(_non_negative(env, "PATCHWIRE_WEBHOOK_MAX_BODY", 16 * 1024 * 1024)) or 16 * 1024 * 1024,
         public_url=public_url,
         trusted_proxies=trusted_proxies_setting(env.get("PATCHWIRE_TRUSTED_PROXIES", "")),

@@ -9,6 +9,7 @@ from nodes.if_ import If
 from nodes.if_v2 import IfV2
 from nodes.manual_trigger import ManualTrigger
 from nodes.merge import Merge
+from nodes.respond_to_webhook import RespondToWebhook
 from nodes.set import Set
 from nodes.sub_workflow import SubWorkflow
 from nodes.switch import Switch
@@ -18,6 +19,7 @@ from nodes.webhook_trigger import WebhookTrigger
 NODE_TYPES = (
     ManualTrigger, Set, HttpRequest, If, Delay, IfV2, Switch, Merge, Wait, SubWorkflow,
     WebhookTrigger,
+    RespondToWebhook,
 )
 
 registry = Registry(NODE_TYPES)

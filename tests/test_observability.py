@@ -111,7 +111,7 @@ def test_prune_command(env: dict[str, str]) -> None:
 
     report = json.loads(cli(env, "prune", "--per-workflow", "1").stdout)
     assert report == {"executions": 2, "node_runs": 10, "events": report["events"], "vacuumed_pages": report[
-        "vacuumed_pages"], "days": 30.0, "per_workflow": 1}
+        "vacuumed_pages"], "binary": 0, "days": 30.0, "per_workflow": 1}
     assert report["events"] >= 2 * 7 and report["vacuumed_pages"] >= 0
     missing = cli(env, "executions", "show", str(ids[0]), "--json", ok=False)
     assert missing.returncode == 2 and f"no execution {ids[0]}" in missing.stderr

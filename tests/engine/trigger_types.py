@@ -81,3 +81,14 @@ class CountPoll(PollTriggerType):
 
 TEST_TRIGGER_TYPES = (HookTrigger, EveryMinutes, CountPoll)
 registry = Registry([*NODE_TYPES, *TEST_TRIGGER_TYPES])
+
+
+if __name__ == "__main__":  # ``python -m tests.engine.trigger_types serve …``: the CLI with the test triggers registered
+    import sys
+
+    from nodes import registry as app_registry
+    from webapp.cli import main
+
+    for node_type in TEST_TRIGGER_TYPES:
+        app_registry.register(node_type)
+    sys.exit(main(sys.argv[1:]))

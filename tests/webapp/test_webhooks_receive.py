@@ -133,7 +133,7 @@ def test_inactive_and_unknown_webhooks_answer_404(browser: Browser, db_call: Any
     assert logged(db_call, hook)[-1].outcome == "refused"
     activate(browser, db_call, wid)
     assert browser.client.post(url, json={"name": "x"}).status_code == 200
-    deactivate(db_call, wid)
+    deactivate(browser, wid)
     assert browser.client.post(url, json={}).status_code == 404
     assert browser.client.post("/webhook/nothing-here", json={}).status_code == 404
     assert browser.client.post("/webhook/", json={}).status_code == 404
@@ -172,3 +172,24 @@ def test_a_webhook_runs_only_its_owners_workflow(browser: Browser, second_browse
     assert browser.client.post(url_of(db_call, other_hook), json={"name": "A"}).json() == {"greeting": "B"}
     runs = db_call(lambda db: db.scalars(select(Execution).order_by(Execution.id)))
     assert [(r.workflow_id, r.owner_id == r.owner_id) for r in runs] == [(wid, True), (other, True)]
+
+
+def test_the_log_masks_secret_headers_and_keeps_the_newest_50(browser: Browser, db_call: Any) -> None:
+    browser.register("hook-log@example.com")
+    wid, hook, _ = build(browser, response_mode="immediately")
+    activate(browser, db_call, wid)
+    url = url_of(db_call, hook)
+    secret_headers = {"authorization": "Bearer abc", "cookie": "session=s", "x-api-token": "t", "x-my-secret": "s",
+                      "x-signature": "sig", "x-plain": "visible"}
+    assert browser.client.post(url + "?q=1", json={"name": "first"}, headers=secret_headers).status_code == 202
+    first = logged(db_call, hook)[0]
+    headers = first.input["headers"]
+    assert all(headers[name] == "***" for name in secret_headers if name != "x-plain")
+    assert headers["x-plain"] == "visible" and first.input["query"] == {"q": "1"}
+    for i in range(59):
+        assert browser.client.post(url, json={"name": str(i)}).status_code == 202
+    deadline = time.monotonic() + 20  # trimmed after the answers were sent
+    while len(logged(db_call, hook)) != 50 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    kept = logged(db_call, hook)
+    assert len(kept) == 50 and kept[-1].input["body"] == {"name": "58"} and kept[0].input["body"] == {"name": "9"}

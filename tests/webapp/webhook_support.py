@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 
-from engine.models import Node, Trigger, Webhook, WebhookRequest, Workflow, WorkflowVersion
+from engine.models import Node, Webhook, WebhookRequest, Workflow
 from tests.webapp.conftest import Browser
 
 WEBHOOK_DEFAULTS = {"name": "Webhook", "methods": "POST", "authentication": "none", "response_mode": "last_node",
@@ -29,34 +29,14 @@ def build(browser: Browser, *, set_value: str = "{{ item.body.name }}", **config
 
 
 def activate(browser: Browser, db_call: Any, workflow_id: int) -> None:
-    """Publish and mark active with one ``triggers`` row per webhook node of the published version (what
-    engine/triggers/activation.py's ``activate`` does)."""
-    assert browser.post(f"/workflows/{workflow_id}/publish").status_code == 200
-
-    async def run(db: Any) -> None:
-        version = await db.scalar(select(WorkflowVersion).where(WorkflowVersion.workflow_id == workflow_id,
-                                                               WorkflowVersion.published_at.is_not(None))
-                                  .order_by(WorkflowVersion.published_at.desc()).limit(1))
-        workflow = await db.get(Workflow, workflow_id)
-        workflow.active = True
-        await db.execute(Trigger.__table__.delete().where(Trigger.workflow_id == workflow_id))
-        for node in version.graph["nodes"]:
-            if node["type"] == "webhook_trigger":
-                db.add(Trigger(workflow_id=workflow_id, owner_id=workflow.owner_id, node_id=node["id"], kind="webhook",
-                               version_id=version.id, node_type=node["type"], node_version=node["version"],
-                               config=node["config"]))
-        await db.commit()
-
-    db_call(run)
+    """Activate through the editor's switch (publishes the draft and starts its triggers)."""
+    response = browser.post(f"/workflows/{workflow_id}/activate")
+    assert response.status_code == 200, response.text
+    assert db_call(lambda db: db.get(Workflow, workflow_id)).active
 
 
-def deactivate(db_call: Any, workflow_id: int) -> None:
-    async def run(db: Any) -> None:
-        await db.execute(update(Workflow).where(Workflow.id == workflow_id).values(active=False))
-        await db.execute(Trigger.__table__.delete().where(Trigger.workflow_id == workflow_id))
-        await db.commit()
-
-    db_call(run)
+def deactivate(browser: Browser, workflow_id: int) -> None:
+    assert browser.post(f"/workflows/{workflow_id}/deactivate").status_code == 200
 
 
 def webhook_of(db_call: Any, node_id: str) -> Webhook:

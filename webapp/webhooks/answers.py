@@ -9,6 +9,7 @@ from litestar import Response
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from engine.contract import RESPONSE_OUTPUT
 from engine.models import Execution, NodeRun
 from nodes.webhook_trigger import WebhookConfig
 
@@ -83,3 +84,44 @@ async def _items(db: AsyncSession, execution_id: int, node_name: str) -> list[An
         NodeRun.execution_id == execution_id, NodeRun.node_name.in_(list(output)), NodeRun.status == "succeeded")
         .order_by(NodeRun.finished_at.desc(), NodeRun.id.desc()).limit(1))
     return list(output.get(last, next(iter(output.values()))))
+
+
+_RESPOND_TYPE = "respond_to_webhook"
+
+
+async def node_response(sessions: async_sessionmaker[AsyncSession], execution_id: int) -> dict[str, Any] | None:
+    """The response a Respond to Webhook node of the execution gave (the first to run), if one has."""
+    async with sessions() as db:
+        output = await db.scalar(select(NodeRun.output).where(
+            NodeRun.execution_id == execution_id, NodeRun.node_type == _RESPOND_TYPE, NodeRun.status == "succeeded")
+            .order_by(NodeRun.finished_at, NodeRun.id).limit(1))
+    responses = (output or {}).get(RESPONSE_OUTPUT) or []
+    return responses[0] if responses and isinstance(responses[0], dict) else None
+
+
+def respond_answer(response: dict[str, Any]) -> Answer:
+    """The Respond to Webhook node's response as an HTTP answer."""
+    status = response.get("status") if isinstance(response.get("status"), int) else 200
+    headers = {str(k): str(v) for k, v in (response.get("headers") or {}).items()}
+    lower = {k.lower() for k in headers}
+    if status in (204, 304) or (100 <= status < 200) or response.get("empty"):
+        return Answer(status, b"", headers.pop("Content-Type", "text/plain") if "content-type" in lower else
+                      "text/plain", headers, {"empty": True})
+    if "text" in response:
+        text = str(response["text"])
+        media = next((v for k, v in headers.items() if k.lower() == "content-type"), "text/plain; charset=utf-8")
+        headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}
+        return Answer(status, text.encode("utf-8"), media, headers, {"text": text[:4096]})
+    data = response.get("json")
+    media = next((v for k, v in headers.items() if k.lower() == "content-type"), "application/json")
+    headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}
+    return Answer(status, msgspec.json.encode(data), media, headers, {"json": _short(data)})
+
+
+def no_response(execution_id: int, status: str) -> Answer:
+    """The run ended without reaching a Respond to Webhook node."""
+    if status != "succeeded":
+        return problem(500, f"The workflow did not succeed (it {status}) before a Respond to Webhook node "
+                       f"answered; see execution {execution_id}.", execution_id=execution_id)
+    return Answer(204, b"", "text/plain", {"X-Patchwire-Execution": str(execution_id)},
+                  {"empty": True, "note": "the workflow finished without a Respond to Webhook node"})

@@ -8,11 +8,15 @@ keys are data like any other.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
+
+from litestar import Request
+from litestar.datastructures import UploadFile
 
 from engine.limits import JSONLimitError, JSONTooDeep, load_json
 from webapp.errors import BadRequest
+from webapp.requests import parse_form
 
 MASK = "***"
 SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie", "x-hub-signature",
@@ -66,3 +70,59 @@ def text_or_none(body: bytes, charset: str | None) -> str | None:
         return body.decode(charset or "utf-8")
     except (UnicodeDecodeError, LookupError):
         return None
+
+
+PutBinary = Callable[[bytes, str | None, str], Awaitable[dict[str, Any]]]
+"""Stores bytes (data, file name, MIME type) and returns the reference (engine/binary/)."""
+
+
+async def parse_body(request: Request[Any, Any, Any], body: bytes, *, raw_body: bool, max_body: int,
+                     put: PutBinary) -> tuple[Any, dict[str, Any]]:
+    """The item's ``body`` and ``binary`` (name → reference) for a request whose raw bytes are ``body``."""
+    media_type, options = request.content_type
+    if not body:
+        return None, {}
+    if raw_body:
+        return None, {"data": await put(body, None, media_type or "application/octet-stream")}
+    if is_json_type(media_type):
+        return parse_json_body(body, max_body), {}
+    if media_type == "application/x-www-form-urlencoded":
+        return parse_form(body), {}
+    if media_type == "multipart/form-data":
+        return await _multipart(request, put)
+    text = text_or_none(body, options.get("charset"))
+    if text is not None:
+        return text, {}
+    return None, {"data": await put(body, None, media_type or "application/octet-stream")}
+
+
+async def _multipart(request: Request[Any, Any, Any], put: PutBinary) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Text fields as the body (a repeated one becomes a list); each file as binary data named by its field
+    (``field``, ``field_1``, … when a field has several). A file name is only a label: it is never opened."""
+    form = await request.form()
+    fields: dict[str, Any] = {}
+    files: dict[str, Any] = {}
+    try:
+        for name, value in form.multi_items():
+            if isinstance(value, UploadFile):
+                key = name if name not in files else next(f"{name}_{i}" for i in range(1, len(files) + 2)
+                                                          if f"{name}_{i}" not in files)
+                data = await value.read()
+                files[key] = await put(data, _base_name(value.filename), value.content_type or "application/octet-stream")
+            elif name in fields:
+                current = fields[name]
+                fields[name] = [*current, value] if isinstance(current, list) else [current, value]
+            else:
+                fields[name] = value
+    finally:
+        for value in form.values():
+            if isinstance(value, UploadFile):
+                await value.close()
+    return fields, files
+
+
+def _base_name(name: str | None) -> str | None:
+    """The last segment of a client's file name (``C:\\x\\a.pdf`` and ``../a.pdf`` are ``a.pdf``): a label."""
+    if not name:
+        return None
+    return name.replace("\\", "/").rsplit("/", 1)[-1][:255] or None

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,6 +22,7 @@ from litestar.params import FromPath
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from engine.binary import BinaryStore, attach
 from engine.changes import ExecutionChange
 from engine.config import parse_config
 from engine.errors import ConfigError, GraphError, WorkflowPaused
@@ -32,13 +33,39 @@ from nodes import registry
 from nodes.webhook_trigger import HTTP_METHODS, WebhookConfig, parse_methods
 from webapp.executions.hub import Listener
 from webapp.runtime import Runtime
-from webapp.webhooks.answers import Answer, accepted, json_answer, output_answer, problem
-from webapp.webhooks.bodies import is_json_type, masked_headers, parse_json_body, query_dict, text_or_none
+from webapp.webhooks.answers import (
+    Answer,
+    accepted,
+    json_answer,
+    no_response,
+    node_response,
+    output_answer,
+    problem,
+    respond_answer,
+)
+from webapp.webhooks.auth import AuthFailure, Misconfigured, authenticate, prune_events, remember_event
+from webapp.webhooks.bodies import masked_headers, parse_body, query_dict
+from webapp.webhooks.limits import RateLimiter, retry_after
 from webapp.webhooks.services import LogPruner, Target, find_target, finish_log, log_request, prune_log
 from webapp.webhooks.waiting import wait_for
 
 log = logging.getLogger("patchwire.webhooks")
-_pruner = LogPruner()
+
+
+@dataclass
+class Upkeep:
+    """Per-app (per web process) state of the route: rate-limit windows and log-trimming counts."""
+
+    limiter: RateLimiter = field(default_factory=RateLimiter)
+    pruner: LogPruner = field(default_factory=LogPruner)
+
+
+def _upkeep(request: Request[Any, Any, Any]) -> Upkeep:
+    state = request.app.state
+    upkeep = getattr(state, "webhook_upkeep", None)
+    if upkeep is None:
+        upkeep = state.webhook_upkeep = Upkeep()
+    return upkeep
 _EXECUTIONS = Execution.__table__
 _INSERT_EXECUTION = insert(_EXECUTIONS).returning(_EXECUTIONS.c.id, _EXECUTIONS.c.created_at)
 NOT_ACTIVE = ("The workflow of this webhook is not active: activate it in the editor (or listen in the editor "
@@ -99,15 +126,15 @@ async def receive(request: Request[Any, Any, Any], key: str, max_body: int) -> R
                                   outcome=refused.outcome, message=_message(refused.answer),
                                   response=refused.answer.logged)
                 await db.commit()
-                return refused.answer.response(background=_after(runtime, target.webhook_id, None, None))
+                return refused.answer.response(background=_after(runtime, _upkeep(request), target.webhook_id, None, None))
             if started.answer is not None:
-                return started.answer.response(background=_after(runtime, target.webhook_id, None, None))
+                return started.answer.response(background=_after(runtime, _upkeep(request), target.webhook_id, None, None))
             # the workflow answers: listen to its changes before the execution exists, so none is missed
             listener = await stack.enter_async_context(runtime.hub.listen(target.owner_id,
                                                                           execution_id=started.execution_id))
             await _commit_and_enqueue(runtime, db, target, started.execution_id, started.created_at, "webhook")
         answer = await _await_answer(runtime, listener, started)
-    return answer.response(background=_after(runtime, target.webhook_id, started.log_id, answer))
+    return answer.response(background=_after(runtime, _upkeep(request), target.webhook_id, started.log_id, answer))
 
 
 def _message(answer: Answer) -> str | None:
@@ -118,13 +145,30 @@ async def _accept(request: Request[Any, Any, Any], runtime: Runtime, db: AsyncSe
                   item: dict[str, Any], method: str, max_body: int) -> Started:
     """Check the request, start the execution and log it. With an answer: committed and enqueued; without
     (the workflow answers), the caller commits and enqueues once it listens."""
-    now = time.time()
-    listening = not target.live and target.listening(now)
+    listening = not target.live and target.listening(time.time())
     if not target.live and not listening:
         raise Refused(problem(404, NOT_ACTIVE))
-    raw_config = target.trigger_config if target.live else target.draft_config
+    config = _checked_config(target, method, _upkeep(request).limiter)
+    await _read(request, runtime, db, target, config, max_body, item)
+    if listening:
+        return await _start_draft(runtime, db, target, item, method, config)
+    execution_id, created_at = await _insert_execution(db, target, item)
+    if item.get("binary"):
+        await attach(db, list(item["binary"].values()), execution_id)
+    immediate = config.response_mode == "immediately"
+    answer = accepted(execution_id) if immediate else None
+    log_id = await log_request(db, target.webhook_id, method=method, input=item, status=answer.status if answer else 0,
+                               outcome="ran", response=answer.logged if answer else None, execution_id=execution_id)
+    if immediate:
+        await _commit_and_enqueue(runtime, db, target, execution_id, created_at, "webhook")
+    return Started(answer, log_id, config, execution_id, created_at)
+
+
+def _checked_config(target: Target, method: str, limiter: RateLimiter) -> WebhookConfig:
+    """The node's config (the active trigger's, or the draft's while listening), once the method, the circuit
+    breaker and the rate limit let the request in."""
     try:
-        config = parse_config(WebhookConfig, raw_config or {})
+        config = parse_config(WebhookConfig, (target.trigger_config if target.live else target.draft_config) or {})
     except ConfigError as exc:
         problems = "; ".join(f"{k}: {v}" for k, v in exc.field_errors.items())
         raise Refused(problem(409, f"The webhook node's configuration is invalid ({problems})."), "error") from None
@@ -133,26 +177,47 @@ async def _accept(request: Request[Any, Any, Any], runtime: Runtime, db: AsyncSe
     if method not in allowed:
         raise Refused(problem(405, f"This webhook accepts {', '.join(allowed)}, not {method}.",
                               headers={"Allow": ", ".join(allowed)}))
-    if target.live and target.paused(datetime.now(UTC)):
+    now = datetime.now(UTC)
+    if target.live and target.paused(now):
         assert target.paused_until is not None
-        wait = max(1, int((target.paused_until.replace(tzinfo=target.paused_until.tzinfo or UTC)
-                           - datetime.now(UTC)).total_seconds()) + 1)
-        raise Refused(problem(503, "The workflow is paused by its circuit breaker after repeated failures.",
-                              headers={"Retry-After": str(wait)}))
+        until = target.paused_until.replace(tzinfo=target.paused_until.tzinfo or UTC)
+        raise Refused(problem(503, f"The workflow is paused by its circuit breaker until {until:%Y-%m-%d %H:%M:%S} UTC.",
+                              headers={"Retry-After": retry_after((until - now).total_seconds())}))
+    if (wait := limiter.hit(target.webhook_id, config.rate_limit)) is not None:
+        raise Refused(problem(429, f"This webhook takes at most {config.rate_limit} requests a minute.",
+                              headers={"Retry-After": retry_after(wait)}))
+    return config
+
+
+async def _read(request: Request[Any, Any, Any], runtime: Runtime, db: AsyncSession, target: Target,
+                config: WebhookConfig, max_body: int, item: dict[str, Any]) -> None:
+    """The body, authenticated (a signature covers the raw bytes), then parsed into the item's ``body`` and
+    ``binary`` (files and raw bytes, stored by reference in the request's transaction)."""
     try:
-        item["body"] = await _body(request, config, max_body)
+        raw = await request.body()  # StrictRequest: 413 past the route's limit, before it is read whole
     except HTTPException as exc:
         raise Refused(problem(exc.status_code, str(exc.detail)), "rejected") from None
-    if listening:
-        return await _start_draft(runtime, db, target, item, method, config)
-    execution_id, created_at = await _insert_execution(db, target, item)
-    immediate = config.response_mode == "immediately"
-    answer = accepted(execution_id) if immediate else None
-    log_id = await log_request(db, target.webhook_id, method=method, input=item, status=answer.status if answer else 0,
-                               outcome="ran", response=answer.logged if answer else None, execution_id=execution_id)
-    if immediate:
-        await _commit_and_enqueue(runtime, db, target, execution_id, created_at, "webhook")
-    return Started(answer, log_id, config, execution_id, created_at)
+    try:
+        verified = await authenticate(db, runtime.keyring, target.owner_id, config, request.headers, raw)
+        await remember_event(db, target.webhook_id, verified.event_id)
+    except AuthFailure as exc:
+        headers = {"WWW-Authenticate": exc.challenge} if exc.challenge else None
+        raise Refused(problem(exc.status, exc.message, headers=headers), "rejected") from None
+    except Misconfigured as exc:
+        raise Refused(problem(409, f"The webhook's authentication is misconfigured: {exc}."), "error") from None
+    settings = runtime.settings
+    store = BinaryStore(runtime.sessions, settings.data_dir, settings.binary_storage)
+
+    async def put(data: bytes, file_name: str | None, mime_type: str) -> dict[str, Any]:
+        return await store.put(target.owner_id, data, file_name=file_name, mime_type=mime_type, session=db)
+
+    try:
+        body, binary = await parse_body(request, raw, raw_body=config.raw_body, max_body=max_body, put=put)
+    except HTTPException as exc:
+        raise Refused(problem(exc.status_code, str(exc.detail)), "rejected") from None
+    item["body"] = body
+    if binary:
+        item["binary"] = binary
 
 
 async def _insert_execution(db: AsyncSession, target: Target, item: dict[str, Any]) -> tuple[int, datetime]:
@@ -182,6 +247,8 @@ async def _start_draft(runtime: Runtime, db: AsyncSession, target: Target, item:
     try:
         execution = await create_execution(db, workflow, registry, input=item, trigger="listen",
                                            trigger_node=target.node_id)
+        if item.get("binary"):
+            await attach(db, list(item["binary"].values()), execution.id)
     except (GraphError, WorkflowPaused) as exc:
         detail = ("The draft cannot run: " + "; ".join(p.message for p in exc.problems)
                   if isinstance(exc, GraphError) else str(exc))
@@ -194,36 +261,28 @@ async def _start_draft(runtime: Runtime, db: AsyncSession, target: Target, item:
     return Started(answer, log_id, config, execution.id, execution.created_at)
 
 
-async def _body(request: Request[Any, Any, Any], config: WebhookConfig, max_body: int) -> Any:
-    body = await request.body()  # StrictRequest: 413 past the route's limit, before it is read whole
-    if not body:
-        return None
-    media_type, options = request.content_type
-    if is_json_type(media_type):
-        return parse_json_body(body, max_body)
-    if media_type == "application/x-www-form-urlencoded":
-        from webapp.requests import parse_form
-
-        return parse_form(body)
-    text = text_or_none(body, options.get("charset"))
-    return text
-
-
 async def _await_answer(runtime: Runtime, listener: Listener, started: Started) -> Answer:
     """The workflow's answer, or 202 with the execution id once the node's time limit has passed."""
     config, execution_id = started.config, started.execution_id
-    status, _ = await wait_for(runtime.hub, listener, runtime.sessions, execution_id, config.response_timeout)
+    check = None
+    if config.response_mode == "respond_node":
+        async def check(status: str) -> dict[str, Any] | None:
+            return await node_response(runtime.sessions, execution_id)
+    status, response = await wait_for(runtime.hub, listener, runtime.sessions, execution_id, config.response_timeout,
+                                      check)
     if status is None:
         return accepted(execution_id, status="running",
-                        message=f"The workflow did not finish within {config.response_timeout:g} s; it goes on.")
+                        message=f"The workflow did not answer within {config.response_timeout:g} s; it goes on.")
+    if config.response_mode == "respond_node":
+        return respond_answer(response) if response is not None else no_response(execution_id, status)
     return await output_answer(runtime.sessions, execution_id, status, config)
 
 
-def _after(runtime: Runtime, webhook_id: int, log_id: int | None, answer: Answer | None) -> BackgroundTask | None:
+def _after(runtime: Runtime, upkeep: Upkeep, webhook_id: int, log_id: int | None, answer: Answer | None) -> BackgroundTask | None:
     """After the response is sent: write the answer to the log (when it was not known when the row was added) and
     now and then trim the log."""
     record = log_id is not None and answer is not None
-    prune = _pruner.due(webhook_id)
+    prune = upkeep.pruner.due(webhook_id)
     if not record and not prune:
         return None
 
@@ -234,6 +293,7 @@ def _after(runtime: Runtime, webhook_id: int, log_id: int | None, answer: Answer
                     await finish_log(db, log_id, status=answer.status, response=answer.logged)
                 if prune:
                     await prune_log(db, webhook_id)
+                    await prune_events(db, webhook_id)
                 await db.commit()
         except Exception:  # the answer was sent: a failed bookkeeping write is logged, never raised
             log.warning("could not record the answer of webhook request %s", log_id, exc_info=True)

@@ -18,8 +18,9 @@ from sqlalchemy import and_, delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from engine.errors import ConfigError
-from engine.models import Node, Trigger, Webhook, WebhookRequest, Workflow, utcnow
+from engine.models import Credential, Node, Trigger, Webhook, WebhookRequest, Workflow, utcnow
 from nodes.webhook_trigger import WebhookTrigger, clean_path
+from webapp.webhooks.auth import credential_type_error
 
 LOG_SIZE = 50
 """Requests kept per webhook (the newest)."""
@@ -37,8 +38,19 @@ def _configured_path(config: Any) -> str | None:
     return clean_path(raw if isinstance(raw, str) else None)
 
 
-async def webhook_path_errors(session: AsyncSession, node_id: str, config: dict[str, Any]) -> dict[str, str]:
-    """``{"path": why}`` when another webhook has the custom path of ``config`` (paths are unique per instance)."""
+async def webhook_config_errors(session: AsyncSession, node_id: str, config: dict[str, Any]) -> dict[str, str]:
+    """Form errors of a webhook node's (otherwise valid) config: a custom path another webhook has (paths are
+    unique per instance), a credential of another type than the authentication reads."""
+    errors = await _path_errors(session, node_id, config)
+    credential_id, authentication = config.get("credential"), config.get("authentication", "none")
+    if isinstance(credential_id, int) and authentication != "none":
+        type_name = await session.scalar(select(Credential.type_name).where(Credential.id == credential_id))
+        if type_name is not None and (error := credential_type_error(authentication, type_name)):
+            errors["credential"] = error[:1].upper() + error[1:]
+    return errors
+
+
+async def _path_errors(session: AsyncSession, node_id: str, config: dict[str, Any]) -> dict[str, str]:
     path = _configured_path(config)
     if path is None:
         return {}
@@ -51,7 +63,7 @@ async def webhook_path_errors(session: AsyncSession, node_id: str, config: dict[
 async def ensure_webhook(session: AsyncSession, workflow: Workflow, node: Node) -> Webhook:
     """The webhook row of a webhook node, made if missing; its custom path follows the node's config.
     A path another webhook has is a ``ConfigError`` on ``path`` (nothing written). The caller commits."""
-    if errors := await webhook_path_errors(session, node.id, node.config):
+    if errors := await _path_errors(session, node.id, node.config):
         raise ConfigError(errors)
     path = _configured_path(node.config)
     webhook = await session.scalar(select(Webhook).where(Webhook.node_id == node.id))

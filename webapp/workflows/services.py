@@ -53,7 +53,7 @@ from webapp.credentials.references import (
     resolve_references,
 )
 from webapp.errors import Conflict, Invalid, StaleEdit
-from webapp.webhooks.services import ensure_webhook, sync_workflow_webhooks, webhook_path_errors
+from webapp.webhooks.services import ensure_webhook, sync_workflow_webhooks, webhook_config_errors
 
 MAX_NAME = 200
 DELETED_ELSEWHERE = "This node was deleted in another tab or by someone else."
@@ -260,10 +260,11 @@ class WorkflowService:
         return node
 
     async def _reference_errors(self, node: Node, config: dict[str, Any]) -> dict[str, str]:
-        """A credential id must be the owner's, of a type the node accepts; a webhook's custom path is unique."""
+        """A credential id must be the owner's, of a type the node accepts; a webhook's custom path is unique and its
+        credential of the type its authentication reads."""
         errors = await credential_errors(self.db, self.owner_id, self.node_type(node), config)
         if self.node_type(node).trigger_kind == "webhook":
-            errors.update(await webhook_path_errors(self.db, node.id, config))
+            errors.update(await webhook_config_errors(self.db, node.id, config))
         return errors
 
     async def rename_node(self, workflow_id: int, node_id: str, name: str, expected_version: int | None = None) -> Node:
