@@ -18,7 +18,6 @@ with Patchwire's run. ``--cprofile DIR`` runs the server (and worker) under cPro
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import re
 import signal
@@ -33,7 +32,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import httpx  # noqa: E402
 import msgspec  # noqa: E402
-from common import PATCHWIRE, base_parser, cpu_seconds, profile_env, selected_profiles, show_and_save, table  # noqa: E402
+from common import (  # noqa: E402
+    PATCHWIRE,
+    base_parser,
+    cpu_seconds,
+    profile_env,
+    selected_profiles,
+    show_and_save,
+    table,
+)
 from sqlalchemy import func, select  # noqa: E402
 
 from engine.database import make_engine, make_sessionmaker  # noqa: E402

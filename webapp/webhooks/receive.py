@@ -33,6 +33,7 @@ from nodes import registry
 from nodes.webhook_trigger import HTTP_METHODS, WebhookConfig, parse_methods
 from webapp.executions.hub import Listener
 from webapp.runtime import Runtime
+from webapp.webhooks.answer_log import AnswerLog
 from webapp.webhooks.answers import (
     Answer,
     accepted,
@@ -43,10 +44,10 @@ from webapp.webhooks.answers import (
     problem,
     respond_answer,
 )
-from webapp.webhooks.auth import AuthFailure, Misconfigured, authenticate, prune_events, remember_event
+from webapp.webhooks.auth import AuthFailure, Misconfigured, authenticate, remember_event
 from webapp.webhooks.bodies import masked_headers, parse_body, query_dict
 from webapp.webhooks.limits import RateLimiter, retry_after
-from webapp.webhooks.services import LogPruner, Target, find_target, finish_log, log_request, prune_log
+from webapp.webhooks.services import LogPruner, Target, find_target, log_request
 from webapp.webhooks.waiting import wait_for
 
 log = logging.getLogger("patchwire.webhooks")
@@ -58,6 +59,7 @@ class Upkeep:
 
     limiter: RateLimiter = field(default_factory=RateLimiter)
     pruner: LogPruner = field(default_factory=LogPruner)
+    answers: AnswerLog = field(default_factory=AnswerLog)
 
 
 def _upkeep(request: Request[Any, Any, Any]) -> Upkeep:
@@ -286,16 +288,10 @@ def _after(runtime: Runtime, upkeep: Upkeep, webhook_id: int, log_id: int | None
     if not record and not prune:
         return None
 
-    async def run() -> None:
-        try:
-            async with runtime.sessions() as db:
-                if log_id is not None and answer is not None:
-                    await finish_log(db, log_id, status=answer.status, response=answer.logged)
-                if prune:
-                    await prune_log(db, webhook_id)
-                    await prune_events(db, webhook_id)
-                await db.commit()
-        except Exception:  # the answer was sent: a failed bookkeeping write is logged, never raised
-            log.warning("could not record the answer of webhook request %s", log_id, exc_info=True)
+    async def run() -> None:  # grouped with the other requests' answers (webapp/webhooks/answer_log.py)
+        await upkeep.answers.write(runtime.sessions, log_id=log_id if record else None,
+                                   status=answer.status if answer is not None else 0,
+                                   response=answer.logged if answer is not None else None,
+                                   prune=webhook_id if prune else None)
 
     return BackgroundTask(run)
