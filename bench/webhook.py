@@ -270,9 +270,10 @@ def run_profile(profile: str, seconds: int, connections: int, concurrency: int, 
                 # CPU time of each Patchwire process per answered request during the run (serve[, worker]):
                 # steadier than req/s on a machine whose load varies
                 "cpu_ms_per_request": [round(c * 1000 / max(1, figures.get("requests", 0)), 2) for c in cpu],
-                # wrk counts completed requests; up to `connections` more were in flight when it stopped
+                # wrk counts answered requests; the ones it gave up on (its 2 s timeout: socket errors) and up
+                # to `connections` in flight when it stopped were started and stored too
                 "all_stored_and_succeeded": (figures.get("requests", 0) <= measured
-                                             <= figures.get("requests", 0) + connections
+                                             <= figures.get("requests", 0) + figures["socket_errors"] + connections
                                              and set(stored["by_status"]) == {"succeeded"}),
             })
             for proc in procs:
@@ -288,7 +289,8 @@ def report(peers: dict[str, Any], ours: dict[str, Any]) -> str:
     for name in ("n8n", "node-red"):
         if name in peers:
             p = peers[name]
-            rows.append([name, "-", round(p.get("rps", float("nan")), 1), p.get("p50_ms"), p.get("p99_ms"),
+            rows.append([name, f"{p['loadavg_before'][0]:.2f}", round(p.get("rps", float("nan")), 1), p.get("p50_ms"),
+                         p.get("p99_ms"),
                          p.get("executions_stored", "-" if name == "n8n" else "none (stores nothing)"), "-"])
     n8n = peers.get("n8n", {})
     for profile, r in ours.items():
