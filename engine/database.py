@@ -40,10 +40,10 @@ def make_engine(url: str, *, pool_size: int = 20, ping_idle_after: float | None 
     return, and a new one forks a backend, so a small pool churns under a busy worker. Pooled
     connections idle for more than ``ping_idle_after`` seconds are pinged on checkout: after a server
     restart the idle ones are dead, and the first query on one would fail (and with it the job that
-    made it) before SQLAlchemy recycles the rest. One checked in less than that ago is not pinged (a
-    round trip saved per session: a webhook request opens three; bench/webhook.py) — the run store's
-    kept connection has the same rule (engine/sqlstore.py). ``None``: ping at every checkout
-    (SQLAlchemy's ``pool_pre_ping``)."""
+    made it) before SQLAlchemy recycles the rest. One checked in less than that ago is not pinged: a
+    ping saved per session, on asyncpg three round trips (``BEGIN``, ``;``, ``ROLLBACK``), and a webhook
+    request opens three sessions (bench/webhook.py). The run store's kept connection has the same rule
+    (engine/sqlstore.py). ``None``: ping at every checkout (SQLAlchemy's ``pool_pre_ping``)."""
     if not url.startswith("sqlite"):
         kwargs.setdefault("pool_size", pool_size)
         kwargs.setdefault("max_overflow", 10)
