@@ -91,3 +91,21 @@ def test_malformed_multipart_is_400(browser: Browser, db_call: Any) -> None:
                                  headers={"content-type": "multipart/form-data; boundary=xyz"})
     assert broken.status_code == 400
     assert [e.outcome for e in logged(db_call, hook)] == ["rejected", "rejected"]
+
+
+def test_nul_characters_are_refused_or_kept_as_bytes(browser: Browser, db_call: Any) -> None:
+    browser.register("bodies-nul@example.com")
+    wid, hook, _ = build(browser, set_value="x", response_node="Webhook")
+    activate(browser, db_call, wid)
+    url = url_of(db_call, hook)
+    json_nul = browser.client.post(url, content=b'{"a": "x\\u0000y"}', headers={"content-type": "application/json"})
+    assert json_nul.status_code == 400 and "NUL" in json_nul.json()["detail"]
+    form_nul = browser.client.post(url, content=b"a=x%00y", headers={"content-type": "application/x-www-form-urlencoded"})
+    assert form_nul.status_code == 400
+    query_nul = browser.client.post(url + "?q=a%00b", json={})
+    assert query_nul.status_code == 400 and "query" in query_nul.json()["detail"]
+    assert logged(db_call, hook)[-1].input["query"] == {"q": "a\ufffdb"}  # the log keeps what it can store
+    text_nul = browser.client.post(url, content=b"raw \x00 bytes", headers={"content-type": "text/plain"})
+    assert text_nul.status_code == 200 and text_nul.json()["binary"]["data"]["size"] == 11
+    assert browser.client.post("/webhook/a%00b", json={}).status_code == 404
+    assert browser.client.post(url, json={"a": "\\u0000 is fine as text"}).status_code == 200

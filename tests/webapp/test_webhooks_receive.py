@@ -193,3 +193,31 @@ def test_the_log_masks_secret_headers_and_keeps_the_newest_50(browser: Browser, 
         time.sleep(0.05)
     kept = logged(db_call, hook)
     assert len(kept) == 50 and kept[-1].input["body"] == {"name": "58"} and kept[0].input["body"] == {"name": "9"}
+
+
+def test_a_deleted_nodes_path_is_free_again_unless_a_running_trigger_holds_it(browser: Browser, db_call: Any) -> None:
+    browser.register("hook-path-free@example.com")
+    wid = browser.create_workflow()
+    node = browser.add_node(wid, "webhook_trigger")
+    assert browser.configure(wid, node, {**_defaults(), "path": "free/me"}).status_code == 200
+    assert browser.delete(f"/workflows/{wid}/nodes/{node}").status_code == 204
+    other = browser.add_node(wid, "webhook_trigger")
+    assert browser.configure(wid, other, {**_defaults(), "path": "free/me"}).status_code == 200
+
+    live, hook, _ = build(browser, path="held")  # active: its published node keeps the path after a delete
+    activate(browser, db_call, live)
+    assert browser.delete(f"/workflows/{live}/nodes/{hook}").status_code == 204
+    third = browser.add_node(wid, "webhook_trigger", x=300)
+    taken = browser.configure(wid, third, {**_defaults(), "path": "held"})
+    assert taken.status_code == 422 and "already used" in taken.text
+    assert browser.client.post("/webhook/held", json={"name": "Still"}).json() == {"greeting": "Still"}
+
+
+def test_head_and_options_when_listed(browser: Browser, db_call: Any) -> None:
+    browser.register("hook-head@example.com")
+    wid, hook, _ = build(browser, set_value="x", methods="HEAD, OPTIONS", response_mode="immediately")
+    activate(browser, db_call, wid)
+    head = browser.client.head(url_of(db_call, hook))
+    assert head.status_code == 202 and head.content == b""
+    assert browser.client.options(url_of(db_call, hook)).status_code == 202
+    assert [e.method for e in logged(db_call, hook)] == ["HEAD", "OPTIONS"]

@@ -113,31 +113,23 @@ class ExecutionHub:
         self._cache_size = cache_size
         self._rows: OrderedDict[int, ExecutionRow] = OrderedDict()
         self._listeners: dict[int, set[Listener]] = {}
-        self._watchers: dict[int, set[Listener]] = {}
-        """Listeners of one execution (``listen(owner, execution_id=…)``), offered only its changes."""
         self._task: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
         self.received = 0
 
     @asynccontextmanager
-    async def listen(self, owner_id: int, max_pending: int = MAX_PENDING, *,
-                     execution_id: int | None = None) -> AsyncIterator[Listener]:
-        """Register a listener for ``owner_id``'s changes (subscribed before this yields: no gap after it).
-        With ``execution_id``, only that execution's changes (of that owner) are offered to it: a webhook
-        waiting for its run is not woken by every other run of the same owner (20 concurrent requests of one
-        owner woke each other ~16 times per request; bench/webhook.py)."""
+    async def listen(self, owner_id: int, max_pending: int = MAX_PENDING) -> AsyncIterator[Listener]:
+        """Register a listener for ``owner_id``'s changes (subscribed before this yields: no gap after it)."""
         await self.start()
         listener = Listener(owner_id, max_pending)
-        registry = self._listeners if execution_id is None else self._watchers
-        key = owner_id if execution_id is None else execution_id
-        registry.setdefault(key, set()).add(listener)
+        self._listeners.setdefault(owner_id, set()).add(listener)
         try:
             yield listener
         finally:
-            listeners = registry.get(key, set())
+            listeners = self._listeners.get(owner_id, set())
             listeners.discard(listener)
             if not listeners:
-                registry.pop(key, None)
+                self._listeners.pop(owner_id, None)
 
     async def start(self) -> None:
         if self._task is None:
@@ -187,9 +179,6 @@ class ExecutionHub:
             self._rows.move_to_end(change.execution_id)
         for listener in self._listeners.get(change.owner_id, ()):
             listener.offer(change.execution_id)
-        for listener in self._watchers.get(change.execution_id, ()):
-            if listener.owner_id == change.owner_id:
-                listener.offer(change.execution_id)
 
     def _remember(self, row: ExecutionRow) -> None:
         self._rows[row.id] = row
@@ -231,10 +220,9 @@ class ExecutionHub:
 
     def _resync(self) -> None:
         """Subscribed again after a loss: changes may be missing, so every listener starts over."""
-        for registry in (self._listeners, self._watchers):
-            for listeners in registry.values():
-                for listener in listeners:
-                    listener.overflow()
+        for listeners in self._listeners.values():
+            for listener in listeners:
+                listener.overflow()
 
     def _receive(self, message: Any) -> None:
         try:

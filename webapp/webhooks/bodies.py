@@ -35,6 +35,8 @@ def masked_headers(raw: Iterable[tuple[bytes, bytes]], extra_secret: str | None 
     for name_bytes, value_bytes in raw:
         name = name_bytes.decode("latin-1").lower()
         value = MASK if is_secret_header(name) or name == extra_secret else value_bytes.decode("latin-1")
+        if "\x00" in value or "\x00" in name:  # a lenient HTTP parser let one through: it cannot be stored
+            name, value = name.replace("\x00", ""), value.replace("\x00", "\ufffd")
         headers[name] = f"{headers[name]}, {value}" if name in headers and value != MASK else value
     return headers
 
@@ -65,11 +67,45 @@ def parse_json_body(body: bytes, max_bytes: int) -> Any:
 
 
 def text_or_none(body: bytes, charset: str | None) -> str | None:
-    """The body as text when it decodes in its charset (UTF-8 unless named), else ``None`` (keep it as bytes)."""
+    """The body as text when it decodes in its charset (UTF-8 unless named) and holds no NUL character, else
+    ``None`` (keep it as bytes)."""
     try:
-        return body.decode(charset or "utf-8")
+        text = body.decode(charset or "utf-8")
     except (UnicodeDecodeError, LookupError):
         return None
+    return None if "\x00" in text else text
+
+
+def holds_nul(value: Any) -> bool:
+    """Whether a decoded value has a NUL character in a string or key (PostgreSQL cannot store one in JSON)."""
+    stack = [value]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, str):
+            if "\x00" in current:
+                return True
+        elif isinstance(current, dict):
+            stack.extend(current.keys())
+            stack.extend(current.values())
+        elif isinstance(current, list):
+            stack.extend(current)
+    return False
+
+
+def scrub(value: Any) -> Any:
+    """``value`` with every NUL character replaced by U+FFFD (what the log keeps of a refused request)."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {scrub(k): scrub(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [scrub(v) for v in value]
+    return value
+
+
+def refuse_nul(where: str, value: Any) -> None:
+    if holds_nul(value):
+        raise BadRequest(f"The {where} holds a NUL character (\\u0000), which cannot be stored: remove it.")
 
 
 PutBinary = Callable[[bytes, str | None, str], Awaitable[dict[str, Any]]]
@@ -85,11 +121,18 @@ async def parse_body(request: Request[Any, Any, Any], body: bytes, *, raw_body: 
     if raw_body:
         return None, {"data": await put(body, None, media_type or "application/octet-stream")}
     if is_json_type(media_type):
-        return parse_json_body(body, max_body), {}
+        data = parse_json_body(body, max_body)
+        if b"\\u0000" in body:
+            refuse_nul("JSON body", data)
+        return data, {}
     if media_type == "application/x-www-form-urlencoded":
-        return parse_form(body), {}
+        form = parse_form(body)
+        refuse_nul("form", form)
+        return form, {}
     if media_type == "multipart/form-data":
-        return await _multipart(request, put)
+        fields, files = await _multipart(request, put)
+        refuse_nul("form", fields)
+        return fields, files
     text = text_or_none(body, options.get("charset"))
     if text is not None:
         return text, {}
@@ -108,7 +151,8 @@ async def _multipart(request: Request[Any, Any, Any], put: PutBinary) -> tuple[d
                 key = name if name not in files else next(f"{name}_{i}" for i in range(1, len(files) + 2)
                                                           if f"{name}_{i}" not in files)
                 data = await value.read()
-                files[key] = await put(data, _base_name(value.filename), value.content_type or "application/octet-stream")
+                mime_type = (value.content_type or "application/octet-stream").replace("\x00", "")
+                files[key] = await put(data, _base_name(value.filename), mime_type)
             elif name in fields:
                 current = fields[name]
                 fields[name] = [*current, value] if isinstance(current, list) else [current, value]
@@ -125,4 +169,4 @@ def _base_name(name: str | None) -> str | None:
     """The last segment of a client's file name (``C:\\x\\a.pdf`` and ``../a.pdf`` are ``a.pdf``): a label."""
     if not name:
         return None
-    return name.replace("\\", "/").rsplit("/", 1)[-1][:255] or None
+    return name.replace("\\", "/").replace("\x00", "").rsplit("/", 1)[-1][:255] or None

@@ -3,7 +3,8 @@
 One request: one read (``find_target``), then — in **one transaction** — the execution and the request's log
 row, committed; then the job is enqueued and the new row announced. ``immediately`` answers 202 at once;
 ``last_node`` and ``respond_node`` wait through the execution hub (webapp/webhooks/waiting.py) up to the
-node's time limit, then answer 202 with the execution id. The answer is written to the log after it is sent.
+node's time limit, then answer 202 with the execution id. The answer is written to the log after it is sent
+(batched: webapp/webhooks/upkeep.py).
 """
 
 from __future__ import annotations
@@ -11,12 +12,11 @@ from __future__ import annotations
 import logging
 import time
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from litestar import Request, Response, route
-from litestar.background_tasks import BackgroundTask
 from litestar.exceptions import HTTPException
 from litestar.params import FromPath
 from sqlalchemy import insert
@@ -31,9 +31,7 @@ from engine.models import Execution, Workflow, utcnow
 from engine.worker import HEARTBEAT, job_timeout_for
 from nodes import registry
 from nodes.webhook_trigger import HTTP_METHODS, WebhookConfig, parse_methods
-from webapp.executions.hub import Listener
 from webapp.runtime import Runtime
-from webapp.webhooks.answer_log import AnswerLog
 from webapp.webhooks.answers import (
     Answer,
     accepted,
@@ -45,29 +43,25 @@ from webapp.webhooks.answers import (
     respond_answer,
 )
 from webapp.webhooks.auth import AuthFailure, Misconfigured, authenticate, remember_event
-from webapp.webhooks.bodies import masked_headers, parse_body, query_dict
+from webapp.webhooks.bodies import holds_nul, masked_headers, parse_body, query_dict, scrub
 from webapp.webhooks.limits import RateLimiter, retry_after
-from webapp.webhooks.services import LogPruner, Target, find_target, log_request
-from webapp.webhooks.waiting import wait_for
+from webapp.webhooks.services import Target, find_target, log_request
+from webapp.webhooks.upkeep import Upkeep
+from webapp.webhooks.waiting import Watch, wait_for
 
 log = logging.getLogger("patchwire.webhooks")
 
 
-@dataclass
-class Upkeep:
-    """Per-app (per web process) state of the route: rate-limit windows and log-trimming counts."""
-
-    limiter: RateLimiter = field(default_factory=RateLimiter)
-    pruner: LogPruner = field(default_factory=LogPruner)
-    answers: AnswerLog = field(default_factory=AnswerLog)
-
-
 def _upkeep(request: Request[Any, Any, Any]) -> Upkeep:
+    """The route's state in this app (made at its first request)."""
     state = request.app.state
     upkeep = getattr(state, "webhook_upkeep", None)
     if upkeep is None:
-        upkeep = state.webhook_upkeep = Upkeep()
+        runtime: Runtime = state.runtime
+        upkeep = state.webhook_upkeep = Upkeep(runtime.sessions, runtime.hub)
     return upkeep
+
+
 _EXECUTIONS = Execution.__table__
 _INSERT_EXECUTION = insert(_EXECUTIONS).returning(_EXECUTIONS.c.id, _EXECUTIONS.c.created_at)
 NOT_ACTIVE = ("The workflow of this webhook is not active: activate it in the editor (or listen in the editor "
@@ -114,7 +108,7 @@ async def receive(request: Request[Any, Any, Any], key: str, max_body: int) -> R
     method = request.method.upper()
     async with AsyncExitStack() as stack:
         async with runtime.sessions() as db:
-            target = await find_target(db, key) if key and len(key) <= 200 else None
+            target = await find_target(db, key) if key and len(key) <= 200 and "\x00" not in key else None
             if target is None:
                 return problem(404, "There is no webhook at this address.").response()
             item: dict[str, Any] = {"method": method, "path": request.url.path,
@@ -124,19 +118,23 @@ async def receive(request: Request[Any, Any, Any], key: str, max_body: int) -> R
                 started = await _accept(request, runtime, db, target, item, method, max_body)
             except Refused as refused:
                 await db.rollback()
-                await log_request(db, target.webhook_id, method=method, input=item, status=refused.answer.status,
+                await log_request(db, target.webhook_id, method=method, input=scrub(item) if holds_nul(item) else item,
+                                  status=refused.answer.status,
                                   outcome=refused.outcome, message=_message(refused.answer),
                                   response=refused.answer.logged)
                 await db.commit()
-                return refused.answer.response(background=_after(runtime, _upkeep(request), target.webhook_id, None, None))
+                _upkeep(request).answers.record(target.webhook_id, None, None, None)
+                return refused.answer.response()
             if started.answer is not None:
-                return started.answer.response(background=_after(runtime, _upkeep(request), target.webhook_id, None, None))
+                _upkeep(request).answers.record(target.webhook_id, None, None, None)
+                return started.answer.response()
             # the workflow answers: listen to its changes before the execution exists, so none is missed
-            listener = await stack.enter_async_context(runtime.hub.listen(target.owner_id,
-                                                                          execution_id=started.execution_id))
+            watch = await stack.enter_async_context(_upkeep(request).waiters.watch(target.owner_id,
+                                                                                  started.execution_id))
             await _commit_and_enqueue(runtime, db, target, started.execution_id, started.created_at, "webhook")
-        answer = await _await_answer(runtime, listener, started)
-    return answer.response(background=_after(runtime, _upkeep(request), target.webhook_id, started.log_id, answer))
+        answer = await _await_answer(runtime, watch, started)
+    _upkeep(request).answers.record(target.webhook_id, started.log_id, answer.status, answer.logged)
+    return answer.response()
 
 
 def _message(answer: Answer) -> str | None:
@@ -147,6 +145,9 @@ async def _accept(request: Request[Any, Any, Any], runtime: Runtime, db: AsyncSe
                   item: dict[str, Any], method: str, max_body: int) -> Started:
     """Check the request, start the execution and log it. With an answer: committed and enqueued; without
     (the workflow answers), the caller commits and enqueues once it listens."""
+    if holds_nul(item["query"]):
+        raise Refused(problem(400, "The query holds a NUL character (%00), which cannot be stored: remove it."),
+                      "rejected")
     listening = not target.live and target.listening(time.time())
     if not target.live and not listening:
         raise Refused(problem(404, NOT_ACTIVE))
@@ -263,14 +264,14 @@ async def _start_draft(runtime: Runtime, db: AsyncSession, target: Target, item:
     return Started(answer, log_id, config, execution.id, execution.created_at)
 
 
-async def _await_answer(runtime: Runtime, listener: Listener, started: Started) -> Answer:
+async def _await_answer(runtime: Runtime, watch: Watch, started: Started) -> Answer:
     """The workflow's answer, or 202 with the execution id once the node's time limit has passed."""
     config, execution_id = started.config, started.execution_id
     check = None
     if config.response_mode == "respond_node":
         async def check(status: str) -> dict[str, Any] | None:
             return await node_response(runtime.sessions, execution_id)
-    status, response = await wait_for(runtime.hub, listener, runtime.sessions, execution_id, config.response_timeout,
+    status, response = await wait_for(runtime.hub, watch, runtime.sessions, execution_id, config.response_timeout,
                                       check)
     if status is None:
         return accepted(execution_id, status="running",
@@ -278,20 +279,3 @@ async def _await_answer(runtime: Runtime, listener: Listener, started: Started) 
     if config.response_mode == "respond_node":
         return respond_answer(response) if response is not None else no_response(execution_id, status)
     return await output_answer(runtime.sessions, execution_id, status, config)
-
-
-def _after(runtime: Runtime, upkeep: Upkeep, webhook_id: int, log_id: int | None, answer: Answer | None) -> BackgroundTask | None:
-    """After the response is sent: write the answer to the log (when it was not known when the row was added) and
-    now and then trim the log."""
-    record = log_id is not None and answer is not None
-    prune = upkeep.pruner.due(webhook_id)
-    if not record and not prune:
-        return None
-
-    async def run() -> None:  # grouped with the other requests' answers (webapp/webhooks/answer_log.py)
-        await upkeep.answers.write(runtime.sessions, log_id=log_id if record else None,
-                                   status=answer.status if answer is not None else 0,
-                                   response=answer.logged if answer is not None else None,
-                                   prune=webhook_id if prune else None)
-
-    return BackgroundTask(run)

@@ -50,12 +50,19 @@ async def webhook_config_errors(session: AsyncSession, node_id: str, config: dic
     return errors
 
 
+def _holders(path: str, node_id: str) -> Any:
+    """Other webhooks that hold ``path`` and still use it: their node exists, or is a running trigger."""
+    in_use = or_(select(Node.id).where(Node.id == Webhook.node_id).exists(),
+                 select(Trigger.id).where(Trigger.workflow_id == Webhook.workflow_id,
+                                          Trigger.node_id == Webhook.node_id).exists())
+    return select(Webhook.id).where(Webhook.path == path, Webhook.node_id != node_id, in_use)
+
+
 async def _path_errors(session: AsyncSession, node_id: str, config: dict[str, Any]) -> dict[str, str]:
     path = _configured_path(config)
     if path is None:
         return {}
-    taken = await session.scalar(select(Webhook.id).where(Webhook.path == path, Webhook.node_id != node_id))
-    if taken is not None:
+    if await session.scalar(_holders(path, node_id).limit(1)) is not None:
         return {"path": f"/webhook/{path} is already used by another webhook: choose another path."}
     return {}
 
@@ -66,6 +73,9 @@ async def ensure_webhook(session: AsyncSession, workflow: Workflow, node: Node) 
     if errors := await _path_errors(session, node.id, node.config):
         raise ConfigError(errors)
     path = _configured_path(node.config)
+    if path is not None:  # a deleted node's webhook that nothing runs gives its path up
+        await session.execute(update(Webhook).where(Webhook.path == path, Webhook.node_id != node.id)
+                              .values(path=None))
     webhook = await session.scalar(select(Webhook).where(Webhook.node_id == node.id))
     if webhook is None:
         webhook = Webhook(workflow_id=workflow.id, owner_id=workflow.owner_id, node_id=node.id, token=new_token(),
