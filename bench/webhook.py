@@ -52,6 +52,7 @@ PEERS_HOME = Path(os.environ.get("PEERS", str(Path.home() / ".cache" / "patchwir
 PASSWORD = "correct horse battery staple"
 HOOK_PATH = "bench-hook"
 BODY = {"customer": "acme", "priority": "high", "value": 42}  # what post.lua sends
+SETTLE = 1.5
 
 
 def wrk_argv(url: str, seconds: int, connections: int = 20) -> list[str]:
@@ -216,11 +217,13 @@ def set_up_workflow(url: str) -> int:
 
 async def count_executions(database_url: str, workflow_id: int, expected_at_least: int,
                            timeout: float = 120.0) -> dict[str, Any]:
-    """Wait until no execution of the workflow is unfinished (at least ``expected_at_least`` stored), then count
-    them by status."""
+    """Wait until no execution of the workflow is unfinished (at least ``expected_at_least`` stored) and the count
+    has not moved for ``SETTLE`` s (requests wrk had in flight when it stopped still reach the database), then
+    count them by status."""
     engine = make_engine(database_url)
     sessions = make_sessionmaker(engine)
     deadline = time.monotonic() + timeout
+    last, since = -1, time.monotonic()
     try:
         while True:
             async with sessions() as db:
@@ -229,9 +232,12 @@ async def count_executions(database_url: str, workflow_id: int, expected_at_leas
             by_status = {status: int(n) for status, n in rows}
             total = sum(by_status.values())
             unfinished = sum(n for s, n in by_status.items() if s in ("queued", "running"))
-            if (unfinished == 0 and total >= expected_at_least) or time.monotonic() > deadline:
+            if total != last:
+                last, since = total, time.monotonic()
+            settled = time.monotonic() - since >= SETTLE
+            if (unfinished == 0 and total >= expected_at_least and settled) or time.monotonic() > deadline:
                 return {"total": total, "by_status": by_status}
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(0.25)
     finally:
         await engine.dispose()
 
