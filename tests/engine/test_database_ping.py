@@ -22,7 +22,10 @@ async def _kill(url: str, pid: int) -> None:
     try:
         async with admin.connect() as conn:
             await conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            await conn.commit()
+            # a new transaction per look: pg_stat_activity is a snapshot taken once per transaction
             while await conn.scalar(text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid}):
+                await conn.rollback()
                 await asyncio.sleep(0.01)
     finally:
         await admin.dispose()
