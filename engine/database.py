@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from engine.files import private_sqlite_file
 
 BUSY_TIMEOUT_MS = 10_000
+PING_IDLE_AFTER = 1.0
+"""A pooled PostgreSQL connection idle for longer than this (seconds) is pinged when it is checked out."""
 
 
 def async_url(url: str) -> str:
@@ -31,22 +34,53 @@ def sync_url(url: str) -> str:
     return url.replace("sqlite+aiosqlite:///", "sqlite:///")
 
 
-def make_engine(url: str, *, pool_size: int = 20, **kwargs: Any) -> AsyncEngine:
+def make_engine(url: str, *, pool_size: int = 20, ping_idle_after: float | None = PING_IDLE_AFTER,
+                **kwargs: Any) -> AsyncEngine:
     """PostgreSQL gets a pool as large as the work in flight: overflow connections are closed on
     return, and a new one forks a backend, so a small pool churns under a busy worker. Pooled
-    connections are pinged on checkout: after a server restart the idle ones are dead, and the first
-    query on one would fail (and with it the job that made it) before SQLAlchemy recycles the rest."""
+    connections idle for more than ``ping_idle_after`` seconds are pinged on checkout: after a server
+    restart the idle ones are dead, and the first query on one would fail (and with it the job that
+    made it) before SQLAlchemy recycles the rest. One checked in less than that ago is not pinged: a
+    ping saved per session, on asyncpg three round trips (``BEGIN``, ``;``, ``ROLLBACK``), and a webhook
+    request opens three sessions (bench/webhook.py). The run store's kept connection has the same rule
+    (engine/sqlstore.py). ``None``: ping at every checkout (SQLAlchemy's ``pool_pre_ping``)."""
     if not url.startswith("sqlite"):
         kwargs.setdefault("pool_size", pool_size)
         kwargs.setdefault("max_overflow", 10)
-        kwargs.setdefault("pool_pre_ping", True)
+        if ping_idle_after is None:
+            kwargs.setdefault("pool_pre_ping", True)
     engine = create_async_engine(async_url(url), **kwargs)
+    if engine.dialect.name != "sqlite" and ping_idle_after is not None and not kwargs.get("pool_pre_ping"):
+        _ping_when_idle(engine, ping_idle_after)
     if engine.dialect.name == "sqlite":
         path = make_url(async_url(url)).database or ""
         # before SQLite opens (and maybe makes) the file: it is made 0600 first (engine/files.py)
         event.listen(engine.sync_engine, "do_connect", lambda *_args: private_sqlite_file(path))
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     return engine
+
+
+def _ping_when_idle(engine: AsyncEngine, idle_after: float) -> None:
+    """``pool_pre_ping`` for connections idle longer than ``idle_after``: SQLAlchemy's pessimistic
+    disconnect handling through pool events. A failed ping invalidates the pool (every connection made
+    before now, as ``pool_pre_ping`` does) and the checkout is retried on a fresh connection."""
+    sync_engine = engine.sync_engine
+    dialect = sync_engine.dialect
+
+    @event.listens_for(sync_engine, "checkin")
+    def _checked_in(dbapi_connection: Any, record: Any) -> None:
+        if dbapi_connection is not None:
+            record.info["pw_idle_since"] = time.monotonic()
+
+    @event.listens_for(sync_engine, "checkout")
+    def _checked_out(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.pop("pw_idle_since", None)
+        if since is None or time.monotonic() - since <= idle_after:
+            return  # a new connection, or one in use a moment ago
+        try:
+            dialect.do_ping(dbapi_connection)
+        except Exception as error:  # dead (the server restarted, or dropped it): retried on a new one
+            raise exc.InvalidatePoolError(f"pooled connection found dead: {error}") from error
 
 
 def connect_sqlite(path: str, **kwargs: Any) -> sqlite3.Connection:
