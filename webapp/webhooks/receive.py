@@ -298,7 +298,7 @@ async def _await_answer(runtime: Runtime, watch: Watch, started: Started) -> Ans
     check = None
     if config.response_mode == "respond_node":
         async def check(status: str) -> dict[str, Any] | None:
-            return await node_response(runtime.sessions, execution_id)
+            return await node_response(runtime.engine, execution_id)
     status, response = await wait_for(runtime.hub, watch, runtime.sessions, execution_id, config.response_timeout,
                                       check)
     if status is None:
@@ -306,4 +306,4 @@ async def _await_answer(runtime: Runtime, watch: Watch, started: Started) -> Ans
                         message=f"The workflow did not answer within {config.response_timeout:g} s; it goes on.")
     if config.response_mode == "respond_node":
         return respond_answer(response) if response is not None else no_response(execution_id, status)
-    return await output_answer(runtime.sessions, execution_id, status, config)
+    return await output_answer(runtime.engine, execution_id, status, config)
