@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 import msgspec
 from litestar import Response
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from engine.contract import RESPONSE_OUTPUT
 from engine.models import Execution, NodeRun
@@ -52,13 +54,23 @@ def _short(data: Any, limit: int = 4096) -> Any:
     return data if len(encoded) <= limit else {"truncated": encoded[:limit].decode("utf-8", "replace")}
 
 
-async def output_answer(sessions: async_sessionmaker[AsyncSession], execution_id: int, status: str,
-                        config: WebhookConfig) -> Answer:
+@contextlib.asynccontextmanager
+async def _reading(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A connection for reads of committed rows: on PostgreSQL in autocommit (no ``BEGIN`` / ``ROLLBACK``
+    round trips around the one ``SELECT``); SQLite's driver opens no transaction for a read anyway (and
+    switching its isolation level would cost two thread hops)."""
+    async with engine.connect() as conn:
+        if engine.dialect.name != "sqlite":
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        yield conn
+
+
+async def output_answer(engine: AsyncEngine, execution_id: int, status: str, config: WebhookConfig) -> Answer:
     """``last_node``: the output of the last node (or of ``response_node``) when the workflow succeeded."""
     if status != "succeeded":
         return problem(500, f"The workflow did not succeed (it {status}); see execution {execution_id}.",
                        execution_id=execution_id)
-    async with sessions() as db:
+    async with _reading(engine) as db:
         items = await _items(db, execution_id, config.response_node.strip())
     if items is None:
         return problem(500, f"The node “{config.response_node}” produced no output in execution {execution_id}.",
@@ -68,7 +80,7 @@ async def output_answer(sessions: async_sessionmaker[AsyncSession], execution_id
     return json_answer(200, items[0] if items else {})
 
 
-async def _items(db: AsyncSession, execution_id: int, node_name: str) -> list[Any] | None:
+async def _items(db: AsyncConnection, execution_id: int, node_name: str) -> list[Any] | None:
     output = await db.scalar(select(Execution.output).where(Execution.id == execution_id)) or {}
     if node_name:
         if node_name in output:
@@ -89,9 +101,9 @@ async def _items(db: AsyncSession, execution_id: int, node_name: str) -> list[An
 _RESPOND_TYPE = "respond_to_webhook"
 
 
-async def node_response(sessions: async_sessionmaker[AsyncSession], execution_id: int) -> dict[str, Any] | None:
+async def node_response(engine: AsyncEngine, execution_id: int) -> dict[str, Any] | None:
     """The response a Respond to Webhook node of the execution gave (the first to run), if one has."""
-    async with sessions() as db:
+    async with _reading(engine) as db:
         output = await db.scalar(select(NodeRun.output).where(
             NodeRun.execution_id == execution_id, NodeRun.node_type == _RESPOND_TYPE, NodeRun.status == "succeeded")
             .order_by(NodeRun.finished_at, NodeRun.id).limit(1))

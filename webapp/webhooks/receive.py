@@ -1,7 +1,7 @@
 """The public webhook route: ``/webhook/<token or custom path>``, every method, outside login and CSRF.
 
 One request: one read (``find_target``), then — in **one transaction** — the execution and the request's log
-row, committed; then the job is enqueued and the new row announced. ``immediately`` answers 202 at once;
+row, committed (on SQLite in one call on the connection's thread: webapp/webhooks/sqlite_write.py); then the job is enqueued and the new row announced. ``immediately`` answers 202 at once;
 ``last_node`` and ``respond_node`` wait through the execution hub (webapp/webhooks/waiting.py) up to the
 node's time limit, then answer 202 with the execution id. The answer is written to the log after it is sent
 (batched: webapp/webhooks/upkeep.py).
@@ -46,6 +46,7 @@ from webapp.webhooks.auth import AuthFailure, Misconfigured, authenticate, remem
 from webapp.webhooks.bodies import holds_nul, masked_headers, parse_body, query_dict, scrub
 from webapp.webhooks.limits import RateLimiter, retry_after
 from webapp.webhooks.services import Target, find_target, log_request
+from webapp.webhooks.sqlite_write import insert_started
 from webapp.webhooks.upkeep import Upkeep
 from webapp.webhooks.waiting import Watch, wait_for
 
@@ -80,6 +81,8 @@ class Started:
     config: WebhookConfig
     execution_id: int
     created_at: datetime
+    committed: bool = False
+    """The execution and its log row are committed (SQLite's one-call write); the caller only enqueues."""
 
 
 class Refused(Exception):
@@ -128,10 +131,14 @@ async def receive(request: Request[Any, Any, Any], key: str, max_body: int) -> R
             if started.answer is not None:
                 _upkeep(request).answers.record(target.webhook_id, None, None, None)
                 return started.answer.response()
-            # the workflow answers: listen to its changes before the execution exists, so none is missed
+            # the workflow answers: listen to its changes before it is enqueued (on SQLite it is committed
+            # already, by the one-call write; nothing runs it before the enqueue), so none is missed
             watch = await stack.enter_async_context(_upkeep(request).waiters.watch(target.owner_id,
                                                                                   started.execution_id))
-            await _commit_and_enqueue(runtime, db, target, started.execution_id, started.created_at, "webhook")
+            if started.committed:
+                await _enqueue(runtime, target, started.execution_id, started.created_at, "webhook")
+            else:
+                await _commit_and_enqueue(runtime, db, target, started.execution_id, started.created_at, "webhook")
         answer = await _await_answer(runtime, watch, started)
     _upkeep(request).answers.record(target.webhook_id, started.log_id, answer.status, answer.logged)
     return answer.response()
@@ -155,10 +162,12 @@ async def _accept(request: Request[Any, Any, Any], runtime: Runtime, db: AsyncSe
     await _read(request, runtime, db, target, config, max_body, item)
     if listening:
         return await _start_draft(runtime, db, target, item, method, config)
+    immediate = config.response_mode == "immediately"
+    if runtime.engine.dialect.name == "sqlite" and not item.get("binary"):
+        return await _start_on_sqlite(runtime, db, target, item, method, config, immediate)
     execution_id, created_at = await _insert_execution(db, target, item)
     if item.get("binary"):
         await attach(db, list(item["binary"].values()), execution_id)
-    immediate = config.response_mode == "immediately"
     answer = accepted(execution_id) if immediate else None
     log_id = await log_request(db, target.webhook_id, method=method, input=item, status=answer.status if answer else 0,
                                outcome="ran", response=answer.logged if answer else None, execution_id=execution_id)
@@ -232,9 +241,28 @@ async def _insert_execution(db: AsyncSession, target: Target, item: dict[str, An
     return row[0], row[1]
 
 
+async def _start_on_sqlite(runtime: Runtime, db: AsyncSession, target: Target, item: dict[str, Any], method: str,
+                           config: WebhookConfig, immediate: bool) -> Started:
+    """The execution and its log row written and committed in one call (webapp/webhooks/sqlite_write.py)."""
+    created_at = utcnow()
+    execution_id, log_id = await insert_started(
+        db, workflow_id=target.workflow_id, owner_id=target.owner_id, version_id=target.version_id,
+        node_id=target.node_id, webhook_id=target.webhook_id, method=method, item=item, trigger="webhook",
+        created_at=created_at, answer=lambda new_id: (202, accepted(new_id).logged) if immediate else (0, None))
+    answer = accepted(execution_id) if immediate else None
+    if immediate:
+        await _enqueue(runtime, target, execution_id, created_at, "webhook")
+    return Started(answer, log_id, config, execution_id, created_at, committed=True)
+
+
 async def _commit_and_enqueue(runtime: Runtime, db: AsyncSession, target: Target, execution_id: int,
                               created_at: datetime, trigger: str) -> None:
     await db.commit()
+    await _enqueue(runtime, target, execution_id, created_at, trigger)
+
+
+async def _enqueue(runtime: Runtime, target: Target, execution_id: int, created_at: datetime, trigger: str) -> None:
+    """The committed execution to the queue, and its row to the live tables."""
     await enqueue_execution(runtime.queue, execution_id, timeout=job_timeout_for(runtime.settings.execution_timeout),
                             heartbeat=HEARTBEAT)
     await runtime.announce([ExecutionChange(
@@ -270,7 +298,7 @@ async def _await_answer(runtime: Runtime, watch: Watch, started: Started) -> Ans
     check = None
     if config.response_mode == "respond_node":
         async def check(status: str) -> dict[str, Any] | None:
-            return await node_response(runtime.sessions, execution_id)
+            return await node_response(runtime.engine, execution_id)
     status, response = await wait_for(runtime.hub, watch, runtime.sessions, execution_id, config.response_timeout,
                                       check)
     if status is None:
@@ -278,4 +306,4 @@ async def _await_answer(runtime: Runtime, watch: Watch, started: Started) -> Ans
                         message=f"The workflow did not answer within {config.response_timeout:g} s; it goes on.")
     if config.response_mode == "respond_node":
         return respond_answer(response) if response is not None else no_response(execution_id, status)
-    return await output_answer(runtime.sessions, execution_id, status, config)
+    return await output_answer(runtime.engine, execution_id, status, config)
