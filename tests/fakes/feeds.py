@@ -15,10 +15,12 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email.utils import formatdate
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlsplit
 from xml.sax.saxutils import escape
+
+from tests.loopback import serve_http
 
 
 @dataclass
@@ -97,16 +99,9 @@ def serve_feeds() -> Iterator[FeedServer]:
         def log_message(self, *args: Any) -> None:
             return None
 
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.daemon_threads = True
-    state.url = f"http://127.0.0.1:{httpd.server_address[1]}"
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), name="feed-server", daemon=True)
-    thread.start()
-    try:
+    with serve_http(Handler, "feed-server") as url:
+        state.url = url
         yield state
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
 
 
 def rss(entries: list[dict[str, str]], title: str = "Example feed") -> str:
