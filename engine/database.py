@@ -44,11 +44,10 @@ def make_engine(url: str, *, pool_size: int = 20, ping_idle_after: float | None 
     ping saved per session, on asyncpg three round trips (``BEGIN``, ``;``, ``ROLLBACK``), and a webhook
     request opens three sessions (bench/webhook.py). The run store's kept connection has the same rule
     (engine/sqlstore.py). ``None``: ping at every checkout (SQLAlchemy's ``pool_pre_ping``)."""
-    if not url.startswith("sqlite"):
-        kwargs.setdefault("pool_size", pool_size)
-        kwargs.setdefault("max_overflow", 10)
-        if ping_idle_after is None:
-            kwargs.setdefault("pool_pre_ping", True)
+    kwargs.setdefault("pool_size", pool_size)  # SQLite's default, 5: an overflow aiosqlite connection is a new thread
+    kwargs.setdefault("max_overflow", 10)
+    if not url.startswith("sqlite") and ping_idle_after is None:
+        kwargs.setdefault("pool_pre_ping", True)
     engine = create_async_engine(async_url(url), **kwargs)
     if engine.dialect.name != "sqlite" and ping_idle_after is not None and not kwargs.get("pool_pre_ping"):
         _ping_when_idle(engine, ping_idle_after)

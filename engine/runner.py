@@ -380,7 +380,17 @@ async def _commit_and_start(run: Run, starting: list[NodeRunRecord],
     for record in starting:
         running[asyncio.create_task(_run_node(run, run.node(record.node_id), record))] = record.node_id
     if pipelined:  # created after the nodes, so they begin first and the commit's own work overlaps them
-        running[asyncio.ensure_future(run.flush())] = None
+        running[asyncio.ensure_future(_pipelined_flush(run, [r.node_id for r in starting]))] = None
+
+
+async def _pipelined_flush(run: Run, started: list[str]) -> None:
+    """A pipelined step's commit — left to the next commit when every node it started has ended already
+    (they ended at once, on their first turn, which comes before this one): then the step's rows and events
+    are committed, and published, with the next step's or the run's last transaction (engine/README.md,
+    "Coalesced commits"). A node still going gets its ``running`` row committed and published now."""
+    if all(run.status.get(node_id) != "running" for node_id in started):
+        return
+    await run.flush()
 
 
 def _is_pure(run: Run, node_id: str) -> bool:

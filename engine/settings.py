@@ -61,6 +61,10 @@ class Settings:
     execution_timeout: int
     secure_cookies: bool
     inline_wait: float = 30.0
+    webhook_inline_runs: int = 100
+    """Webhook executions that answer with their output run at most this many at once on the web process's loop
+    (``PATCHWIRE_WEBHOOK_INLINE_RUNS``; 0: all go through the queue and its workers; webapp/webhooks/inline.py).
+    In every profile: with separate workers too, the web process that holds the request runs them."""
     poll_timeout: float = 60.0
     """Seconds one poll of a polling trigger may take (``PATCHWIRE_POLL_TIMEOUT``; engine/triggers/polling.py)."""
     http_allow_networks: str = ""
@@ -143,6 +147,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         secure_cookies=env.get("PATCHWIRE_SECURE_COOKIES", "") in ("1", "true", "yes") or public_url.startswith("https://"),
         inline_wait=float(env.get("PATCHWIRE_INLINE_WAIT", "30")),
         poll_timeout=_positive(env, "PATCHWIRE_POLL_TIMEOUT", 60.0),
+        webhook_inline_runs=int(_non_negative(env, "PATCHWIRE_WEBHOOK_INLINE_RUNS", 100)),
         http_allow_networks=env.get("PATCHWIRE_HTTP_ALLOW_NETWORKS", ""),
         log_format=_choice(env, "PATCHWIRE_LOG_FORMAT", ("auto", "json", "text")),
         log_level=env.get("PATCHWIRE_LOG_LEVEL", "INFO").upper(),

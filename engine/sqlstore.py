@@ -131,6 +131,18 @@ class SQLRunStore:
     async def resume_state(self, execution_id: int) -> tuple[dict[str, NodeRunRecord], int]:
         return await self._backend.read(execution_id)
 
+    @property
+    def on_sqlite(self) -> bool:
+        return isinstance(self._backend, _SQLiteBackend)
+
+    async def sqlite_call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """``fn`` on this store's own SQLite connection: inline on the loop's thread when the connection and the
+        write lock are free, else in its thread (the webhook route's reads and writes, webapp/webhooks/lane.py).
+        ``fn`` may run twice — inline until the lock turns out taken, then in the thread — so it must be one
+        read or one whole transaction (``BEGIN IMMEDIATE`` … ``COMMIT``). SQLite only."""
+        assert isinstance(self._backend, _SQLiteBackend)
+        return await self._backend._run(fn)
+
     async def claim(self, execution_id: int, token: str, *, lease: float) -> Claim | None:
         """Take the execution's lease for ``lease`` seconds and mark it ``running``, in one statement,
         unless it has ended or another job holds an unexpired lease on it (then ``None``). A lease its
@@ -387,8 +399,11 @@ class _SQLiteBackend:
     one thread hop; the lock serialises that path). With WAL and
     ``synchronous=NORMAL`` a commit is a write into the WAL file without an fsync, so the inline
     path does not wait on the disk. Checkpoints (which fsync) stay off that path: the connection's
-    ``wal_autocheckpoint`` is 0 while inline, and every ``CHECKPOINT_EVERY``-th transaction goes to
-    the thread with it on (other connections to the file checkpoint as before)."""
+    ``wal_autocheckpoint`` is 0 while inline, and after every ``CHECKPOINT_EVERY`` inline transactions a
+    *passive* checkpoint runs in a thread on a connection of its own — it takes no lock that writers need,
+    so the inline path goes on meanwhile (once, every such transaction went to the thread with the
+    autocheckpoint on, and held the connection there through the fsync: every other commit in that time took
+    the thread path behind it). Other connections to the file checkpoint as before."""
 
     INLINE_MAX_BYTES = 256 * 1024
     """A transaction larger than this (the JSON of outputs, mostly) is written in the thread."""
@@ -399,6 +414,23 @@ class _SQLiteBackend:
         self._conn: sqlite3.Connection | None = None
         self._lock: asyncio.Lock | None = None
         self._inline_since_thread = 0
+        self._checkpointer: sqlite3.Connection | None = None
+        self._checkpointing: asyncio.Future[None] | None = None
+
+    def _checkpoint_soon(self) -> None:
+        """A passive checkpoint in a thread, unless one runs already."""
+        self._inline_since_thread = 0
+        if self._checkpointing is None or self._checkpointing.done():
+            self._checkpointing = asyncio.get_running_loop().run_in_executor(None, self._checkpoint)
+
+    def _checkpoint(self) -> None:
+        try:
+            if self._checkpointer is None:
+                self._checkpointer = connect_sqlite(self._path, isolation_level=None, check_same_thread=False,
+                                                    timeout=BUSY_TIMEOUT_MS / 1000)
+            self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except sqlite3.Error:  # the next one tries again; other connections checkpoint too
+            log.warning("a passive WAL checkpoint failed", exc_info=True)
 
     async def _in_thread(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """``fn`` in a worker thread. The lock is held until the thread is done with the connection — also
@@ -440,9 +472,10 @@ class _SQLiteBackend:
         """Run ``fn`` on this thread if the connection is free and the database not locked:
         (True, its result), or (False, None) when the caller must take the thread path."""
         conn = self._conn
-        if (conn is None or (self._lock is not None and self._lock.locked()) or size > self.INLINE_MAX_BYTES
-                or self._inline_since_thread >= self.CHECKPOINT_EVERY):
+        if conn is None or (self._lock is not None and self._lock.locked()) or size > self.INLINE_MAX_BYTES:
             return False, None
+        if self._inline_since_thread >= self.CHECKPOINT_EVERY:
+            self._checkpoint_soon()
         try:
             result = fn(conn)
         except sqlite3.OperationalError as exc:
@@ -515,6 +548,12 @@ class _SQLiteBackend:
             await self._in_thread(partial(_sqlite_write, statements))
 
     async def close(self) -> None:
+        if self._checkpointing is not None:
+            with contextlib.suppress(Exception):
+                await self._checkpointing
+        if self._checkpointer is not None:
+            self._checkpointer.close()
+            self._checkpointer = None
         if self._conn is not None:
             conn, self._conn = self._conn, None
             conn.close()

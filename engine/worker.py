@@ -105,13 +105,27 @@ class WorkerServices:
 
 
 async def run_execution(ctx: dict[str, Any], *, execution_id: int) -> str:
+    result = await run_claimed(ctx, execution_id)
+    return result if isinstance(result, str) else result.status
+
+
+async def run_claimed(ctx: dict[str, Any], execution_id: int, claimed: tuple[Claim, str] | None = None) -> Outcome | str:
+    """Claim the execution, run it under its lease and persist the outcome: the ``Outcome``, or why it did
+    not run here (``BUSY``, ``LEASE_LOST``, a status it already ended with). The SAQ job's body; a webhook that
+    answers with the run's output calls it directly on the web process's loop (webapp/webhooks/inline.py),
+    with no ``job`` in ``ctx`` — and ``claimed``, the claim and lease token its row was inserted with (no
+    claim statement then)."""
     services: WorkerServices = ctx["services"]
     job: Job | None = ctx.get("job")
     execution_id_var.set(execution_id)  # SAQ runs each job in its own task: its log records carry the id
-    lease = _Lease(services.store, execution_id, uuid.uuid4().hex)
-    claim = await services.store.claim(execution_id, lease.token, lease=LEASE)
-    if claim is None:
-        return await _not_claimed(services.sessions, execution_id)
+    if claimed is not None:
+        claim, token = claimed
+        lease = _Lease(services.store, execution_id, token)
+    else:
+        lease = _Lease(services.store, execution_id, uuid.uuid4().hex)
+        claim = await services.store.claim(execution_id, lease.token, lease=LEASE)
+        if claim is None:
+            return await _not_claimed(services.sessions, execution_id)
     try:
         run = await _prepare(services, execution_id, claim, lease, job)
     except BaseException:  # e.g. the database went away reading a graph: the next job may start at once
@@ -131,12 +145,12 @@ async def run_execution(ctx: dict[str, Any], *, execution_id: int) -> str:
         await lease.release()
         await enqueue_execution(_queue(ctx), execution_id, timeout=job_timeout_for(run.execution_timeout or services.execution_timeout),
                                 heartbeat=HEARTBEAT, resume_at=outcome.resume_at)
-    if outcome.status in FAILED_STATUSES and "worker" in ctx:
-        await after_failure(services.sessions, ctx["worker"].queue, services.registry, execution_id,
+    if outcome.status in FAILED_STATUSES and ("worker" in ctx or "queue" in ctx):
+        await after_failure(services.sessions, _queue(ctx), services.registry, execution_id,
                             job_timeout=job_timeout_for(services.execution_timeout), heartbeat=HEARTBEAT,
                             announce=lambda changes: publish_all(services.sink, changes))
     _log_outcome(outcome)
-    return outcome.status
+    return outcome
 
 
 def _log_outcome(outcome: Outcome) -> None:
@@ -301,7 +315,7 @@ async def _execute(run: Run, *, last_attempt: bool) -> Outcome:
 
 
 def _queue(ctx: dict[str, Any]) -> Queue:
-    return ctx["worker"].queue
+    return ctx["queue"] if "queue" in ctx else ctx["worker"].queue
 
 
 def job_timeout_for(execution_timeout: float) -> int:

@@ -47,6 +47,7 @@ from webapp.testing.controllers import NodeTestingController, WatchController
 from webapp.testing.services import TestingService
 from webapp.transport import https_headers_hook
 from webapp.webhooks.editor import WebhookEditorController
+from webapp.webhooks.front import webhook_front
 from webapp.webhooks.receive import webhook_route
 from webapp.workflows.activation import ActivationController
 from webapp.workflows.controllers import WorkflowController
@@ -156,7 +157,8 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Lit
         logging_config=None,  # the CLI configures logging (engine/logs.py: JSON off a terminal); Litestar's own would replace it
         debug=False,
     )
-    return install_socket_refusals(app)
+    metrics = prometheus_config().middleware if settings.metrics_enabled else None
+    return install_socket_refusals(app, lambda inner: webhook_front(app, inner, metrics=metrics))
 
 
 async def _add_security_headers(message: Any, scope: Any) -> None:

@@ -19,6 +19,7 @@ day it is added:
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -87,10 +88,12 @@ def refuse_sockets_clearly(router: ASGIApp) -> ASGIApp:
     return route
 
 
-def install_socket_refusals(app: Litestar) -> Litestar:
+def install_socket_refusals(app: Litestar, front: Callable[[ASGIApp], ASGIApp] | None = None) -> Litestar:
     """Put ``refuse_sockets_clearly`` between the router and the app's outermost exception handler (Litestar
-    2.25 builds that pair in ``Litestar._create_asgi_handler``; this app configures no CORS or tracing there)."""
-    app.asgi_handler = wrap_in_exception_handler(app=refuse_sockets_clearly(app.asgi_router))
+    2.25 builds that pair in ``Litestar._create_asgi_handler``; this app configures no CORS or tracing there),
+    and ``front`` around it (the webhook route's way in, webapp/webhooks/front.py)."""
+    inner = refuse_sockets_clearly(app.asgi_router)
+    app.asgi_handler = wrap_in_exception_handler(app=front(inner) if front is not None else inner)
     return app
 
 

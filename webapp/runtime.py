@@ -34,6 +34,8 @@ from engine.worker import WorkerServices, build_worker, credentials_vault
 from nodes import registry
 from nodes.credentials import credential_registry
 from webapp.executions.hub import DirectSubscriber, ExecutionHub
+from webapp.webhooks.inline import InlineRuns
+from webapp.webhooks.lane import Lane, PostgresLane, SQLiteLane
 
 log = logging.getLogger("patchwire.runtime")
 SUBSCRIBER_BACKLOG = 1000
@@ -124,7 +126,39 @@ class Runtime:
     """The credential keys, checked against the stored credentials at start-up (engine/credentials/rotation.py)."""
     http: httpx.AsyncClient | None = None
     """The guarded outbound client (engine/netguard.py): a credential's Test calls its service through it."""
+    inline: InlineRuns | None = None
+    lane: Lane | None = None
+    """The webhook route's reads and writes on the run store's SQLite connection (webapp/webhooks/lane.py)."""
+    """Runs webhook executions that answer with their output on this loop (embedded profile:
+    webapp/webhooks/inline.py)."""
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+
+
+def _worker_services(settings: Settings, sessions: async_sessionmaker[AsyncSession], deliver: Callable[[Message], None],
+                     http: httpx.AsyncClient, keyring: KeyRing | None) -> WorkerServices | None:
+    """What runs executions in this process: the embedded worker's services; with separate workers, the
+    webhook runs' only (no scheduler, no upkeep, no OAuth refresh pass: the workers run those); ``None``: no
+    execution runs here."""
+    if not (settings.embedded_queue or settings.webhook_inline_runs):
+        return None
+    sink = SafeSink(LocalSink(deliver))
+    vault = credentials_vault(settings, sessions, credential_registry(), http, ring=keyring)
+    if settings.embedded_queue:
+        return WorkerServices(sessions=sessions, sink=sink, registry=registry, http=http,
+                              execution_timeout=settings.execution_timeout, inline_wait=settings.inline_wait,
+                              poll_timeout=settings.poll_timeout,
+                              retention=settings.retention, retention_every=settings.retention_every,
+                              vault=vault)  # it also keeps the OAuth tokens fresh (the refresh pass)
+    return WorkerServices(sessions=sessions, sink=sink, registry=registry, http=http,
+                          execution_timeout=settings.execution_timeout, inline_wait=settings.inline_wait,
+                          poll_timeout=settings.poll_timeout, scheduler_every=None, vault=vault)
+
+
+def _webhook_runs(runtime: Runtime, services: WorkerServices) -> None:
+    """The webhook route's runs in this process and its reads and writes outside the ORM (webapp/webhooks/)."""
+    if runtime.settings.webhook_inline_runs:
+        runtime.inline = InlineRuns(services, runtime.queue, runtime.settings.webhook_inline_runs)
+    runtime.lane = SQLiteLane(services.store) if services.store.on_sqlite else PostgresLane(runtime.engine)
 
 
 @asynccontextmanager
@@ -147,23 +181,29 @@ async def lifespan_runtime(settings: Settings, channels: ChannelsPlugin, *, migr
     deliver = local_delivery(channels, hub if settings.channels_url.startswith("memory") else None)
     http = outbound_client(allow)
     runtime = Runtime(settings, engine, sessions, queue, announcer(deliver), hub, keyring=keyring, http=http)
+    own_store = None
     try:
+        services = _worker_services(settings, sessions, deliver, http, keyring)
         if settings.embedded_queue:
-            sink = SafeSink(LocalSink(deliver))
-            vault = credentials_vault(settings, sessions, credential_registry(), http, ring=keyring)
-            services = WorkerServices(sessions=sessions, sink=sink, registry=registry, http=http,
-                                      execution_timeout=settings.execution_timeout, inline_wait=settings.inline_wait,
-                                      poll_timeout=settings.poll_timeout,
-                                      retention=settings.retention, retention_every=settings.retention_every,
-                                      vault=vault)  # it also keeps the OAuth tokens fresh (the refresh pass)
+            assert services is not None
             metrics.expose()  # the worker runs here: /metrics shows its counters
             runtime.worker = build_worker(queue, services, concurrency=settings.worker_concurrency, in_process=True)
             runtime._tasks.append(asyncio.create_task(runtime.worker.start()))
+        elif services is not None:
+            own_store = services.store
+        if services is not None:
+            _webhook_runs(runtime, services)
         yield runtime
     finally:
+        if runtime.inline is not None:
+            await runtime.inline.close()
         await runtime.hub.stop()
         if runtime.worker is not None:
             await runtime.worker.stop()
+        if own_store is not None:
+            await own_store.close()
+        if runtime.lane is not None:
+            await runtime.lane.close()
         await http.aclose()
         await queue.disconnect()
         await engine.dispose()

@@ -65,19 +65,31 @@ async def _reading(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
         yield conn
 
 
-async def output_answer(engine: AsyncEngine, execution_id: int, status: str, config: WebhookConfig) -> Answer:
-    """``last_node``: the output of the last node (or of ``response_node``) when the workflow succeeded."""
+async def output_answer(engine: AsyncEngine, execution_id: int, status: str, config: WebhookConfig,
+                        output: dict[str, list[Any]] | None = None) -> Answer:
+    """``last_node``: the output of the last node (or of ``response_node``) when the workflow succeeded.
+    ``output``: the execution's output when the caller has it (a run that went on in this process); read
+    from the database when not, or when it does not tell (a node that is not a leaf, several leaves)."""
     if status != "succeeded":
         return problem(500, f"The workflow did not succeed (it {status}); see execution {execution_id}.",
                        execution_id=execution_id)
-    async with _reading(engine) as db:
-        items = await _items(db, execution_id, config.response_node.strip())
+    node_name = config.response_node.strip()
+    items = _items_in(output, node_name) if output is not None else None
+    if items is None:
+        async with _reading(engine) as db:
+            items = await _items(db, execution_id, node_name)
     if items is None:
         return problem(500, f"The node “{config.response_node}” produced no output in execution {execution_id}.",
                        execution_id=execution_id)
     if config.response_data == "all_items":
         return json_answer(200, items)
     return json_answer(200, items[0] if items else {})
+
+
+def _items_in(output: dict[str, list[Any]], node_name: str) -> list[Any] | None:
+    if node_name:
+        return list(output[node_name]) if node_name in output else None
+    return list(next(iter(output.values()), [])) if len(output) <= 1 else None
 
 
 async def _items(db: AsyncConnection, execution_id: int, node_name: str) -> list[Any] | None:

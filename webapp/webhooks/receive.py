@@ -9,13 +9,16 @@ node's time limit, then answer 202 with the execution id. The answer is written 
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import secrets
 import time
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 from litestar import Request, Response, route
 from litestar.exceptions import HTTPException
 from litestar.params import FromPath
@@ -28,6 +31,8 @@ from engine.config import parse_config
 from engine.errors import ConfigError, GraphError, WorkflowPaused
 from engine.executions import create_execution, enqueue_execution
 from engine.models import Execution, Workflow, utcnow
+from engine.runner import Outcome
+from engine.sqlstore import Claim
 from engine.worker import HEARTBEAT, job_timeout_for
 from nodes import registry
 from nodes.webhook_trigger import HTTP_METHODS, WebhookConfig, parse_methods
@@ -44,11 +49,13 @@ from webapp.webhooks.answers import (
 )
 from webapp.webhooks.auth import AuthFailure, Misconfigured, authenticate, remember_event
 from webapp.webhooks.bodies import holds_nul, masked_headers, parse_body, query_dict, scrub
+from webapp.webhooks.inline import Result
+from webapp.webhooks.lane import PostgresLane
 from webapp.webhooks.limits import RateLimiter, retry_after
 from webapp.webhooks.services import Target, find_target, log_request
-from webapp.webhooks.sqlite_write import insert_started
+from webapp.webhooks.sqlite_write import insert_started, started_write
 from webapp.webhooks.upkeep import Upkeep
-from webapp.webhooks.waiting import Watch, wait_for
+from webapp.webhooks.waiting import Watch, execution_status, wait_for
 
 log = logging.getLogger("patchwire.webhooks")
 
@@ -59,7 +66,7 @@ def _upkeep(request: Request[Any, Any, Any]) -> Upkeep:
     upkeep = getattr(state, "webhook_upkeep", None)
     if upkeep is None:
         runtime: Runtime = state.runtime
-        upkeep = state.webhook_upkeep = Upkeep(runtime.sessions, runtime.hub)
+        upkeep = state.webhook_upkeep = Upkeep(runtime.sessions, runtime.hub, runtime.lane)
     return upkeep
 
 
@@ -83,6 +90,8 @@ class Started:
     created_at: datetime
     committed: bool = False
     """The execution and its log row are committed (SQLite's one-call write); the caller only enqueues."""
+    claimed: tuple[Claim, str] | None = None
+    """Inserted claimed, for a run in this process (``runtime.inline``, room reserved): its claim and lease."""
 
 
 class Refused(Exception):
@@ -101,25 +110,50 @@ def webhook_route(max_body: int) -> Any:
            before_request=_no_body_check, request_max_body_size=max_body, include_in_schema=False,
            name="webhook")
     async def receive_webhook(request: Request[Any, Any, Any], key: FromPath[str]) -> Response[bytes]:
-        return await receive(request, key.strip("/"), max_body)
+        return (await receive(request, key.strip("/"), max_body)).response()
 
     return receive_webhook
 
 
-async def receive(request: Request[Any, Any, Any], key: str, max_body: int) -> Response[bytes]:
+class Sessions:
+    """The request's ORM session, opened at its first use: on SQLite most requests need none
+    (webapp/webhooks/lane.py)."""
+
+    def __init__(self, runtime: Runtime, stack: AsyncExitStack) -> None:
+        self._runtime, self._stack = runtime, stack
+        self.db: AsyncSession | None = None
+
+    async def get(self) -> AsyncSession:
+        if self.db is None:
+            self.db = await self._stack.enter_async_context(self._runtime.sessions())
+        return self.db
+
+
+async def _target(runtime: Runtime, sessions: Sessions, key: str) -> Target | None:
+    if not key or len(key) > 200 or "\x00" in key:
+        return None
+    if runtime.lane is not None:
+        return await runtime.lane.find_target(key)
+    return await find_target(await sessions.get(), key)
+
+
+async def receive(request: Request[Any, Any, Any], key: str, max_body: int) -> Answer:
+    """The request's answer (webapp/webhooks/front.py sends it; the route above, through Litestar)."""
     runtime: Runtime = request.app.state.runtime
     method = request.method.upper()
     async with AsyncExitStack() as stack:
-        async with runtime.sessions() as db:
-            target = await find_target(db, key) if key and len(key) <= 200 and "\x00" not in key else None
+        async with AsyncExitStack() as session_scope:
+            sessions = Sessions(runtime, session_scope)
+            target = await _target(runtime, sessions, key)
             if target is None:
-                return problem(404, "There is no webhook at this address.").response()
+                return problem(404, "There is no webhook at this address.")
             item: dict[str, Any] = {"method": method, "path": request.url.path,
                                     "headers": masked_headers(request.scope["headers"]),
                                     "query": query_dict(request.query_params.multi_items()), "body": None}
             try:
-                started = await _accept(request, runtime, db, target, item, method, max_body)
+                started = await _accept(request, runtime, sessions, target, item, method, max_body)
             except Refused as refused:
+                db = await sessions.get()
                 await db.rollback()
                 await log_request(db, target.webhook_id, method=method, input=scrub(item) if holds_nul(item) else item,
                                   status=refused.answer.status,
@@ -127,28 +161,44 @@ async def receive(request: Request[Any, Any, Any], key: str, max_body: int) -> R
                                   response=refused.answer.logged)
                 await db.commit()
                 _upkeep(request).answers.record(target.webhook_id, None, None, None)
-                return refused.answer.response()
+                return refused.answer
             if started.answer is not None:
                 _upkeep(request).answers.record(target.webhook_id, None, None, None)
-                return started.answer.response()
-            # the workflow answers: listen to its changes before it is enqueued (on SQLite it is committed
-            # already, by the one-call write; nothing runs it before the enqueue), so none is missed
-            watch = await stack.enter_async_context(_upkeep(request).waiters.watch(target.owner_id,
-                                                                                  started.execution_id))
-            if started.committed:
-                await _enqueue(runtime, target, started.execution_id, started.created_at, "webhook")
-            else:
-                await _commit_and_enqueue(runtime, db, target, started.execution_id, started.created_at, "webhook")
-        answer = await _await_answer(runtime, watch, started)
+                return started.answer
+            # the workflow answers: listen to its changes before it runs (on SQLite it is committed already,
+            # by the one-call write; nothing runs it before it is started here), so none is missed. The
+            # last node's output needs no listening when the run goes on here: its outcome is the answer.
+            inline = runtime.inline if started.claimed is not None or (
+                runtime.inline is not None and runtime.inline.reserve()) else None
+            try:
+                watch = None
+                if started.config.response_mode == "respond_node" or inline is None:
+                    watch = await stack.enter_async_context(_upkeep(request).waiters.watch(target.owner_id,
+                                                                                          started.execution_id))
+                if not started.committed:
+                    await (await sessions.get()).commit()
+            except BaseException:
+                if inline is not None:
+                    inline.unreserve()
+                raise
+        # the session (if one was opened) is back in the pool before the run: it waits for nothing of it
+        if inline is not None:  # the run's first change carries the row's fixed part to the live tables
+            run = inline.start(started.execution_id, started.claimed)
+        else:
+            await _enqueue(runtime, target, started.execution_id, started.created_at, "webhook")
+        if watch is None:
+            answer = await _inline_answer(runtime, run, started)
+        else:
+            answer = await _await_answer(runtime, watch, started)
     _upkeep(request).answers.record(target.webhook_id, started.log_id, answer.status, answer.logged)
-    return answer.response()
+    return answer
 
 
 def _message(answer: Answer) -> str | None:
     return (answer.logged or {}).get("problem")
 
 
-async def _accept(request: Request[Any, Any, Any], runtime: Runtime, db: AsyncSession, target: Target,
+async def _accept(request: Request[Any, Any, Any], runtime: Runtime, sessions: Sessions, target: Target,
                   item: dict[str, Any], method: str, max_body: int) -> Started:
     """Check the request, start the execution and log it. With an answer: committed and enqueued; without
     (the workflow answers), the caller commits and enqueues once it listens."""
@@ -159,12 +209,16 @@ async def _accept(request: Request[Any, Any, Any], runtime: Runtime, db: AsyncSe
     if not target.live and not listening:
         raise Refused(problem(404, NOT_ACTIVE))
     config = _checked_config(target, method, _upkeep(request).limiter)
-    await _read(request, runtime, db, target, config, max_body, item)
+    await _read(request, runtime, sessions, target, config, max_body, item)
     if listening:
-        return await _start_draft(runtime, db, target, item, method, config)
+        return await _start_draft(runtime, await sessions.get(), target, item, method, config)
     immediate = config.response_mode == "immediately"
+    if (isinstance(runtime.lane, PostgresLane) and sessions.db is None and not item.get("binary") and not immediate
+            and (started := await _start_on_postgres(runtime, runtime.lane, target, item, method, config))):
+        return started
     if runtime.engine.dialect.name == "sqlite" and not item.get("binary"):
-        return await _start_on_sqlite(runtime, db, target, item, method, config, immediate)
+        return await _start_on_sqlite(runtime, sessions, target, item, method, config, immediate)
+    db = await sessions.get()
     execution_id, created_at = await _insert_execution(db, target, item)
     if item.get("binary"):
         await attach(db, list(item["binary"].values()), execution_id)
@@ -176,16 +230,33 @@ async def _accept(request: Request[Any, Any, Any], runtime: Runtime, db: AsyncSe
     return Started(answer, log_id, config, execution_id, created_at)
 
 
-def _checked_config(target: Target, method: str, limiter: RateLimiter) -> WebhookConfig:
-    """The node's config (the active trigger's, or the draft's while listening), once the method, the circuit
-    breaker and the rate limit let the request in."""
+_PARSED: dict[bytes, tuple[WebhookConfig, tuple[str, ...]]] = {}
+"""Configs parsed already, by their JSON (a config is parsed once per process, not once per request; never
+changed once parsed)."""
+_PARSED_MAX = 1024
+
+
+def _parsed(raw: dict[str, Any]) -> tuple[WebhookConfig, tuple[str, ...]]:
+    """The node's config and the methods it takes (a ``Refused`` 409 when it is invalid)."""
+    key = msgspec.json.encode(raw)
+    if (found := _PARSED.get(key)) is not None:
+        return found
     try:
-        config = parse_config(WebhookConfig, (target.trigger_config if target.live else target.draft_config) or {})
+        config = parse_config(WebhookConfig, raw)
     except ConfigError as exc:
         problems = "; ".join(f"{k}: {v}" for k, v in exc.field_errors.items())
         raise Refused(problem(409, f"The webhook node's configuration is invalid ({problems})."), "error") from None
     assert isinstance(config, WebhookConfig)
-    allowed = parse_methods(config.methods)
+    if len(_PARSED) >= _PARSED_MAX:
+        _PARSED.clear()
+    found = _PARSED[key] = (config, tuple(parse_methods(config.methods)))
+    return found
+
+
+def _checked_config(target: Target, method: str, limiter: RateLimiter) -> WebhookConfig:
+    """The node's config (the active trigger's, or the draft's while listening), once the method, the circuit
+    breaker and the rate limit let the request in."""
+    config, allowed = _parsed((target.trigger_config if target.live else target.draft_config) or {})
     if method not in allowed:
         raise Refused(problem(405, f"This webhook accepts {', '.join(allowed)}, not {method}.",
                               headers={"Allow": ", ".join(allowed)}))
@@ -201,7 +272,7 @@ def _checked_config(target: Target, method: str, limiter: RateLimiter) -> Webhoo
     return config
 
 
-async def _read(request: Request[Any, Any, Any], runtime: Runtime, db: AsyncSession, target: Target,
+async def _read(request: Request[Any, Any, Any], runtime: Runtime, sessions: Sessions, target: Target,
                 config: WebhookConfig, max_body: int, item: dict[str, Any]) -> None:
     """The body, authenticated (a signature covers the raw bytes), then parsed into the item's ``body`` and
     ``binary`` (files and raw bytes, stored by reference in the request's transaction)."""
@@ -210,8 +281,10 @@ async def _read(request: Request[Any, Any, Any], runtime: Runtime, db: AsyncSess
     except HTTPException as exc:
         raise Refused(problem(exc.status_code, str(exc.detail)), "rejected") from None
     try:
-        verified = await authenticate(db, runtime.keyring, target.owner_id, config, request.headers, raw)
-        await remember_event(db, target.webhook_id, verified.event_id)
+        if config.authentication != "none":
+            db = await sessions.get()
+            verified = await authenticate(db, runtime.keyring, target.owner_id, config, request.headers, raw)
+            await remember_event(db, target.webhook_id, verified.event_id)
     except AuthFailure as exc:
         headers = {"WWW-Authenticate": exc.challenge} if exc.challenge else None
         raise Refused(problem(exc.status, exc.message, headers=headers), "rejected") from None
@@ -221,7 +294,8 @@ async def _read(request: Request[Any, Any, Any], runtime: Runtime, db: AsyncSess
     store = BinaryStore(runtime.sessions, settings.data_dir, settings.binary_storage)
 
     async def put(data: bytes, file_name: str | None, mime_type: str) -> dict[str, Any]:
-        return await store.put(target.owner_id, data, file_name=file_name, mime_type=mime_type, session=db)
+        return await store.put(target.owner_id, data, file_name=file_name, mime_type=mime_type,
+                               session=await sessions.get())
 
     try:
         body, binary = await parse_body(request, raw, raw_body=config.raw_body, max_body=max_body, put=put)
@@ -241,18 +315,67 @@ async def _insert_execution(db: AsyncSession, target: Target, item: dict[str, An
     return row[0], row[1]
 
 
-async def _start_on_sqlite(runtime: Runtime, db: AsyncSession, target: Target, item: dict[str, Any], method: str,
+async def _start_on_sqlite(runtime: Runtime, sessions: Sessions, target: Target, item: dict[str, Any], method: str,
                            config: WebhookConfig, immediate: bool) -> Started:
-    """The execution and its log row written and committed in one call (webapp/webhooks/sqlite_write.py)."""
+    """The execution and its log row written and committed in one call (webapp/webhooks/sqlite_write.py): on the
+    run store's connection (webapp/webhooks/lane.py), or on the session's when the request opened one (its
+    transaction holds a remembered event id)."""
     created_at = utcnow()
-    execution_id, log_id = await insert_started(
-        db, workflow_id=target.workflow_id, owner_id=target.owner_id, version_id=target.version_id,
+    lane = runtime.lane if sessions.db is None else None
+    # a run that starts here at once: inserted claimed (one statement fewer); the room for it is taken now
+    inline = runtime.inline if (lane is not None and not immediate and runtime.inline is not None
+                                and runtime.inline.reserve()) else None
+    lease = (secrets.token_hex(16), created_at.timestamp() + inline.lease) if inline is not None else None
+    write = started_write(
+        workflow_id=target.workflow_id, owner_id=target.owner_id, version_id=target.version_id,
         node_id=target.node_id, webhook_id=target.webhook_id, method=method, item=item, trigger="webhook",
-        created_at=created_at, answer=lambda new_id: (202, accepted(new_id).logged) if immediate else (0, None))
+        created_at=created_at, answer=lambda new_id: (202, accepted(new_id).logged) if immediate else (0, None),
+        lease=lease)
+    try:
+        if lane is not None:
+            execution_id, log_id, settings = await lane.write(write)
+        else:
+            execution_id, log_id, settings = await insert_started(await sessions.get(), write)
+    except BaseException:
+        if inline is not None:
+            inline.unreserve()
+        raise
     answer = accepted(execution_id) if immediate else None
     if immediate:
         await _enqueue(runtime, target, execution_id, created_at, "webhook")
-    return Started(answer, log_id, config, execution_id, created_at, committed=True)
+    claimed = None
+    if lease is not None:
+        claimed = (_claim(target, item, created_at, msgspec.json.decode(settings) if settings else None), lease[0])
+    return Started(answer, log_id, config, execution_id, created_at, committed=True, claimed=claimed)
+
+
+def _claim(target: Target, item: dict[str, Any], created_at: datetime, settings: Any) -> Claim:
+    """What ``SQLRunStore.claim`` would have read of an execution inserted claimed."""
+    at = created_at.timestamp()
+    assert target.version_id is not None
+    return Claim(target.workflow_id, target.version_id, target.owner_id, "webhook", item, 0, settings, False,
+                 started_at=at, created_at=at, workflow_name=target.workflow_name, trigger_node=target.node_id)
+
+
+async def _start_on_postgres(runtime: Runtime, lane: PostgresLane, target: Target, item: dict[str, Any], method: str,
+                             config: WebhookConfig) -> Started | None:
+    """The execution inserted claimed with its log row, in one statement (webapp/webhooks/lane.py), for a run in
+    this process; ``None`` when there is no room for one (then it goes to the queue through the session)."""
+    inline = runtime.inline
+    if inline is None or not inline.reserve():
+        return None
+    created_at = utcnow()
+    lease = (secrets.token_hex(16), created_at.timestamp() + inline.lease)
+    try:
+        execution_id, log_id, settings = await lane.insert_claimed(
+            workflow_id=target.workflow_id, owner_id=target.owner_id, version_id=target.version_id,
+            node_id=target.node_id, webhook_id=target.webhook_id, method=method, item=item, created_at=created_at,
+            lease=lease)
+    except BaseException:
+        inline.unreserve()
+        raise
+    return Started(None, log_id, config, execution_id, created_at, committed=True,
+                   claimed=(_claim(target, item, created_at, settings), lease[0]))
 
 
 async def _commit_and_enqueue(runtime: Runtime, db: AsyncSession, target: Target, execution_id: int,
@@ -265,6 +388,10 @@ async def _enqueue(runtime: Runtime, target: Target, execution_id: int, created_
     """The committed execution to the queue, and its row to the live tables."""
     await enqueue_execution(runtime.queue, execution_id, timeout=job_timeout_for(runtime.settings.execution_timeout),
                             heartbeat=HEARTBEAT)
+    await _announce(runtime, target, execution_id, created_at, trigger)
+
+
+async def _announce(runtime: Runtime, target: Target, execution_id: int, created_at: datetime, trigger: str) -> None:
     await runtime.announce([ExecutionChange(
         execution_id=execution_id, owner_id=target.owner_id, workflow_id=target.workflow_id, status="queued",
         at=time.time(), created=True, workflow_name=target.workflow_name, trigger=trigger,
@@ -290,6 +417,22 @@ async def _start_draft(runtime: Runtime, db: AsyncSession, target: Target, item:
                                response=answer.logged, execution_id=execution.id)
     await _commit_and_enqueue(runtime, db, target, execution.id, execution.created_at, "listen")
     return Started(answer, log_id, config, execution.id, execution.created_at)
+
+
+async def _inline_answer(runtime: Runtime, run: asyncio.Task[Result], started: Started) -> Answer:
+    """``last_node`` of a run going on here: its outcome, or 202 once the node's time limit has passed (the run
+    goes on)."""
+    config, execution_id = started.config, started.execution_id
+    done, _ = await asyncio.wait({run}, timeout=config.response_timeout)
+    if not done:
+        return accepted(execution_id, status="running",
+                        message=f"The workflow did not answer within {config.response_timeout:g} s; it goes on.")
+    result = run.result()
+    if isinstance(result, Outcome):
+        status, output = result.status, result.output
+    else:  # it did not run here (another job holds it, or it ended already): the database knows
+        status, output = await execution_status(runtime.sessions, execution_id) or result, None
+    return await output_answer(runtime.engine, execution_id, status, config, output)
 
 
 async def _await_answer(runtime: Runtime, watch: Watch, started: Started) -> Answer:

@@ -168,6 +168,11 @@ async def find_target(session: AsyncSession, key: str) -> Target | None:
     if not rows:
         return None
     row = next((r for r in rows if r[12] == key), rows[0])  # a token wins over a path that happens to equal it
+    return target_from_row(row)
+
+
+def target_from_row(row: Any) -> Target:
+    """A row of ``_TARGET`` as a ``Target``."""
     return Target(webhook_id=row[0], workflow_id=row[1], owner_id=row[2], node_id=row[3], listening_until=row[4],
                   workflow_name=row[5], active=bool(row[6]), paused_until=row[7],
                   trigger_config=row[8] if row[6] else None, version_id=row[9], draft_config=row[10],

@@ -27,6 +27,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 _EXECUTION = ("INSERT INTO executions (workflow_id, owner_id, version_id, status, \"trigger\", input, created_at, "
               "interruptions, trigger_node) VALUES (?, ?, ?, 'queued', ?, ?, ?, 0, ?)")
+_CLAIMED = ("INSERT INTO executions (workflow_id, owner_id, version_id, status, \"trigger\", input, created_at, "
+            "interruptions, trigger_node, started_at, lease_token, lease_until) "
+            "VALUES (?, ?, ?, 'running', ?, ?, ?, 0, ?, ?, ?, ?)")
+_SETTINGS = "SELECT settings FROM workflows WHERE id = ?"
 _LOG = ("INSERT INTO webhook_requests (webhook_id, received_at, method, input, status, outcome, message, response, "
         "execution_id) VALUES (?, ?, ?, ?, ?, ?, NULL, ?, ?)")
 
@@ -43,24 +47,35 @@ def _json(value: Any) -> str | None:
     return None if value is None else msgspec.json.encode(value).decode()
 
 
-async def insert_started(db: AsyncSession, *, workflow_id: int, owner_id: int, version_id: int | None,
-                         node_id: str, webhook_id: int, method: str, item: dict[str, Any], trigger: str,
-                         created_at: datetime, answer: LogAnswer) -> tuple[int, int]:
-    """Insert the queued execution and its log row and commit them, in one call; ``(execution_id, log_id)``."""
-    connection = await db.connection()
-    raw = await connection.get_raw_connection()
-    aio = raw.driver_connection  # aiosqlite.Connection: runs functions on the connection's own thread
-    assert aio is not None
+Written = tuple[int, int, str | None]
+"""The new execution's id, its log row's id, and (claimed) the workflow's settings as JSON text."""
+
+
+def started_write(*, workflow_id: int, owner_id: int, version_id: int | None, node_id: str, webhook_id: int,
+                  method: str, item: dict[str, Any], trigger: str, created_at: datetime,
+                  answer: LogAnswer, lease: tuple[str, float] | None = None) -> Callable[[sqlite3.Connection], Written]:
+    """The transaction that inserts the execution and its log row and commits them. It continues a transaction
+    the connection has open (the session's), else begins one with the write lock (``BEGIN IMMEDIATE``).
+
+    ``lease`` (a token and its expiry, epoch seconds): the execution is inserted already *claimed* — running,
+    started, leased — as ``SQLRunStore.claim`` would leave it, for a run that starts in this process at once
+    (webapp/webhooks/inline.py); the workflow's settings are read in the same transaction. Without, it is
+    ``queued`` for the queue."""
     item_json = _json(item)
     at = sqlite_time(created_at)
 
-    def write() -> tuple[int, int]:
-        conn: sqlite3.Connection = aio._conn
+    def write(conn: sqlite3.Connection) -> Written:
         if not conn.in_transaction:
             conn.execute("BEGIN IMMEDIATE")  # waits for the lock in the busy handler, on this thread
         try:
-            execution_id = conn.execute(_EXECUTION, (workflow_id, owner_id, version_id, trigger, item_json, at,
-                                                     node_id)).lastrowid
+            settings = None
+            if lease is None:
+                execution_id = conn.execute(_EXECUTION, (workflow_id, owner_id, version_id, trigger, item_json, at,
+                                                         node_id)).lastrowid
+            else:
+                execution_id = conn.execute(_CLAIMED, (workflow_id, owner_id, version_id, trigger, item_json, at,
+                                                       node_id, at, *lease)).lastrowid
+                settings = conn.execute(_SETTINGS, (workflow_id,)).fetchone()[0]
             assert execution_id is not None
             status, response = answer(execution_id)
             log_id = conn.execute(_LOG, (webhook_id, at, method, item_json, status, "ran", _json(response),
@@ -71,7 +86,17 @@ async def insert_started(db: AsyncSession, *, workflow_id: int, owner_id: int, v
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
-        return execution_id, log_id
+        return execution_id, log_id, settings
 
-    result: tuple[int, int] = await aio._execute(write)
+    return write
+
+
+async def insert_started(db: AsyncSession, write: Callable[[sqlite3.Connection], Written]) -> Written:
+    """``started_write``'s transaction on the session's own connection, in one call on its thread (continuing
+    the transaction the session opened, if any)."""
+    connection = await db.connection()
+    raw = await connection.get_raw_connection()
+    aio = raw.driver_connection  # aiosqlite.Connection: runs functions on the connection's own thread
+    assert aio is not None
+    result: Written = await aio._execute(write, aio._conn)
     return result

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from engine.models import WebhookRequest
 from webapp.executions.hub import ExecutionHub
 from webapp.webhooks.auth import prune_events
+from webapp.webhooks.lane import Lane
 from webapp.webhooks.limits import RateLimiter
 from webapp.webhooks.services import LogPruner, prune_log
 from webapp.webhooks.waiting import Waiters
@@ -28,8 +29,10 @@ the log then shows the request without its answer)."""
 class AnswerLog:
     """Writes the answers of logged requests and trims logs, in batches, off the request path."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], pruner: LogPruner) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], pruner: LogPruner,
+                 lane: Lane | None = None) -> None:
         self._sessions = sessions
+        self._lane = lane
         self._pruner = pruner
         self._answers: list[dict[str, Any]] = []
         self._prune: set[int] = set()
@@ -50,6 +53,9 @@ class AnswerLog:
             answers, self._answers = self._answers, []
             prune, self._prune = self._prune, set()
             try:
+                if self._lane is not None:
+                    await self._lane.record(answers, prune)
+                    continue
                 async with self._sessions() as db:
                     if answers:
                         await db.execute(update(WebhookRequest), answers)
@@ -65,6 +71,7 @@ class AnswerLog:
 class Upkeep:
     sessions: async_sessionmaker[AsyncSession]
     hub: ExecutionHub
+    lane: Lane | None = None
     limiter: RateLimiter = field(default_factory=RateLimiter)
     pruner: LogPruner = field(default_factory=LogPruner)
     waiters: Waiters = field(init=False)
@@ -72,4 +79,4 @@ class Upkeep:
 
     def __post_init__(self) -> None:
         self.waiters = Waiters(self.hub)
-        self.answers = AnswerLog(self.sessions, self.pruner)
+        self.answers = AnswerLog(self.sessions, self.pruner, self.lane)
