@@ -374,6 +374,8 @@ async def _commit_and_start(run: Run, starting: list[NodeRunRecord],
     A pure node has no effect outside its result, and its result is deferred into a later commit,
     which the flush lock orders after this one: nothing it produces is stored, published or seen by
     a node with effects before this step is committed (engine/README.md, "Pipelined commits")."""
+    if not starting and not running:
+        return  # the run ends here: its last transaction (finish, suspend) commits what is pending with it
     pipelined = bool(starting) and all(_is_pure(run, record.node_id) for record in starting)
     if not pipelined:
         await run.flush()

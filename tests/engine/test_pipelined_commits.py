@@ -155,3 +155,37 @@ async def test_the_execution_time_limit_lets_the_commit_in_flight_finish_before_
     assert latest == {"t": "succeeded", "x": "succeeded", "d": "failed"}
     seqs = [seq for seq, _ in store.events[1]]
     assert seqs == list(range(1, len(seqs) + 1))
+
+
+class AwaitingPureStep(NodeType):
+    """A pure node that does not end on its first turn (it awaits, as Delay does)."""
+
+    type_name = "awaiting_pure_step"
+    title = "Awaiting pure step"
+    pure = True
+
+    async def run(self, ctx: NodeContext, config: Any, items: list[Item]) -> NodeResult:
+        await asyncio.sleep(0.02)
+        return NodeResult.main(items)
+
+
+registry.register(AwaitingPureStep)
+
+
+async def test_pure_steps_that_end_at_once_are_committed_with_the_run_s_last_transaction() -> None:
+    store = SlowStore(delay=0.01)
+    outcome, sink = await run_with(store, chain(("a", "pure_step", {}), ("b", "pure_step", {})))
+    assert outcome.status == "succeeded"
+    assert len(store.log) == 1, f"one commit for the whole run, not one per step: {store.log}"
+    assert {("t", "succeeded"), ("a", "succeeded"), ("b", "succeeded")} <= set(store.log[0])
+    types = [e.type for e in sink.events]
+    assert types[0] == "workflow.started" and types[-1] == "workflow.finished"
+    assert [e.seq for e in sink.events] == list(range(1, len(sink.events) + 1)), "every event, once, in order"
+
+
+async def test_a_pure_step_still_going_has_its_running_row_committed_before_it_ends() -> None:
+    store = SlowStore(delay=0.001)
+    outcome, _ = await run_with(store, chain(("d", "awaiting_pure_step", {})))
+    assert outcome.status == "succeeded"
+    first_with_d = next(rows for rows in store.log if any(node == "d" for node, _ in rows))
+    assert ("d", "running") in first_with_d and ("d", "succeeded") not in first_with_d, store.log
