@@ -7,6 +7,8 @@ on loopback (embedded: its in-process worker on SQLite; redis: PostgreSQL + Redi
 imported and activated through the web API (Webhook with ``response_mode=last_node`` → Set adding a field),
 one request checked (the Set's output comes back, an execution row is stored), then the same wrk line as
 ``/work/shared/peers/run-peers.sh``; afterwards every stored execution is counted (all must have succeeded).
+In both profiles the web process that holds a request runs its execution (docs/triggers.md, "Where the run goes
+on"); ``--inline-runs 0`` measures the other way, every execution through the queue and its worker.
 
 ``--peers`` runs ``/work/shared/peers/run-peers.sh <seconds>`` first, in the same session, right before
 Patchwire, records its figures, then stops the peers (``stop-peers.sh``) so that they do not share the cores
@@ -242,9 +244,13 @@ async def count_executions(database_url: str, workflow_id: int, expected_at_leas
         await engine.dispose()
 
 
-def run_profile(profile: str, seconds: int, connections: int, concurrency: int, cprofile: str | None) -> dict[str, Any]:
+def run_profile(profile: str, seconds: int, connections: int, concurrency: int, cprofile: str | None,
+                inline_runs: int | None = None) -> dict[str, Any]:
     with profile_env(profile, "webhook", concurrency=concurrency) as penv:
-        procs, url = start_processes(penv.env, penv.data_dir, profile, cprofile)
+        env = dict(penv.env)
+        if inline_runs is not None:
+            env["PATCHWIRE_WEBHOOK_INLINE_RUNS"] = str(inline_runs)
+        procs, url = start_processes(env, penv.data_dir, profile, cprofile)
         try:
             workflow_id = set_up_workflow(url)
             hook_url = f"{url}/webhook/{HOOK_PATH}"
@@ -323,6 +329,10 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=20)
     parser.add_argument("--concurrency", type=int, default=10, help="PATCHWIRE_WORKER_CONCURRENCY (shipped default 10)")
     parser.add_argument("--peers", action="store_true", help="run run-peers.sh first (same session) and compare")
+    parser.add_argument("--inline-runs", type=int, help="PATCHWIRE_WEBHOOK_INLINE_RUNS (default: the shipped one; "
+                        "0: the workers run every webhook execution)")
+    parser.add_argument("--repeat", type=int, default=1, help="measure each profile this many times, in turn "
+                        "(the VM's speed moves from one minute to the next)")
     parser.add_argument("--cprofile", metavar="DIR", help="profile serve / worker (CPU time of the event loop's "
                         "thread, the measured run only: bench/cpu_profiled.py) into DIR/<serve|worker>-<profile>.prof")
     args = parser.parse_args()
@@ -332,13 +342,17 @@ def main() -> None:
     if peers:
         print(peers.pop("raw"))
     ours = {}
-    for profile in selected_profiles(args.profile):
-        ours[profile] = run_profile(profile, args.seconds, args.connections, args.concurrency, args.cprofile)
-        print(f"{profile}: {ours[profile]['raw']}")
+    for run in range(args.repeat):
+        for profile in selected_profiles(args.profile):
+            key = profile if args.repeat == 1 else f"{profile} #{run + 1}"
+            ours[key] = run_profile(profile, args.seconds, args.connections, args.concurrency, args.cprofile,
+                                    args.inline_runs)
+            print(f"{key}: {ours[key]['raw']}")
     results = {p: {k: v for k, v in r.items() if k != "raw"} for p, r in ours.items()}
     extra = {"peers": peers, "command": " ".join(sys.argv), "wrk": " ".join(wrk_argv("<url>", args.seconds,
                                                                                     args.connections)),
-             "worker_concurrency": args.concurrency} if peers else {"command": " ".join(sys.argv)}
+             "worker_concurrency": args.concurrency, "webhook_inline_runs": args.inline_runs} if peers else {
+                 "command": " ".join(sys.argv)}
     show_and_save("webhook", results, report(peers, results), save=not args.no_save and not args.cprofile,
                   extra=extra)
 

@@ -27,7 +27,7 @@ from engine.errors import CredentialKeyError
 from engine.events import Message
 from engine.migrate import upgrade_async
 from engine.netguard import outbound_client, parse_networks
-from engine.publisher import LocalSink, SafeSink, redis_channel_prefix
+from engine.publisher import LocalSink, SafeSink, redis_channel_prefix, sink_from_url
 from engine.queue import queue_from_url
 from engine.settings import Settings
 from engine.worker import WorkerServices, build_worker, credentials_vault
@@ -141,7 +141,10 @@ def _worker_services(settings: Settings, sessions: async_sessionmaker[AsyncSessi
     execution runs here."""
     if not (settings.embedded_queue or settings.webhook_inline_runs):
         return None
-    sink = SafeSink(LocalSink(deliver))
+    # with separate workers, the runs here publish as theirs do (Redis: one round trip per commit; PostgreSQL:
+    # inside the commit); the web process's hub hears them back like the workers' runs
+    sink = (SafeSink(LocalSink(deliver)) if settings.embedded_queue or settings.channels_url.startswith("memory")
+            else sink_from_url(settings.channels_url))
     vault = credentials_vault(settings, sessions, credential_registry(), http, ring=keyring)
     if settings.embedded_queue:
         return WorkerServices(sessions=sessions, sink=sink, registry=registry, http=http,
@@ -190,7 +193,7 @@ async def lifespan_runtime(settings: Settings, channels: ChannelsPlugin, *, migr
             runtime.worker = build_worker(queue, services, concurrency=settings.worker_concurrency, in_process=True)
             runtime._tasks.append(asyncio.create_task(runtime.worker.start()))
         elif services is not None:
-            own_store = services.store
+            own_store, own_store_sink = services.store, services.sink
         if services is not None:
             _webhook_runs(runtime, services)
         yield runtime
@@ -202,6 +205,7 @@ async def lifespan_runtime(settings: Settings, channels: ChannelsPlugin, *, migr
             await runtime.worker.stop()
         if own_store is not None:
             await own_store.close()
+            await own_store_sink.close()
         if runtime.lane is not None:
             await runtime.lane.close()
         await http.aclose()

@@ -8,6 +8,7 @@ keys are data like any other.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
@@ -24,6 +25,7 @@ SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "s
 SECRET_WORDS = ("token", "secret", "key", "signature", "auth", "password", "cookie", "session")
 
 
+@functools.lru_cache(maxsize=1024)
 def is_secret_header(name: str) -> bool:
     return name in SECRET_HEADERS or any(word in name for word in SECRET_WORDS)
 
