@@ -14,7 +14,7 @@ from engine.executions import job_key
 from engine.models import Execution
 from engine.worker import reconcile
 from tests.webapp.conftest import Browser
-from tests.webapp.webhook_support import activate, build, url_of, webhook_of
+from tests.webapp.webhook_support import activate, build, slow_build, url_of, webhook_of
 
 
 def _execution(db_call: Any, execution_id: int) -> Execution:
@@ -73,11 +73,7 @@ def _call(client: TestClient[Any], fn: Any) -> Any:
 
 def test_a_run_cut_off_by_shutdown_is_handed_to_the_queue(browser: Browser, db_call: Any) -> None:
     browser.register("inline-stop@example.com")
-    wid, hook, step = build(browser, response_timeout="0.2")
-    pause = browser.add_node(wid, "delay", x=400)
-    browser.connect(wid, step, pause)
-    assert browser.configure(wid, pause, {"name": "Pause", "seconds": "1"}).status_code == 200
-    activate(browser, db_call, wid)
+    _, hook = slow_build(browser, db_call)
     response = browser.client.post(url_of(db_call, hook), json={"name": "Cy"})
     assert response.status_code == 202, response.text
     execution_id = response.json()["execution_id"]

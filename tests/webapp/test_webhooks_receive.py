@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from engine.models import Execution
 from tests.webapp.conftest import Browser
-from tests.webapp.webhook_support import activate, build, deactivate, logged, url_of
+from tests.webapp.webhook_support import activate, build, deactivate, logged, slow_build, url_of
 
 
 def execution(db_call: Any, execution_id: int) -> Execution:
@@ -62,11 +62,7 @@ def test_all_items_and_a_chosen_node(browser: Browser, db_call: Any) -> None:
 
 def test_a_time_limit_answers_202_and_the_run_goes_on(browser: Browser, db_call: Any) -> None:
     browser.register("hook-slow@example.com")
-    wid, hook, step = build(browser, response_timeout="0.2")
-    wait = browser.add_node(wid, "delay", x=400)
-    browser.connect(wid, step, wait)
-    assert browser.configure(wid, wait, {"name": "Pause", "seconds": "1"}).status_code == 200
-    activate(browser, db_call, wid)
+    _, hook = slow_build(browser, db_call)
     response = browser.client.post(url_of(db_call, hook), json={"name": "Di"})
     assert response.status_code == 202, response.text
     body = response.json()

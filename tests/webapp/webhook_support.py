@@ -28,6 +28,17 @@ def build(browser: Browser, *, set_value: str = "{{ item.body.name }}", **config
     return wid, hook, step
 
 
+def slow_build(browser: Browser, db_call: Any, seconds: str = "1") -> tuple[int, str]:
+    """Webhook (time limit 0.2 s) → Set → Delay(``seconds``), activated: the answer is a 202 while it runs;
+    returns (workflow id, webhook node id)."""
+    wid, hook, step = build(browser, response_timeout="0.2")
+    pause = browser.add_node(wid, "delay", x=400)
+    browser.connect(wid, step, pause)
+    assert browser.configure(wid, pause, {"name": "Pause", "seconds": seconds}).status_code == 200
+    activate(browser, db_call, wid)
+    return wid, hook
+
+
 def activate(browser: Browser, db_call: Any, workflow_id: int) -> None:
     """Activate through the editor's switch (publishes the draft and starts its triggers)."""
     response = browser.post(f"/workflows/{workflow_id}/activate")
