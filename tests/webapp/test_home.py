@@ -73,7 +73,8 @@ def test_the_partials_are_fragments_for_htmx_and_the_page_for_a_browser(browser:
     browser.register("parts@example.com")
     owner = user_id(db_call, "parts@example.com")
     wid = browser.create_workflow("Parts")
-    for part, element in (("counts", "home-counts"), ("workers", "home-workers"), ("failures", "home-failures")):
+    for part, element in (("counts", "home-counts"), ("finished", "home-finished"), ("workers", "home-workers"),
+                          ("failures", "home-failures")):
         fragment = browser.get(f"/home/{part}", headers={"hx-request": "true"})
         assert fragment.status_code == 200 and "<html" not in fragment.text
         assert f'<section id="{element}"' in fragment.text
@@ -81,14 +82,42 @@ def test_the_partials_are_fragments_for_htmx_and_the_page_for_a_browser(browser:
         full = browser.get(f"/home/{part}")
         assert full.status_code == 200 and "<html" in full.text and 'id="home-counts"' in full.text
         api = browser.get(f"/home/{part}", headers={"accept": "application/json"})
-        assert api.status_code == 200 and list(api.json()) == [{"counts": "counts", "workers": "queue",
-                                                                "failures": "failures"}[part]]
+        assert api.status_code == 200 and list(api.json()) == [{"counts": "counts", "finished": "finished",
+                                                                "workers": "queue", "failures": "failures"}[part]]
     before = browser.get("/home/counts", headers={"hx-request": "true"}).text
     assert count(before, "failed-24h") == 0
     ids = add_rows(db_call, wid, owner, [Row(datetime.now(UTC) - timedelta(minutes=1), "failed", 5, BOOM)])
     after = browser.get("/home/counts", headers={"hx-request": "true"}).text
     assert count(after, "failed-24h") == 1
     assert f'href="/executions/{ids[0]}"' in browser.get("/home/failures", headers={"hx-request": "true"}).text
+
+
+def test_a_run_that_just_succeeded_is_listed_with_its_status(browser: Browser, db_call: Any) -> None:
+    browser.register("finished@example.com")
+    assert "No execution has finished yet." in browser.get("/").text
+    wid = browser.create_workflow("Just ran")
+    trigger, step = browser.add_node(wid, "manual_trigger"), browser.add_node(wid, "set")
+    assert browser.configure(wid, step, {"name": "Mark", "fields.name": ["done"], "fields.value": ["yes"]}).status_code == 200
+    assert browser.connect(wid, trigger, step).status_code == 201
+    response = browser.post(f"/workflows/{wid}/run")
+    assert response.status_code == 200, response.text
+    execution_id = int(re.search(r"/executions/(\d+)", response.text).group(1))
+    assert browser.wait_for_execution(execution_id) == "succeeded"
+
+    row = re.search(rf'<tr id="finished-{execution_id}">(.*?)</tr>', browser.get("/").text, re.S)
+    assert row, "the run that just succeeded is not on Home"
+    assert 'data-status="succeeded">succeeded<' in row.group(1) and "Just ran" in row.group(1)
+    fragment = browser.get("/home/finished", headers={"hx-request": "true"}).text
+    assert f'id="finished-{execution_id}"' in fragment and "No execution has finished yet." not in fragment
+    data = browser.get("/", headers={"accept": "application/json"}).json()
+    assert [(f["execution_id"], f["status"]) for f in data["finished"]] == [(execution_id, "succeeded")]
+
+    owner = user_id(db_call, "finished@example.com")  # newest end first, five at most, running ones left out
+    now = datetime.now(UTC) + timedelta(minutes=1)
+    ids = add_rows(db_call, wid, owner, [Row(now + timedelta(seconds=n), "failed", 5, BOOM) for n in range(5)]
+                   + [Row(now + timedelta(seconds=9), "running")])
+    listed = [f["execution_id"] for f in browser.get("/", headers={"accept": "application/json"}).json()["finished"]]
+    assert listed == ids[4::-1]
 
 
 @pytest.mark.parametrize("part", ["nope", "counts.json", "..%2Fcounts", "Counts"])

@@ -153,6 +153,7 @@ def test_the_page_shows_the_numbers_and_carries_the_chart_data(browser: Browser,
     assert re.search(r'id="stat-p50">600 ms<', html)
     assert re.search(r'id="stat-p95">780 ms<', html)   # 600 + 0.9 · 200
     assert f'href="/executions/{ids[2]}"' in html and "500 Server Error" in html
+    assert html.count("Most frequent errors") == 1  # the table's heading; the chart has its own caption
     for canvas in ("chart-hourly", "chart-outcomes", "chart-durations", "chart-errors"):
         assert f'<canvas id="{canvas}"' in html
     assert "/vendor/chartjs/chart.umd.min.js" in html and "/js/overview.js" in html

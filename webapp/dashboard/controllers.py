@@ -1,7 +1,7 @@
 """The home dashboard at ``/`` with its live partials, and the workflow overview page.
 
-The home page is made of three partials — ``/home/counts``, ``/home/workers``, ``/home/failures`` —
-each a GET that renders the current state of its part and nothing else. The page polls them
+The home page is made of four partials — ``/home/counts``, ``/home/finished``, ``/home/workers``,
+``/home/failures`` — each a GET that renders the current state of its part and nothing else. The page polls them
 (``every 2s``) and also refreshes them on a ``pw:executions-changed`` event on ``<body>``, so a
 push channel (the execution-change hub) can trigger a refresh without waiting for the next poll.
 """
@@ -51,12 +51,16 @@ async def _workers(sources: _Sources) -> dict[str, Any]:
     return {"queue": await queue_facts(sources.queue)}
 
 
+async def _finished(sources: _Sources) -> dict[str, Any]:
+    return {"finished": await sources.home.recent_finished()}
+
+
 async def _failures(sources: _Sources) -> dict[str, Any]:
     return {"failures": await sources.home.recent_failures(sources.now)}
 
 
 PARTS: dict[str, Callable[[_Sources], Awaitable[dict[str, Any]]]] = {
-    "counts": _counts, "workers": _workers, "failures": _failures}
+    "counts": _counts, "finished": _finished, "workers": _workers, "failures": _failures}
 """The home page's partials: name → what it shows (template ``dashboard/_<name>.html``)."""
 
 

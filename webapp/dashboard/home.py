@@ -1,4 +1,5 @@
-"""The home dashboard's facts: the owner's executions now (counts, recent failures) and the global queue.
+"""The home dashboard's facts: the owner's executions now (counts, the last finished, recent failures) and
+the global queue.
 
 The counts are the owner's; the workers and the queue depth are facts about the whole installation
 (one queue serves every user) and are labelled so on the page. Each query is meant to stay cheap at
@@ -18,12 +19,13 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from engine.executions import FAILED_STATUSES
-from engine.models import Execution, Workflow
+from engine.models import TERMINAL_STATUSES, Execution, Workflow
 
 ACTIVE_STATUSES = ("running", "queued", "waiting")
 FAILED_WINDOW = timedelta(hours=24)
 RECENT_FAILURES_WINDOW = timedelta(days=7)
 RECENT_FAILURES = 10
+RECENT_FINISHED = 5
 log = logging.getLogger("patchwire.dashboard")
 
 
@@ -47,6 +49,24 @@ class RecentFailure:
     message: str
     created_at: datetime
     finished_at: datetime | None
+
+
+@dataclass(frozen=True)
+class FinishedRun:
+    """One of the owner's executions that ended, whatever the outcome."""
+
+    execution_id: int
+    workflow_id: int
+    workflow_name: str
+    status: str
+    started_at: datetime | None
+    finished_at: datetime
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.started_at is None:
+            return None
+        return max((self.finished_at - self.started_at).total_seconds(), 0.0)
 
 
 @dataclass(frozen=True)
@@ -106,6 +126,15 @@ class HomeService:
                         Execution.status.in_(FAILED_STATUSES))
                  .order_by(Execution.created_at.desc(), Execution.id.desc()).limit(limit))
         return [_failure(execution, name) for execution, name in (await self.db.execute(query)).all()]
+
+    async def recent_finished(self, limit: int = RECENT_FINISHED) -> list[FinishedRun]:
+        """The owner's last executions that ended (succeeded, failed, crashed or cancelled), newest end first."""
+        query = (select(Execution, Workflow.name).join(Workflow, Workflow.id == Execution.workflow_id)
+                 .where(Execution.owner_id == self.owner_id, Execution.status.in_(TERMINAL_STATUSES),
+                        Execution.finished_at.is_not(None))
+                 .order_by(Execution.finished_at.desc(), Execution.id.desc()).limit(limit))
+        return [FinishedRun(execution.id, execution.workflow_id, name, execution.status, execution.started_at,
+                            execution.finished_at) for execution, name in (await self.db.execute(query)).all()]
 
 
 def _failure(execution: Execution, workflow_name: str) -> RecentFailure:
