@@ -69,6 +69,15 @@ class Invalid(HTTPException):
     """Bad input with a message for the person who sent it (422)."""
 
     status_code = 422
+    stands_alone = False
+    """True when the message is a whole sentence that says what was refused: pages and the flash area show it
+    without the "Invalid input." lead (API clients still get the title)."""
+
+
+class WouldCycle(Invalid):
+    """A connection that would make the workflow loop back (422); the message names both nodes."""
+
+    stands_alone = True
 
 
 class PasteRefused(GraphError):
@@ -80,13 +89,14 @@ def wants_json(request: Request[Any, Any, Any]) -> bool:
 
 
 def error_response(request: Request[Any, Any, Any], status: int, title: str, detail: str,
-                   problems: list[Any] | None = None) -> Response[Any]:
+                   problems: list[Any] | None = None, stands_alone: bool = False) -> Response[Any]:
     if wants_json(request):
         body = {"type": "about:blank", "title": title, "status": status, "detail": detail}
         if problems:
             body["problems"] = problems
         return Response(body, status_code=status, media_type="application/problem+json")
-    context = {"status": status, "title": title, "detail": detail, "problems": problems or []}
+    context = {"status": status, "title": title, "detail": detail, "problems": problems or [],
+               "stands_alone": stands_alone and bool(detail)}
     if is_htmx(request):
         # Errors of htmx requests land in the page's flash area, never in the element that asked.
         return Template("_error_partial.html", context=context, status_code=status, media_type=MediaType.HTML,
@@ -102,7 +112,7 @@ def handle_http(request: Request[Any, Any, Any], exc: HTTPException) -> Response
     if exc.status_code == 404:
         detail = detail or "There is nothing here, or it belongs to someone else."
     return error_response(request, exc.status_code, titles.get(exc.status_code, "Error"), detail or str(exc.detail),
-                          _validation_problems(exc.extra))
+                          _validation_problems(exc.extra), getattr(exc, "stands_alone", False))
 
 
 def _validation_problems(extra: Any) -> list[dict[str, str]] | None:

@@ -102,6 +102,13 @@ def test_bad_graph_edits_get_specific_messages(browser: Browser, db_call: Any) -
     assert browser.connect(wid, b, c).status_code == 201
     cycle = browser.connect(wid, c, a)
     assert cycle.status_code == 422 and "would create a cycle" in cycle.text
+    # The flash says what was refused, alone: no "Invalid input." lead before the sentence.
+    assert "Invalid input" not in cycle.text
+    assert re.search(r"<strong>Connecting Delay( \d)? → Delay( \d)? would create a cycle; workflows must not loop "
+                     r"back\.</strong>", cycle.text), cycle.text
+    api = browser.post(f"/workflows/{wid}/connections", {"source": c, "target": a, "source_port": "main",
+                                                          "target_port": "main"}, headers={"accept": "application/json"})
+    assert api.status_code == 422 and api.json()["title"] == "Invalid input" and "cycle" in api.json()["detail"]
     self_loop = browser.connect(wid, a, a)
     assert self_loop.status_code == 422
     port = browser.connect(wid, a, c, source_port="true")

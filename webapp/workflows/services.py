@@ -52,7 +52,7 @@ from webapp.credentials.references import (
     export_references,
     resolve_references,
 )
-from webapp.errors import Conflict, Invalid, StaleEdit
+from webapp.errors import Conflict, Invalid, StaleEdit, WouldCycle
 from webapp.webhooks.services import ensure_webhook, sync_workflow_webhooks, webhook_config_errors
 
 MAX_NAME = 200
@@ -340,7 +340,7 @@ class WorkflowService:
         self._check_port(dst, target_port, "inputs")
         edges = [(c.source_node_id, c.target_node_id) for c in await self.connections(workflow_id)]
         if would_close_cycle(edges, source, target):
-            raise Invalid(f"Connecting {src.name} → {dst.name} would create a cycle; workflows must not loop back.")
+            raise WouldCycle(f"Connecting {src.name} → {dst.name} would create a cycle; workflows must not loop back.")
         conn = Connection(workflow_id=workflow_id, source_node_id=source, source_port=source_port,
                           target_node_id=target, target_port=target_port)
         self.db.add(conn)
