@@ -154,6 +154,9 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Lit
         before_request=check_body,
         request_class=StrictRequest,
         request_max_body_size=MAX_JSON_BYTES,
+        # No OpenAPI schema or docs pages (/schema …) until there is a public API to describe: Litestar's would
+        # list the internal page routes, and its UI loads scripts from a CDN that the CSP blocks (docs/api.md).
+        openapi_config=None,
         logging_config=None,  # the CLI configures logging (engine/logs.py: JSON off a terminal); Litestar's own would replace it
         debug=False,
     )
