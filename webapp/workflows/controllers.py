@@ -17,6 +17,7 @@ from engine.config import config_from_form, parse_config
 from engine.errors import ConfigError, GraphError, RegistryError
 from engine.graph import ports, validate_graph
 from engine.models import Node
+from engine.netguard import Network, parse_networks
 from engine.policy import NodeSettings, RetryPolicy, parse_settings, parse_workflow_settings, settings_from_form
 from nodes import registry
 from webapp.credentials.references import credential_fields, picker_choices, type_titles
@@ -28,6 +29,7 @@ from webapp.runtime import Runtime
 from webapp.testing.services import TestingService
 from webapp.workflows.activation import DEACTIVATED_NOTICE, trigger_states
 from webapp.workflows.importing import FORMATS, MAX_IMPORT_BYTES, MAX_IMPORT_NODES, prepare
+from webapp.workflows.notices import address_notices
 from webapp.workflows.services import DELETED_ELSEWHERE, WorkflowService
 from webapp.workflows.unknown import unknown_type
 
@@ -255,14 +257,15 @@ class WorkflowController(Controller):
         return Template("nodes/_canvas_node.html", context=node_view(node), status_code=201)
 
     @get("/{workflow_id:int}/nodes/{node_id:str}")
-    async def node_panel(self, workflows: NamedDependency[WorkflowService], workflow_id: FromPath[int],
-                         node_id: FromPath[str]) -> Template:
+    async def node_panel(self, workflows: NamedDependency[WorkflowService], runtime: NamedDependency[Runtime],
+                         workflow_id: FromPath[int], node_id: FromPath[str]) -> Template:
         node = await workflows.node(workflow_id, node_id)
-        return _panel(node, node.config, {}, choices=await _choices(workflows, node))
+        return _panel(node, node.config, {}, choices=await _choices(workflows, node), allow=_allowed(runtime))
 
     @post("/{workflow_id:int}/nodes/{node_id:str}")
     async def save_node(self, request: Request[Any, Any, Any], workflows: NamedDependency[WorkflowService],
-                        workflow_id: FromPath[int], node_id: FromPath[str]) -> Template:
+                        runtime: NamedDependency[Runtime], workflow_id: FromPath[int],
+                        node_id: FromPath[str]) -> Template:
         form = multidict(await request.form())
         expected = _expected_version(form)
         node = await (workflows.node(workflow_id, node_id) if expected is None else workflows.ensure_node_exists(
@@ -279,8 +282,9 @@ class WorkflowController(Controller):
             node = await workflows.node(workflow_id, node_id)  # reloaded: a failed commit expired it
             # What the person typed is shown again with the errors; the stored config is unchanged.
             return _panel(node, {**node.config, **raw}, exc.field_errors, name=name, status_code=422,
-                          settings=raw_settings, choices=await _choices(workflows, node))
-        response = _panel(node, node.config, {}, saved=True, choices=await _choices(workflows, node))
+                          settings=raw_settings, choices=await _choices(workflows, node), allow=_allowed(runtime))
+        response = _panel(node, node.config, {}, saved=True, choices=await _choices(workflows, node),
+                          allow=_allowed(runtime))
         # the canvas adds or removes the node's error output to match its settings
         response.headers["HX-Trigger"] = json.dumps({"pw-ports": {"node": node.id, "outputs": list(workflows.outputs(node))}})
         response.headers[VERSION_HEADER] = str(node.version)
@@ -391,10 +395,16 @@ async def _choices(workflows: WorkflowService, node: Node) -> dict[str, Any]:
     return await picker_choices(workflows.db, workflows.owner_id, node_type) if credential_fields(node_type) else {}
 
 
+def _allowed(runtime: Runtime) -> tuple[Network, ...]:
+    """The networks outbound requests may reach although not public (checked at startup, so valid here)."""
+    return parse_networks(runtime.settings.http_allow_networks)
+
+
 def _panel(node: Node, config: dict[str, Any], errors: dict[str, str], *, name: str | None = None,
            saved: bool = False, status_code: int = 200, settings: dict[str, Any] | None = None,
-           choices: dict[str, Any] | None = None) -> Template:
+           choices: dict[str, Any] | None = None, allow: tuple[Network, ...] = ()) -> Template:
     return Template("nodes/_panel.html", status_code=status_code, context={
+        "notices": address_notices(config, allow),
         "credential_choices": choices or {}, "credential_titles": type_titles() if choices else {},
         **node_view(node), "config": config, "errors": errors, "name": node.name if name is None else name,
         "saved": saved, "settings": _settings_view(node.settings if settings is None else settings)})
