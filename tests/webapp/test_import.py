@@ -217,14 +217,19 @@ def test_n8n_import_is_detected_and_the_report_is_shown(browser: Browser, db_cal
     assert "dropped because 'Tell Slack' was not imported" in html.unescape(report)
 
 
+def test_n8n_dangling_connections_are_imported_without_them_and_reported(browser: Browser) -> None:
+    browser.register("n8ndangling@example.com")
+    dangling = {"name": "x", "nodes": [{"name": "A", "type": "n8n-nodes-base.noOp", "typeVersion": 1, "parameters": {}}],
+                "connections": {"A": {"main": [[{"node": "Ghost", "type": "main", "index": 0}]]}}}
+    wid = new_workflow_id(upload(browser, json.dumps(dangling), fmt="n8n"))
+    page = browser.get(f"/workflows/{wid}").text
+    report = html.unescape(page[page.index('id="import-report"'):])
+    assert "A (output 0) → 'Ghost': dropped, there is no node named 'Ghost' in the file" in report
+
+
 def test_n8n_format_can_be_chosen_and_a_broken_n8n_file_is_refused(browser: Browser, db_call: Any) -> None:
     browser.register("n8nbad@example.com")
     before = counts(db_call)
-    dangling = {"name": "x", "nodes": [{"name": "A", "type": "n8n-nodes-base.noOp", "parameters": {}}],
-                "connections": {"A": {"main": [[{"node": "Ghost", "type": "main", "index": 0}]]}}}
-    response = upload(browser, json.dumps(dangling), fmt="n8n")
-    assert response.status_code == 422
-    assert "n8n connection 'A' output 0 → 'Ghost': there is no node named 'Ghost'" in html.unescape(response.text)
     loop = {"name": "x", "nodes": [{"name": "A", "type": "n8n-nodes-base.noOp"}, {"name": "B", "type": "n8n-nodes-base.noOp"}],
             "connections": {"A": {"main": [[{"node": "B", "type": "main", "index": 0}]]},
                             "B": {"main": [[{"node": "A", "type": "main", "index": 0}]]}}}

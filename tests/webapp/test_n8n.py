@@ -207,7 +207,6 @@ def test_switch_with_more_than_four_rules_keeps_four_and_says_so() -> None:
 @pytest.mark.parametrize(("raw", "message"), [
     ({"name": "x", "nodes": "no"}, 'expected an object with a "nodes" list'),
     ({"name": "x", "nodes": [{"type": "n8n-nodes-base.noOp"}]}, 'nodes[0] needs a "name" and a "type"'),
-    ({"name": "x", "nodes": [], "connections": {"Ghost": {"main": [[]]}}}, "there is no node named 'Ghost'"),
 ])
 def test_structurally_broken_n8n_files_are_refused(raw: dict[str, Any], message: str) -> None:
     with pytest.raises(GraphError) as caught:
@@ -219,3 +218,36 @@ def test_detection_prefers_patchwire_when_the_file_says_so() -> None:
     ours = {"format": "patchwire.workflow", "name": "x", "nodes": [], "connections": []}
     assert prepare(json.dumps(ours).encode()).format == "patchwire"
     assert prepare((FIXTURES / "legacy_v1.json").read_bytes()).format == "n8n"
+
+
+DANGLING = {
+    "name": "Orders digest (shared)",
+    "nodes": [
+        {"parameters": {}, "id": "5f0b1a52-0c7e-4d6e-9a55-0d1d6f0e8a01", "name": "When clicking \u2018Test workflow\u2019",
+         "type": "n8n-nodes-base.manualTrigger", "typeVersion": 1, "position": [240, 300]},
+        {"parameters": {"url": "https://api.example.com/orders", "options": {}},
+         "id": "5f0b1a52-0c7e-4d6e-9a55-0d1d6f0e8a02", "name": "HTTP Request",
+         "type": "n8n-nodes-base.httpRequest", "typeVersion": 4.2, "position": [460, 300]},
+    ],
+    "connections": {
+        "When clicking \u2018Test workflow\u2019": {"main": [[{"node": "HTTP Request", "type": "main", "index": 0}]]},
+        "HTTP Request": {"main": [[{"node": "Send Email", "type": "main", "index": 0},
+                                   {"node": "Google Sheets", "type": "main", "index": 0}]]},
+        "Schedule Trigger": {"main": [[{"node": "HTTP Request", "type": "main", "index": 0}]]},
+    },
+}
+
+
+def test_connections_naming_nodes_not_in_the_file_are_dropped_and_listed() -> None:
+    doc, report = n8n.convert(DANGLING)
+    assert validate_graph(decode(doc).graph, registry) == []
+    assert edges(doc) == {("When clicking \u2018Test workflow\u2019", "main", "HTTP Request", "main")}
+    assert messages(report.connections) == [
+        ("HTTP Request", None, "HTTP Request (output 0) → 'Send Email': dropped, there is no node named "
+                               "'Send Email' in the file"),
+        ("HTTP Request", None, "HTTP Request (output 0) → 'Google Sheets': dropped, there is no node named "
+                               "'Google Sheets' in the file"),
+        ("Schedule Trigger", None, "connections from 'Schedule Trigger' dropped: there is no node named "
+                                   "'Schedule Trigger' in the file"),
+    ]
+    assert prepare(json.dumps(DANGLING).encode()).format == "n8n"

@@ -725,7 +725,7 @@ def convert(raw: Any, *, workflows: Mapping[str, int] | None = None) -> tuple[di
     importing user's workflow ids by (unique) name, for Execute Workflow nodes.
 
     Raises ``GraphError`` when the file is not an n8n workflow at all (no node list, a node without
-    name or type, a connection to a node that is not in the file)."""
+    name or type). A connection from or to a node that is not in the file is left out and reported."""
     if not isinstance(raw, dict) or not isinstance(raw.get("nodes"), list):
         raise GraphError([Problem("Not an n8n workflow: expected an object with a \"nodes\" list.")])
     report = ImportReport()
@@ -817,9 +817,9 @@ def _convert_connections(raw: Any, known: set[Any], by_name: dict[str, tuple[str
         raise GraphError([Problem("Not an n8n workflow: \"connections\" must be an object keyed by node name.")])
     out: list[dict[str, str]] = []
     for source, kinds in raw.items():
-        if source not in known:
-            raise GraphError([Problem(f"n8n connection from {source!r}: there is no node named {source!r} in the file.")])
-        for kind, outputs in (kinds or {}).items():
+        if _source_missing(source, kinds, known, report):
+            continue
+        for kind, outputs in kinds.items():
             for index, targets in enumerate(outputs or []):
                 for target in targets or []:
                     for connection in _connections(source, kind, index, target, known, by_name, report):
@@ -828,12 +828,26 @@ def _convert_connections(raw: Any, known: set[Any], by_name: dict[str, tuple[str
     return out
 
 
+def _source_missing(source: str, kinds: Any, known: set[Any], report: ImportReport) -> bool:
+    """True (and reported) when connections leave a node that is not in the file, or are not an object."""
+    if source not in known:
+        report.connections.append(Entry(source, f"connections from {source!r} dropped: there is no node named "
+                                                f"{source!r} in the file"))
+        return True
+    if not isinstance(kinds, dict):
+        report.connections.append(Entry(source, f"connections from {source!r} dropped: expected an object of "
+                                                "outputs by kind (\"main\")"))
+        return True
+    return False
+
+
 def _connections(source: str, kind: str, index: int, target: Any, known: set[Any],
                  by_name: dict[str, tuple[str, Mapped]], report: ImportReport) -> list[dict[str, str]]:
     if not isinstance(target, dict) or target.get("node") not in known:
         shown = target.get("node") if isinstance(target, dict) else target
-        raise GraphError([Problem(f"n8n connection {source!r} output {index} → {shown!r}: there is no node named "
-                                  f"{shown!r} in the file.")])
+        report.connections.append(Entry(source, f"{source} (output {index}) → {shown!r}: dropped, there is no node "
+                                                f"named {shown!r} in the file"))
+        return []
     name, target_index = target["node"], target.get("index", 0)
     label = f"{source} (output {index}) → {name} (input {target_index})"
     if kind != "main":
