@@ -62,6 +62,13 @@ class ImportReport:
     def clean(self) -> bool:
         return not (self.skipped or self.unmapped or self.expressions or self.connections)
 
+    def lines(self) -> list[str]:
+        """The report as readable lines (what was not imported as it was), for the command line."""
+        sections = (("not imported", self.skipped), ("not mapped", self.unmapped),
+                    ("expression kept verbatim", self.expressions), ("connection not imported", self.connections))
+        return [f"{title}: {e.node}" + (f" [{e.parameter}]" if e.parameter else "") + f": {e.message}"
+                for title, entries in sections for e in entries]
+
     def to_dict(self) -> dict[str, Any]:
         as_list = lambda entries: [vars(e) for e in entries]  # noqa: E731
         return {"source": self.source, "mapped": as_list(self.mapped), "skipped": as_list(self.skipped),
