@@ -142,3 +142,5 @@ def test_import_of_a_patchwire_file_has_no_report(cli: Any) -> None:
     result = cli("import", str(EXAMPLE), "--owner", "plain@example.com")
     assert json.loads(result.stdout)["format"] == "patchwire" and json.loads(result.stdout)["report"] is None
     assert "n8n import" not in result.stderr
+    again = json.loads(cli("import", str(EXAMPLE), "--owner", "plain@example.com").stdout)["workflow_id"]
+    assert json.loads(cli("export", str(again)).stdout)["name"] == "Hello, Patchwire (imported)"

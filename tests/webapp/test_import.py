@@ -197,6 +197,19 @@ def test_imports_belong_to_the_importer_and_sub_workflows_map_only_to_their_work
     assert list(configs) == [{"workflow_id": mine}]
 
 
+def test_an_import_gets_a_name_of_its_own_per_owner(browser: Browser, second_browser: Browser, db_call: Any) -> None:
+    browser.register("names@example.com")
+    second_browser.register("names2@example.com")
+    raw = (FIXTURES / "orders_http_if.json").read_text()
+    name = json.loads(raw)["name"]
+    ids = [new_workflow_id(upload(browser, raw)) for _ in range(3)]
+    ids.append(new_workflow_id(upload(browser, json.dumps(document(name=f"{name} (imported 2)")))))
+    names = [db_call(lambda db, wid=wid: db.get(Workflow, wid)).name for wid in ids]
+    assert names == [name, f"{name} (imported)", f"{name} (imported 2)", f"{name} (imported 3)"]
+    theirs = new_workflow_id(upload(second_browser, raw))
+    assert db_call(lambda db: db.get(Workflow, theirs)).name == name
+
+
 # --- n8n ----------------------------------------------------------------------------------------
 def test_n8n_import_is_detected_and_the_report_is_shown(browser: Browser, db_call: Any) -> None:
     browser.register("n8n@example.com")

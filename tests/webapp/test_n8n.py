@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from engine.errors import GraphError
 from engine.graph import validate_graph
 from nodes import registry
 from webapp.workflows import n8n
-from webapp.workflows.importing import decode, prepare
+from webapp.workflows.importing import MAX_WORKFLOW_NAME, decode, imported_names, prepare
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "n8n"
 
@@ -251,3 +252,13 @@ def test_connections_naming_nodes_not_in_the_file_are_dropped_and_listed() -> No
                                    "'Schedule Trigger' in the file"),
     ]
     assert prepare(json.dumps(DANGLING).encode()).format == "n8n"
+
+
+def test_imported_names_are_numbered_once_and_fit_the_name_limit() -> None:
+    first = list(itertools.islice(imported_names("Orders"), 4))
+    assert first == ["Orders", "Orders (imported)", "Orders (imported 2)", "Orders (imported 3)"]
+    assert list(itertools.islice(imported_names("Orders (imported 2)"), 3)) == [
+        "Orders (imported 2)", "Orders (imported)", "Orders (imported 2)"]
+    long = "x" * MAX_WORKFLOW_NAME
+    assert all(len(n) <= MAX_WORKFLOW_NAME for n in itertools.islice(imported_names(long), 12))
+
