@@ -7,10 +7,14 @@ import json
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from engine.errors import GraphError
+from engine.events import MemorySink
 from engine.graph import validate_graph
+from engine.runner import Run, execute
+from engine.store import MemoryRunStore
 from nodes import registry
 from webapp.workflows import n8n
 from webapp.workflows.importing import MAX_WORKFLOW_NAME, decode, imported_names, prepare
@@ -262,3 +266,55 @@ def test_imported_names_are_numbered_once_and_fit_the_name_limit() -> None:
     long = "x" * MAX_WORKFLOW_NAME
     assert all(len(n) <= MAX_WORKFLOW_NAME for n in itertools.islice(imported_names(long), 12))
 
+
+def set_node(name: str, type_version: float, parameters: dict[str, Any], x: int = 460) -> dict[str, Any]:
+    return {"parameters": parameters, "id": f"9d1c3b0a-55aa-4f1e-8c2b-{x:012d}", "name": name,
+            "type": "n8n-nodes-base.set", "typeVersion": type_version, "position": [x, 300]}
+
+
+def assignment(name: str, value: Any, type_: str) -> dict[str, Any]:
+    return {"id": f"a-{name}", "name": name, "value": value, "type": type_}
+
+
+TYPED_SET = {
+    "name": "Typed fields",
+    "nodes": [
+        {"parameters": {}, "id": "9d1c3b0a-55aa-4f1e-8c2b-000000000001", "name": "When clicking \u2018Test workflow\u2019",
+         "type": "n8n-nodes-base.manualTrigger", "typeVersion": 1, "position": [240, 300]},
+        set_node("Edit Fields", 3.4, {"assignments": {"assignments": [
+            assignment("count", "42", "number"), assignment("total", "={{ $json.total }}", "number"),
+            assignment("active", "true", "boolean"), assignment("tags", '["a", "b"]', "array"),
+            assignment("meta", '{"source": "n8n"}', "object"), assignment("label", "plain", "string"),
+            assignment("broken", "abc", "number")]}, "options": {}}),
+        set_node("Set (3.2)", 3.2, {"fields": {"values": [
+            {"name": "n", "type": "numberValue", "numberValue": "7"},
+            {"name": "ok", "type": "booleanValue", "booleanValue": "false"},
+            {"name": "s", "stringValue": "text"}]}, "include": "none", "options": {}}, x=680),
+    ],
+    "connections": {
+        "When clicking \u2018Test workflow\u2019": {"main": [[{"node": "Edit Fields", "type": "main", "index": 0}]]},
+        "Edit Fields": {"main": [[{"node": "Set (3.2)", "type": "main", "index": 0}]]},
+    },
+}
+
+
+async def test_set_assignment_types_are_kept_and_converted_at_run_time() -> None:
+    doc, report = n8n.convert(TYPED_SET)
+    config = by_name(doc)["Edit Fields"]["config"]
+    assert config["types"] == {"count": "number", "total": "number", "active": "boolean", "tags": "array",
+                               "meta": "object"}
+    assert by_name(doc)["Set (3.2)"]["config"]["types"] == {"n": "number", "ok": "boolean"}
+    assert messages(report.unmapped) == [
+        ("Edit Fields", "assignments[6].value", "field 'broken' is typed number in n8n, but \"abc\" is not a number "
+                                                "(n8n would fail the node here): kept as text")]
+
+    graph = decode(doc).graph
+    store = MemoryRunStore()
+    async with httpx.AsyncClient() as http:
+        outcome = await execute(Run(1, 1, graph, registry, store, MemorySink(), http, trigger_input={"total": "9.5"}))
+    assert outcome.status == "succeeded", outcome.error
+    ids = {n["name"]: n["id"] for n in doc["nodes"]}
+    edited = store.attempts(1, ids["Edit Fields"])[-1].output["main"][0]
+    assert edited == {"total": 9.5, "count": 42, "active": True, "tags": ["a", "b"], "meta": {"source": "n8n"},
+                      "label": "plain", "broken": "abc"}
+    assert store.attempts(1, ids["Set (3.2)"])[-1].output["main"] == [{"n": 7, "ok": False, "s": "text"}]

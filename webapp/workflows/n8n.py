@@ -24,6 +24,8 @@ from urllib.parse import urlencode
 
 from engine.errors import GraphError
 from engine.graph import Problem
+from nodes.set_types import FIELD_TYPES
+from nodes.set_types import convert as convert_field
 
 PREFIXES = ("n8n-nodes-base.", "@n8n/n8n-nodes-base.")
 MAX_SWITCH_RULES = 4
@@ -252,14 +254,13 @@ def map_set(ctx: Context) -> Mapped:
     if mode != "manual":
         p.read.update(p.raw)
         raise Skip(f"Set in mode {mode!r} (JSON) is not supported; only manual field assignments are")
+    types: dict[str, str] = {}
     for i, row in enumerate((p.get("assignments") or {}).get("assignments") or []):
-        fields.append({"name": str(row.get("name", "")), "value": _set_value(ctx, row.get("value", ""),
-                                                                                f"assignments[{i}].value")})
+        _typed_field(ctx, fields, types, row, row.get("type", "string"), row.get("value", ""), f"assignments[{i}].value")
     for i, row in enumerate((p.get("fields") or {}).get("values") or []):  # 3.0–3.2
         kind = row.get("type", "stringValue")
         key = kind if kind.endswith("Value") else f"{kind}Value"
-        fields.append({"name": str(row.get("name", "")), "value": _set_value(ctx, row.get(key, ""),
-                                                                                f"fields.values[{i}].{key}")})
+        _typed_field(ctx, fields, types, row, key.removesuffix("Value"), row.get(key, ""), f"fields.values[{i}].{key}")
     include = p.get("include", "all" if ctx.type_version < 3.3 else "none")
     keep = bool(p.get("includeOtherFields", ctx.type_version < 3.3 and include != "none"))
     if keep and include in ("selected", "except"):
@@ -267,7 +268,32 @@ def map_set(ctx: Context) -> Mapped:
                      "include")
     p.read.update({"includeFields", "excludeFields"})
     _report_options(ctx, p.get("options"), ignore={"dotNotation"})
-    return Mapped("set", {"fields": fields, "keep_existing": keep})
+    return Mapped("set", {"fields": fields, "keep_existing": keep, **({"types": types} if types else {})})
+
+
+def _typed_field(ctx: Context, fields: list[dict[str, str]], types: dict[str, str], row: dict[str, Any],
+                 n8n_type: Any, value: Any, where: str) -> None:
+    """One v3 assignment: its value, and its n8n type as our Set's per-field type (converted at run time,
+    as n8n converts it); a literal that cannot be converted is kept as text and reported."""
+    name = str(row.get("name", ""))
+    n8n_type = n8n_type or "string"
+    if n8n_type not in FIELD_TYPES or n8n_type == "string" and isinstance(value, str):
+        if n8n_type not in FIELD_TYPES:
+            ctx.unmapped(f"type {n8n_type!r} of field {name!r} is not supported: the value is kept as given", where)
+        fields.append({"name": name, "value": _set_value(ctx, value, where)})
+        return
+    if isinstance(value, list | dict):
+        value = json.dumps(value)  # n8n's array/object literal: JSON text, converted by our Set
+    if not (isinstance(value, str) and value.startswith("=")):
+        try:
+            convert_field(value, n8n_type)
+        except ValueError as exc:
+            ctx.unmapped(f"field {name!r} is typed {n8n_type} in n8n, but {exc} (n8n would fail the node here): "
+                         "kept as text", where)
+            fields.append({"name": name, "value": _set_value(ctx, value, where)})
+            return
+    fields.append({"name": name, "value": _set_value(ctx, value, where)})
+    types[name] = n8n_type
 
 
 def _report_options(ctx: Context, options: Any, ignore: frozenset[str] | set[str] = frozenset()) -> None:
