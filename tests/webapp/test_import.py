@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from engine.models import Connection, Node, Workflow
+from engine.models import Connection, Node, Workflow, WorkflowNote
 from tests.webapp.conftest import Browser
 from webapp.workflows.importing import MAX_IMPORT_BYTES, MAX_IMPORT_NODES
 
@@ -221,6 +221,10 @@ def test_n8n_import_is_detected_and_the_report_is_shown(browser: Browser, db_cal
                                    ("Flag big", "set", 1), ("Flag small", "set", 1)])
     ports = db_call(lambda db: db.scalars(select(Connection.source_port).where(Connection.workflow_id == wid)))
     assert sorted(ports) == ["false", "main", "main", "true"]
+    notes = db_call(lambda db: db.execute(select(WorkflowNote.text, WorkflowNote.pos_x, WorkflowNote.pos_y,
+                                                 WorkflowNote.width, WorkflowNote.height)
+                                          .where(WorkflowNote.workflow_id == wid)))
+    assert list(notes) == [("## Orders\nFetches orders and flags the big ones.", 200, 80, 300, 240)]
     page = browser.get(f"/workflows/{wid}").text
     report = page[page.index('id="import-report"'):]
     assert "Imported (n8n format)" in report

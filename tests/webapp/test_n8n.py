@@ -100,8 +100,10 @@ def test_http_if_set_mapping_and_report() -> None:
                           ("HTTP Request", "main", "Big order?", "main"), ("Big order?", "true", "Flag big", "main"),
                           ("Big order?", "false", "Flag small", "main")}
     assert [m.node for m in report.mapped] == ["When clicking ‘Test workflow’", "HTTP Request", "Big order?",
-                                               "Flag big", "Flag small"]
-    assert [e.node for e in report.skipped] == ["Tell Slack", "Sticky Note"]
+                                               "Flag big", "Flag small", "Sticky Note"]
+    assert [e.node for e in report.skipped] == ["Tell Slack"]
+    assert doc["notes"] == [{"text": "## Orders\nFetches orders and flags the big ones.", "position": {"x": 200, "y": 80},
+                             "width": 300.0, "height": 240.0}]
     assert messages(report.unmapped) == [("Big order?", "conditions[1] (array notEmpty)",
                                           "array operation is not supported: condition dropped")]
     assert [e.parameter for e in report.expressions] == ["assignments[4].value"]
@@ -318,3 +320,26 @@ async def test_set_assignment_types_are_kept_and_converted_at_run_time() -> None
     assert edited == {"total": 9.5, "count": 42, "active": True, "tags": ["a", "b"], "meta": {"source": "n8n"},
                       "label": "plain", "broken": "abc"}
     assert store.attempts(1, ids["Set (3.2)"])[-1].output["main"] == [{"n": 7, "ok": False, "s": "text"}]
+
+
+def sticky(name: str, parameters: dict[str, Any], position: list[int]) -> dict[str, Any]:
+    return {"parameters": parameters, "id": f"c0ffee00-0000-4000-8000-{len(name):012d}", "name": name,
+            "type": "n8n-nodes-base.stickyNote", "typeVersion": 1, "position": position}
+
+
+def test_sticky_notes_become_canvas_notes_and_what_does_not_fit_is_reported() -> None:
+    raw = {"name": "Notes", "nodes": [
+        sticky("Sticky Note", {"content": "## Read me\nThen run it.", "height": 300, "width": 420}, [-60, 40]),
+        sticky("Sticky Note1", {"content": "x" * 10_005, "height": 20, "width": 5000, "color": 4}, [900, 40]),
+        sticky("Sticky Note2", {}, [0, 0])], "connections": {}}
+    doc, report = n8n.convert(raw)
+    assert doc["nodes"] == [] and decode(doc).notes[0].text == "## Read me\nThen run it."
+    assert [(n["position"], n["width"], n["height"], len(n["text"])) for n in doc["notes"]] == [
+        ({"x": -60, "y": 40}, 420.0, 300.0, 23), ({"x": 900, "y": 40}, 2000.0, 60.0, 10_000),
+        ({"x": 0, "y": 0}, 240.0, 160.0, 0)]
+    assert messages(report.unmapped) == [
+        ("Sticky Note1", "content", "the note's text is 10,005 characters; notes hold at most 10,000: the rest is cut"),
+        ("Sticky Note1", "color", "the note's colour is not kept (Patchwire notes have one colour)"),
+        ("Sticky Note1", "width", "width 5000 is outside 120–2000: 2000 used"),
+        ("Sticky Note1", "height", "height 20 is outside 60–2000: 60 used")]
+    assert [m.patchwire_type for m in report.mapped] == ["note", "note", "note"]

@@ -23,7 +23,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from engine.errors import GraphError
-from engine.graph import Problem
+from engine.graph import MAX_NOTE_TEXT, NOTE_HEIGHT, NOTE_WIDTH, Problem
 from nodes.set_types import FIELD_TYPES
 from nodes.set_types import convert as convert_field
 
@@ -220,11 +220,6 @@ def map_other_trigger(ctx: Context) -> Mapped:
 
 def map_no_op(ctx: Context) -> Mapped:
     return Mapped("set", {"fields": [], "keep_existing": True})
-
-
-def map_sticky_note(ctx: Context) -> Mapped:
-    ctx.params.read.update(ctx.params.raw)
-    raise Skip("sticky notes are not imported (Patchwire has no canvas notes yet)")
 
 
 def _literal_text(value: Any) -> str:
@@ -729,7 +724,6 @@ MAPPERS: dict[str, Callable[[Context], Mapped]] = {
     "wait": map_wait,
     "executeWorkflow": map_execute_workflow,
     "noOp": map_no_op,
-    "stickyNote": map_sticky_note,
 }
 _OTHER_TRIGGERS = {"webhook", "cron", "interval", "scheduleTrigger", "formTrigger"}
 
@@ -764,7 +758,11 @@ def convert(raw: Any, *, workflows: Mapping[str, int] | None = None) -> tuple[di
     report = ImportReport()
     by_name: dict[str, tuple[str, Mapped]] = {}
     nodes = []
+    notes = []
     for index, node in enumerate(raw["nodes"]):
+        if isinstance(node, dict) and node.get("type") in STICKY_NOTE_TYPES:
+            notes.append(sticky_note(index, node, report))
+            continue
         converted = _convert_node(index, node, report, workflows or {})
         if converted is None:
             continue
@@ -774,7 +772,39 @@ def convert(raw: Any, *, workflows: Mapping[str, int] | None = None) -> tuple[di
     known = {n.get("name") for n in raw["nodes"] if isinstance(n, dict)}
     connections = _convert_connections(raw.get("connections"), known, by_name, report)
     name = raw.get("name") if isinstance(raw.get("name"), str) and raw.get("name", "").strip() else "Imported from n8n"
-    return {"name": name, "nodes": nodes, "connections": connections}, report
+    return {"name": name, "nodes": nodes, "connections": connections, "notes": notes}, report
+
+
+STICKY_NOTE_TYPES = tuple(f"{prefix}stickyNote" for prefix in PREFIXES)
+
+
+def sticky_note(index: int, node: dict[str, Any], report: ImportReport) -> dict[str, Any]:
+    """An n8n sticky note → one of our canvas notes (text, position, size); what does not fit is reported."""
+    name = str(node.get("name") or f"nodes[{index}]")
+    params = node.get("parameters") if isinstance(node.get("parameters"), dict) else {}
+    text = params.get("content", "") if isinstance(params.get("content"), str) else ""
+    if len(text) > MAX_NOTE_TEXT:
+        report.unmapped.append(Entry(name, f"the note's text is {len(text):,} characters; notes hold at most "
+                                           f"{MAX_NOTE_TEXT:,}: the rest is cut", "content"))
+        text = text[:MAX_NOTE_TEXT]
+    if params.get("color") not in (None, 1):
+        report.unmapped.append(Entry(name, "the note's colour is not kept (Patchwire notes have one colour)", "color"))
+    x, y = _position(node)
+    report.mapped.append(MappedNode(name, str(node["type"]), "note"))
+    return {"text": text, "position": {"x": x, "y": y},
+            "width": _note_size(report, name, params, "width", NOTE_WIDTH, 240.0),
+            "height": _note_size(report, name, params, "height", NOTE_HEIGHT, 160.0)}
+
+
+def _note_size(report: ImportReport, name: str, params: dict[str, Any], key: str, bounds: tuple[float, float],
+               default: float) -> float:
+    value = params.get(key, default)
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return default
+    size = min(max(float(value), bounds[0]), bounds[1])
+    if size != value:
+        report.unmapped.append(Entry(name, f"{key} {value:g} is outside {bounds[0]:g}–{bounds[1]:g}: {size:g} used", key))
+    return size
 
 
 def _convert_node(index: int, node: Any, report: ImportReport,
@@ -832,14 +862,18 @@ def _spec(index: int, node: dict[str, Any], mapped: Mapped) -> dict[str, Any]:
     node_id = node.get("id")
     if not isinstance(node_id, str) or not 1 <= len(node_id) <= 64:
         node_id = f"n8n-{index}"
-    position = node.get("position")
-    x, y = (position[:2] if isinstance(position, list) and len(position) >= 2
-            and all(isinstance(v, int | float) for v in position[:2]) else (0, 0))
+    x, y = _position(node)
     spec: dict[str, Any] = {"id": node_id, "type": mapped.type, "version": mapped.version, "name": node["name"],
                             "config": mapped.config, "position": {"x": x, "y": y}}
     if mapped.settings:
         spec["settings"] = mapped.settings
     return spec
+
+
+def _position(node: dict[str, Any]) -> tuple[float, float]:
+    position = node.get("position")
+    return (position[0], position[1]) if (isinstance(position, list) and len(position) >= 2 and all(
+        isinstance(v, int | float) and not isinstance(v, bool) for v in position[:2])) else (0, 0)
 
 
 def _convert_connections(raw: Any, known: set[Any], by_name: dict[str, tuple[str, Mapped]],
