@@ -343,3 +343,55 @@ def test_sticky_notes_become_canvas_notes_and_what_does_not_fit_is_reported() ->
         ("Sticky Note1", "width", "width 5000 is outside 120–2000: 2000 used"),
         ("Sticky Note1", "height", "height 20 is outside 60–2000: 60 used")]
     assert [m.patchwire_type for m in report.mapped] == ["note", "note", "note"]
+
+
+def condition(field: str, right: str) -> dict[str, Any]:
+    return {"options": {"caseSensitive": True, "leftValue": "", "typeValidation": "strict"}, "combinator": "and",
+            "conditions": [{"leftValue": f"={{{{ $json.{field} }}}}", "rightValue": right,
+                            "operator": {"type": "string", "operation": "equals"}, "id": f"c-{right}"}]}
+
+
+def test_switch_output_names_are_reported_with_their_ports() -> None:
+    switch = {"parameters": {"rules": {"values": [
+        {"conditions": condition("priority", "high"), "renameOutput": True, "outputKey": "High"},
+        {"conditions": condition("priority", "low")},
+        {"conditions": condition("priority", "none"), "renameOutput": True, "outputKey": "None"}]},
+        "options": {"fallbackOutput": "extra", "renameFallbackOutput": "Other"}},
+        "id": "7e57c0de-0000-4000-8000-000000000001", "name": "Route", "type": "n8n-nodes-base.switch",
+        "typeVersion": 3.2, "position": [460, 300]}
+    doc, report = n8n.convert({"name": "Routes", "nodes": [switch], "connections": {}})
+    assert len(by_name(doc)["Route"]["config"]["rules"]) == 3
+    assert messages(report.unmapped) == [("Route", "rules", "output names are not kept: Patchwire's Switch ports have "
+                                          "fixed names (0–3, fallback) and no labels; 'High' → port 0, 'None' → port 2, "
+                                          "'Other' → port fallback")]
+
+
+def merge_node(parameters: dict[str, Any], version: float = 3) -> dict[str, Any]:
+    return {"parameters": parameters, "id": "7e57c0de-0000-4000-8000-000000000002", "name": "Merge",
+            "type": "n8n-nodes-base.merge", "typeVersion": version, "position": [680, 300]}
+
+
+@pytest.mark.parametrize(("parameters", "config", "report"), [
+    ({"mode": "combine", "fieldsToMatchString": "id", "outputDataFrom": "input1", "options": {}},
+     {"mode": "combine_by_key", "key_a": "id", "key_b": "id"},
+     [("Merge", "outputDataFrom", "output data from 'input1' only is not supported: matched items are merged from "
+                                  "both inputs (fields of input 2 win on a clash)")]),
+    ({"mode": "combine", "fieldsToMatchString": "id", "joinMode": "keepEverything", "outputDataFrom": "both"},
+     {"mode": "combine_by_key", "key_a": "id", "key_b": "id", "keep_unmatched": True}, []),
+    ({"mode": "combine", "combineBy": "combineAll", "options": {}}, {"mode": "append"},
+     [("Merge", "mode", "mode 'combine' by combineAll is not supported (Patchwire's Merge appends, combines by "
+                        "position or by one key, or waits and passes one input): mapped to append")]),
+])
+def test_merge_output_options_map_or_say_why(parameters: dict[str, Any], config: dict[str, Any],
+                                              report: list[Any]) -> None:
+    doc, got = n8n.convert({"name": "M", "nodes": [merge_node(parameters)], "connections": {}})
+    assert by_name(doc)["Merge"]["config"] == config
+    assert messages(got.unmapped) == report
+    assert all(e.message.strip() for e in got.unmapped + got.skipped)
+
+
+@pytest.mark.parametrize("name", ["orders_http_if", "tickets_switch_merge", "legacy_v1"])
+def test_every_skipped_or_approximated_node_says_why(name: str) -> None:
+    _, report = convert(name, workflows={"Escalate": 7})
+    entries = report.skipped + report.unmapped + report.expressions + report.connections
+    assert entries and all(e.node and len(e.message.strip()) > 10 for e in entries)

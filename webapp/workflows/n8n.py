@@ -571,15 +571,28 @@ def _switch_v3(ctx: Context) -> Mapped:
         outputs[i] = [str(len(rules))]
         rules.append(conditions[0])
     fallback = options.get("fallbackOutput", "none")
-    count = len((ctx.params.get("rules") or {}).get("values") or [])
+    values = (ctx.params.get("rules") or {}).get("values") or []
     if fallback == "extra":
-        outputs[count] = ["fallback"]
+        outputs[len(values)] = ["fallback"]
     elif isinstance(fallback, int):
         outputs.setdefault(fallback, []).append("fallback")
+    _report_output_names(ctx, values, outputs, options.get("renameFallbackOutput") if fallback == "extra" else None)
     for key in options:
-        if key not in ("fallbackOutput", "allMatchingOutputs"):
+        if key not in ("fallbackOutput", "allMatchingOutputs", "renameFallbackOutput"):
             ctx.unmapped(f"option {key!r} is not supported (ignored)", f"options.{key}")
     return _switch(ctx, rules, outputs, bool(options.get("allMatchingOutputs")))
+
+
+def _report_output_names(ctx: Context, values: list[Any], outputs: dict[int, list[str]], fallback_name: Any) -> None:
+    """n8n's output names (``renameOutput`` + ``outputKey``) have no place here: our ports carry no labels."""
+    names = [(str(rule["outputKey"]), "/".join(outputs.get(i, [])) or "dropped") for i, rule in enumerate(values)
+             if isinstance(rule, dict) and rule.get("renameOutput") and rule.get("outputKey")]
+    if isinstance(fallback_name, str) and fallback_name:
+        names.append((fallback_name, "fallback"))
+    if names:
+        shown = ", ".join(f"{name!r} → port {port}" for name, port in names)
+        ctx.unmapped(f"output names are not kept: Patchwire's Switch ports have fixed names (0–3, fallback) and no "
+                     f"labels; {shown}", "rules")
 
 
 def _switch_v1(ctx: Context) -> Mapped:
@@ -631,7 +644,9 @@ def map_merge(ctx: Context) -> Mapped:
         if second:
             inputs = {0: "b", 1: "a"}  # our wait_pass_first passes input a: swap the wires
     elif mode != "append":
-        ctx.unmapped(f"mode {mode!r} is not supported: mapped to append", "mode")
+        how = f" by {p.get('combineBy') or p.get('combinationMode')}" if mode == "combine" else ""
+        ctx.unmapped(f"mode {mode!r}{how} is not supported (Patchwire's Merge appends, combines by position or by "
+                     "one key, or waits and passes one input): mapped to append", "mode")
         p.read.update(p.raw)
     _report_options(ctx, p.get("options"), ignore={"fuzzyCompare", "includeUnpaired"})
     if (p.get("options") or {}).get("includeUnpaired"):
@@ -665,7 +680,10 @@ def _merge_keys(ctx: Context) -> dict[str, Any]:
         config["keep_unmatched"] = True
     elif join != "keepMatches":
         ctx.unmapped(f"join mode {join!r} is not supported: only matches are kept", "joinMode")
-    p.get("outputDataFrom")
+    source = p.get("outputDataFrom", "both")
+    if join in ("keepMatches", "keepNonMatches") and source not in ("both", None):
+        ctx.unmapped(f"output data from {source!r} only is not supported: matched items are merged from both inputs "
+                     "(fields of input 2 win on a clash)", "outputDataFrom")
     return config
 
 
