@@ -92,3 +92,55 @@ def test_health_reports_database_and_workers(cli: Any) -> None:
     assert report == {"healthy": True, "database": "ok", "queue": "patchwire", "workers": 0}
     no_workers = cli("health", "--workers", ok=False)
     assert no_workers.returncode == 1 and json.loads(no_workers.stdout)["healthy"] is False
+
+
+N8N_EXPORT = {
+    "name": "Greet new signups",
+    "nodes": [
+        {"parameters": {}, "id": "0e1f6c1a-4b7e-4c1f-9a43-3c6f5d0c2a11", "name": "When clicking \u2018Test workflow\u2019",
+         "type": "n8n-nodes-base.manualTrigger", "typeVersion": 1, "position": [220, 300]},
+        {"parameters": {"assignments": {"assignments": [
+            {"id": "7a1d2f0e-1c55-4a5b-8f0a-0d3c7b9e1f21", "name": "greeting", "value": "=Hello {{ $json.name }}!",
+             "type": "string"}]}, "includeOtherFields": True, "options": {}},
+         "id": "0e1f6c1a-4b7e-4c1f-9a43-3c6f5d0c2a12", "name": "Edit Fields", "type": "n8n-nodes-base.set",
+         "typeVersion": 3.4, "position": [440, 300]},
+        {"parameters": {"channel": "#signups", "text": "={{ $json.greeting }}", "otherOptions": {}},
+         "id": "0e1f6c1a-4b7e-4c1f-9a43-3c6f5d0c2a13", "name": "Slack", "type": "n8n-nodes-base.slack",
+         "typeVersion": 1, "position": [660, 300], "credentials": {"slackApi": {"id": "3", "name": "Slack account"}}},
+    ],
+    "connections": {
+        "When clicking \u2018Test workflow\u2019": {"main": [[{"node": "Edit Fields", "type": "main", "index": 0}]]},
+        "Edit Fields": {"main": [[{"node": "Slack", "type": "main", "index": 0},
+                                  {"node": "Send Email", "type": "main", "index": 0}]]},
+    },
+    "pinData": {}, "settings": {"executionOrder": "v1"}, "versionId": "5c1d0b6e-9a0f-4f0e-8d51-2b1f0f5b7c30",
+}
+
+
+def test_import_recognises_an_n8n_export_and_prints_its_report(cli: Any, tmp_path: Path) -> None:
+    cli("createuser", "n8n@example.com", "--password-stdin", stdin="a long password\n")
+    path = tmp_path / "n8n.json"
+    path.write_text(json.dumps(N8N_EXPORT))
+    result = cli("import", str(path), "--owner", "n8n@example.com")
+    imported = json.loads(result.stdout)
+    assert imported["format"] == "n8n" and imported["missing_credentials"] == []
+    assert imported["report"]["skipped"] == [
+        {"node": "Slack", "message": "n8n-nodes-base.slack has no Patchwire equivalent", "parameter": None}]
+    assert "not imported: Slack: n8n-nodes-base.slack has no Patchwire equivalent" in result.stderr
+    assert ("connection not imported: Edit Fields: Edit Fields (output 0) → 'Send Email': dropped, there is no node "
+            "named 'Send Email' in the file") in result.stderr
+
+    run = json.loads(cli("run", str(imported["workflow_id"]), "--input", '{"name": "Ada"}', "--wait").stdout)
+    assert run["status"] == "succeeded"
+    assert run["output"] == {"Edit Fields": [{"name": "Ada", "greeting": "Hello Ada!"}]}
+    exported = json.loads(cli("export", str(imported["workflow_id"])).stdout)
+    assert [n["name"] for n in exported["nodes"]] == ["When clicking \u2018Test workflow\u2019", "Edit Fields"]
+
+
+def test_import_of_a_patchwire_file_has_no_report(cli: Any) -> None:
+    cli("createuser", "plain@example.com", "--password-stdin", stdin="a long password\n")
+    result = cli("import", str(EXAMPLE), "--owner", "plain@example.com")
+    assert json.loads(result.stdout)["format"] == "patchwire" and json.loads(result.stdout)["report"] is None
+    assert "n8n import" not in result.stderr
+    again = json.loads(cli("import", str(EXAMPLE), "--owner", "plain@example.com").stdout)["workflow_id"]
+    assert json.loads(cli("export", str(again)).stdout)["name"] == "Hello, Patchwire (imported)"

@@ -5,7 +5,8 @@
     patchwire migrate                        upgrade the database to the newest schema
     patchwire health [--workers]             check database and queue (exit 1 when unhealthy)
     patchwire createuser EMAIL [--password-stdin]
-    patchwire import FILE --owner EMAIL      print the new workflow id (and the credentials it lacks)
+    patchwire import FILE --owner EMAIL      import a Patchwire or n8n file: print the new workflow id, the
+                                             credentials it lacks and the n8n report (also listed on stderr)
     patchwire export ID                      print the workflow JSON
     patchwire run FILE_OR_ID --owner EMAIL [--input JSON] [--wait]
     patchwire prune [--days N] [--per-workflow N]   delete finished executions beyond the retention limits
@@ -55,7 +56,7 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("email")
     create.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
 
-    imp = sub.add_parser("import", help="import a workflow JSON file; prints the new workflow id")
+    imp = sub.add_parser("import", help="import a workflow JSON file (Patchwire or n8n); prints the new workflow id")
     imp.add_argument("file", type=Path)
     imp.add_argument("--owner", required=True, help="email of the owning user")
 
@@ -209,26 +210,50 @@ async def _owner(db: Any, email: str | None) -> int:
     return int(user_id)
 
 
-async def _import_document(db: Any, path: Path, owner_email: str | None) -> tuple[int, list[dict[str, str]]]:
-    """The new workflow's id, and the credential references its owner has no credential for."""
+async def _import_document(db: Any, path: Path, owner_email: str | None) -> dict[str, Any]:
+    """Import a Patchwire or n8n file (detected as on the web page): the new workflow's id, the
+    credential references its owner has no credential for, the format and the n8n report."""
     from engine.errors import GraphError
-    from engine.graph import decode_document
     from nodes import registry
     from webapp.workflows.services import WorkflowService
 
     try:
-        document = decode_document(path.read_bytes())
-        workflow, missing = await WorkflowService(db, await _owner(db, owner_email), registry).import_with_credentials(document)
+        data = path.read_bytes()
     except OSError as exc:
         raise CLIError(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        service = WorkflowService(db, await _owner(db, owner_email), registry)
+        document, fmt, report = _read_document(data, await service.names())
+        workflow, missing = await service.import_with_credentials(document)
     except GraphError as exc:
         raise CLIError(f"{path} is not a valid workflow: {exc}") from None
-    return workflow.id, [m.to_dict() for m in missing]
+    return {"workflow_id": workflow.id, "missing_credentials": [m.to_dict() for m in missing], "format": fmt,
+            "report": report.to_dict() if report else None, "report_lines": report.lines() if report else []}
+
+
+def _read_document(data: bytes, workflows: dict[str, int]) -> tuple[Any, str, Any]:
+    """(document, format, n8n report or None): an n8n export is converted first, within the engine's limits."""
+    from engine.graph import MAX_DOCUMENT_BYTES, decode_document
+    from engine.limits import nesting_exceeds
+    from webapp.workflows import n8n
+
+    raw: Any = None
+    if len(data) <= MAX_DOCUMENT_BYTES and not nesting_exceeds(data):
+        try:
+            raw = json.loads(data.decode("utf-8-sig"))
+        except (ValueError, RecursionError):
+            raw = None  # decode_document below names the problem
+    if not (n8n.looks_like_n8n(raw) and raw.get("format") is None):
+        return decode_document(data), "patchwire", None
+    converted, report = n8n.convert(raw, workflows=workflows)
+    return decode_document(json.dumps(converted)), "n8n", report
 
 
 def _import(settings: Settings, args: argparse.Namespace) -> int:
-    workflow_id, missing = _db_call(settings, _import_document, args.file, args.owner)
-    print(json.dumps({"workflow_id": workflow_id, "missing_credentials": missing}))
+    result = _db_call(settings, _import_document, args.file, args.owner)
+    for line in result.pop("report_lines"):  # readable on stderr; the JSON on stdout holds the same report
+        print(f"patchwire: n8n import: {line}", file=sys.stderr)
+    print(json.dumps(result))
     return 0
 
 

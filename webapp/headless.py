@@ -56,8 +56,8 @@ async def _workflow(db: AsyncSession, target: str, owner: str | None) -> Workflo
         if workflow is None or (owner and workflow.owner_id != await _owner(db, owner)):
             raise CLIError(f"no workflow {target}" + (f" owned by {owner}" if owner else ""))
         return workflow
-    workflow_id, _ = await _import_document(db, Path(target), owner)
-    return await db.get_one(Workflow, workflow_id)
+    imported = await _import_document(db, Path(target), owner)
+    return await db.get_one(Workflow, imported["workflow_id"])
 
 
 async def run_headless(settings: Settings, target: str, owner: str | None, trigger_input: dict[str, Any],

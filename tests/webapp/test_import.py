@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from engine.models import Connection, Node, Workflow
+from engine.models import Connection, Node, Workflow, WorkflowNote
 from tests.webapp.conftest import Browser
 from webapp.workflows.importing import MAX_IMPORT_BYTES, MAX_IMPORT_NODES
 
@@ -197,6 +197,19 @@ def test_imports_belong_to_the_importer_and_sub_workflows_map_only_to_their_work
     assert list(configs) == [{"workflow_id": mine}]
 
 
+def test_an_import_gets_a_name_of_its_own_per_owner(browser: Browser, second_browser: Browser, db_call: Any) -> None:
+    browser.register("names@example.com")
+    second_browser.register("names2@example.com")
+    raw = (FIXTURES / "orders_http_if.json").read_text()
+    name = json.loads(raw)["name"]
+    ids = [new_workflow_id(upload(browser, raw)) for _ in range(3)]
+    ids.append(new_workflow_id(upload(browser, json.dumps(document(name=f"{name} (imported 2)")))))
+    names = [db_call(lambda db, wid=wid: db.get(Workflow, wid)).name for wid in ids]
+    assert names == [name, f"{name} (imported)", f"{name} (imported 2)", f"{name} (imported 3)"]
+    theirs = new_workflow_id(upload(second_browser, raw))
+    assert db_call(lambda db: db.get(Workflow, theirs)).name == name
+
+
 # --- n8n ----------------------------------------------------------------------------------------
 def test_n8n_import_is_detected_and_the_report_is_shown(browser: Browser, db_call: Any) -> None:
     browser.register("n8n@example.com")
@@ -208,6 +221,10 @@ def test_n8n_import_is_detected_and_the_report_is_shown(browser: Browser, db_cal
                                    ("Flag big", "set", 1), ("Flag small", "set", 1)])
     ports = db_call(lambda db: db.scalars(select(Connection.source_port).where(Connection.workflow_id == wid)))
     assert sorted(ports) == ["false", "main", "main", "true"]
+    notes = db_call(lambda db: db.execute(select(WorkflowNote.text, WorkflowNote.pos_x, WorkflowNote.pos_y,
+                                                 WorkflowNote.width, WorkflowNote.height)
+                                          .where(WorkflowNote.workflow_id == wid)))
+    assert list(notes) == [("## Orders\nFetches orders and flags the big ones.", 200, 80, 300, 240)]
     page = browser.get(f"/workflows/{wid}").text
     report = page[page.index('id="import-report"'):]
     assert "Imported (n8n format)" in report
@@ -217,14 +234,19 @@ def test_n8n_import_is_detected_and_the_report_is_shown(browser: Browser, db_cal
     assert "dropped because 'Tell Slack' was not imported" in html.unescape(report)
 
 
+def test_n8n_dangling_connections_are_imported_without_them_and_reported(browser: Browser) -> None:
+    browser.register("n8ndangling@example.com")
+    dangling = {"name": "x", "nodes": [{"name": "A", "type": "n8n-nodes-base.noOp", "typeVersion": 1, "parameters": {}}],
+                "connections": {"A": {"main": [[{"node": "Ghost", "type": "main", "index": 0}]]}}}
+    wid = new_workflow_id(upload(browser, json.dumps(dangling), fmt="n8n"))
+    page = browser.get(f"/workflows/{wid}").text
+    report = html.unescape(page[page.index('id="import-report"'):])
+    assert "A (output 0) → 'Ghost': dropped, there is no node named 'Ghost' in the file" in report
+
+
 def test_n8n_format_can_be_chosen_and_a_broken_n8n_file_is_refused(browser: Browser, db_call: Any) -> None:
     browser.register("n8nbad@example.com")
     before = counts(db_call)
-    dangling = {"name": "x", "nodes": [{"name": "A", "type": "n8n-nodes-base.noOp", "parameters": {}}],
-                "connections": {"A": {"main": [[{"node": "Ghost", "type": "main", "index": 0}]]}}}
-    response = upload(browser, json.dumps(dangling), fmt="n8n")
-    assert response.status_code == 422
-    assert "n8n connection 'A' output 0 → 'Ghost': there is no node named 'Ghost'" in html.unescape(response.text)
     loop = {"name": "x", "nodes": [{"name": "A", "type": "n8n-nodes-base.noOp"}, {"name": "B", "type": "n8n-nodes-base.noOp"}],
             "connections": {"A": {"main": [[{"node": "B", "type": "main", "index": 0}]]},
                             "B": {"main": [[{"node": "A", "type": "main", "index": 0}]]}}}

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from engine.errors import GraphError
+from engine.events import MemorySink
 from engine.graph import validate_graph
+from engine.runner import Run, execute
+from engine.store import MemoryRunStore
 from nodes import registry
 from webapp.workflows import n8n
-from webapp.workflows.importing import decode, prepare
+from webapp.workflows.importing import MAX_WORKFLOW_NAME, decode, imported_names, prepare
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "n8n"
 
@@ -95,8 +100,10 @@ def test_http_if_set_mapping_and_report() -> None:
                           ("HTTP Request", "main", "Big order?", "main"), ("Big order?", "true", "Flag big", "main"),
                           ("Big order?", "false", "Flag small", "main")}
     assert [m.node for m in report.mapped] == ["When clicking ‘Test workflow’", "HTTP Request", "Big order?",
-                                               "Flag big", "Flag small"]
-    assert [e.node for e in report.skipped] == ["Tell Slack", "Sticky Note"]
+                                               "Flag big", "Flag small", "Sticky Note"]
+    assert [e.node for e in report.skipped] == ["Tell Slack"]
+    assert doc["notes"] == [{"text": "## Orders\nFetches orders and flags the big ones.", "position": {"x": 200, "y": 80},
+                             "width": 300.0, "height": 240.0}]
     assert messages(report.unmapped) == [("Big order?", "conditions[1] (array notEmpty)",
                                           "array operation is not supported: condition dropped")]
     assert [e.parameter for e in report.expressions] == ["assignments[4].value"]
@@ -207,7 +214,6 @@ def test_switch_with_more_than_four_rules_keeps_four_and_says_so() -> None:
 @pytest.mark.parametrize(("raw", "message"), [
     ({"name": "x", "nodes": "no"}, 'expected an object with a "nodes" list'),
     ({"name": "x", "nodes": [{"type": "n8n-nodes-base.noOp"}]}, 'nodes[0] needs a "name" and a "type"'),
-    ({"name": "x", "nodes": [], "connections": {"Ghost": {"main": [[]]}}}, "there is no node named 'Ghost'"),
 ])
 def test_structurally_broken_n8n_files_are_refused(raw: dict[str, Any], message: str) -> None:
     with pytest.raises(GraphError) as caught:
@@ -219,3 +225,173 @@ def test_detection_prefers_patchwire_when_the_file_says_so() -> None:
     ours = {"format": "patchwire.workflow", "name": "x", "nodes": [], "connections": []}
     assert prepare(json.dumps(ours).encode()).format == "patchwire"
     assert prepare((FIXTURES / "legacy_v1.json").read_bytes()).format == "n8n"
+
+
+DANGLING = {
+    "name": "Orders digest (shared)",
+    "nodes": [
+        {"parameters": {}, "id": "5f0b1a52-0c7e-4d6e-9a55-0d1d6f0e8a01", "name": "When clicking \u2018Test workflow\u2019",
+         "type": "n8n-nodes-base.manualTrigger", "typeVersion": 1, "position": [240, 300]},
+        {"parameters": {"url": "https://api.example.com/orders", "options": {}},
+         "id": "5f0b1a52-0c7e-4d6e-9a55-0d1d6f0e8a02", "name": "HTTP Request",
+         "type": "n8n-nodes-base.httpRequest", "typeVersion": 4.2, "position": [460, 300]},
+    ],
+    "connections": {
+        "When clicking \u2018Test workflow\u2019": {"main": [[{"node": "HTTP Request", "type": "main", "index": 0}]]},
+        "HTTP Request": {"main": [[{"node": "Send Email", "type": "main", "index": 0},
+                                   {"node": "Google Sheets", "type": "main", "index": 0}]]},
+        "Schedule Trigger": {"main": [[{"node": "HTTP Request", "type": "main", "index": 0}]]},
+    },
+}
+
+
+def test_connections_naming_nodes_not_in_the_file_are_dropped_and_listed() -> None:
+    doc, report = n8n.convert(DANGLING)
+    assert validate_graph(decode(doc).graph, registry) == []
+    assert edges(doc) == {("When clicking \u2018Test workflow\u2019", "main", "HTTP Request", "main")}
+    assert messages(report.connections) == [
+        ("HTTP Request", None, "HTTP Request (output 0) → 'Send Email': dropped, there is no node named "
+                               "'Send Email' in the file"),
+        ("HTTP Request", None, "HTTP Request (output 0) → 'Google Sheets': dropped, there is no node named "
+                               "'Google Sheets' in the file"),
+        ("Schedule Trigger", None, "connections from 'Schedule Trigger' dropped: there is no node named "
+                                   "'Schedule Trigger' in the file"),
+    ]
+    assert prepare(json.dumps(DANGLING).encode()).format == "n8n"
+
+
+def test_imported_names_are_numbered_once_and_fit_the_name_limit() -> None:
+    first = list(itertools.islice(imported_names("Orders"), 4))
+    assert first == ["Orders", "Orders (imported)", "Orders (imported 2)", "Orders (imported 3)"]
+    assert list(itertools.islice(imported_names("Orders (imported 2)"), 3)) == [
+        "Orders (imported 2)", "Orders (imported)", "Orders (imported 2)"]
+    long = "x" * MAX_WORKFLOW_NAME
+    assert all(len(n) <= MAX_WORKFLOW_NAME for n in itertools.islice(imported_names(long), 12))
+
+
+def set_node(name: str, type_version: float, parameters: dict[str, Any], x: int = 460) -> dict[str, Any]:
+    return {"parameters": parameters, "id": f"9d1c3b0a-55aa-4f1e-8c2b-{x:012d}", "name": name,
+            "type": "n8n-nodes-base.set", "typeVersion": type_version, "position": [x, 300]}
+
+
+def assignment(name: str, value: Any, type_: str) -> dict[str, Any]:
+    return {"id": f"a-{name}", "name": name, "value": value, "type": type_}
+
+
+TYPED_SET = {
+    "name": "Typed fields",
+    "nodes": [
+        {"parameters": {}, "id": "9d1c3b0a-55aa-4f1e-8c2b-000000000001", "name": "When clicking \u2018Test workflow\u2019",
+         "type": "n8n-nodes-base.manualTrigger", "typeVersion": 1, "position": [240, 300]},
+        set_node("Edit Fields", 3.4, {"assignments": {"assignments": [
+            assignment("count", "42", "number"), assignment("total", "={{ $json.total }}", "number"),
+            assignment("active", "true", "boolean"), assignment("tags", '["a", "b"]', "array"),
+            assignment("meta", '{"source": "n8n"}', "object"), assignment("label", "plain", "string"),
+            assignment("broken", "abc", "number")]}, "options": {}}),
+        set_node("Set (3.2)", 3.2, {"fields": {"values": [
+            {"name": "n", "type": "numberValue", "numberValue": "7"},
+            {"name": "ok", "type": "booleanValue", "booleanValue": "false"},
+            {"name": "s", "stringValue": "text"}]}, "include": "none", "options": {}}, x=680),
+    ],
+    "connections": {
+        "When clicking \u2018Test workflow\u2019": {"main": [[{"node": "Edit Fields", "type": "main", "index": 0}]]},
+        "Edit Fields": {"main": [[{"node": "Set (3.2)", "type": "main", "index": 0}]]},
+    },
+}
+
+
+async def test_set_assignment_types_are_kept_and_converted_at_run_time() -> None:
+    doc, report = n8n.convert(TYPED_SET)
+    config = by_name(doc)["Edit Fields"]["config"]
+    assert config["types"] == {"count": "number", "total": "number", "active": "boolean", "tags": "array",
+                               "meta": "object"}
+    assert by_name(doc)["Set (3.2)"]["config"]["types"] == {"n": "number", "ok": "boolean"}
+    assert messages(report.unmapped) == [
+        ("Edit Fields", "assignments[6].value", "field 'broken' is typed number in n8n, but \"abc\" is not a number "
+                                                "(n8n would fail the node here): kept as text")]
+
+    graph = decode(doc).graph
+    store = MemoryRunStore()
+    async with httpx.AsyncClient() as http:
+        outcome = await execute(Run(1, 1, graph, registry, store, MemorySink(), http, trigger_input={"total": "9.5"}))
+    assert outcome.status == "succeeded", outcome.error
+    ids = {n["name"]: n["id"] for n in doc["nodes"]}
+    edited = store.attempts(1, ids["Edit Fields"])[-1].output["main"][0]
+    assert edited == {"total": 9.5, "count": 42, "active": True, "tags": ["a", "b"], "meta": {"source": "n8n"},
+                      "label": "plain", "broken": "abc"}
+    assert store.attempts(1, ids["Set (3.2)"])[-1].output["main"] == [{"n": 7, "ok": False, "s": "text"}]
+
+
+def sticky(name: str, parameters: dict[str, Any], position: list[int]) -> dict[str, Any]:
+    return {"parameters": parameters, "id": f"c0ffee00-0000-4000-8000-{len(name):012d}", "name": name,
+            "type": "n8n-nodes-base.stickyNote", "typeVersion": 1, "position": position}
+
+
+def test_sticky_notes_become_canvas_notes_and_what_does_not_fit_is_reported() -> None:
+    raw = {"name": "Notes", "nodes": [
+        sticky("Sticky Note", {"content": "## Read me\nThen run it.", "height": 300, "width": 420}, [-60, 40]),
+        sticky("Sticky Note1", {"content": "x" * 10_005, "height": 20, "width": 5000, "color": 4}, [900, 40]),
+        sticky("Sticky Note2", {}, [0, 0])], "connections": {}}
+    doc, report = n8n.convert(raw)
+    assert doc["nodes"] == [] and decode(doc).notes[0].text == "## Read me\nThen run it."
+    assert [(n["position"], n["width"], n["height"], len(n["text"])) for n in doc["notes"]] == [
+        ({"x": -60, "y": 40}, 420.0, 300.0, 23), ({"x": 900, "y": 40}, 2000.0, 60.0, 10_000),
+        ({"x": 0, "y": 0}, 240.0, 160.0, 0)]
+    assert messages(report.unmapped) == [
+        ("Sticky Note1", "content", "the note's text is 10,005 characters; notes hold at most 10,000: the rest is cut"),
+        ("Sticky Note1", "color", "the note's colour is not kept (Patchwire notes have one colour)"),
+        ("Sticky Note1", "width", "width 5000 is outside 120–2000: 2000 used"),
+        ("Sticky Note1", "height", "height 20 is outside 60–2000: 60 used")]
+    assert [m.patchwire_type for m in report.mapped] == ["note", "note", "note"]
+
+
+def condition(field: str, right: str) -> dict[str, Any]:
+    return {"options": {"caseSensitive": True, "leftValue": "", "typeValidation": "strict"}, "combinator": "and",
+            "conditions": [{"leftValue": f"={{{{ $json.{field} }}}}", "rightValue": right,
+                            "operator": {"type": "string", "operation": "equals"}, "id": f"c-{right}"}]}
+
+
+def test_switch_output_names_are_reported_with_their_ports() -> None:
+    switch = {"parameters": {"rules": {"values": [
+        {"conditions": condition("priority", "high"), "renameOutput": True, "outputKey": "High"},
+        {"conditions": condition("priority", "low")},
+        {"conditions": condition("priority", "none"), "renameOutput": True, "outputKey": "None"}]},
+        "options": {"fallbackOutput": "extra", "renameFallbackOutput": "Other"}},
+        "id": "7e57c0de-0000-4000-8000-000000000001", "name": "Route", "type": "n8n-nodes-base.switch",
+        "typeVersion": 3.2, "position": [460, 300]}
+    doc, report = n8n.convert({"name": "Routes", "nodes": [switch], "connections": {}})
+    assert len(by_name(doc)["Route"]["config"]["rules"]) == 3
+    assert messages(report.unmapped) == [("Route", "rules", "output names are not kept: Patchwire's Switch ports have "
+                                          "fixed names (0–3, fallback) and no labels; 'High' → port 0, 'None' → port 2, "
+                                          "'Other' → port fallback")]
+
+
+def merge_node(parameters: dict[str, Any], version: float = 3) -> dict[str, Any]:
+    return {"parameters": parameters, "id": "7e57c0de-0000-4000-8000-000000000002", "name": "Merge",
+            "type": "n8n-nodes-base.merge", "typeVersion": version, "position": [680, 300]}
+
+
+@pytest.mark.parametrize(("parameters", "config", "report"), [
+    ({"mode": "combine", "fieldsToMatchString": "id", "outputDataFrom": "input1", "options": {}},
+     {"mode": "combine_by_key", "key_a": "id", "key_b": "id"},
+     [("Merge", "outputDataFrom", "output data from 'input1' only is not supported: matched items are merged from "
+                                  "both inputs (fields of input 2 win on a clash)")]),
+    ({"mode": "combine", "fieldsToMatchString": "id", "joinMode": "keepEverything", "outputDataFrom": "both"},
+     {"mode": "combine_by_key", "key_a": "id", "key_b": "id", "keep_unmatched": True}, []),
+    ({"mode": "combine", "combineBy": "combineAll", "options": {}}, {"mode": "append"},
+     [("Merge", "mode", "mode 'combine' by combineAll is not supported (Patchwire's Merge appends, combines by "
+                        "position or by one key, or waits and passes one input): mapped to append")]),
+])
+def test_merge_output_options_map_or_say_why(parameters: dict[str, Any], config: dict[str, Any],
+                                              report: list[Any]) -> None:
+    doc, got = n8n.convert({"name": "M", "nodes": [merge_node(parameters)], "connections": {}})
+    assert by_name(doc)["Merge"]["config"] == config
+    assert messages(got.unmapped) == report
+    assert all(e.message.strip() for e in got.unmapped + got.skipped)
+
+
+@pytest.mark.parametrize("name", ["orders_http_if", "tickets_switch_merge", "legacy_v1"])
+def test_every_skipped_or_approximated_node_says_why(name: str) -> None:
+    _, report = convert(name, workflows={"Escalate": 7})
+    entries = report.skipped + report.unmapped + report.expressions + report.connections
+    assert entries and all(e.node and len(e.message.strip()) > 10 for e in entries)

@@ -8,9 +8,10 @@ every check has passed.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -25,6 +26,8 @@ MAX_IMPORT_BYTES = MAX_JSON_BYTES
 """An uploaded or pasted workflow is at most 2 MiB (the CLI's limit is engine.graph.MAX_DOCUMENT_BYTES)."""
 MAX_IMPORT_NODES = 500
 MAX_IMPORT_CONNECTIONS = 1000
+MAX_WORKFLOW_NAME = 200
+"""The longest workflow name (webapp.workflows.services.MAX_NAME is this)."""
 FORMATS = ("auto", "patchwire", "n8n")
 Format = Literal["auto", "patchwire", "n8n"]
 
@@ -122,3 +125,16 @@ def _where(raw: dict[str, Any], path: str) -> tuple[str, str | None]:
     if isinstance(entry, dict):
         return f"connection {entry.get('source')!r} → {entry.get('target')!r} (connections[{index}]){suffix}", None
     return f"connections[{index}]{suffix}", None
+
+
+_IMPORTED_SUFFIX = re.compile(r" \(imported(?: \d+)?\)$")
+
+
+def imported_names(name: str) -> Iterator[str]:
+    """``name``, then ``name (imported)``, ``name (imported 2)``, … (within ``MAX_WORKFLOW_NAME``); a name that
+    already ends in ``(imported …)`` is numbered again rather than suffixed twice."""
+    yield name
+    base = _IMPORTED_SUFFIX.sub("", name)
+    for number in itertools.count(1):
+        suffix = " (imported)" if number == 1 else f" (imported {number})"
+        yield base[:MAX_WORKFLOW_NAME - len(suffix)].rstrip() + suffix

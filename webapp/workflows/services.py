@@ -54,8 +54,9 @@ from webapp.credentials.references import (
 )
 from webapp.errors import Conflict, Invalid, StaleEdit, WouldCycle
 from webapp.webhooks.services import ensure_webhook, sync_workflow_webhooks, webhook_config_errors
+from webapp.workflows.importing import MAX_WORKFLOW_NAME, imported_names
 
-MAX_NAME = 200
+MAX_NAME = MAX_WORKFLOW_NAME
 DELETED_ELSEWHERE = "This node was deleted in another tab or by someone else."
 
 
@@ -444,6 +445,11 @@ class WorkflowService:
         workflow, _ = await self.import_with_credentials(document)
         return workflow
 
+    async def _free_import_name(self, name: str) -> str:
+        """The name an imported workflow gets: its own, or a numbered ``(imported)`` one if the owner has it."""
+        taken = set(await self.db.scalars(select(Workflow.name).where(Workflow.owner_id == self.owner_id)))
+        return next(candidate for candidate in imported_names(name) if candidate not in taken)
+
     async def import_with_credentials(self, document: WorkflowDocument) -> tuple[Workflow, list[MissingCredential]]:
         """``import_document``, also saying which credential references the owner has no credential for
         (their fields are left empty); the others are mapped to the owner's credential ids."""
@@ -458,7 +464,7 @@ class WorkflowService:
             problems.append(Problem(str(exc.detail)))
         if problems:
             raise GraphError(problems)
-        workflow = Workflow(owner_id=self.owner_id, name=name)
+        workflow = Workflow(owner_id=self.owner_id, name=await self._free_import_name(name))
         self.db.add(workflow)
         await self.db.flush()
         ids = {n.id: new_node_id() for n in document.nodes}
