@@ -87,7 +87,8 @@ def test_n8n_file_is_imported_and_the_report_shows_what_was_not_mapped(page: Pag
     expect_editor(page, server.url, nodes=5, wires=4)
     report = page.locator("#import-report")
     expect(report).to_contain_text("Imported (n8n format)")
-    expect(page.locator("#import-mapped tbody tr")).to_have_count(5)
+    expect(page.locator("#import-mapped tbody tr")).to_have_count(6)  # five nodes, and the sticky note as a note
+    expect(page.locator("#import-mapped")).to_contain_text("Sticky Note")
     expect(page.locator("#import-skipped")).to_contain_text("Tell Slack: n8n-nodes-base.slack has no Patchwire equivalent")
     expect(page.locator("#import-expressions")).to_contain_text("={{ $now.toISO() }}")
     expect(page.locator("#import-connections")).to_contain_text("dropped because 'Tell Slack' was not imported")
