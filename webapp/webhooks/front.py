@@ -37,8 +37,7 @@ def webhook_front(app: Litestar, inner: ASGIApp, *, metrics: Any | None = None) 
 
     async def answer(scope: Scope, receive_: Receive, send: Send) -> None:
         request = request_class(scope, receive_, send)
-        key = scope["path"][len(PREFIX):].strip("/")
-        result = await receive(request, key, max_body)
+        result = await receive(request, scope["path_params"]["key"].strip("/"), max_body)
         await send_answer(result, send, head=scope["method"] == "HEAD")
 
     handle: ASGIApp = answer if metrics is None else metrics(app=answer)

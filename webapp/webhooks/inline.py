@@ -24,6 +24,7 @@ from typing import Any
 
 from saq import Queue
 
+from engine.executions import enqueue_execution
 from engine.runner import Outcome
 from engine.sqlstore import Claim
 from engine.worker import HEARTBEAT, LEASE, WorkerServices, job_timeout_for, run_claimed
@@ -74,8 +75,6 @@ class InlineRuns:
             return "queued"
 
     async def _to_queue(self, execution_id: int) -> None:
-        from engine.executions import enqueue_execution
-
         services: WorkerServices = self._ctx["services"]
         await enqueue_execution(self._ctx["queue"], execution_id, timeout=job_timeout_for(services.execution_timeout),
                                 heartbeat=HEARTBEAT)
