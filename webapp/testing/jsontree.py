@@ -12,6 +12,7 @@ from typing import Any
 from markupsafe import Markup, escape
 
 from engine.limits import MAX_JSON_DEPTH
+from webapp.testing.datapaths import Key, expression_for
 
 MAX_NODES = 1500
 MAX_CHILDREN = 100
@@ -22,16 +23,21 @@ MAX_DEPTH = MAX_JSON_DEPTH
 
 
 class _Budget:
-    def __init__(self) -> None:
+    def __init__(self, source: str | None) -> None:
         self.left = MAX_NODES
         self.cut = False
+        self.source = source
 
 
-def json_tree(value: Any, label: str = "", download: str | None = None) -> Markup:
+def json_tree(value: Any, label: str = "", download: str | None = None, source: str | None = None) -> Markup:
     """The tree of ``value``; a top-level note says when parts are not shown (with a link to
-    ``download``, a URL that returns the whole value, when given)."""
-    budget = _Budget()
-    body = _node(label, value, 0, budget)
+    ``download``, a URL that returns the whole value, when given).
+
+    With ``source`` (``value`` is then a list of items: ``""`` for the node's own input, or an earlier node's
+    name for its output), every key can be dragged into a parameter: it carries ``data-expr``, the expression
+    that reaches it (``webapp/testing/datapaths.py``)."""
+    budget = _Budget(source)
+    body = _node(label, value, 0, budget, ())
     note = _note(download) if budget.cut else ""
     return Markup('<div class="json-tree">{}{}</div>').format(Markup("<ul>{}</ul>").format(body), note)
 
@@ -43,16 +49,27 @@ def _note(download: str | None) -> Markup:
                   '<a class="jt-download" href="{}" download>download the whole JSON</a>.</p>').format(download)
 
 
-def _node(key: str, value: Any, depth: int, budget: _Budget) -> Markup:
+def _label(key: str, budget: _Budget, path: tuple[Key, ...]) -> Markup:
+    if key == "":
+        return Markup("")
+    if budget.source is None or not path:
+        return Markup('<span class="jt-key">{}</span>').format(key)
+    expr = expression_for(path, budget.source or None)
+    return Markup('<span class="jt-key" draggable="true" data-expr="{}" title="Drag into a parameter: {}">{}</span>').format(
+        expr, "{{ " + expr + " }}", key)
+
+
+def _node(key: str, value: Any, depth: int, budget: _Budget, path: tuple[Key, ...]) -> Markup:
     budget.left -= 1
-    label = Markup('<span class="jt-key">{}</span>').format(key) if key != "" else Markup("")
+    label = _label(key, budget, path)
     if isinstance(value, (dict, list)):
-        return _container(label, value, depth, budget)
+        return _container(label, value, depth, budget, path)
     return Markup("<li>{}{}{}</li>").format(label, Markup(": ") if key != "" else "", _scalar(value, budget))
 
 
-def _container(label: Markup, value: dict[str, Any] | list[Any], depth: int, budget: _Budget) -> Markup:
-    entries = list(value.items()) if isinstance(value, dict) else [(str(i), v) for i, v in enumerate(value)]
+def _container(label: Markup, value: dict[str, Any] | list[Any], depth: int, budget: _Budget,
+               path: tuple[Key, ...]) -> Markup:
+    entries: list[tuple[Key, Any]] = list(value.items()) if isinstance(value, dict) else list(enumerate(value))
     meta = (f"{{…}} {len(entries)} key{'s' if len(entries) != 1 else ''}" if isinstance(value, dict)
             else f"[…] {len(entries)} item{'s' if len(entries) != 1 else ''}")
     children = []
@@ -65,7 +82,7 @@ def _container(label: Markup, value: dict[str, Any] | list[Any], depth: int, bud
             budget.cut = True
             children.append(Markup('<li class="jt-more">… {} more not shown</li>').format(len(entries) - index))
             break
-        children.append(_node(key, child, depth + 1, budget))
+        children.append(_node(str(key), child, depth + 1, budget, (*path, key)))
     opened = " open" if depth < OPEN_DEPTH else ""
     return Markup('<li><details{}><summary>{} <span class="jt-meta">{}</span></summary><ul>{}</ul></details></li>').format(
         Markup(opened), label, meta, Markup("").join(children))
