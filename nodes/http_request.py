@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from engine.credentials import CredentialRegistry, CredentialType, OpenCredential
 
 Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"]
+Output = Literal["full", "body"]
 MAX_BODY_BYTES = 10 * 1024 * 1024
 
 
@@ -48,6 +49,9 @@ class HttpRequestConfig(msgspec.Struct, forbid_unknown_fields=True):
     credential: Annotated[int | None, msgspec.Meta(
         title="Credential", description="Sent with every request; replaces a header of the same name above.",
         extra={"widget": "credential"})] = None
+    response: Annotated[Output, msgspec.Meta(
+        title="Output", description="full: Full response (status, headers, body) as the item. "
+        "body: Response body as the item (a JSON array gives one item per element; text gives {data: …}).")] = "full"
 
     def problems(self) -> dict[str, str]:
         if error := url_problem(self.url):
@@ -56,7 +60,8 @@ class HttpRequestConfig(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class HttpRequest(NodeType):
-    """Makes one HTTP request per item; the response (status, headers, body) becomes the item.
+    """Makes one HTTP request per item; the response (status, headers, body) becomes the item, or with
+    ``response: "body"`` the response body does (``response_items``), as n8n's node outputs it.
 
     With a credential, its type adds the authentication to each request (``CredentialType.authorize``);
     an OAuth token is refreshed ahead of its expiry, and a 401 answer gets one refresh and one retry."""
@@ -71,7 +76,10 @@ class HttpRequest(NodeType):
         "http_header", "http_bearer", "http_basic", "oauth2", "oauth2_client_credentials")
 
     async def run(self, ctx: NodeContext, config: HttpRequestConfig, items: list[Item]) -> NodeResult:
-        return NodeResult.main([await self._request(ctx, config, item) for item in items])
+        results = [await self._request(ctx, config, item) for item in items]
+        if config.response == "body":
+            return NodeResult.main([out for result in results for out in response_items(result["body"])])
+        return NodeResult.main(results)
 
     def time_limit(self, config: HttpRequestConfig, items: list[Item]) -> float:
         # a retry after a 401 doubles the worst case of an authenticated request
@@ -232,3 +240,17 @@ def _body(response: httpx.Response, content: bytes) -> Any:
         return json.loads(content)
     except ValueError:
         return text  # a server that labels non-JSON as JSON: keep what it sent
+
+
+def response_items(body: Any) -> list[Item]:
+    """The items a response body becomes with ``response: "body"`` (n8n's shapes): a JSON object is the item;
+    a JSON array is one item per element (an element that is not an object becomes ``{"value": …}``, an empty
+    array no item); text (or a body that is not JSON) becomes ``{"data": "<text>"}``; any other JSON value
+    ``{"value": …}``."""
+    if isinstance(body, dict):
+        return [body]
+    if isinstance(body, list):
+        return [element if isinstance(element, dict) else {"value": element} for element in body]
+    if isinstance(body, str):
+        return [{"data": body}]
+    return [{"value": body}]

@@ -84,7 +84,7 @@ def test_http_if_set_mapping_and_report() -> None:
     assert nodes["HTTP Request"]["config"] == {
         "url": "https://api.example.com/orders?status=open&customer={{ (item.customerId) | urlencode }}",
         "method": "GET", "headers": [{"name": "X-Api-Version", "value": "2024-01"}], "timeout": 10.0,
-        "fail_on_error_status": False}
+        "fail_on_error_status": False, "response": "body"}
     assert nodes["Big order?"]["version"] == 2
     assert nodes["Big order?"]["config"]["conditions"] == [{"field": "body.total", "type": "number", "operator": "gt",
                                                            "value": 100}]

@@ -47,6 +47,8 @@ class HttpRequestMapper(NodeMapper):
         if body is not None:
             config["body"] = body
         _http_options(ctx, config, p.get("options") or {})
+        if legacy:
+            _response_format(ctx, p.get("responseFormat"), p.get("dataPropertyName"), "responseFormat")
         return Mapped("http_request", config)
 
 
@@ -162,19 +164,40 @@ def _json_body(ctx: Context, text: Any) -> Any:
 
 
 def _http_options(ctx: Context, config: dict[str, Any], options: dict[str, Any]) -> None:
+    # n8n's node outputs the response body as the item; "Include Response Headers and Status" (v3+:
+    # options.response.response.fullResponse, v1: options.fullResponse) outputs the whole response
+    config["response"] = "body"
     for key, value in options.items():
         if key == "timeout" and isinstance(value, int | float) and value > 0:
             config["timeout"] = min(300.0, max(0.001, value / 1000))
             if value / 1000 > 300:
                 ctx.unmapped("timeout above 300 s: set to 300 s", "options.timeout")
+        elif key == "fullResponse" and value is True:
+            _full_response(ctx, config, "options.fullResponse")
         elif key == "response" and isinstance(value, dict):
             inner = value.get("response", value)
             if inner.get("neverError"):
                 config["fail_on_error_status"] = False
-            if inner.get("fullResponse") is False or inner.get("responseFormat") not in (None, "autodetect", "json"):
-                ctx.unmapped("response options are not supported: the output is {status, headers, body}",
-                             "options.response")
+            if inner.get("fullResponse") is True:
+                _full_response(ctx, config, "options.response")
+            _response_format(ctx, inner.get("responseFormat"), inner.get("outputPropertyName"), "options.response")
         elif value not in ({}, [], "", None, False):
             ctx.unmapped(f"option {key!r} is not supported (ignored)", f"options.{key}")
 
 
+
+
+def _full_response(ctx: Context, config: dict[str, Any], parameter: str) -> None:
+    config["response"] = "full"
+    ctx.unmapped("full response: our item is {status, headers, body}, n8n's {body, headers, statusCode, "
+                 "statusMessage}: read the status as status (not statusCode); there is no statusMessage", parameter)
+
+
+def _response_format(ctx: Context, response_format: Any, property_name: Any, parameter: str) -> None:
+    """n8n reads the body as JSON (``autodetect``/``json``) or text into ``{data}`` (``text``; v1 ``string``)
+    as ours does; a file (binary data) or text under another property name is reported."""
+    if response_format not in (None, "autodetect", "json", "text", "string"):
+        ctx.unmapped(f"response format {response_format!r} is not supported: the body is read as JSON, "
+                     "or as text ({data: …}) when it is not JSON", parameter)
+    elif response_format in ("text", "string") and property_name not in (None, "", "data"):
+        ctx.unmapped(f"text response put in {property_name!r}: ours is always in data", parameter)
