@@ -23,6 +23,7 @@ from engine.models import User
 from engine.settings import Settings, load_settings
 from nodes import registry
 from webapp.accounts.controllers import AccountController
+from webapp.apidocs.controllers import ApiDocsController
 from webapp.credentials.controllers import CredentialController
 from webapp.credentials.oauth import OAUTH_ROUTES
 from webapp.credentials.references import credential_types
@@ -125,7 +126,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Lit
         route_handlers=[
             healthz, DashboardController, AccountController, WorkflowController, ActivationController, NoteController, EditingController, NodeTestingController, ExecutionController, execution_stream,
             WatchController, WebhookEditorController,
-            CredentialController,
+            CredentialController, ApiDocsController,
             webhook_route(settings.webhook_max_body),
             executions_table_stream, executions_changed_stream, *OAUTH_ROUTES,
             create_static_files_router(path="/static", directories=[ROOT / "static"], name="static"), *observability,
@@ -154,8 +155,9 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Lit
         before_request=check_body,
         request_class=StrictRequest,
         request_max_body_size=MAX_JSON_BYTES,
-        # No OpenAPI schema or docs pages (/schema …) until there is a public API to describe: Litestar's would
-        # list the internal page routes, and its UI loads scripts from a CDN that the CSP blocks (docs/api.md).
+        # No generated OpenAPI schema or docs pages (/schema …): Litestar's would list the internal page routes, and
+        # its UI loads scripts from a CDN that the CSP blocks. The public API's document is written by hand and served
+        # with a vendored viewer at /api/openapi.json and /api/docs (webapp/apidocs/, docs/api.md).
         openapi_config=None,
         logging_config=None,  # the CLI configures logging (engine/logs.py: JSON off a terminal); Litestar's own would replace it
         debug=False,

@@ -1,5 +1,6 @@
-"""No OpenAPI document or docs pages until there is a public API: Litestar's defaults listed the internal
-page routes as "Litestar API" and served docs pages whose CDN scripts the CSP blocks (blank pages)."""
+"""No generated OpenAPI document or docs pages at /schema: Litestar's defaults listed the internal page routes as
+"Litestar API" and served docs pages whose CDN scripts the CSP blocks (blank pages). The public API (webhooks,
+/healthz) is described by hand at /api/openapi.json and shown at /api/docs (tests/webapp/test_api_docs_pages.py)."""
 
 from __future__ import annotations
 

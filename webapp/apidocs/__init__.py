@@ -1,0 +1,1 @@
+"""The public HTTP API's OpenAPI document (``/api/openapi.json``) and its docs page (``/api/docs``)."""
