@@ -50,8 +50,9 @@ class HttpRequestConfig(msgspec.Struct, forbid_unknown_fields=True):
         title="Credential", description="Sent with every request; replaces a header of the same name above.",
         extra={"widget": "credential"})] = None
     response: Annotated[Output, msgspec.Meta(
-        title="Output", description="full: Full response (status, headers, body) as the item. "
-        "body: Response body as the item (a JSON array gives one item per element; text gives {data: …}).")] = "full"
+        title="Output", description="full: the response's status, headers and body are the item. body: the response "
+        "body is the item, as in n8n (a JSON array gives one item per element; text gives {data: …}).",
+        extra={"labels": {"full": "Full response (status, headers, body)", "body": "Response body as the item"}})] = "full"
 
     def problems(self) -> dict[str, str]:
         if error := url_problem(self.url):
