@@ -6,6 +6,7 @@ reads ``$json.field`` from the response as it does in n8n."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
 from typing import Any
@@ -138,3 +139,24 @@ def test_an_imported_set_after_an_http_request_reads_the_response_fields(browser
     output = db_call(lambda db: db.scalar(select(NodeRun.output).where(NodeRun.execution_id == execution_id,
                                                                        NodeRun.node_id == edit_id)))
     assert output["main"] == [{"who": "Ada Lovelace", "mail": "ada@example.com"}]
+
+
+def test_the_panel_offers_the_output_option_and_saves_it(browser: Browser, db_call: Any) -> None:
+    browser.register("httpoutput@example.com")
+    wid = browser.create_workflow("Output")
+    node = browser.add_node(wid, "http_request")
+    panel = browser.get(f"/workflows/{wid}/nodes/{node}").text
+    select = panel[panel.index('name="response"'):]
+    select = select[:select.index("</select>")]
+    assert re.search(r'<option value="full"[^>]*selected', select) and 'value="body"' in select
+    saved = browser.configure(wid, node, {"name": "Fetch", "url": "https://example.com/users", "response": "body"})
+    assert saved.status_code == 200 and "Saved." in saved.text
+    config = db_call(lambda db: db.scalar(select_config(node)))
+    assert config["response"] == "body"
+    refused = browser.configure(wid, node, {"name": "Fetch", "url": "https://example.com/users", "response": "raw"})
+    assert refused.status_code in (200, 422) and "Saved." not in refused.text
+    assert db_call(lambda db: db.scalar(select_config(node)))["response"] == "body"  # nothing saved is lost
+
+
+def select_config(node_id: str) -> Any:
+    return select(Node.config).where(Node.id == node_id)
