@@ -1,0 +1,73 @@
+// The node editor (docs/editor.md, "The node editor"): the panel over the canvas with the Input, Parameters and
+// Output panes. Its markup and data are server-rendered (templates/nodes/_panel.html, templates/testing/); this
+// file only resizes it (the width is remembered), closes it (button, Escape) without dropping the form, and
+// gives a dragged field its expression as text (the drop side is static/js/editor-expressions.js).
+(function () {
+  'use strict';
+  const panel = document.getElementById('panel');
+  if (!panel) return;
+  const WIDTH_KEY = 'patchwire.nodeEditor.width';
+  const MIN_WIDTH = 480;
+
+  function editorEl() { return panel.querySelector(':scope > .node-editor'); }
+  function clamp(width) { return Math.max(MIN_WIDTH, Math.min(width, window.innerWidth - 40)); }
+
+  const stored = Number(localStorage.getItem(WIDTH_KEY));
+  if (stored) panel.style.setProperty('--ne-width', `${clamp(stored)}px`);
+
+  // --- resize: drag the left edge ------------------------------------------------------------------------
+  panel.addEventListener('pointerdown', (e) => {
+    const handle = e.target.closest('.ne-handle');
+    if (!handle) return;
+    e.preventDefault();
+    handle.setPointerCapture(e.pointerId);
+    panel.classList.add('ne-resizing');
+    const move = (ev) => panel.style.setProperty('--ne-width', `${clamp(window.innerWidth - ev.clientX)}px`);
+    const up = () => {
+      handle.removeEventListener('pointermove', move);
+      panel.classList.remove('ne-resizing');
+      localStorage.setItem(WIDTH_KEY, String(Math.round(panel.getBoundingClientRect().width)));
+    };
+    handle.addEventListener('pointermove', move);
+    handle.addEventListener('pointerup', up, { once: true });
+  });
+
+  // --- close and open again: the form stays in the page, so nothing typed is dropped ------------------------
+  function show(open) {
+    const editor = editorEl();
+    const note = panel.querySelector(':scope > .ne-closed');
+    if (!editor) return;
+    editor.hidden = !open;
+    if (note) note.hidden = open;
+    if (!open) {
+      const canvas = document.getElementById('canvas');
+      if (canvas) canvas.focus({ preventScroll: true });
+    }
+  }
+  panel.addEventListener('click', (e) => {
+    if (e.target.closest('.ne-close')) show(false);
+    else if (e.target.closest('.ne-reopen')) show(true);
+  });
+  document.addEventListener('keydown', (e) => {
+    if (e.key !== 'Escape' || e.defaultPrevented || document.querySelector('dialog[open]')) return;
+    const editor = editorEl();
+    if (editor && !editor.hidden) { e.preventDefault(); show(false); }
+  });
+  // A click on the node whose editor was closed opens it again (Drawflow loads nothing for a selected node).
+  const canvas = document.getElementById('canvas');
+  if (canvas) {
+    canvas.addEventListener('click', (e) => {
+      const node = e.target.closest('.drawflow-node');
+      const editor = editorEl();
+      if (node && editor && editor.hidden && node.dataset.nodeId === editor.dataset.nodeId) show(true);
+    });
+  }
+
+  // --- a dragged field carries its expression (as text: a drop into any text field inserts it) -------------
+  panel.addEventListener('dragstart', (e) => {
+    const field = e.target.closest && e.target.closest('[data-expr]');
+    if (!field || !e.dataTransfer) return;
+    e.dataTransfer.setData('text/plain', `{{ ${field.dataset.expr} }}`);
+    e.dataTransfer.effectAllowed = 'copy';
+  });
+})();
