@@ -1,32 +1,34 @@
-// The node editor (docs/editor.md, "The node editor"): the panel over the canvas with the Input, Parameters and
-// Output panes. Its markup and data are server-rendered (templates/nodes/_panel.html, templates/testing/); this
-// file only resizes it (the width is remembered), closes it (button, Escape) without dropping the form, and
+// The node editor (docs/editor.md, "The node editor"): the panel docked under the canvas with the Input, Parameters
+// and Output panes. Its markup and data are server-rendered (templates/nodes/_panel.html, templates/testing/); this
+// file only resizes it (the height is remembered), closes it (button, Escape) without dropping the form, and
 // gives a dragged field its expression as text (the drop side is static/js/editor-expressions.js).
 (function () {
   'use strict';
   const panel = document.getElementById('panel');
-  if (!panel) return;
-  const WIDTH_KEY = 'patchwire.nodeEditor.width';
-  const MIN_WIDTH = 480;
+  const root = document.getElementById('editor-root');
+  if (!panel || !root) return;
+  const HEIGHT_KEY = 'patchwire.nodeEditor.height';
+  const MIN_HEIGHT = 180;
 
   function editorEl() { return panel.querySelector(':scope > .node-editor'); }
-  function clamp(width) { return Math.max(MIN_WIDTH, Math.min(width, window.innerWidth - 40)); }
+  function clamp(height) { return Math.max(MIN_HEIGHT, Math.min(height, root.getBoundingClientRect().height - 140)); }
 
-  const stored = Number(localStorage.getItem(WIDTH_KEY));
-  if (stored) panel.style.setProperty('--ne-width', `${clamp(stored)}px`);
+  const stored = Number(localStorage.getItem(HEIGHT_KEY));
+  if (stored) root.style.setProperty('--ne-height', `${clamp(stored)}px`);
 
-  // --- resize: drag the left edge ------------------------------------------------------------------------
+  // --- resize: drag the top edge -------------------------------------------------------------------------
   panel.addEventListener('pointerdown', (e) => {
     const handle = e.target.closest('.ne-handle');
     if (!handle) return;
     e.preventDefault();
     handle.setPointerCapture(e.pointerId);
-    panel.classList.add('ne-resizing');
-    const move = (ev) => panel.style.setProperty('--ne-width', `${clamp(window.innerWidth - ev.clientX)}px`);
+    root.classList.add('ne-resizing');
+    const bottom = root.getBoundingClientRect().bottom;
+    const move = (ev) => root.style.setProperty('--ne-height', `${clamp(bottom - ev.clientY)}px`);
     const up = () => {
       handle.removeEventListener('pointermove', move);
-      panel.classList.remove('ne-resizing');
-      localStorage.setItem(WIDTH_KEY, String(Math.round(panel.getBoundingClientRect().width)));
+      root.classList.remove('ne-resizing');
+      localStorage.setItem(HEIGHT_KEY, String(Math.round(panel.getBoundingClientRect().height)));
     };
     handle.addEventListener('pointermove', move);
     handle.addEventListener('pointerup', up, { once: true });
