@@ -48,6 +48,12 @@ WAIT = """(selector) => {
 }"""
 
 
+DEBUG = False
+RESOURCES = """() => performance.getEntriesByType('resource').filter((r) => r.startTime >= window.__bench.click)
+  .map((r) => [r.name.split('/').slice(-2).join('/'), Math.round(r.startTime - window.__bench.click),
+               Math.round(r.duration)])"""
+
+
 def payload() -> dict[str, Any]:
     items = [{"id": i, "text": "y" * 300, "user": {"name": f"user {i}", "tags": ["a", "b"], "score": i / 7}}
              for i in range(ITEMS)]
@@ -92,6 +98,8 @@ def one_sample(browser: Any, cookies: list[dict[str, str]], url: str, node_id: s
     node.click()
     page.wait_for_function(WAIT, arg=SHOWN[view], polling="raf", timeout=30_000)
     elapsed = page.evaluate("() => window.__bench.shown - window.__bench.click")
+    if DEBUG:
+        print(view, round(elapsed), page.evaluate(RESOURCES))
     context.close()
     return float(elapsed)
 

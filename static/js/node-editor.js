@@ -13,6 +13,16 @@
   function editorEl() { return panel.querySelector(':scope > .node-editor'); }
   function clamp(height) { return Math.max(MIN_HEIGHT, Math.min(height, root.getBoundingClientRect().height - 140)); }
 
+  // --- layout: wide (the three panes side by side under the canvas, the default) or compact (in the side column)
+  const LAYOUT_KEY = 'patchwire.nodeEditor.layout';
+  function applyLayout() {
+    const wide = localStorage.getItem(LAYOUT_KEY) !== 'compact';
+    root.classList.toggle('ne-wide', wide);
+    for (const b of panel.querySelectorAll('.ne-layout')) b.setAttribute('aria-pressed', String(wide));
+  }
+  applyLayout();
+  new MutationObserver(applyLayout).observe(panel, { childList: true });
+
   const stored = Number(localStorage.getItem(HEIGHT_KEY));
   if (stored) root.style.setProperty('--ne-height', `${clamp(stored)}px`);
 
@@ -47,13 +57,21 @@
     }
   }
   panel.addEventListener('click', (e) => {
-    if (e.target.closest('.ne-close')) show(false);
+    if (e.target.closest('.ne-layout')) {
+      localStorage.setItem(LAYOUT_KEY, root.classList.contains('ne-wide') ? 'compact' : 'wide');
+      applyLayout();
+    } else if (e.target.closest('.ne-close')) show(false);
     else if (e.target.closest('.ne-reopen')) show(true);
   });
   document.addEventListener('keydown', (e) => {
     if (e.key !== 'Escape' || e.defaultPrevented || document.querySelector('dialog[open]')) return;
     const editor = editorEl();
-    if (editor && !editor.hidden) { e.preventDefault(); show(false); }
+    if (!editor || editor.hidden) return;
+    // Escape on the canvas is the selection's (editor-selection.js); in the editor or on the page, it closes it.
+    const focus = document.activeElement;
+    if (focus && focus !== document.body && !editor.contains(focus)) return;
+    e.preventDefault();
+    show(false);
   });
   // A click on the node whose editor was closed opens it again (Drawflow loads nothing for a selected node).
   const canvas = document.getElementById('canvas');

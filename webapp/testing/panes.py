@@ -17,7 +17,6 @@ from sqlalchemy import select
 
 from engine.models import Execution, Node, NodeRun
 from engine.registry import RegistryError
-from engine.testruns import pinned_outputs
 from webapp.testing.dataviews import data_schema, data_table
 from webapp.testing.jsontree import json_tree
 
@@ -90,7 +89,8 @@ class Panes:
         feeding_ids = list(dict.fromkeys(s for s, _ in graph.incoming.get(node_id, [])))
         data = InputData(node, None, trigger=self._is_trigger(node), earlier=graph.ancestors(node_id),
                          feeding=[graph.nodes[i] for i in feeding_ids if i in graph.nodes])
-        pinned = await pinned_outputs(self.db, workflow_id)
+        # The nodes are loaded with their pinned data already: not read (and decoded) a second time.
+        pinned = {i: n.pinned_output for i, n in graph.nodes.items() if n.pinned_output}
         shown = next((n for n in data.earlier if n.id == source_id), None)
         if shown is not None:
             data.shown = shown
