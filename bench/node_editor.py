@@ -48,7 +48,7 @@ WAIT = """(selector) => {
 }"""
 
 
-DEBUG = False
+DEBUG = False  # --requests
 RESOURCES = """() => performance.getEntriesByType('resource').filter((r) => r.startTime >= window.__bench.click)
   .map((r) => [r.name.split('/').slice(-2).join('/'), Math.round(r.startTime - window.__bench.click),
                Math.round(r.duration)])"""
@@ -130,7 +130,11 @@ def main() -> None:
     parser = base_parser(__doc__.split("\n")[0])
     parser.add_argument("--samples", type=int, default=15)
     parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--requests", action="store_true",
+                        help="print each sample's requests after the click: [path, start ms, duration ms]")
     args = parser.parse_args()
+    global DEBUG
+    DEBUG = args.requests
     results = measure(args.samples, args.warmup)
     summary = {view: {"best": min(results[view]), "median": percentile(results[view], 0.5),
                       "p95": percentile(results[view], 0.95), "max": max(results[view]), "n": len(results[view])}
