@@ -34,7 +34,8 @@ durability: $(STAMP)  ## only the crash suite (SIGKILLed workers on all three pr
 docs-shots: $(STAMP)  ## refresh the pictures in docs/ from the browser tests (a test run never writes there)
 	PATCHWIRE_DOCS_SHOTS=1 $(VENV)/bin/python -m pytest -q \
 		"e2e/test_editor_flow.py::test_new_user_builds_and_runs_a_workflow[embedded]" \
-		"e2e/test_execution_watch.py::test_watch_an_execution_then_inspect_its_failed_node[embedded]"
+		"e2e/test_execution_watch.py::test_watch_an_execution_then_inspect_its_failed_node[embedded]" \
+		"e2e/test_node_editor_panes.py::test_a_person_reads_a_nodes_input_and_output_in_three_panes[embedded]"
 
 clean:
 	rm -rf $(VENV) .patchwire

@@ -419,6 +419,10 @@ def page(request: pytest.FixtureRequest, browser: Any, page_errors: PageErrors) 
     When the test fails, a screenshot and the page's HTML are saved under ``e2e/artifacts/``.
     """
     context = browser.new_context(viewport={"width": 1600, "height": 900}, device_scale_factor=1)
+    # The node editor opens wide, under the canvas (static/js/node-editor.js); the tests written for the side
+    # column keep it there. A test that wants it wide clicks its "Wide" button (e2e/test_node_editor_panes.py).
+    context.add_init_script("if (!localStorage.getItem('patchwire.nodeEditor.layout')) "
+                            "localStorage.setItem('patchwire.nodeEditor.layout', 'compact');")
     context.set_default_timeout(10_000)
     page = context.new_page()
     page.on("pageerror", lambda exc: page_errors.page_errors.append(f"{exc.name}: {exc.message}\n{exc.stack}"))

@@ -95,7 +95,10 @@ def test_a_person_tests_while_building(page: Page, server: Server, page_errors: 
     assert stored(server, "SELECT node_id, status FROM node_runs WHERE execution_id = ? ORDER BY id", execution_id) == [
         (ids["t"], "succeeded"), (ids["a"], "succeeded"), (ids["b"], "succeeded")]
 
-    # 2. The panel's data tree was refreshed when the run finished: B's output, as a tree. -------------------
+    # 2. The panel's data was refreshed when the run finished: B's output, shown as a tree (the JSON view). ----
+    expect(page.locator("#node-data .data-source")).to_contain_text(f"#{execution_id}", timeout=RUN_TIMEOUT)
+    page.locator("#node-data .view-switch").get_by_role("button", name="JSON").click()
+    expect(page.locator('#node-data[data-view="json"]')).to_be_attached()
     output = page.locator("#node-data .last-output")
     expect(output).to_contain_text("b: 2", timeout=RUN_TIMEOUT)
     expect(output.locator(".jt-key", has_text="b")).to_have_count(1)

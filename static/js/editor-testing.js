@@ -1,6 +1,6 @@
-// Test while building (docs/frontend-notes.md, "Test while building"): the side panel's pin form, expression
-// previews on config fields, and a refresh of the node's data when a run finishes. The buttons, the data
-// tree and the previews are server-rendered; this file only wires them.
+// Test while building (docs/frontend-notes.md, "Test while building"): the output pane's pin form, expression
+// previews on config fields, and a refresh of the node's data (output and input panes) when a run finishes.
+// The buttons, the data views and the previews are server-rendered; this file only wires them.
 (function () {
   'use strict';
   const root = document.getElementById('editor-root');
@@ -69,6 +69,11 @@
     const section = panel.querySelector('.node-testing');
     if (data && section) {
       htmx.ajax('GET', `${section.dataset.nodeUrl}/data`, { target: '#node-data', swap: 'outerHTML' });
+    }
+    const input = document.getElementById('input-data-box');
+    if (input && section) { // the node editor's input pane, showing the same source as before
+      const source = input.dataset.source ? `?source=${encodeURIComponent(input.dataset.source)}` : '';
+      htmx.ajax('GET', `${section.dataset.nodeUrl}/input${source}`, { target: '#input-data-box', swap: 'outerHTML' });
     }
     for (const input of panel.querySelectorAll('form.node-form [hx-get]')) {
       if (input.value.includes('{{')) htmx.trigger(input, 'pw-refresh');

@@ -187,17 +187,17 @@ def test_node_data_shows_the_last_run_as_an_escaped_tree(browser: Browser) -> No
                                       "fields.value": ["<script>alert(1)</script>"], "keep_existing": "on"})
     execution_id = started(browser.post(f"/workflows/{wid}/nodes/{ids['a']}/run-up-to"))
     assert browser.wait_for_execution(execution_id) == "succeeded"
-    html = browser.get(f"/workflows/{wid}/nodes/{ids['a']}/data").text
+    html = browser.get(f"/workflows/{wid}/nodes/{ids['a']}/data?view=json").text
     assert "<script>alert" not in html
     assert "&#34;&lt;script&gt;alert(1)&lt;/script&gt;&#34;" in html or "&quot;&lt;script&gt;" in html
-    assert "<details" in html and "<summary>Output</summary>" in html and f"#{execution_id}" in html
+    assert 'class="json-tree"' in html and 'class="data-block last-output"' in html and f"#{execution_id}" in html
 
 
 def test_large_payloads_are_truncated_with_a_note(browser: Browser) -> None:
     wid, ids = build(browser)
     items = ", ".join(f'{{"n": {i}, "text": "{"y" * 20}"}}' for i in range(300))
     assert browser.post(f"/workflows/{wid}/nodes/{ids['a']}/pin", {"data": f'{{"main": [{items}]}}'}).status_code == 200
-    html = browser.get(f"/workflows/{wid}/nodes/{ids['a']}/data").text
+    html = browser.get(f"/workflows/{wid}/nodes/{ids['a']}/data?view=json").text
     assert "Pinned output" in html and "… 200 more not shown" in html and "parts are not shown (truncated)" in html
 
 

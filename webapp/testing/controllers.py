@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, get, post
+from litestar.datastructures import Cookie
 from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath
@@ -16,6 +17,7 @@ from engine.testruns import Mode
 from webapp.executions.services import ExecutionService
 from webapp.forms import multidict
 from webapp.runtime import Runtime
+from webapp.testing.panes import COOKIE, VIEW_LABELS, VIEWS, Panes, chosen_view, data_view
 from webapp.testing.services import TestingService
 from webapp.workflows.controllers import VERSION_HEADER, _expected_version, _problems_by_node
 
@@ -58,19 +60,30 @@ class NodeTestingController(Controller):
                   workflow_id: FromPath[int], node_id: FromPath[str]) -> Template:
         form = multidict(await request.form())
         node = await testing.pin(workflow_id, node_id, (form.get("data") or [""])[-1], _expected_version(form))
-        return await _data(testing, workflow_id, node_id, headers={VERSION_HEADER: str(node.version)})
+        return await _data(request, testing, workflow_id, node_id, headers={VERSION_HEADER: str(node.version)})
 
     @post("/unpin")
     async def unpin(self, request: Request[Any, Any, Any], testing: NamedDependency[TestingService],
                     workflow_id: FromPath[int], node_id: FromPath[str]) -> Template:
         form = multidict(await request.form())
         node = await testing.unpin(workflow_id, node_id, _expected_version(form))
-        return await _data(testing, workflow_id, node_id, headers={VERSION_HEADER: str(node.version)})
+        return await _data(request, testing, workflow_id, node_id, headers={VERSION_HEADER: str(node.version)})
 
     @get("/data")
-    async def data(self, testing: NamedDependency[TestingService], workflow_id: FromPath[int],
-                   node_id: FromPath[str]) -> Template:
-        return await _data(testing, workflow_id, node_id)
+    async def data(self, request: Request[Any, Any, Any], testing: NamedDependency[TestingService],
+                   workflow_id: FromPath[int], node_id: FromPath[str]) -> Template:
+        """The output pane's data (``?view=table|json|schema``; without it, the view chosen last)."""
+        return await _data(request, testing, workflow_id, node_id)
+
+    @get("/input")
+    async def input(self, request: Request[Any, Any, Any], testing: NamedDependency[TestingService],
+                    workflow_id: FromPath[int], node_id: FromPath[str]) -> Template:
+        """The input pane's data: ``?view=`` as for ``/data``; ``?source=<node id>``: an earlier node's output."""
+        view = _view(request, "input")
+        data = await Panes(testing).input_data(workflow_id, node_id, request.query_params.get("source", ""))
+        return Template("testing/_input_data.html", cookies=_remember(request, "input", view), context={
+            "data": data, "view": view, "views": VIEWS, "view_labels": VIEW_LABELS, "data_view": data_view,
+            "node": data.node})
 
     @get("/preview")
     async def preview(self, request: Request[Any, Any, Any], testing: NamedDependency[TestingService],
@@ -100,7 +113,21 @@ class WatchController(Controller):
             "test_label": WATCH_LABELS.get(execution.trigger, "")})
 
 
-async def _data(testing: TestingService, workflow_id: int, node_id: str, headers: dict[str, str] | None = None) -> Template:
+def _view(request: Request[Any, Any, Any], side: str) -> str:
+    return chosen_view(request.query_params.get("view"), request.cookies.get(COOKIE.format(side)))
+
+
+def _remember(request: Request[Any, Any, Any], side: str, view: str) -> list[Cookie]:
+    """A view chosen explicitly (``?view=``) becomes the side's view from now on."""
+    if request.query_params.get("view") != view:
+        return []
+    return [Cookie(key=COOKIE.format(side), value=view, path="/", samesite="lax", max_age=365 * 86400)]
+
+
+async def _data(request: Request[Any, Any, Any], testing: TestingService, workflow_id: int, node_id: str,
+                headers: dict[str, str] | None = None) -> Template:
     data = await testing.node_data(workflow_id, node_id)
-    return Template("testing/_node_data.html", headers=headers or {}, context={
-        "node": data.node, "run": data.run, "pinned": data.pinned, "oob": headers is not None})
+    view = _view(request, "output")
+    return Template("testing/_node_data.html", headers=headers or {}, cookies=_remember(request, "output", view),
+                    context={"node": data.node, "run": data.run, "pinned": data.pinned, "oob": headers is not None,
+                             "view": view, "views": VIEWS, "view_labels": VIEW_LABELS, "data_view": data_view})
