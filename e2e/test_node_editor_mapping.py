@@ -113,6 +113,17 @@ def test_a_person_maps_data_and_writes_expressions(page: Page, server: Server, p
     expect(preview_of(page, greeting).locator(".expr-value code")).to_have_text("Hello Ada")
     expect(page.locator("#panel.expr-dragging")).to_have_count(0)  # the highlight ends with the drag
 
+    # From the keyboard: a focused key, Enter, goes to the last expression field at its caret.
+    greeting.focus()
+    greeting.press("End")
+    city_key = last_input.locator('[data-expr="item.city"]')
+    city_key.focus()
+    city_key.press("Enter")
+    expect(greeting).to_have_value("Hello {{ item.name }}{{ item.city }}")
+    expect(page.get_by_role("status").filter(has_text="Inserted")).to_have_text(
+        "Inserted {{ item.city }} into “Fields value 1”.")
+    expect(preview_of(page, greeting).locator(".expr-value code")).to_have_text("Hello AdaParis")
+
     # 3. A checkbox cannot take an expression: a message in place, nothing changed. ---------------------------
     keep = form.get_by_label("Keep incoming fields")
     expect(keep).to_be_checked()
@@ -121,7 +132,10 @@ def test_a_person_maps_data_and_writes_expressions(page: Page, server: Server, p
     expect(message).to_have_text(re.compile("“Keep incoming fields” can’t take an expression: nothing was changed"))
     expect(message).to_have_attribute("role", "alert")
     expect(keep).to_be_checked()
-    expect(greeting).to_have_value("Hello {{ item.name }}")
+    expect(greeting).to_have_value("Hello {{ item.name }}{{ item.city }}")
+    drag(page, name_key, form.get_by_label("Name", exact=True))  # the node's name is not a parameter
+    expect(message).to_have_text(re.compile("“Name” can’t take an expression"))
+    expect(form.get_by_label("Name", exact=True)).to_have_value("B")
 
     # 4. Autocomplete: after "{{ item." the item's fields are offered; Enter inserts the chosen one. ---------
     place.click()

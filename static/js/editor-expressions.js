@@ -23,6 +23,8 @@
     status.hidden = !text;
   }
 
+  document.addEventListener('pointerdown', () => say(''));
+
   function braces(expr) { return `{{ ${expr} }}`; }
 
   function labelOf(field) {
