@@ -60,9 +60,11 @@ def build(page: Page, base: str) -> tuple[int, dict[str, str]]:
 def drag(page: Page, source: Locator, target: Locator) -> None:
     """An HTML5 drag from ``source`` to ``target`` with one DataTransfer, as the browser dispatches it.
 
-    Playwright's ``drag_to`` (real mouse input) ends the drag right after ``dragstart`` here when it starts
-    from the panel's data tree (no ``dragover`` follows), so the events are dispatched; the handlers are the
-    ones a real drag runs. Between ``dragover`` and ``drop`` the valid targets are highlighted."""
+    In today's one-column panel the input tree is below the form: with the key in view, the parameter is
+    scrolled out of the viewport, and a real mouse drag there (Playwright's ``drag_to``) leaves the window
+    and is cancelled (``dragstart`` then ``dragend``). So the drag's events are dispatched, with a
+    ``DataTransfer`` made in the page; the handlers are the ones a real drag runs. Between ``dragover`` and
+    ``drop`` the valid targets are highlighted."""
     data = page.evaluate_handle("() => new DataTransfer()")
     source.dispatch_event("dragstart", {"dataTransfer": data})
     target.dispatch_event("dragenter", {"dataTransfer": data})

@@ -219,7 +219,7 @@
     const filter = inside.match(/\|\s*([A-Za-z_]\w*)?$/);
     if (filter) return { kind: 'filter', token: filter[1] || '', start: pos - (filter[1] || '').length, end: pos };
     const token = (inside.match(TOKEN) || [''])[0];
-    return { kind: 'path', token, start: pos - token.length, end: pos };
+    return { kind: 'path', token, start: pos - token.length, end: pos, fresh: !inside.trim() };
   }
 
   // Only the next step of a path: after `item.` its keys, not every key below them.
@@ -234,11 +234,13 @@
       nextStep(c.text.slice(token.length)));
   }
 
-  async function suggest(field) {
-    const context = contextOf(field);
-    if (!context) { close(); return; }
+  // Unasked, a list opens right after `{{`, on a word being typed, or after `|`; Ctrl+Space asks anywhere.
+  async function suggest(field, asked) {
+    const wanted = (context) => context && (asked || context.kind !== 'path' || context.token || context.fresh);
+    if (!wanted(contextOf(field))) { close(); return; }
     const model = await completions();
-    if (!model || contextOf(field) === null || document.activeElement !== field) { close(); return; }
+    const context = contextOf(field); // as it is now: the person may have typed on while the list loaded
+    if (!model || !wanted(context) || document.activeElement !== field) { close(); return; }
     const options = matching(context, model).slice(0, MAX_OPTIONS);
     if (!options.length) { close(); return; }
     show(field, options, context);
@@ -312,7 +314,7 @@
 
   document.addEventListener('keydown', (e) => {
     if (!isExpressionField(e.target)) return;
-    if (e.key === ' ' && e.ctrlKey) { e.preventDefault(); suggest(e.target); return; }
+    if (e.key === ' ' && e.ctrlKey) { e.preventDefault(); suggest(e.target, true); return; }
     if (e.key === 'Enter' && e.altKey && !e.target.closest('dialog')) { e.preventDefault(); openWide(e.target); return; }
     if (!open || open.field !== e.target) return;
     const keys = {
