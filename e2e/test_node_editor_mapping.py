@@ -176,6 +176,11 @@ def test_a_person_maps_data_and_writes_expressions(page: Page, server: Server, p
     dialog = page.get_by_role("dialog")
     expect(dialog).to_be_visible()
     area = dialog.get_by_role("combobox")
+    area.press_sequentially('{{ nodes[')  # the nodes upstream of B, not B itself
+    expect(options.locator(".expr-option-text")).to_contain_text(['nodes["A"]'])
+    expect(options.filter(has_text='nodes["B"]')).to_have_count(0)
+    area.press_sequentially('"A"][0].')
+    expect(options.locator(".expr-option-text")).to_contain_text(['nodes["A"][0].name', 'nodes["A"][0].city'])
     area.fill('{{ item.name ~ " lives in " ~ item.city }}')
     expect(dialog.locator("output .expr-value code")).to_have_text("Ada lives in Paris")
     dialog.get_by_role("button", name="Done").click()

@@ -333,6 +333,7 @@
   // --- the wider editor ----------------------------------------------------------------------------------
   let dialog = null;
   let editing = null; // the field the dialog writes back to
+  let editingPlace = null;
   let previewTimer = null;
   let previewSeq = 0;
 
@@ -392,9 +393,24 @@
     }
   }
 
+  // Where a field is in its form (name, and rank among fields of that name: a key–value list repeats names),
+  // to find it again if the form was rendered anew while the dialog was open.
+  function placeOf(field) {
+    const form = field.closest('form.node-form');
+    const same = form ? Array.from(form.querySelectorAll('[data-expr-field]')).filter((f) => f.name === field.name) : [];
+    return { node: form ? form.dataset.nodeId : null, name: field.name, rank: same.indexOf(field) };
+  }
+
+  function findAgain(place) {
+    const form = panel.querySelector(`form.node-form[data-node-id="${CSS.escape(place.node || '')}"]`);
+    if (!form) return null;
+    return Array.from(form.querySelectorAll('[data-expr-field]')).filter((f) => f.name === place.name)[place.rank] || null;
+  }
+
   function openWide(field) {
     if (!dialog) buildDialog();
     editing = field;
+    editingPlace = placeOf(field);
     const area = dialog.querySelector('textarea');
     dialog.querySelector('h2').textContent = `Expression — ${labelOf(field)}`;
     area.setAttribute('aria-label', `Expression for ${labelOf(field)}`);
@@ -409,9 +425,9 @@
   function writeBack() {
     close();
     clearTimeout(previewTimer);
-    const field = editing;
+    const field = editing && editing.isConnected ? editing : (editingPlace && findAgain(editingPlace));
     editing = null;
-    if (!field || !field.isConnected) return;
+    if (!field) return;
     const text = dialog.querySelector('textarea').value;
     if (text !== field.value) insert(field, text, 0, field.value.length);
     field.focus();

@@ -65,7 +65,7 @@ class Completions:
         return asdict(self)
 
 
-def build(items: list[Any], trigger: dict[str, Any], outputs: dict[str, list[Any]], upstream_names: Iterable[str],
+def build_completions(items: list[Any], trigger: dict[str, Any], outputs: dict[str, list[Any]], upstream_names: Iterable[str],
           data_from: str) -> Completions:
     """The completions of a node whose input is ``items``; ``outputs``: known output items by node name."""
     filters, functions = sandbox_names()

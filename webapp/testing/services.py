@@ -26,7 +26,7 @@ from engine.settings import Settings
 from engine.testruns import InvalidPinnedData, Mode, Plan, create_test_execution, parse_pinned, pinned_outputs
 from engine.worker import HEARTBEAT, job_timeout_for
 from webapp.errors import Conflict, Invalid
-from webapp.testing import completions
+from webapp.testing.completions import Completions, build_completions, upstream
 from webapp.workflows.services import WorkflowService
 
 SETTLED = ("succeeded", "failed", "skipped")
@@ -175,14 +175,14 @@ class TestingService:
         preview.value = text if len(text) <= PREVIEW_CHARS else text[:PREVIEW_CHARS] + " … (truncated)"
         return preview
 
-    async def completions(self, workflow_id: int, node_id: str) -> completions.Completions:
+    async def completions(self, workflow_id: int, node_id: str) -> Completions:
         """What the expression editor offers in the fields of ``node_id`` (webapp/testing/completions.py)."""
         node = await self.workflows.node(workflow_id, node_id)
         items, trigger, outputs, data_from = await self._variables(workflow_id, node)
         edges = [(c.source_node_id, c.target_node_id) for c in await self.workflows.connections(workflow_id)]
-        ancestors = completions.upstream(node.id, edges)
+        ancestors = upstream(node.id, edges)
         names = [n.name for n in await self.workflows.nodes(workflow_id) if n.id in ancestors]
-        return completions.build(items, trigger, outputs, names, "" if data_from == NO_DATA else data_from)
+        return build_completions(items, trigger, outputs, names, "" if data_from == NO_DATA else data_from)
 
     def _failure(self, exc: ExpressionError | TimeoutError, source: str, deadline: float) -> str:
         """The expression and why it failed. The preview's time limit is reached twice at once: by the timeout
