@@ -219,7 +219,8 @@ class TestingService:
 
 
 def _for_want_of_data(exc: ExpressionError | TimeoutError) -> bool:
-    """A failure that real data may cure: a lookup or a use of something undefined, a wrong type."""
+    """A failure that real data may cure: a lookup or a use of something undefined, a wrong type. Not a time or
+    budget limit, nor what the sandbox refuses (``engine.expressions.evaluate`` words it "Not allowed: …")."""
     if isinstance(exc, (TimeoutError, ExpressionBudgetExceeded)):
         return False
     return not str(exc).startswith("Not allowed")
