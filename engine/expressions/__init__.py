@@ -176,3 +176,9 @@ def jsonpath_filter(value: Any, path: str) -> list[Any]:
 _env.filters.update(guarded_filters({"jsonpath": jsonpath_filter}))
 
 
+def sandbox_names() -> tuple[dict[str, Any], dict[str, Any]]:
+    """The filters and the global functions an expression can use, by name (what the editor's
+    autocomplete offers: webapp/testing/completions.py)."""
+    return dict(_env.filters), {name: value for name, value in _env.globals.items() if callable(value)}
+
+

@@ -36,6 +36,7 @@
     let n = 0;
     for (const input of form.querySelectorAll('input[type=text], textarea')) {
       if (!input.name || SKIP.test(input.name)) continue;
+      input.dataset.exprField = 'on'; // takes expressions: a drop target, autocomplete (editor-expressions.js)
       const output = document.createElement('output');
       output.className = 'expr-preview';
       output.id = `expr-preview-${++n}`;

@@ -210,7 +210,7 @@ def preview(browser: Browser, wid: int, node_id: str, field: str, text: str) -> 
 def test_expression_preview_evaluates_against_the_last_input(browser: Browser) -> None:
     wid, ids = build(browser)
     html = preview(browser, wid, ids["b"], "fields.value", "{{ item.a + 1 }}")
-    assert "no data yet" in html and "Error in “B”, field “fields.value”, expression {{ item.a + 1 }}" in html
+    assert "no data yet" in html and 'role="alert"' not in html  # quiet before data: test_expression_editor.py
     execution_id = started(browser.post(f"/workflows/{wid}/nodes/{ids['b']}/run-up-to"))
     assert browser.wait_for_execution(execution_id) == "succeeded"
     html = preview(browser, wid, ids["b"], "fields.value", "total: {{ item.a + 1 }} of {{ nodes['A'][0].a }}")

@@ -94,6 +94,13 @@ class NodeTestingController(Controller):
         preview = await testing.preview(workflow_id, node_id, name, source)
         return Template("testing/_preview.html", context={"preview": preview})
 
+    @get("/completions")
+    async def completions(self, testing: NamedDependency[TestingService], workflow_id: FromPath[int],
+                          node_id: FromPath[str]) -> dict[str, Any]:
+        """JSON for the expression editor's autocomplete: the item's fields, the upstream nodes (names and
+        fields), the variables, the sandbox's filters and functions (webapp/testing/completions.py)."""
+        return (await testing.completions(workflow_id, node_id)).as_json()
+
 
 class WatchController(Controller):
     """The canvas watches an execution it did not start itself (one a webhook request started while the editor

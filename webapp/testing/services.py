@@ -19,16 +19,18 @@ from sqlalchemy.orm.exc import StaleDataError
 from engine.changes import Announce, announce_created
 from engine.errors import ExpressionBudgetExceeded, ExpressionError
 from engine.executions import enqueue_execution, touch_draft
-from engine.expressions import Expressions, is_expression
+from engine.expressions import Expressions, check_syntax, is_expression
 from engine.expressions.offloop import PREVIEWS
 from engine.models import Execution, Node, NodeRun
 from engine.settings import Settings
 from engine.testruns import InvalidPinnedData, Mode, Plan, create_test_execution, parse_pinned, pinned_outputs
 from engine.worker import HEARTBEAT, job_timeout_for
 from webapp.errors import Conflict, Invalid
+from webapp.testing.completions import Completions, build_completions, upstream
 from webapp.workflows.services import WorkflowService
 
 SETTLED = ("succeeded", "failed", "skipped")
+NO_DATA = "no data yet — run the previous nodes to preview"
 PREVIEW_CHARS = 2000
 PREVIEW_SECONDS = Settings.preview_seconds
 """An expression preview's time limit unless the settings give another (its budget is the engine's:
@@ -59,6 +61,8 @@ class Preview:
     value: str | None = None
     error: str | None = None
     data_from: str = ""
+    waiting: bool = False
+    """No input data yet and the expression parses: the preview says so quietly instead of failing."""
 
 
 _PARTS = re.compile(r"(\{\{.*?\}\})", re.DOTALL)
@@ -142,11 +146,18 @@ class TestingService:
             .order_by(NodeRun.id.desc()).limit(1))
 
     async def preview(self, workflow_id: int, node_id: str, field_name: str, source: str) -> Preview:
-        """``source`` evaluated the way the engine would, against the node's last input (its first item)."""
+        """``source`` evaluated the way the engine would, against the node's last input (its first item).
+
+        Before any data, what fails only for want of data (a missing field reads as undefined) waits quietly;
+        a syntax error, a refused operation or an exceeded budget is an error with or without data."""
         node = await self.workflows.node(workflow_id, node_id)
         preview = Preview(node.name, field_name, source,
                           [Segment(part, bool(_PARTS.fullmatch(part))) for part in _PARTS.split(source) if part])
         if not is_expression(source):
+            return preview
+        syntax = check_syntax(source)
+        if syntax is not None:
+            preview.error = f"“{node.name}”, field “{field_name}”, expression {source}: syntax error: {syntax}"
             return preview
         items, trigger, nodes, preview.data_from = await self._variables(workflow_id, node)
         deadline = time.monotonic() + self.preview_seconds
@@ -155,11 +166,23 @@ class TestingService:
             async with asyncio.timeout(self.preview_seconds):
                 value = await expressions.render(source, item=items[0] if items else {}, field=field_name)
         except (ExpressionError, TimeoutError) as exc:
+            if preview.data_from == NO_DATA and _for_want_of_data(exc):
+                preview.waiting = True
+                return preview
             preview.error = f"“{node.name}”, field “{field_name}”, expression {self._failure(exc, source, deadline)}"
             return preview
         text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
         preview.value = text if len(text) <= PREVIEW_CHARS else text[:PREVIEW_CHARS] + " … (truncated)"
         return preview
+
+    async def completions(self, workflow_id: int, node_id: str) -> Completions:
+        """What the expression editor offers in the fields of ``node_id`` (webapp/testing/completions.py)."""
+        node = await self.workflows.node(workflow_id, node_id)
+        items, trigger, outputs, data_from = await self._variables(workflow_id, node)
+        edges = [(c.source_node_id, c.target_node_id) for c in await self.workflows.connections(workflow_id)]
+        ancestors = upstream(node.id, edges)
+        names = [n.name for n in await self.workflows.nodes(workflow_id) if n.id in ancestors]
+        return build_completions(items, trigger, outputs, names, "" if data_from == NO_DATA else data_from)
 
     def _failure(self, exc: ExpressionError | TimeoutError, source: str, deadline: float) -> str:
         """The expression and why it failed. The preview's time limit is reached twice at once: by the timeout
@@ -192,7 +215,15 @@ class TestingService:
         items = [item for source in feeding for item in _items(pinned[source])]
         if items:
             return items, {}, nodes, "pinned data of the nodes feeding it"
-        return [], {}, nodes, "no data yet: run up to this node to preview with real data"
+        return [], {}, nodes, NO_DATA
+
+
+def _for_want_of_data(exc: ExpressionError | TimeoutError) -> bool:
+    """A failure that real data may cure: a lookup or a use of something undefined, a wrong type. Not a time or
+    budget limit, nor what the sandbox refuses (``engine.expressions.evaluate`` words it "Not allowed: …")."""
+    if isinstance(exc, (TimeoutError, ExpressionBudgetExceeded)):
+        return False
+    return not str(exc).startswith("Not allowed")
 
 
 def _items(output: dict[str, Any] | None) -> list[Any]:
