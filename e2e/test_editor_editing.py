@@ -382,6 +382,7 @@ def test_align_and_auto_layout_save_positions_in_one_step(page: Page, server: Se
     before = {k: n["position"] for k, n in stored_nodes(page, server, wid).items()}
 
     with page.expect_response(lambda r: r.url.endswith("/positions")) as saved:
+        page.locator("#arrange-menu > summary").click()  # the toolbar's "Arrange" menu
         page.get_by_role("button", name="Auto-layout").click()
     assert saved.value.status == 204
     history_sizes(page, 6, 0)
@@ -399,6 +400,7 @@ def test_align_and_auto_layout_save_positions_in_one_step(page: Page, server: Se
     # Align the selection's left edges; the other node stays.
     page.locator(f"#node-{b.df_id} .pw-node-type").click(modifiers=["Shift"])
     page.locator(f"#node-{c.df_id} .pw-node-type").click(modifiers=["Shift"])
+    page.locator("#arrange-menu > summary").click()  # the toolbar's "Arrange" menu
     page.get_by_role("button", name="Align left").click()
     history_sizes(page, 6, 0)
     page.reload()

@@ -1,6 +1,20 @@
 // The canvas adapter: Drawflow stays behind this file. Every change the user makes on the
 // canvas is saved as it happens as node / connection rows; the server answers with HTML.
 
+// Every wire leaves its output port horizontally for WIRE_LEAD px before it bends (and reaches its input
+// port the same way), so the port it leaves is never in doubt: a wire from If's "true" port heading down
+// clears the "false" port's box (right of it) before it turns. Drawflow calls this for every wire it
+// draws (this.createCurvature), including the one following the mouse.
+const WIRE_LEAD = 24;
+function routeWire(startX, startY, endX, endY, curvature) {
+  'use strict';
+  const fromX = startX + WIRE_LEAD;
+  const toX = endX - WIRE_LEAD;
+  const bend = Math.max(WIRE_LEAD, Math.abs(toX - fromX) * curvature);
+  return ` M ${startX} ${startY} L ${fromX} ${startY} C ${fromX + bend} ${startY} ${toX - bend} ${endY} ${toX} ${endY}`
+    + ` L ${endX} ${endY}`;
+}
+
 // Drawflow's own geometry (updateConnectionNodes), with every layout read before any write.
 function drawWires(editor, canvas) {
   'use strict';
@@ -31,6 +45,7 @@ function drawWires(editor, canvas) {
   const flash = document.getElementById('flash');
 
   const editor = new Drawflow(canvas);
+  editor.createCurvature = routeWire;
   editor.reroute = false;
   editor.draggable_inputs = false;
   editor.start();
@@ -409,6 +424,7 @@ function drawWires(editor, canvas) {
   const canvas = document.getElementById('execution-canvas');
   if (!canvas) return;
   const editor = new Drawflow(canvas);
+  editor.createCurvature = routeWire;
   editor.editor_mode = 'view';
   editor.reroute = false;
   editor.zoom_min = 0.25;
