@@ -118,7 +118,7 @@ def test_undo_and_redo_every_kind_of_edit_and_the_results_survive_a_reload(page:
     form.locator("#node-name").fill("Pause")
     form.locator("#cfg-seconds").fill("5")
     form.get_by_role("button", name="Save").click()                                 # config edit
-    expect(page.locator("#panel .node-save[data-state=saved]")).to_have_text("Saved")
+    expect(page.locator("#panel .node-save-state[data-state=saved]")).to_have_text("Saved")
     history_sizes(page, 5, 0)
 
     page.locator(f"#node-{delay.df_id} .pw-node-type").click()
@@ -295,7 +295,7 @@ def test_copy_in_one_workflow_and_paste_into_another(page: Page, server: Server,
     form = page.locator(f'#panel form.node-form[data-node-id="{b.node_id}"]')
     form.locator("#cfg-seconds").fill("7")
     form.get_by_role("button", name="Save").click()
-    expect(page.locator("#panel .node-save[data-state=saved]")).to_have_text("Saved")
+    expect(page.locator("#panel .node-save-state[data-state=saved]")).to_have_text("Saved")
     drag_connection(page, a, "output_1", b, "input_1")
     click_empty_canvas(page)
     page.keyboard.press("Control+a")

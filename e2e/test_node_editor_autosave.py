@@ -41,7 +41,8 @@ def autosaved(page: Page, node: CanvasNode) -> Any:
 
 
 def save_state(page: Page, node: CanvasNode) -> Any:
-    return page.locator(f'#panel form.node-form[data-node-id="{node.node_id}"]').get_by_role("button", name="Save")
+    """The autosave state next to the node form's Save button."""
+    return page.locator(f'#panel form.node-form[data-node-id="{node.node_id}"] .node-save-state')
 
 
 def start(page: Page, server: Server, name: str) -> tuple[CanvasNode, CanvasNode, str]:
@@ -137,7 +138,7 @@ def test_a_stale_tab_gets_the_conflict_message(page: Page, server: Server, brows
             other_form.locator(SECONDS).fill("9")
         assert stale.value.status == 409
         expect(other.locator("#flash .conflict")).to_contain_text("changed in another tab")
-        expect(other_form.get_by_role("button", name="Save")).to_have_text("Not saved: changed elsewhere")
+        expect(other_form.locator(".node-save-state")).to_have_text("Not saved: changed elsewhere")
         assert stored_node(page, url, delay.node_id)["config"]["seconds"] == 5
     finally:
         other_context.close()

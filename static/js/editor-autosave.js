@@ -6,7 +6,7 @@
 //
 // A pending edit is never dropped: opening another node, a panel swap (settings, history), Escape, the
 // panel's form leaving the page, and the page itself unloading (a keepalive fetch) all send it first.
-// The Save button (accessible name "Save") shows the state and saves at once when pressed.
+// The Save button saves at once when pressed; the state (Saved, Saving…, …) is shown next to it.
 (function () {
   'use strict';
   const root = document.getElementById('editor-root');
@@ -38,13 +38,12 @@
     return s;
   }
 
+  // The Save button (its name stays "Save") and the state shown next to it.
   function show(form, state) {
     const button = form.querySelector('.node-save');
-    if (!button) return;
-    button.dataset.state = state;
-    const text = button.querySelector('.node-save-state');
-    if (text) text.textContent = STATES[state];
-    button.title = state === 'saved' ? 'All changes saved' : `${STATES[state]} (press to save now)`;
+    const text = form.querySelector('.node-save-state');
+    if (button) button.dataset.state = state;
+    if (text) { text.dataset.state = state; text.textContent = STATES[state]; }
   }
 
   function values(form) {
