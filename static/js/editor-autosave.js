@@ -67,6 +67,7 @@
     s.timer = null;
     const nodeId = form.dataset.nodeId;
     if (s.edits === s.sent) return hooks.pending.get(nodeId) || Promise.resolve();
+    if (window.patchwireApi && !window.patchwireApi.dfOf(nodeId)) return Promise.resolve(); // deleted meanwhile
     const body = values(form);
     const edits = s.edits;
     s.sent = edits;
