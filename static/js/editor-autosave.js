@@ -26,7 +26,8 @@
     conflict: 'Not saved: changed elsewhere',
     failed: 'Not saved',
   };
-  // per form: {timer, edits (count of input events), sent (edits covered by the last save sent), inFlight}
+  // per form: {timer, edits (count of input events), sent (edits covered by the last save sent), inFlight,
+  // last (the promise of the last save, answer applied)}
   const tracked = new WeakMap();
 
   const isNodeForm = (el) => el && el.matches && el.matches('form.node-form');
@@ -34,7 +35,7 @@
 
   function stateOf(form) {
     let s = tracked.get(form);
-    if (!s) { s = { timer: null, edits: 0, sent: 0, inFlight: 0 }; tracked.set(form, s); }
+    if (!s) { s = { timer: null, edits: 0, sent: 0, inFlight: 0, last: null }; tracked.set(form, s); }
     return s;
   }
 
@@ -66,7 +67,7 @@
     clearTimeout(s.timer);
     s.timer = null;
     const nodeId = form.dataset.nodeId;
-    if (s.edits === s.sent) return hooks.pending.get(nodeId) || Promise.resolve();
+    if (s.edits === s.sent) return s.last || Promise.resolve();
     if (window.patchwireApi && !window.patchwireApi.dfOf(nodeId)) return Promise.resolve(); // deleted meanwhile
     const body = values(form);
     const edits = s.edits;
@@ -81,8 +82,9 @@
         headers: { 'X-CSRFToken': csrf, 'HX-Request': 'true', 'X-Autosave': '1', 'Accept': 'text/html' },
       });
     });
-    return write.then((response) => answered(form, body, edits, response), () => failed(form))
+    s.last = write.then((response) => answered(form, body, edits, response), () => failed(form))
       .finally(() => { s.inFlight--; });
+    return s.last;
   }
 
   async function answered(form, body, edits, response) {
@@ -197,6 +199,17 @@
     }
     const target = ctx.target;
     if (target === panel || target === '#panel' || (target && target.id === 'panel')) flushOpen();
+    // An action pressed while an edit is unsent or on its way (Run, Publish, Run this node…) goes once
+    // the edit is stored, so it acts on what the user sees in the form.
+    const open = panelForm();
+    const source = ctx.sourceElement;
+    if (open && ctx.request && ctx.request.method === 'POST' && source && source.matches && source.matches('button')) {
+      const s = stateOf(open);
+      if (s.edits !== s.sent || s.inFlight) {
+        e.preventDefault();
+        flush(open).then(() => { if (source.isConnected) source.click(); });
+      }
+    }
   });
   document.addEventListener('pw:leave-node', flushOpen);
   document.addEventListener('keydown', (e) => { if (e.key === 'Escape') flushOpen(); }, true);
