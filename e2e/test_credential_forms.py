@@ -61,7 +61,7 @@ def test_create_pick_refresh_and_delete(page: Page, server: Server, page_errors:
     picker.select_option(str(second))
     expect(form.get_by_role("textbox", name="URL")).to_have_value("https://example.com/typed-before-refresh")
     form.get_by_role("button", name="Save").click()
-    expect(page.locator("#panel .saved")).to_have_text("Saved.")
+    expect(page.locator("#panel .node-save-state[data-state=saved]")).to_have_text("Saved")
     expect(page.locator("#panel").get_by_label("Credential")).to_have_value(str(second))
 
     # delete: refused while the workflow uses it (naming it), allowed for the unused one after the confirmation

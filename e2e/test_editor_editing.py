@@ -118,7 +118,7 @@ def test_undo_and_redo_every_kind_of_edit_and_the_results_survive_a_reload(page:
     form.locator("#node-name").fill("Pause")
     form.locator("#cfg-seconds").fill("5")
     form.get_by_role("button", name="Save").click()                                 # config edit
-    expect(page.locator("#panel .saved")).to_have_text("Saved.")
+    expect(page.locator("#panel .node-save-state[data-state=saved]")).to_have_text("Saved")
     history_sizes(page, 5, 0)
 
     page.locator(f"#node-{delay.df_id} .pw-node-type").click()
@@ -295,7 +295,7 @@ def test_copy_in_one_workflow_and_paste_into_another(page: Page, server: Server,
     form = page.locator(f'#panel form.node-form[data-node-id="{b.node_id}"]')
     form.locator("#cfg-seconds").fill("7")
     form.get_by_role("button", name="Save").click()
-    expect(page.locator("#panel .saved")).to_have_text("Saved.")
+    expect(page.locator("#panel .node-save-state[data-state=saved]")).to_have_text("Saved")
     drag_connection(page, a, "output_1", b, "input_1")
     click_empty_canvas(page)
     page.keyboard.press("Control+a")
@@ -382,6 +382,7 @@ def test_align_and_auto_layout_save_positions_in_one_step(page: Page, server: Se
     before = {k: n["position"] for k, n in stored_nodes(page, server, wid).items()}
 
     with page.expect_response(lambda r: r.url.endswith("/positions")) as saved:
+        page.locator("#arrange-menu > summary").click()  # the toolbar's "Arrange" menu
         page.get_by_role("button", name="Auto-layout").click()
     assert saved.value.status == 204
     history_sizes(page, 6, 0)
@@ -399,6 +400,7 @@ def test_align_and_auto_layout_save_positions_in_one_step(page: Page, server: Se
     # Align the selection's left edges; the other node stays.
     page.locator(f"#node-{b.df_id} .pw-node-type").click(modifiers=["Shift"])
     page.locator(f"#node-{c.df_id} .pw-node-type").click(modifiers=["Shift"])
+    page.locator("#arrange-menu > summary").click()  # the toolbar's "Arrange" menu
     page.get_by_role("button", name="Align left").click()
     history_sizes(page, 6, 0)
     page.reload()

@@ -128,7 +128,7 @@ def save(page: Page, form: Locator) -> None:
     with page.expect_response(lambda r: r.request.method == "POST" and r.url.endswith(f"/nodes/{node_id}")) as saved:
         form.get_by_role("button", name="Save").click()
     assert saved.value.status == 200, saved.value.text()
-    expect(page.locator("#panel .saved")).to_have_text("Saved.")
+    expect(page.locator("#panel .node-save-state[data-state=saved]")).to_have_text("Saved")
     expect(page.locator("#panel .field-error")).to_have_count(0)
 
 

@@ -30,6 +30,8 @@ def document(name: str) -> dict[str, object]:
 
 
 def open_import(page: Page, where: str) -> None:
+    if where == "editor":  # the editor's Import is in the toolbar's "More" menu
+        page.locator("#toolbar-more > summary").click()
     page.locator(f"#import-{where} > summary").click()
     expect(page.locator(f"#import-{where} .import-body")).to_be_visible()
 

@@ -29,6 +29,7 @@ def test_publish_see_history_and_restore(page: Page, server: Server) -> None:
     expect(page.locator("#publish-state")).to_have_text(re.compile(r"^\s*Published as version 1\."))
 
     drop_node(page, "delay", 300, 60)  # a draft change after publishing
+    page.locator("#toolbar-more > summary").click()  # History is in the toolbar's "More" menu
     page.get_by_role("button", name="History").click()
     versions = page.locator("#panel .version")
     expect(versions).to_have_count(1)
@@ -43,6 +44,7 @@ def test_publish_see_history_and_restore(page: Page, server: Server) -> None:
     stored = json.loads(page.request.get(f"{editor_url}/export").text())
     assert [n["type"] for n in stored["nodes"]] == ["manual_trigger"]
 
+    page.locator("#toolbar-more > summary").click()  # History is in the toolbar's "More" menu
     page.get_by_role("button", name="History").click()
     expect(page.locator("#panel .version")).to_have_count(2)
     expect(page.locator('#panel .version[data-version-number="2"]')).to_contain_text("Added: Delay")

@@ -232,6 +232,20 @@
     baselines.set(nodeId, now);
   });
 
+  // Autosaves of the panel (editor-autosave.js) change the config without a swap. The saves of one
+  // visit of a node's panel are one step (undo goes back to the values it opened with), not one per pause.
+  root.addEventListener('pw:node-autosaved', (e) => {
+    const { nodeId, values, form } = e.detail;
+    const before = baselines.get(nodeId);
+    const top = undoStack[undoStack.length - 1];
+    if (!replaying && top && top.form === form && top.nodeId === nodeId && !redoStack.length) {
+      undoStack[undoStack.length - 1] = { ...steps.configured(nodeId, top.before, values), form, nodeId, before: top.before };
+    } else if (!replaying && before && JSON.stringify(before) !== JSON.stringify(values)) {
+      record({ ...steps.configured(nodeId, before, values), form, nodeId, before });
+    }
+    baselines.set(nodeId, values);
+  });
+
   // --- keyboard and toolbar ------------------------------------------------------------------------
   const typing = (el) => el && (el.closest('input, textarea, select, [contenteditable=""], [contenteditable="true"]'));
   document.addEventListener('keydown', (e) => {

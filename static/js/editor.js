@@ -1,6 +1,20 @@
 // The canvas adapter: Drawflow stays behind this file. Every change the user makes on the
 // canvas is saved as it happens as node / connection rows; the server answers with HTML.
 
+// Every wire leaves its output port horizontally for WIRE_LEAD px before it bends (and reaches its input
+// port the same way), so the port it leaves is never in doubt: a wire from If's "true" port heading down
+// clears the "false" port's box (right of it) before it turns. Drawflow calls this for every wire it
+// draws (this.createCurvature), including the one following the mouse.
+const WIRE_LEAD = 24;
+function routeWire(startX, startY, endX, endY, curvature) {
+  'use strict';
+  const fromX = startX + WIRE_LEAD;
+  const toX = endX - WIRE_LEAD;
+  const bend = Math.max(WIRE_LEAD, Math.abs(toX - fromX) * curvature);
+  return ` M ${startX} ${startY} L ${fromX} ${startY} C ${fromX + bend} ${startY} ${toX - bend} ${endY} ${toX} ${endY}`
+    + ` L ${endX} ${endY}`;
+}
+
 // Drawflow's own geometry (updateConnectionNodes), with every layout read before any write.
 function drawWires(editor, canvas) {
   'use strict';
@@ -31,6 +45,7 @@ function drawWires(editor, canvas) {
   const flash = document.getElementById('flash');
 
   const editor = new Drawflow(canvas);
+  editor.createCurvature = routeWire;
   editor.reroute = false;
   editor.draggable_inputs = false;
   editor.start();
@@ -104,10 +119,22 @@ function drawWires(editor, canvas) {
     if (version) versions.set(nodeId, parseInt(version, 10));
   }
 
-  function sendNode(nodeId, method, url, data) {
+  // One node's writes run one after another: `work(version)` starts when the previous one is done and
+  // gets the version it returned; the answer's X-Node-Version is the version for the next one.
+  function queueNode(nodeId, work) {
     const previous = pending.get(nodeId) || Promise.resolve();
     const write = previous.catch(() => {}).then(async () => {
-      const version = versions.get(nodeId);
+      const response = await work(versions.get(nodeId));
+      noteVersion(nodeId, response);
+      return response;
+    });
+    pending.set(nodeId, write);
+    write.finally(() => { if (pending.get(nodeId) === write) pending.delete(nodeId); }).catch(() => {});
+    return write;
+  }
+
+  function sendNode(nodeId, method, url, data) {
+    return queueNode(nodeId, (version) => {
       let target = url;
       let body = data;
       if (version !== undefined) {
@@ -119,35 +146,11 @@ function drawWires(editor, canvas) {
           body.set('version', String(version));
         }
       }
-      const response = await send(method, target, body);
-      noteVersion(nodeId, response);
-      return response;
+      return send(method, target, body);
     });
-    pending.set(nodeId, write);
-    write.finally(() => { if (pending.get(nodeId) === write) pending.delete(nodeId); }).catch(() => {});
-    return write;
   }
 
-  // The node form in the side panel posts through htmx: give it the version too, after this tab's
-  // other writes of that node (a move in flight) have come back.
-  document.addEventListener('htmx:config:request', (e) => {
-    const form = e.detail.ctx.request.form;
-    if (!form || !form.classList || !form.classList.contains('node-form')) return;
-    const nodeId = form.dataset.nodeId;
-    if (pending.has(nodeId)) {
-      e.preventDefault();
-      pending.get(nodeId).catch(() => {}).then(() => form.requestSubmit());
-      return;
-    }
-    const version = versions.get(nodeId);
-    const body = e.detail.ctx.request.body;
-    if (version !== undefined && body && body.set) body.set('version', String(version));
-  });
-  document.addEventListener('htmx:after:request', (e) => {
-    const ctx = e.detail.ctx;
-    const form = ctx.request && ctx.request.form;
-    if (form && form.classList && form.classList.contains('node-form')) noteVersion(form.dataset.nodeId, ctx.response);
-  });
+  // The node form in the side panel saves itself as the user types (editor-autosave.js), through queueNode.
   flash.addEventListener('click', (e) => {
     if (e.target.closest('[data-pw-action="reload"]')) window.location.reload();
   });
@@ -220,8 +223,12 @@ function drawWires(editor, canvas) {
     };
   }
 
+  // Leaving the open node sends its pending edit first (editor-autosave.js listens); a node whose
+  // write is still in flight is shown once that write is stored, never from before it.
   function openPanel(nodeId) {
-    htmx.ajax('GET', `${base}/nodes/${nodeId}`, { target: '#panel', swap: 'innerHTML' });
+    document.dispatchEvent(new CustomEvent('pw:leave-node', { detail: { next: nodeId } }));
+    const previous = pending.get(nodeId) || Promise.resolve();
+    return previous.catch(() => {}).then(() => htmx.ajax('GET', `${base}/nodes/${nodeId}`, { target: '#panel', swap: 'innerHTML' }));
   }
 
   async function createNode(type, x, y) {
@@ -325,7 +332,7 @@ function drawWires(editor, canvas) {
   });
 
   // For the editor's add-ons (editor-testing.js, …): node writes through this tab's per-node queue and versions.
-  window.patchwireEditorHooks = { sendNode, versions };
+  window.patchwireEditorHooks = { sendNode, queueNode, versions, pending, setState };
 
   // --- canvas-only changes, for changes the server already accepted ------------------------
   function placeNode(nodeId, x, y) {
@@ -417,6 +424,7 @@ function drawWires(editor, canvas) {
   const canvas = document.getElementById('execution-canvas');
   if (!canvas) return;
   const editor = new Drawflow(canvas);
+  editor.createCurvature = routeWire;
   editor.editor_mode = 'view';
   editor.reroute = false;
   editor.zoom_min = 0.25;

@@ -21,6 +21,7 @@ from engine.models import TERMINAL_STATUSES, Execution, NodeRun
 from nodes import registry
 from webapp.errors import Invalid
 from webapp.executions.filters import STATUSES, TRIGGERS, params_of, parse
+from webapp.executions.final import final_badges
 from webapp.executions.services import ExecutionService
 from webapp.executions.views import NodePanel, canvas_nodes, connections, node_panel, timeline
 from webapp.forms import is_htmx, multidict
@@ -230,7 +231,22 @@ async def _forward(socket: WebSocket[Any, Any, Any], subscriber: Any, execution_
 
 
 async def _send_event(socket: WebSocket[Any, Any, Any], event: Event) -> None:
-    await socket.send_text(render(socket, "executions/_event.html", event=event))
+    html = render(socket, "executions/_event.html", event=event)
+    if event.type == "workflow.finished":  # with every node's final badge: none stays "queued"
+        async with socket.app.state.runtime.sessions() as db:
+            service = ExecutionService(db, socket.user.id)
+            execution = await service.get(event.execution_id)
+            html += await _final_badges(socket, service, execution, await service.node_runs(event.execution_id))
+    await socket.send_text(html)
+
+
+async def _final_badges(socket: WebSocket[Any, Any, Any], service: ExecutionService, execution: Execution,
+                        runs: list[NodeRun]) -> str:
+    """An ended execution's final badge of every node (webapp/executions/final.py); "" while it runs."""
+    if execution.status not in TERMINAL_STATUSES:
+        return ""
+    _, graph = await service.pinned_version(execution)
+    return render(socket, "executions/_final_badges.html", badges=final_badges(execution, graph, runs))
 
 
 async def _until_disconnect(socket: WebSocket[Any, Any, Any]) -> None:
@@ -246,9 +262,10 @@ async def _send_snapshot(socket: WebSocket[Any, Any, Any], execution_id: int) ->
         last_seq = await service.last_seq(execution_id)
         execution = await service.get(execution_id)
         runs = await service.node_runs(execution_id)
+        final = await _final_badges(socket, service, execution, runs)
     latest = {run.node_id: run for run in runs}
     html = render(socket, "executions/_snapshot.html", execution=execution, runs=list(latest.values()),
-                  seq=last_seq)
+                  seq=last_seq) + final
     await socket.send_text(html)
     return last_seq, execution.status in TERMINAL_STATUSES
 

@@ -28,6 +28,7 @@ from webapp.forms import Form, is_htmx, multidict
 from webapp.runtime import Runtime
 from webapp.testing.services import TestingService
 from webapp.workflows.activation import DEACTIVATED_NOTICE, trigger_states
+from webapp.workflows.autosave import autosave_response, is_autosave
 from webapp.workflows.importing import FORMATS, MAX_IMPORT_BYTES, MAX_IMPORT_NODES, prepare
 from webapp.workflows.notices import address_notices
 from webapp.workflows.services import DELETED_ELSEWHERE, WorkflowService
@@ -265,7 +266,7 @@ class WorkflowController(Controller):
     @post("/{workflow_id:int}/nodes/{node_id:str}")
     async def save_node(self, request: Request[Any, Any, Any], workflows: NamedDependency[WorkflowService],
                         runtime: NamedDependency[Runtime], workflow_id: FromPath[int],
-                        node_id: FromPath[str]) -> Template:
+                        node_id: FromPath[str]) -> Template | Response[dict[str, Any]]:
         form = multidict(await request.form())
         expected = _expected_version(form)
         node = await (workflows.node(workflow_id, node_id) if expected is None else workflows.ensure_node_exists(
@@ -280,9 +281,13 @@ class WorkflowController(Controller):
             node = await workflows.update_node(workflow_id, node_id, name, raw, raw_settings, expected, loaded=node)
         except ConfigError as exc:
             node = await workflows.node(workflow_id, node_id)  # reloaded: a failed commit expired it
+            if is_autosave(request):  # the browser keeps what was typed and shows the errors in place
+                return autosave_response(request, node, exc.field_errors, [], VERSION_HEADER)
             # What the person typed is shown again with the errors; the stored config is unchanged.
             return _panel(node, {**node.config, **raw}, exc.field_errors, name=name, status_code=422,
                           settings=raw_settings, choices=await _choices(workflows, node), allow=_allowed(runtime))
+        if is_autosave(request):
+            return autosave_response(request, node, {}, list(workflows.outputs(node)), VERSION_HEADER)
         response = _panel(node, node.config, {}, saved=True, choices=await _choices(workflows, node),
                           allow=_allowed(runtime))
         # the canvas adds or removes the node's error output to match its settings
