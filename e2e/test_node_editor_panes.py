@@ -61,7 +61,7 @@ def test_a_person_reads_a_nodes_input_and_output_in_three_panes(page: Page, serv
     select_node(page, page.locator(f'#canvas .drawflow-node[data-node-id="{ids["b"]}"]'), ids["b"])
     editor = page.locator("#node-editor")
     expect(editor).to_be_visible()
-    wide = editor.get_by_role("button", name="Wide")
+    wide = editor.get_by_role("button", name="Wide", exact=True)
     if wide.get_attribute("aria-pressed") != "true":  # the e2e browser starts in the side column (conftest.py)
         wide.click()
     expect(wide).to_have_attribute("aria-pressed", "true")
