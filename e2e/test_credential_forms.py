@@ -49,7 +49,7 @@ def test_create_pick_refresh_and_delete(page: Page, server: Server, page_errors:
     expect(picker.locator("option")).to_have_text(["— none —", "First key (API key (header))"])
 
     # "Create new" opens the form in another tab; back here, Refresh lists it without losing what was typed
-    form.get_by_role("textbox", name="URL").fill("https://example.com/typed-before-refresh")
+    form.get_by_role("combobox", name="URL").fill("https://example.com/typed-before-refresh")
     with page.context.expect_page() as opened:
         form.get_by_role("link", name="Create new").click()
     other = opened.value
@@ -59,7 +59,7 @@ def test_create_pick_refresh_and_delete(page: Page, server: Server, page_errors:
     form.get_by_role("button", name="Refresh").click()
     expect(picker.locator("option")).to_have_count(3)
     picker.select_option(str(second))
-    expect(form.get_by_role("textbox", name="URL")).to_have_value("https://example.com/typed-before-refresh")
+    expect(form.get_by_role("combobox", name="URL")).to_have_value("https://example.com/typed-before-refresh")
     form.get_by_role("button", name="Save").click()
     expect(page.locator("#panel .node-save-state[data-state=saved]")).to_have_text("Saved")
     expect(page.locator("#panel").get_by_label("Credential")).to_have_value(str(second))
