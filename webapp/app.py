@@ -53,6 +53,7 @@ from webapp.workflows.activation import ActivationController
 from webapp.workflows.controllers import WorkflowController
 from webapp.workflows.editing_controllers import EditingController
 from webapp.workflows.notes import NoteController
+from webapp.workflows.options import NodeOptionsController
 from webapp.workflows.services import WorkflowService
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -125,6 +126,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Lit
         route_handlers=[
             healthz, DashboardController, AccountController, WorkflowController, ActivationController, NoteController, EditingController, NodeTestingController, ExecutionController, execution_stream,
             WatchController, WebhookEditorController,
+            NodeOptionsController,
             CredentialController,
             webhook_route(settings.webhook_max_body),
             executions_table_stream, executions_changed_stream, *OAUTH_ROUTES,
