@@ -37,6 +37,8 @@ class IfV2(NodeType):
     title = "If"
     category = "Logic"
     description = "Send items down the true or false branch by one or more conditions."
+    help: ClassVar[str] = ("Tests each item against conditions built as rows (field, type, operator, value) and sends it "
+                           "to true or false. Combine the rows with and (all must hold) or or (any may hold).")
     Config = IfV2Config
     outputs = ("true", "false")
     expression_fields = ("conditions",)

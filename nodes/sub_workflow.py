@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, ClassVar
 
 import msgspec
 
@@ -26,6 +26,8 @@ class SubWorkflow(NodeType):
     title = "Sub-workflow"
     category = "Logic"
     description = "Run another of your workflows with these items."
+    help: ClassVar[str] = ("Runs another of your workflows with this node's items and returns the items its last nodes "
+                           "produce. Pick the workflow by name, or enter its id by hand.")
     Config = SubWorkflowConfig
 
     async def run(self, ctx: NodeContext, config: SubWorkflowConfig, items: list[Item]) -> NodeResult:

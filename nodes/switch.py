@@ -43,6 +43,8 @@ class Switch(NodeType):
     title = "Switch"
     category = "Logic"
     description = "Send items to one of several outputs by rules."
+    help: ClassVar[str] = ("Sends each item to the output of the rule it matches (rule 0 → output 0, …), or to fallback "
+                           "when it matches none. Each rule is one condition row.")
     Config = SwitchConfig
     outputs = (*RULE_PORTS, FALLBACK)
     expression_fields = ("rules",)

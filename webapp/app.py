@@ -52,6 +52,7 @@ from webapp.webhooks.receive import webhook_route
 from webapp.workflows.activation import ActivationController
 from webapp.workflows.controllers import WorkflowController
 from webapp.workflows.editing_controllers import EditingController
+from webapp.workflows.node_docs import NodeDocsController
 from webapp.workflows.notes import NoteController
 from webapp.workflows.options import NodeOptionsController
 from webapp.workflows.services import WorkflowService
@@ -126,7 +127,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Lit
         route_handlers=[
             healthz, DashboardController, AccountController, WorkflowController, ActivationController, NoteController, EditingController, NodeTestingController, ExecutionController, execution_stream,
             WatchController, WebhookEditorController,
-            NodeOptionsController,
+            NodeOptionsController, NodeDocsController,
             CredentialController,
             webhook_route(settings.webhook_max_body),
             executions_table_stream, executions_changed_stream, *OAUTH_ROUTES,

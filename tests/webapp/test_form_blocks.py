@@ -154,3 +154,20 @@ def test_optional_fields_wait_in_the_add_option_menu(browser: Browser, db_call: 
     panel = browser.get(f"/workflows/{wid}/nodes/{node}").text
     shown = re.search(r'<div class="field[^>]*data-field="fail_on_error_status"[^>]*>', panel).group(0)
     assert " hidden" not in shown
+
+
+def test_every_panel_has_help_and_a_docs_link_that_resolves(browser: Browser) -> None:
+    from nodes import registry
+
+    browser.register("help@example.com")
+    wid = browser.create_workflow("Help")
+    docs = browser.get("/docs/nodes")
+    assert docs.status_code == 200
+    for type_name in sorted({t.type_name for t in registry.latest_types()}):
+        node = browser.add_node(wid, type_name)
+        panel = browser.get(f"/workflows/{wid}/nodes/{node}").text
+        link = re.search(r'<a href="/docs/nodes#([a-z_]+)"[^>]*class="node-docs-link">Docs</a>', panel)
+        assert link and link.group(1) == type_name, type_name
+        assert f'<a id="{type_name}"></a>' in docs.text, type_name
+    node = browser.add_node(wid, "if")
+    assert "Combine the rows with and" in browser.get(f"/workflows/{wid}/nodes/{node}").text
