@@ -55,7 +55,7 @@
 
   // --- JSON as it is typed ------------------------------------------------------------------------------
   function checkJson(area) {
-    const status = document.getElementById(area.getAttribute('aria-describedby'));
+    const status = area.closest('.field').querySelector('.json-status');
     if (!status) return;
     let message = '';
     if (area.value.trim()) {
