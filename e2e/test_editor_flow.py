@@ -24,7 +24,7 @@ pytestmark = pytest.mark.e2e
 
 RUN_TIMEOUT = 30_000  # ms: bound for each live status change
 
-CONDITION = '[{"field": "body.ok", "type": "boolean", "operator": "is_true"}]'
+CONDITION = {"field": "body.ok", "type": "boolean", "operator": "is_true"}
 
 
 @dataclass
@@ -235,7 +235,11 @@ def test_new_user_builds_and_runs_a_workflow(page: Page, server: Server, fresh_s
     save(page, form)
 
     form = open_config(page, branch)
-    form.locator("#cfg-conditions").fill(CONDITION)
+    form.get_by_role("button", name="Add condition").click()  # the condition builder: one row
+    row = form.locator("li.condition-row")
+    row.get_by_label("Field", exact=True).fill(CONDITION["field"])
+    row.get_by_label("Type", exact=True).select_option(CONDITION["type"])
+    row.get_by_label("Operator", exact=True).select_option(CONDITION["operator"])
     save(page, form)
 
     form = open_config(page, shout)
@@ -254,7 +258,8 @@ def test_new_user_builds_and_runs_a_workflow(page: Page, server: Server, fresh_s
 
     # Saved values survive reopening the panel.
     form = open_config(page, branch)
-    expect(form.locator("#cfg-conditions")).to_contain_text('"field": "body.ok"')
+    expect(form.locator("li.condition-row .condition-field")).to_have_value("body.ok")
+    expect(form.locator("li.condition-row .condition-operator")).to_have_value("is_true")
 
     # 3. Wire the ports with the mouse. -----------------------------------------------------------
     wires = [(trigger, "output_1", http, "input_1"), (http, "output_1", branch, "input_1"),

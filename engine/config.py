@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import typing
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Literal
 
@@ -32,13 +32,46 @@ class KeyValue(msgspec.Struct, forbid_unknown_fields=True):
 
 @dataclass(frozen=True)
 class FieldSpec:
+    """One form field of a schema. ``extra`` is the annotation's ``msgspec.Meta.extra``: the form
+    blocks read ``display_when`` ({field: [values]}), ``collection`` (an "Add option" group),
+    ``labels`` (a select's choice → text), ``options`` (choices loaded by the node type) and
+    ``rows`` (the struct of a ``conditions`` row) from it."""
+
     name: str
-    kind: str  # text | expression | textarea | number | boolean | select | keyvalue | json
+    kind: str  # text | textarea | code | number | boolean | select | keyvalue | json | conditions | options | credential
     title: str
     description: str
     required: bool
     default: Any
     choices: tuple[str, ...] = ()
+    extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def display_when(self) -> Mapping[str, list[str]]:
+        return self.extra.get("display_when") or {}
+
+    @property
+    def collection(self) -> str | None:
+        return self.extra.get("collection")
+
+    def label_of(self, choice: str) -> str:
+        return (self.extra.get("labels") or {}).get(choice, choice)
+
+    def row_errors(self, message: str | None) -> dict[int, list[str]]:
+        return row_errors(message, self.name)
+
+    def shown_for(self, values: Mapping[str, Any]) -> bool:
+        """Whether ``display_when`` lets this field show, given the other fields' (raw) values."""
+        return all(_as_text(values.get(other)) in [str(v) for v in allowed]
+                   for other, allowed in self.display_when.items())
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, list):
+        value = value[-1] if value else ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "" if value is None else str(value)
 
 
 def _meta_of(annotation: Any) -> tuple[Any, msgspec.Meta | None]:
@@ -91,6 +124,7 @@ def field_specs(config_type: type[msgspec.Struct]) -> tuple[FieldSpec, ...]:
         specs.append(FieldSpec(
             name=f.name, kind=kind, title=(meta.title if meta and meta.title else f.name.replace("_", " ").capitalize()),
             description=(meta.description or "") if meta else "", required=f.required, default=default, choices=choices,
+            extra=extra,
         ))
     return tuple(specs)
 
@@ -154,23 +188,35 @@ def config_from_form(config_type: type[msgspec.Struct],
     errors: dict[str, str] = {}
     for spec in field_specs(config_type):
         values = form.get(spec.name, [])
+        if not spec.shown_for(form) or _removed_option(spec, form):
+            continue  # hidden by display_when, or an optional field not picked: it takes its default
         if any(len(v) > MAX_FIELD_CHARS for v in values):
             errors[spec.name] = f"Too long (at most {MAX_FIELD_CHARS:,} characters)."
             raw[spec.name] = ""
             continue
-        if spec.kind == "boolean":
-            raw[spec.name] = any(v in ("on", "true", "1") for v in values)
-        elif spec.kind == "keyvalue":
-            raw[spec.name] = _keyvalue_rows(form, spec.name)
-        elif spec.kind == "json":
-            text = values[-1] if values else ""
-            if text.strip():
-                raw[spec.name], error = _parse_json(text)
-                if error:
-                    errors[spec.name] = error
-        elif values:
-            raw[spec.name] = values[-1]
+        value, error = _read_field(spec, form, values)
+        if value is not _UNSET:
+            raw[spec.name] = value
+        if error:
+            errors[spec.name] = error
     return raw, errors
+
+
+_UNSET = object()
+
+
+def _read_field(spec: FieldSpec, form: Mapping[str, list[str]], values: list[str]) -> tuple[Any, str | None]:
+    """One field's raw value (``_UNSET`` when the form has none) and its error."""
+    if spec.kind == "conditions" and f"{spec.name}.builder" in form:
+        return _struct_rows(form, spec), None
+    if spec.kind == "boolean":
+        return any(v in ("on", "true", "1") for v in values), None
+    if spec.kind == "keyvalue":
+        return _keyvalue_rows(form, spec.name), None
+    if spec.kind in ("json", "conditions"):
+        text = values[-1] if values else ""
+        return _parse_json(text) if text.strip() else (_UNSET, None)
+    return (values[-1], None) if values else (_UNSET, None)
 
 
 def _parse_json(text: str) -> tuple[Any, str | None]:
@@ -182,6 +228,39 @@ def _parse_json(text: str) -> tuple[Any, str | None]:
         return text, f"Not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})."
     except RecursionError:
         return text, "Not valid JSON: nested too deeply."
+
+
+OPTIONS_MARKER = "_options"
+"""Each optional field shown in an "Add option" group posts its name under this key (a removed
+one does not), so that an unchecked checkbox still counts as set."""
+
+
+def _removed_option(spec: FieldSpec, form: Mapping[str, list[str]]) -> bool:
+    if not spec.collection or OPTIONS_MARKER not in form:
+        return False
+    return spec.name not in form[OPTIONS_MARKER]
+
+
+def _struct_rows(form: Mapping[str, list[str]], spec: FieldSpec) -> list[dict[str, Any]]:
+    """Rows posted as repeated ``name.part`` fields (one value per row and part), each turned into
+    its stored shape by the row struct's ``from_form``."""
+    row_type = spec.extra["rows"]
+    parts = {part: form.get(f"{spec.name}.{part}", []) for part in row_type.__struct_fields__}
+    count = max((len(v) for v in parts.values()), default=0)
+    rows = [{part: (v[i] if i < len(v) else "") for part, v in parts.items()} for i in range(count)]
+    return [row_type.from_form(row) for row in rows if any(str(v).strip() for v in row.values())]
+
+
+def row_errors(message: str | None, name: str) -> dict[int, list[str]]:
+    """Split a list field's message (``name[2].value: …; name[3].field: …``) into messages per row."""
+    found: dict[int, list[str]] = {}
+    prefix = f"{name}["
+    for part in (message or "").split("; "):
+        if part.startswith(prefix) and "]" in part:
+            index, _, rest = part[len(prefix):].partition("]")
+            if index.isdigit():
+                found.setdefault(int(index), []).append(rest.lstrip("."))
+    return found
 
 
 def _keyvalue_rows(form: Mapping[str, list[str]], name: str) -> list[dict[str, str]]:

@@ -22,7 +22,7 @@ import math
 import operator as op
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 import msgspec
 import regex
@@ -33,10 +33,11 @@ from engine.expressions import check_syntax, is_expression
 
 OPERATORS: dict[str, tuple[str, ...]] = {
     "string": ("equals", "not_equals", "contains", "not_contains", "starts_with", "ends_with", "matches",
-               "is_empty", "is_not_empty"),
+               "not_matches", "is_empty", "is_not_empty"),
     "number": ("equals", "not_equals", "gt", "gte", "lt", "lte"),
     "boolean": ("is_true", "is_false"),
     "date": ("before", "after", "equals"),
+    "list": ("contains", "not_contains", "length_equals", "length_gt", "length_lt", "is_empty", "is_not_empty"),
 }
 EXISTENCE = ("exists", "not_exists")
 """Operators valid for every type; they only ask whether the field is there (and not null)."""
@@ -44,7 +45,7 @@ NO_VALUE = frozenset({"is_empty", "is_not_empty", "is_true", "is_false", *EXISTE
 MAX_PATTERN_CHARS = 500
 MAX_CONDITIONS = 50
 _NOUN = {"string": "a string", "number": "a number", "boolean": "a boolean (true or false)",
-         "date": "an ISO 8601 date-time"}
+         "date": "an ISO 8601 date-time", "list": "a list"}
 MISSING = object()
 """What `field_value` returns for a path that is not in the item."""
 
@@ -55,16 +56,57 @@ class Condition(msgspec.Struct, forbid_unknown_fields=True):
     field: Annotated[str, msgspec.Meta(title="Field", description="Dotted path into the item, e.g. body.status.")] = ""
     operator: Annotated[str, msgspec.Meta(title="Operator", description="One of OPERATORS[type], or exists / not_exists.")] = ""
     value: Annotated[Any, msgspec.Meta(title="Value", description="Right-hand side; may be a {{ }} expression.")] = None
-    type: Annotated[str, msgspec.Meta(title="Type", description="string, number, boolean or date.")] = "string"
+    type: Annotated[str, msgspec.Meta(title="Type", description="string, number, boolean, date or list.")] = "string"
+
+    OPERATORS: ClassVar[dict[str, tuple[str, ...]]]
+    EXISTENCE: ClassVar[tuple[str, ...]]
+    NO_VALUE: ClassVar[frozenset[str]]
+    LABELS: ClassVar[dict[str, str]]
+
+    @staticmethod
+    def from_form(row: dict[str, str]) -> dict[str, Any]:
+        """A builder row (all text) in the stored shape: no value for an operator that takes none,
+        a number where the operator compares numbers (text that is not one stays, to be reported)."""
+        operator = row.get("operator", "").strip()
+        kind = row.get("type", "").strip() or "string"
+        stored: dict[str, Any] = {"field": row.get("field", "").strip(), "type": kind, "operator": operator}
+        if operator not in NO_VALUE:
+            stored["value"] = _typed_text(row.get("value", ""), kind, operator)
+        return stored
 
 
-HELP = ('A JSON list of conditions, each {"field": "body.status", "type": "string", "operator": "equals", '
-        '"value": "ok"}. Types: string, number, boolean, date (ISO 8601). "value" may use {{ }} expressions; '
+HELP = ('Each condition tests one field of the item: a dotted path (body.status), a type (string, number, '
+        'boolean, date as ISO 8601, list), an operator and a value, which may use {{ }} expressions; '
         'is_empty, is_not_empty, is_true, is_false, exists and not_exists take no value.')
+OPERATOR_LABELS = {
+    "equals": "is equal to", "not_equals": "is not equal to", "contains": "contains",
+    "not_contains": "does not contain", "starts_with": "starts with", "ends_with": "ends with",
+    "matches": "matches regex", "not_matches": "does not match regex", "is_empty": "is empty",
+    "is_not_empty": "is not empty", "gt": "is greater than", "gte": "is greater than or equal to",
+    "lt": "is less than", "lte": "is less than or equal to", "is_true": "is true", "is_false": "is false",
+    "before": "is before", "after": "is after", "length_equals": "length is", "length_gt": "length is greater than",
+    "length_lt": "length is less than", "exists": "exists", "not_exists": "does not exist",
+}
+"""What the condition builder shows for each operator (the stored name stays the key)."""
+Condition.OPERATORS, Condition.EXISTENCE, Condition.NO_VALUE, Condition.LABELS = (
+    OPERATORS, EXISTENCE, NO_VALUE, OPERATOR_LABELS)  # what the condition builder's template reads
+_PATTERN_OPERATORS = ("matches", "not_matches")
+_LENGTH_OPERATORS = {"length_equals": "equals", "length_gt": "gt", "length_lt": "lt"}
 
 
 # ---------------------------------------------------------------------------------------------
 # Reading values as a type. Each raises ValueError with a short reason.
+
+
+def _typed_text(text: str, kind: str, operator: str) -> Any:
+    if not text.strip() and kind != "string":
+        return None  # reported as "required for operator …"
+    if is_expression(text) or not (kind == "number" or operator in _LENGTH_OPERATORS):
+        return text
+    try:
+        return to_number(text)
+    except ValueError:
+        return text
 
 
 def log_routes(ctx: NodeContext, routes: dict[str, list[Item]], total: int) -> None:
@@ -117,6 +159,24 @@ def to_bool(value: Any) -> bool:
     raise ValueError(f"{_show(value)} is not {_NOUN['boolean']}")
 
 
+def to_list(value: Any) -> list[Any]:
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    raise ValueError(f"{_show(value)} is not {_NOUN['list']}")
+
+
+def _element_text(value: Any) -> Any:
+    """A list element as the builder's text value compares to it ("2" finds 2, "true" finds True)."""
+    try:
+        return to_text(value)
+    except ValueError:
+        return value
+
+
+def list_contains(left: list[Any], right: Any) -> bool:
+    return any(element == right or _element_text(element) == right for element in left)
+
+
 def parse_instant(value: Any, *, assume_utc: bool = True) -> datetime:
     """An ISO 8601 date-time (or a ``datetime``) as an aware instant; without a timezone it is UTC,
     or a ``ValueError`` when ``assume_utc`` is false."""
@@ -162,13 +222,21 @@ def _search(left: str, pattern: regex.Pattern[str]) -> bool:
 
 
 _READ: dict[str, Callable[[Any], Any]] = {"string": to_text, "number": to_number, "boolean": to_bool,
-                                          "date": parse_instant}
+                                          "date": parse_instant, "list": to_list}
 
 
 def _read_value(condition: Condition, value: Any) -> Any:
-    """The right-hand side, read as the condition's type (a compiled pattern for ``matches``)."""
-    if condition.operator == "matches":
+    """The right-hand side, read as the condition's type (a compiled pattern for ``matches``, a
+    count for a list's length, any value for what a list contains)."""
+    if condition.operator in _PATTERN_OPERATORS:
         return compile_pattern(value)
+    if condition.operator in _LENGTH_OPERATORS:
+        count = to_number(value)
+        if not isinstance(count, int) or count < 0:
+            raise ValueError(f"{_show(value)} is not a length (a whole number, 0 or more)")
+        return count
+    if condition.type == "list":
+        return value
     return _READ[condition.type](value)
 
 
@@ -260,6 +328,13 @@ _TEXT: dict[str, Callable[[str, Any], bool]] = {
     "starts_with": lambda left, right: left.startswith(right),
     "ends_with": lambda left, right: left.endswith(right),
     "matches": _search,
+    "not_matches": lambda left, right: not _search(left, right),
+}
+_LIST: dict[str, Callable[[list[Any], Any], bool]] = {
+    "contains": list_contains,
+    "not_contains": lambda left, right: not list_contains(left, right),
+    **{name: (lambda compare: lambda left, right: _COMPARE[compare](len(left), right))(compare)
+       for name, compare in _LENGTH_OPERATORS.items()},
 }
 
 
@@ -281,6 +356,8 @@ async def matches(ctx: NodeContext, condition: Condition, item: Item, where: str
     if c.type == "boolean":
         return left is (c.operator == "is_true")
     right = await _right_side(ctx, c, item, where)
+    if c.type == "list":
+        return _LIST[c.operator](left, right)
     if c.operator in _TEXT:
         return _TEXT[c.operator](left, right)
     return _COMPARE[c.operator](left, right)

@@ -42,10 +42,13 @@ class HttpRequestConfig(msgspec.Struct, forbid_unknown_fields=True):
     url: Annotated[str, msgspec.Meta(title="URL", description="http:// or https://; may use {{ }} expressions.")]
     method: Annotated[Method, msgspec.Meta(title="Method")] = "GET"
     headers: Annotated[list[KeyValue], msgspec.Meta(title="Headers")] = []
-    body: Annotated[Any, msgspec.Meta(title="JSON body", description="Sent as JSON for POST, PUT and PATCH.")] = None
-    timeout: Annotated[float, msgspec.Meta(gt=0, le=300, title="Timeout (s)")] = 30.0
+    body: Annotated[Any, msgspec.Meta(title="JSON body", description="Sent as JSON for POST, PUT and PATCH.",
+                                      extra={"display_when": {"method": ["POST", "PUT", "PATCH"]}})] = None
+    timeout: Annotated[float, msgspec.Meta(gt=0, le=300, title="Timeout (s)",
+                                           extra={"collection": "options"})] = 30.0
     fail_on_error_status: Annotated[bool, msgspec.Meta(
-        title="Fail on 4xx/5xx", description="Treat an error status as a failure of the node.")] = True
+        title="Fail on 4xx/5xx", description="Treat an error status as a failure of the node.",
+        extra={"collection": "options"})] = True
     credential: Annotated[int | None, msgspec.Meta(
         title="Credential", description="Sent with every request; replaces a header of the same name above.",
         extra={"widget": "credential"})] = None

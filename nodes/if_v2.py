@@ -12,8 +12,10 @@ from nodes.conditions import HELP, MAX_CONDITIONS, OPERATORS, Condition, list_pr
 
 class IfV2Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     combine: Annotated[Literal["and", "or"], msgspec.Meta(
-        title="Combine", description="and: every condition must hold; or: at least one must.")] = "and"
-    conditions: Annotated[list[Condition], msgspec.Meta(title="Conditions", description=HELP)]
+        title="Combine", description="and: every condition must hold; or: at least one must.",
+        extra={"labels": {"and": "All conditions hold (and)", "or": "Any condition holds (or)"}})] = "and"
+    conditions: Annotated[list[Condition], msgspec.Meta(title="Conditions", description=HELP,
+                                                        extra={"widget": "conditions", "rows": Condition})]
 
     def problems(self) -> dict[str, str]:
         if message := list_problems(self.conditions, "conditions", at_most=MAX_CONDITIONS):
@@ -35,6 +37,8 @@ class IfV2(NodeType):
     title = "If"
     category = "Logic"
     description = "Send items down the true or false branch by one or more conditions."
+    help: ClassVar[str] = ("Tests each item against conditions built as rows (field, type, operator, value) and sends it "
+                           "to true or false. Combine the rows with and (all must hold) or or (any may hold).")
     Config = IfV2Config
     outputs = ("true", "false")
     expression_fields = ("conditions",)

@@ -30,7 +30,8 @@ class RespondConfig(msgspec.Struct, forbid_unknown_fields=True):
         "below as JSON; text: the body below as text; no_data: an empty body.")] = "first_item"
     body: Annotated[str, msgspec.Meta(
         title="Body (json, text)", description="May use {{ }} expressions over the first incoming item; json: "
-        "JSON text, or an expression giving an object or list.")] = ""
+        "JSON text, or an expression giving an object or list.",
+        extra={"widget": "code", "display_when": {"respond_with": ["json", "text"]}})] = ""
     status: Annotated[int, msgspec.Meta(ge=100, le=599, title="Status code")] = 200
     headers: Annotated[list[KeyValue], msgspec.Meta(
         title="Headers", description="Values may use {{ }} expressions.")] = []

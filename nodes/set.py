@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 import msgspec
 
@@ -42,6 +42,8 @@ class Set(NodeType):
     title = "Set"
     category = "Data"
     description = "Add or change fields on each item."
+    help: ClassVar[str] = ("Adds or changes fields on every item: one row per field, with a literal value or a "
+                           "{{ }} expression over the incoming item, optionally converted to a type.")
     Config = SetConfig
 
     async def run(self, ctx: NodeContext, config: SetConfig, items: list[Item]) -> NodeResult:

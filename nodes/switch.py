@@ -16,11 +16,13 @@ FALLBACK = "fallback"
 class SwitchConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     mode: Annotated[Literal["first_match", "all_matches"], msgspec.Meta(
         title="Mode", description="first_match: an item leaves by the first matching rule's output; "
-                                  "all_matches: by every matching rule's output.")] = "first_match"
+                                  "all_matches: by every matching rule's output.",
+        extra={"labels": {"first_match": "First matching rule", "all_matches": "Every matching rule"}})] = "first_match"
     rules: Annotated[list[Condition], msgspec.Meta(
         title="Rules", description=f"Up to {len(RULE_PORTS)} rules; rule 0 feeds output 0, rule 1 output 1, … "
                                    f"Items matching no rule leave by fallback. Each rule is one condition. "
-                                   f"{HELP.replace('list of conditions', 'list of rules')}")]
+                                   f"{HELP}",
+        extra={"widget": "conditions", "rows": Condition, "ports": RULE_PORTS})]
 
     def problems(self) -> dict[str, str]:
         if len(self.rules) > len(RULE_PORTS):
@@ -41,6 +43,8 @@ class Switch(NodeType):
     title = "Switch"
     category = "Logic"
     description = "Send items to one of several outputs by rules."
+    help: ClassVar[str] = ("Sends each item to the output of the rule it matches (rule 0 → output 0, …), or to fallback "
+                           "when it matches none. Each rule is one condition row.")
     Config = SwitchConfig
     outputs = (*RULE_PORTS, FALLBACK)
     expression_fields = ("rules",)

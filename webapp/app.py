@@ -53,7 +53,9 @@ from webapp.webhooks.receive import webhook_route
 from webapp.workflows.activation import ActivationController
 from webapp.workflows.controllers import WorkflowController
 from webapp.workflows.editing_controllers import EditingController
+from webapp.workflows.node_docs import NodeDocsController
 from webapp.workflows.notes import NoteController
+from webapp.workflows.options import NodeOptionsController
 from webapp.workflows.services import WorkflowService
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -126,6 +128,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Lit
         route_handlers=[
             healthz, DashboardController, AccountController, WorkflowController, ActivationController, NoteController, EditingController, NodeTestingController, ExecutionController, execution_stream,
             WatchController, WebhookEditorController,
+            NodeOptionsController, NodeDocsController,
             CredentialController, ApiDocsController,
             webhook_route(settings.webhook_max_body),
             executions_table_stream, executions_changed_stream, *OAUTH_ROUTES,

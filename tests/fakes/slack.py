@@ -6,10 +6,17 @@ Every Web API answer is HTTP 200 with ``"ok"``; failures are ``{"ok": false, "er
 or ``grant_type=refresh_token``. With token rotation on (the default here) it answers a
 ``xoxe.xoxb-1-…`` bot token with ``expires_in`` 43200 and a ``xoxe-1-…`` refresh token that works once;
 off, one long-lived ``xoxb-…`` token.
+
+``conversations.list`` (docs.slack.dev/reference/methods/conversations.list) lists the workspace's
+channels (``CHANNELS``) with cursor pagination: ``limit`` (default 100, at most 1000), an opaque
+``cursor`` from ``response_metadata.next_cursor`` (empty on the last page; a bad one answers
+``invalid_cursor``), ``types`` (comma-separated, default ``public_channel``) and ``exclude_archived``.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Any
 
 from authlib.oauth2.rfc6749.util import extract_basic_authorization
@@ -21,6 +28,63 @@ from tests.fakes.web import authorize, bearer, json_response, oauth_request, rea
 
 TEAM_NAME = "Fake Team"
 APP_ID = "A0FAKEAPP1"
+
+
+CHANNEL_TYPES = ("public_channel", "private_channel", "mpim", "im")
+MAX_LIST_LIMIT = 1000
+
+
+def _channel(name: str, *, private: bool = False, archived: bool = False) -> dict[str, Any]:
+    return {"id": stable_id("C", name), "name": name, "is_channel": not private, "is_group": private,
+            "is_im": False, "is_mpim": False, "is_private": private, "is_archived": archived, "is_general": name == "general",
+            "name_normalized": name, "is_member": not archived, "num_members": 3}
+
+
+CHANNELS = [_channel("general"), _channel("random"), *[_channel(f"proj-{n:02d}") for n in range(1, 13)],
+            _channel("secret-ops", private=True), _channel("old-news", archived=True)]
+"""The fake workspace's conversations, in Slack's order (creation order)."""
+
+
+def _type_of(channel: dict[str, Any]) -> str:
+    return "private_channel" if channel["is_private"] else "public_channel"
+
+
+def _cursor(channel_id: str) -> str:
+    return base64.b64encode(f"next_id:{channel_id}".encode()).decode()
+
+
+def _start_of(cursor: str, channels: list[dict[str, Any]]) -> int | None:
+    try:
+        text = base64.b64decode(cursor, validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    ids = [c["id"] for c in channels]
+    key = text.removeprefix("next_id:")
+    return ids.index(key) if text.startswith("next_id:") and key in ids else None
+
+
+def conversations_page(args: dict[str, Any]) -> dict[str, Any]:
+    """One page of ``conversations.list`` for the (already authenticated) arguments."""
+    types = [t.strip() for t in str(args.get("types") or "public_channel").split(",") if t.strip()]
+    if any(t not in CHANNEL_TYPES for t in types):
+        return {"ok": False, "error": "invalid_types"}
+    try:
+        limit = int(args.get("limit") or 100)
+    except ValueError:
+        return {"ok": False, "error": "invalid_limit"}
+    limit = max(1, min(limit, MAX_LIST_LIMIT))
+    archived = str(args.get("exclude_archived", "false")).lower() not in ("true", "1")
+    listed = [c for c in CHANNELS if _type_of(c) in types and (archived or not c["is_archived"])]
+    start = 0
+    if cursor := args.get("cursor"):
+        found = _start_of(str(cursor), listed)
+        if found is None:
+            return {"ok": False, "error": "invalid_cursor"}
+        start = found
+    page = listed[start:start + limit]
+    more = start + limit < len(listed)
+    return {"ok": True, "channels": page,
+            "response_metadata": {"next_cursor": _cursor(listed[start + limit]["id"]) if more else ""}}
 
 
 def team_of(state: ProviderState) -> dict[str, str]:
@@ -91,7 +155,28 @@ def router(state: ProviderState) -> Router:
         testing = (await read_body(request)).get("test") or request.query_params.get("test")
         return revoke_answer(state, await token_of(request), testing in {"1", "true"})
 
-    return Router("/slack", route_handlers=[authorize_endpoint, access, auth_test, auth_revoke])
+    @route("/api/conversations.list", http_method=["GET", "POST"], status_code=200)
+    async def conversations_list(request: Request[Any, Any, Any]) -> Response[Any]:
+        refused = token_problem(state, await token_of(request))
+        if refused:
+            return json_response({"ok": False, "error": refused})
+        return json_response(conversations_page({**dict(request.query_params), **(await read_body(request))}))
+
+    return Router("/slack", route_handlers=[authorize_endpoint, access, auth_test, auth_revoke, conversations_list])
+
+
+def token_problem(state: ProviderState, value: str | None) -> str | None:
+    """Slack's error code for a Web API call's token, or None when it is valid."""
+    found = state.by_access_token(value) if value else None
+    if not value:
+        return "not_authed"
+    if found is None:
+        return "invalid_auth"
+    if found.access_revoked:
+        return "token_revoked"
+    if found.is_expired():
+        return "token_expired"
+    return None
 
 
 def auth_test_answer(state: ProviderState, value: str | None) -> Response[Any]:

@@ -229,7 +229,6 @@ def test_n8n_import_is_detected_and_the_report_is_shown(browser: Browser, db_cal
     report = page[page.index('id="import-report"'):]
     assert "Imported (n8n format)" in report
     assert "n8n-nodes-base.slack has no Patchwire equivalent" in report
-    assert "array operation is not supported: condition dropped" in report
     assert "kept verbatim as text (not evaluated): ={{ $now.toISO() }}" in report
     assert "dropped because 'Tell Slack' was not imported" in html.unescape(report)
 

@@ -88,8 +88,9 @@ def test_http_if_set_mapping_and_report() -> None:
         "method": "GET", "headers": [{"name": "X-Api-Version", "value": "2024-01"}], "timeout": 10.0,
         "fail_on_error_status": False}
     assert nodes["Big order?"]["version"] == 2
-    assert nodes["Big order?"]["config"]["conditions"] == [{"field": "body.total", "type": "number", "operator": "gt",
-                                                           "value": 100}]
+    assert nodes["Big order?"]["config"]["conditions"] == [
+        {"field": "body.total", "type": "number", "operator": "gt", "value": 100},
+        {"field": "body.items", "type": "list", "operator": "is_not_empty"}]  # n8n's array notEmpty
     flag_big = nodes["Flag big"]["config"]
     assert flag_big["keep_existing"] is True
     assert flag_big["fields"][:4] == [{"name": "flag", "value": "big"}, {"name": "total", "value": "{{ item.body.total }}"},
@@ -106,8 +107,7 @@ def test_http_if_set_mapping_and_report() -> None:
     assert [e.node for e in report.skipped] == ["Tell Slack"]
     assert doc["notes"] == [{"text": "## Orders\nFetches orders and flags the big ones.", "position": {"x": 200, "y": 80},
                              "width": 300.0, "height": 240.0}]
-    assert messages(report.unmapped) == [("Big order?", "conditions[1] (array notEmpty)",
-                                          "array operation is not supported: condition dropped")]
+    assert messages(report.unmapped) == []
     assert [e.parameter for e in report.expressions] == ["assignments[4].value"]
     assert messages(report.connections) == [("Flag big", None, "Flag big (output 0) → Tell Slack (input 0): dropped "
                                                                "because 'Tell Slack' was not imported")]

@@ -91,8 +91,9 @@ def _switch_v1(ctx: Context) -> Mapped:
     kind, left = str(p.get("dataType", "number")), p.get("value1")
     rules, outputs = [], {}
     for i, rule in enumerate((p.get("rules") or {}).get("rules") or []):
-        operator = V1_OPERATIONS.get(kind, {}).get(str(rule.get("operation", "equal")))
-        condition = condition_row(ctx, f"rules[{i}]", left, kind, operator, rule.get("value2"))
+        op_name = str(rule.get("operation", "equal"))
+        operator = V1_OPERATIONS.get(kind, {}).get(op_name)
+        condition = condition_row(ctx, f"rules[{i}]", left, kind, operator, rule.get("value2"), op_name)
         if condition is None or len(rules) == MAX_SWITCH_RULES:
             if condition is not None:
                 ctx.unmapped(f"rule {i}: Switch has at most {MAX_SWITCH_RULES} rules: dropped", f"rules[{i}]")
