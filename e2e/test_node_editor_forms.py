@@ -208,8 +208,10 @@ def test_sub_workflow_picker_searches_picks_and_takes_an_id_by_hand(page: Page, 
     save(page, form)
     assert config_of(server, node)["workflow_id"] == others["Billing sync"]
 
-    form = page.locator(f'#panel form.node-form[data-node-id="{node}"]')
-    box = form.locator(".dynamic-options")
+    # Saved in place (autosave: the form is not replaced): the search stays; clearing it lists both again.
+    expect(box.locator("select.options-select")).to_have_value(str(others["Billing sync"]))
+    with page.expect_response(lambda r: "/options/workflow_id" in r.url and "q=Bill" not in r.url):
+        box.get_by_label("Search Workflow").fill("")
     expect(box.locator(".options-status")).to_have_text("2 choices")
     expect(box.locator("select.options-select")).to_have_value(str(others["Billing sync"]))
     box.get_by_label("Enter an id by hand").check()

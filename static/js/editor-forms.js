@@ -50,7 +50,15 @@
     const field = button.closest('.field');
     const row = field.querySelector('.kv-row-template').content.firstElementChild.cloneNode(true);
     field.querySelector('table.kv tbody').append(row);
+    numberRows(field.querySelector('table.kv'));
     row.querySelector('input').focus();
+  }
+
+  // Each row's controls are named with the row's number ("Fields value 2"), as the server renders them.
+  function numberRows(table) {
+    table.querySelectorAll('tbody > tr.kv-row').forEach((tr, i) => {
+      for (const el of tr.querySelectorAll('[data-kv-label]')) el.setAttribute('aria-label', `${el.dataset.kvLabel} ${i + 1}`);
+    });
   }
 
   // --- JSON as it is typed ------------------------------------------------------------------------------
@@ -165,6 +173,7 @@
     else if (target.classList.contains('kv-remove')) {
       const table = target.closest('table.kv');
       target.closest('tr').remove();
+      numberRows(table);
       changed(table);
     } else if (target.classList.contains('option-remove')) setOption(target.closest('.field'), false);
     else if (target.classList.contains('options-refresh')) loadOptions(target.closest('.dynamic-options'), true);
