@@ -23,20 +23,22 @@ MAX_DEPTH = MAX_JSON_DEPTH
 
 
 class _Budget:
-    def __init__(self, source: str | None) -> None:
-        self.left = MAX_NODES
+    def __init__(self, source: str | None, limit: int) -> None:
+        self.left = limit
         self.cut = False
         self.source = source
 
 
-def json_tree(value: Any, label: str = "", download: str | None = None, source: str | None = None) -> Markup:
+def json_tree(value: Any, label: str = "", download: str | None = None, source: str | None = None,
+              limit: int = MAX_NODES) -> Markup:
     """The tree of ``value``; a top-level note says when parts are not shown (with a link to
     ``download``, a URL that returns the whole value, when given).
 
     With ``source`` (``value`` is then a list of items: ``""`` for the node's own input, or an earlier node's
     name for its output), every key can be dragged into a parameter: it carries ``data-expr``, the expression
-    that reaches it (``webapp/testing/datapaths.py``)."""
-    budget = _Budget(source)
+    that reaches it (``webapp/testing/datapaths.py``). ``limit`` bounds the values shown (the node editor's
+    panes show fewer than the execution page, to open fast: ``webapp/testing/panes.py``)."""
+    budget = _Budget(source, limit)
     body = _node(label, value, 0, budget, ())
     note = _note(download) if budget.cut else ""
     return Markup('<div class="json-tree">{}{}</div>').format(Markup("<ul>{}</ul>").format(body), note)

@@ -24,6 +24,9 @@ View = Literal["table", "json", "schema"]
 VIEWS: tuple[View, ...] = ("table", "json", "schema")
 VIEW_LABELS = {"table": "Table", "json": "JSON", "schema": "Schema"}
 SIDES = ("input", "output")
+PANE_JSON_VALUES = 400
+"""At most this many values in a pane's JSON view (the execution page shows up to ``jsontree.MAX_NODES``): a tree
+of nested ``<details>`` is the slowest view for the browser to lay out (docs/benchmarks.md, node editor)."""
 COOKIE = "pw_{}_view"
 """The view chosen last for a side (``pw_input_view``): remembered by the browser, read by the server, so a
 pane renders only the chosen view whatever asks for it (a load, a pin, a refresh after a run)."""
@@ -39,7 +42,7 @@ def chosen_view(asked: str | None, remembered: str | None) -> View:
 def data_view(items: list[Any], view: str, source: str) -> Markup:
     """``items`` in ``view``; ``source`` says what the fields' expressions start from (dataviews.py)."""
     if view == "json":
-        return json_tree(items, source=source)
+        return json_tree(items, source=source, limit=PANE_JSON_VALUES)
     if view == "schema":
         return data_schema(items, source)
     return data_table(items, source)
