@@ -47,6 +47,10 @@ class Api:
         html = self.post(f"/workflows/{wid}/nodes", {"type": type_name, "x": str(x), "y": str(y)}).text()
         return re.search(r'data-node-id="([0-9a-f]+)"', html).group(1)
 
+    def connect(self, wid: int, source: str, target: str, port: str = "main") -> None:
+        self.post(f"/workflows/{wid}/connections", {"source": source, "target": target, "source_port": port,
+                                                    "target_port": "main"})
+
 
 def build(page: Page, base: str) -> tuple[int, dict[str, str]]:
     register(page, base)

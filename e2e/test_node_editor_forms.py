@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from playwright.sync_api import Page, expect
 from test_editor_flow import create_workflow, register, save, select_node
+from test_editor_testing import Api
 
 if TYPE_CHECKING:
     from conftest import PageErrors, Server
@@ -30,28 +31,6 @@ def stored(server: Server, sql: str, *args: Any) -> list[tuple[Any, ...]]:
 
 def config_of(server: Server, node_id: str) -> dict[str, Any]:
     return json.loads(stored(server, "SELECT config FROM nodes WHERE id = ?", node_id)[0][0])
-
-
-class Api:
-    """The editor's own endpoints, called with the page's session: builds the workflow quickly."""
-
-    def __init__(self, page: Page, base: str) -> None:
-        self.page, self.base = page, base
-
-    def post(self, url: str, form: dict[str, str] | None = None) -> Any:
-        token = self.page.locator("meta[name=csrf-token]").get_attribute("content")
-        response = self.page.request.post(f"{self.base}{url}", form=form or {},
-                                          headers={"X-CSRFToken": token, "HX-Request": "true"})
-        assert response.ok, response.text()
-        return response
-
-    def add_node(self, wid: int, type_name: str, x: int, y: int) -> str:
-        html = self.post(f"/workflows/{wid}/nodes", {"type": type_name, "x": str(x), "y": str(y)}).text()
-        return re.search(r'data-node-id="([0-9a-f]+)"', html).group(1)
-
-    def connect(self, wid: int, source: str, target: str, port: str = "main") -> None:
-        self.post(f"/workflows/{wid}/connections", {"source": source, "target": target, "source_port": port,
-                                                    "target_port": "main"})
 
 
 def open_node(page: Page, node_id: str) -> Any:

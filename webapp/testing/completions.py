@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from engine.expressions import sandbox_names
-from webapp.testing.datapaths import key_part, node_root
+from webapp.testing.datapaths import json_type, key_part, node_root
 
 MAX_FIELDS = 300
 MAX_DEPTH = 6
@@ -119,23 +119,8 @@ def _walk(value: Any, prefix: str, depth: int, count: list[int]) -> Iterator[Fie
             return
         count[0] += 1
         expr = prefix + key_part(key)
-        yield Field(expr, type_of(child), example_of(child))
+        yield Field(expr, json_type(child), example_of(child))
         yield from _walk(child, expr, depth + 1, count)
-
-
-def type_of(value: Any) -> str:
-    """The JSON type name of a value."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, (int, float)):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    return "object" if isinstance(value, dict) else type(value).__name__
 
 
 def example_of(value: Any) -> str:

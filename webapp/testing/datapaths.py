@@ -30,6 +30,21 @@ def key_part(key: Key) -> str:
     return f"[{json.dumps(key, ensure_ascii=False)}]"
 
 
+def json_type(value: object) -> str:
+    """The JSON type name of a value, as the panes' views and the completions show it."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object" if isinstance(value, dict) else type(value).__name__
+
+
 def node_root(node_name: str) -> str:
     """An earlier node's output items, by name."""
     return f"nodes[{json.dumps(node_name, ensure_ascii=False)}]"

@@ -17,7 +17,7 @@ from typing import Any
 
 from markupsafe import Markup
 
-from webapp.testing.datapaths import Key, expression_for
+from webapp.testing.datapaths import Key, expression_for, json_type
 
 MAX_ROWS = 50
 MAX_COLUMNS = 40
@@ -50,18 +50,6 @@ def compact(value: Any, limit: int = MAX_CELL) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, (int, float)):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    return "array" if isinstance(value, list) else "object"
-
-
 def _columns(items: list[Any]) -> tuple[list[str], bool]:
     """The union of the first rows' top-level keys, in order of appearance (bounded)."""
     seen: dict[str, None] = {}
@@ -85,7 +73,7 @@ def data_table(items: list[Any], source: str) -> Markup:
     for index, item in enumerate(items[:MAX_ROWS]):
         row = item if isinstance(item, dict) else {}
         cells = Markup("").join(
-            _field("td", "dv-cell dv-" + _kind(row[key]), compact(row[key]), expression_for((index, key), node))
+            _field("td", "dv-cell dv-" + json_type(row[key]), compact(row[key]), expression_for((index, key), node))
             if key in row else Markup('<td class="dv-cell dv-absent"></td>') for key in columns)
         rows.append(Markup('<tr><th scope="row" class="dv-index">{}</th>{}</tr>').format(index + 1, cells))
     notes = []
@@ -116,7 +104,7 @@ class _Counter:
 
 
 def _merge(shape: _Shape, value: Any, depth: int, counter: _Counter) -> None:
-    kind = _kind(value)
+    kind = json_type(value)
     if not shape.kinds and kind not in ("object", "array"):
         shape.example = value
     shape.kinds.setdefault(kind)
