@@ -31,18 +31,37 @@
 
   function numberPorts(builder) {
     const ports = JSON.parse(builder.dataset.ports);
-    builder.querySelectorAll('.condition-row').forEach((row, i) => {
+    const numbered = builder.classList.contains('rule-builder') ? '.condition-rule' : '.condition-row';
+    builder.querySelectorAll(numbered).forEach((row, i) => {
       const name = row.querySelector('.rule-port-name');
       if (name) name.textContent = i < ports.length ? ports[i] : 'none (at most ' + ports.length + ' rules)';
     });
   }
 
-  function addCondition(builder) {
-    const template = builder.querySelector('.condition-row-template');
+  function addCondition(button) {
+    const builder = builderOf(button);
+    const template = builder.querySelector(':scope > .condition-row-template');
     const row = template.content.firstElementChild.cloneNode(true);
-    builder.querySelector('.condition-rows').append(row);
+    const rule = button.closest('.condition-rule');
+    if (rule) {  // a row of a Switch rule: it posts its rule's key
+      row.querySelector('.condition-group').value = rule.dataset.key;
+      rule.querySelector('.condition-rows').append(row);
+    } else builder.querySelector('.condition-rows').append(row);
     numberPorts(builder);
     row.querySelector('.condition-field').focus();
+  }
+
+  // --- Switch rules: groups of condition rows ---------------------------------------------------------
+  let ruleKeys = 0;
+  function addRule(builder) {
+    const rule = builder.querySelector(':scope > .condition-rule-template').content.firstElementChild.cloneNode(true);
+    const key = 'n' + (++ruleKeys) + '-' + Date.now().toString(36);
+    rule.dataset.key = key;
+    rule.querySelector('.rule-key').value = key;
+    rule.querySelectorAll('.condition-group').forEach((input) => { input.value = key; });
+    builder.querySelector('.condition-rules').append(rule);
+    numberPorts(builder);
+    rule.querySelector('.condition-field').focus();
   }
 
   // --- key–value rows ---------------------------------------------------------------------------------
@@ -155,8 +174,14 @@
   document.addEventListener('click', (e) => {
     const target = e.target.closest('button');
     if (!target) return;
-    if (target.classList.contains('condition-add')) addCondition(builderOf(target));
-    else if (target.classList.contains('condition-remove')) {
+    if (target.classList.contains('condition-add')) addCondition(target);
+    else if (target.classList.contains('rule-add')) addRule(builderOf(target));
+    else if (target.classList.contains('rule-remove')) {
+      const builder = builderOf(target);
+      target.closest('.condition-rule').remove();
+      numberPorts(builder);
+      changed(builder.querySelector('input[type=hidden]'));
+    } else if (target.classList.contains('condition-remove')) {
       const builder = builderOf(target);
       target.closest('.condition-row').remove();
       numberPorts(builder);
