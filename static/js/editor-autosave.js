@@ -134,6 +134,7 @@
       old.closest('.field').classList.remove('has-error');
       old.remove(); // a server-rendered error of an earlier full save: replaced by the current answer
     }
+    if (window.pwForms) errors = window.pwForms.placeRowErrors(form, errors); // condition rows: next to each row
     const summary = form.querySelector('.autosave-summary');
     if (summary) summary.hidden = !Object.keys(errors).length;
     for (const [name, message] of Object.entries(errors)) {

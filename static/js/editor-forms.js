@@ -64,6 +64,46 @@
     rule.querySelector('.condition-field').focus();
   }
 
+  // --- an autosave's errors on the rows they name -------------------------------------------------------
+  // `conditions[2].value: …` goes next to row 2; a Switch's `rules[1].conditions[0].value: …` next to row 0
+  // of rule 1 and `rules[2].conditions: …` on rule 2. The field keeps a short message (as the server's
+  // full render does); a part naming no row stays in it. Returns the errors for the fields' own messages.
+  function rowError(target, message, after) {
+    const p = document.createElement('p');
+    p.className = 'field-error row-error';
+    p.dataset.autosave = '';
+    p.setAttribute('role', 'alert');
+    p.textContent = message;
+    if (after) after.after(p); else target.append(p);
+    target.classList.add('has-error');
+  }
+
+  function placeRowErrors(form, errors) {
+    form.querySelectorAll('.row-error[data-autosave]').forEach((p) => p.remove());
+    form.querySelectorAll('.condition-row.has-error, .condition-rule.has-error').forEach((el) => el.classList.remove('has-error'));
+    const result = { ...errors };
+    form.querySelectorAll('.condition-builder').forEach((builder) => {
+      const name = builder.dataset.name;
+      if (!errors[name]) return;
+      const rules = builder.classList.contains('rule-builder');
+      const groups = [...builder.querySelectorAll(rules ? '.condition-rule' : '.condition-row')];
+      const rest = [];
+      for (const part of errors[name].split('; ')) {
+        const m = part.startsWith(name + '[') && part.slice(name.length).match(/^\[(\d+)\]\.?(.*)$/s);
+        const group = m && groups[+m[1]];
+        if (!group) { rest.push(part); continue; }
+        if (!rules) { rowError(group, m[2]); continue; }
+        const inRow = m[2].match(/^conditions\[(\d+)\]\.?(.*)$/s);
+        const row = inRow && group.querySelectorAll('.condition-row')[+inRow[1]];
+        if (row) rowError(row, inRow[2]);
+        else rowError(group, m[2], group.querySelector('.rule-head'));
+      }
+      result[name] = rest.length ? rest.join('; ') : 'Fix the conditions marked below.';
+    });
+    return result;
+  }
+  window.pwForms = { placeRowErrors };
+
   // --- key–value rows ---------------------------------------------------------------------------------
   function addKeyValue(button) {
     const field = button.closest('.field');
