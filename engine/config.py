@@ -208,6 +208,8 @@ _UNSET = object()
 def _read_field(spec: FieldSpec, form: Mapping[str, list[str]], values: list[str]) -> tuple[Any, str | None]:
     """One field's raw value (``_UNSET`` when the form has none) and its error."""
     if spec.kind == "conditions" and f"{spec.name}.builder" in form:
+        if rules := spec.extra.get("rules"):  # rules of condition rows (Switch v2): the rule struct assembles them
+            return rules.from_form(form, spec.name), None
         return _struct_rows(form, spec), None
     if spec.kind == "boolean":
         return any(v in ("on", "true", "1") for v in values), None

@@ -17,11 +17,12 @@ from nodes.schedule_trigger import ScheduleTrigger
 from nodes.set import Set
 from nodes.sub_workflow import SubWorkflow
 from nodes.switch import Switch
+from nodes.switch_v2 import SwitchV2
 from nodes.wait import Wait
 from nodes.webhook_trigger import WebhookTrigger
 
 NODE_TYPES = (
-    ManualTrigger, Set, HttpRequest, If, Delay, IfV2, Switch, Merge, Wait, SubWorkflow,
+    ManualTrigger, Set, HttpRequest, If, Delay, IfV2, Switch, SwitchV2, Merge, Wait, SubWorkflow,
     ScheduleTrigger,
     GmailTrigger,
     RssTrigger,

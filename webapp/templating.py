@@ -9,6 +9,7 @@ from typing import Any
 from litestar.plugins.jinja import JinjaTemplateEngine
 
 from engine.config import field_specs
+from engine.errors import RegistryError
 from nodes import registry
 from webapp.testing.jsontree import json_tree
 
@@ -36,6 +37,20 @@ def milliseconds(ms: float | None) -> str:
     return f"{ms:.0f} ms" if ms < 10_000 else f"{ms / 1000:.1f} s"
 
 
+def port_labels(node_type: Any, config: Any) -> dict[str, str]:
+    """Port id → the label a node's settings give it (Switch v2's output names); empty for most types."""
+    labels = getattr(node_type, "port_labels", None)
+    return labels(config) if callable(labels) else {}
+
+
+def node_port_labels(node: Any) -> dict[str, str]:
+    """``port_labels`` of a stored node (a type no longer registered has none)."""
+    try:
+        return port_labels(registry.get(node.type_name, node.type_version), node.config)
+    except RegistryError:
+        return {}
+
+
 def configure_templates(engine: JinjaTemplateEngine) -> None:
     env = engine.engine
     env.autoescape = True
@@ -47,3 +62,4 @@ def configure_templates(engine: JinjaTemplateEngine) -> None:
     env.globals["registry"] = registry
     env.globals["field_specs"] = field_specs
     env.globals["json_tree"] = json_tree
+    env.globals["port_labels"] = node_port_labels

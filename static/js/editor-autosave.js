@@ -134,12 +134,11 @@
       old.closest('.field').classList.remove('has-error');
       old.remove(); // a server-rendered error of an earlier full save: replaced by the current answer
     }
-    for (const old of form.querySelectorAll('.condition-row .row-error')) old.remove();
-    for (const row of form.querySelectorAll('.condition-row.has-error')) row.classList.remove('has-error');
+    for (const old of form.querySelectorAll('.condition-builder .row-error')) old.remove(); // server-rendered ones too
+    if (window.pwForms) errors = window.pwForms.placeRowErrors(form, errors); // condition rows: next to each row
     const summary = form.querySelector('.autosave-summary');
     if (summary) summary.hidden = !Object.keys(errors).length;
     for (const [name, message] of Object.entries(errors)) {
-      if (showRowErrors(form, name, message)) continue;
       const control = form.querySelector(`[name="${CSS.escape(name)}"], [name^="${CSS.escape(name)}."], #cfg-${CSS.escape(name)}`);
       const block = control ? control.closest('.field') || control.parentElement : form.querySelector('.node-save-row');
       const p = document.createElement('p');
@@ -154,30 +153,6 @@
       block.classList.add('has-error');
       block.appendChild(p);
     }
-  }
-
-  // A condition builder's message ("conditions[2].value: …; conditions[3].field: …") goes to its rows, as the
-  // server-rendered form shows it (templates/nodes/_conditions.html). False when the field is not a builder.
-  function showRowErrors(form, name, message) {
-    const builder = form.querySelector(`.condition-builder[data-name="${CSS.escape(name)}"]`);
-    if (!builder) return false;
-    const rows = builder.querySelectorAll(':scope > .condition-rows > .condition-row');
-    const prefix = `${name}[`;
-    let placed = 0;
-    for (const part of String(message).split('; ')) {
-      const match = part.startsWith(prefix) ? /^(\d+)\]\.?(.*)$/s.exec(part.slice(prefix.length)) : null;
-      const row = match ? rows[Number(match[1])] : null;
-      if (!row) continue;
-      const p = document.createElement('p');
-      p.className = 'field-error row-error';
-      p.dataset.autosave = '';
-      p.setAttribute('role', 'alert');
-      p.textContent = match[2];
-      row.classList.add('has-error');
-      row.appendChild(p);
-      placed += 1;
-    }
-    return placed > 0;
   }
 
   // The node's title, badge and ports on the canvas (out-of-band parts), and its outputs in Drawflow.

@@ -31,19 +31,78 @@
 
   function numberPorts(builder) {
     const ports = JSON.parse(builder.dataset.ports);
-    builder.querySelectorAll('.condition-row').forEach((row, i) => {
+    const numbered = builder.classList.contains('rule-builder') ? '.condition-rule' : '.condition-row';
+    builder.querySelectorAll(numbered).forEach((row, i) => {
       const name = row.querySelector('.rule-port-name');
       if (name) name.textContent = i < ports.length ? ports[i] : 'none (at most ' + ports.length + ' rules)';
     });
   }
 
-  function addCondition(builder) {
-    const template = builder.querySelector('.condition-row-template');
+  function addCondition(button) {
+    const builder = builderOf(button);
+    const template = builder.querySelector(':scope > .condition-row-template');
     const row = template.content.firstElementChild.cloneNode(true);
-    builder.querySelector('.condition-rows').append(row);
+    const rule = button.closest('.condition-rule');
+    if (rule) {  // a row of a Switch rule: it posts its rule's key
+      row.querySelector('.condition-group').value = rule.dataset.key;
+      rule.querySelector('.condition-rows').append(row);
+    } else builder.querySelector('.condition-rows').append(row);
     numberPorts(builder);
     row.querySelector('.condition-field').focus();
   }
+
+  // --- Switch rules: groups of condition rows ---------------------------------------------------------
+  let ruleKeys = 0;
+  function addRule(builder) {
+    const rule = builder.querySelector(':scope > .condition-rule-template').content.firstElementChild.cloneNode(true);
+    const key = 'n' + (++ruleKeys) + '-' + Date.now().toString(36);
+    rule.dataset.key = key;
+    rule.querySelector('.rule-key').value = key;
+    rule.querySelectorAll('.condition-group').forEach((input) => { input.value = key; });
+    builder.querySelector('.condition-rules').append(rule);
+    numberPorts(builder);
+    rule.querySelector('.condition-field').focus();
+  }
+
+  // --- an autosave's errors on the rows they name -------------------------------------------------------
+  // `conditions[2].value: …` goes next to row 2; a Switch's `rules[1].conditions[0].value: …` next to row 0
+  // of rule 1 and `rules[2].conditions: …` on rule 2. The field keeps a short message (as the server's
+  // full render does); a part naming no row stays in it. Returns the errors for the fields' own messages.
+  function rowError(target, message, after) {
+    const p = document.createElement('p');
+    p.className = 'field-error row-error';
+    p.dataset.autosave = '';
+    p.setAttribute('role', 'alert');
+    p.textContent = message;
+    if (after) after.after(p); else target.append(p);
+    target.classList.add('has-error');
+  }
+
+  function placeRowErrors(form, errors) {
+    form.querySelectorAll('.row-error[data-autosave]').forEach((p) => p.remove());
+    form.querySelectorAll('.condition-row.has-error, .condition-rule.has-error').forEach((el) => el.classList.remove('has-error'));
+    const result = { ...errors };
+    form.querySelectorAll('.condition-builder').forEach((builder) => {
+      const name = builder.dataset.name;
+      if (!errors[name]) return;
+      const rules = builder.classList.contains('rule-builder');
+      const groups = [...builder.querySelectorAll(rules ? '.condition-rule' : '.condition-row')];
+      const rest = [];
+      for (const part of errors[name].split('; ')) {
+        const m = part.startsWith(name + '[') && part.slice(name.length).match(/^\[(\d+)\]\.?(.*)$/s);
+        const group = m && groups[+m[1]];
+        if (!group) { rest.push(part); continue; }
+        if (!rules) { rowError(group, m[2]); continue; }
+        const inRow = m[2].match(/^conditions\[(\d+)\]\.?(.*)$/s);
+        const row = inRow && group.querySelectorAll('.condition-row')[+inRow[1]];
+        if (row) rowError(row, inRow[2]);
+        else rowError(group, m[2], group.querySelector('.rule-head'));
+      }
+      result[name] = rest.length ? rest.join('; ') : 'Fix the conditions marked below.';
+    });
+    return result;
+  }
+  window.pwForms = { placeRowErrors };
 
   // --- key–value rows ---------------------------------------------------------------------------------
   function addKeyValue(button) {
@@ -163,8 +222,14 @@
   document.addEventListener('click', (e) => {
     const target = e.target.closest('button');
     if (!target) return;
-    if (target.classList.contains('condition-add')) addCondition(builderOf(target));
-    else if (target.classList.contains('condition-remove')) {
+    if (target.classList.contains('condition-add')) addCondition(target);
+    else if (target.classList.contains('rule-add')) addRule(builderOf(target));
+    else if (target.classList.contains('rule-remove')) {
+      const builder = builderOf(target);
+      target.closest('.condition-rule').remove();
+      numberPorts(builder);
+      changed(builder.querySelector('input[type=hidden]'));
+    } else if (target.classList.contains('condition-remove')) {
       const builder = builderOf(target);
       target.closest('.condition-row').remove();
       numberPorts(builder);

@@ -73,13 +73,16 @@ def test_switch_rules_use_the_builder_with_their_outputs(browser: Browser, db_ca
     browser.register("switchrules@example.com")
     wid = browser.create_workflow("Switch")
     node = browser.add_node(wid, "switch")
-    form = {"name": "Route", "mode": "first_match", "rules.builder": "1",
-            "rules.field": ["status", "total"], "rules.type": ["string", "number"],
+    form = {"name": "Route", "mode": "first_match", "rules.builder": "1",  # Switch v2: each rule a group of rows
+            "rules.rule": ["0", "1"], "rules.combine": ["and", "and"], "rules.output": ["", ""],
+            "rules.group": ["0", "1"], "rules.field": ["status", "total"], "rules.type": ["string", "number"],
             "rules.operator": ["equals", "gte"], "rules.value": ["new", "1000"]}
     assert browser.configure(wid, node, form).status_code == 200
     assert stored(db_call, node)["rules"] == [
-        {"field": "status", "type": "string", "operator": "equals", "value": "new"},
-        {"field": "total", "type": "number", "operator": "gte", "value": 1000}]
+        {"conditions": [{"field": "status", "type": "string", "operator": "equals", "value": "new"}],
+         "combine": "and", "output": ""},
+        {"conditions": [{"field": "total", "type": "number", "operator": "gte", "value": 1000}],
+         "combine": "and", "output": ""}]
     panel = browser.get(f"/workflows/{wid}/nodes/{node}").text
     assert re.findall(r'class="rule-port-name">([^<]*)<', panel)[:2] == ["0", "1"]
     assert "Add rule" in panel

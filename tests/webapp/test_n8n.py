@@ -117,8 +117,11 @@ def test_switch_merge_wait_subworkflow_mapping() -> None:
     doc, report = convert("tickets_switch_merge", workflows={"Escalate": 7})
     nodes = by_name(doc)
     assert nodes["Every hour"]["type"] == "manual_trigger"
-    assert [r["field"] for r in nodes["Route"]["config"]["rules"]] == ["priority", "subject", "vip"]
-    assert nodes["Route"]["config"]["rules"][2] == {"field": "vip", "type": "boolean", "operator": "is_true"}
+    assert nodes["Route"]["version"] == 2
+    assert [[c["field"] for c in r["conditions"]] for r in nodes["Route"]["config"]["rules"]] == [
+        ["priority"], ["subject"], ["vip"]]
+    assert nodes["Route"]["config"]["rules"][2] == {
+        "conditions": [{"field": "vip", "type": "boolean", "operator": "is_true"}], "combine": "and", "output": ""}
     assert nodes["Cool down"]["config"] == {"mode": "duration", "seconds": 120.0}
     assert nodes["Join"]["config"] == {"mode": "combine_by_key", "key_a": "ticketId", "key_b": "ticketId"}
     assert nodes["Nothing to do"]["config"] == {"fields": [], "keep_existing": True}
@@ -151,7 +154,7 @@ def test_legacy_v1_nodes() -> None:
         {"field": "body.status", "type": "string", "operator": "equals", "value": "ok"},
         {"field": "body.code", "type": "number", "operator": "lt", "value": 300},
         {"field": "body.done", "type": "boolean", "operator": "is_true"}]}
-    assert [r["value"] for r in nodes["Region"]["config"]["rules"]] == ["eu", "us", "uk"]
+    assert [[c["value"] for c in r["conditions"]] for r in nodes["Region"]["config"]["rules"]] == [["eu"], ["us"], ["uk"]]
     assert nodes["Merge"]["config"] == {"mode": "combine_by_key", "key_a": "id", "key_b": "userId"}
     assert nodes["Other region"]["config"]["keep_existing"] is False
     # v1 Switch rules name their output: rules 0 and 2 both feed output 0; fallbackOutput 3 → fallback
@@ -353,7 +356,7 @@ def condition(field: str, right: str) -> dict[str, Any]:
                             "operator": {"type": "string", "operation": "equals"}, "id": f"c-{right}"}]}
 
 
-def test_switch_output_names_are_reported_with_their_ports() -> None:
+def test_switch_output_names_become_the_port_labels() -> None:
     switch = {"parameters": {"rules": {"values": [
         {"conditions": condition("priority", "high"), "renameOutput": True, "outputKey": "High"},
         {"conditions": condition("priority", "low")},
@@ -362,10 +365,10 @@ def test_switch_output_names_are_reported_with_their_ports() -> None:
         "id": "7e57c0de-0000-4000-8000-000000000001", "name": "Route", "type": "n8n-nodes-base.switch",
         "typeVersion": 3.2, "position": [460, 300]}
     doc, report = n8n.convert({"name": "Routes", "nodes": [switch], "connections": {}})
-    assert len(by_name(doc)["Route"]["config"]["rules"]) == 3
-    assert messages(report.unmapped) == [("Route", "rules", "output names are not kept: Patchwire's Switch ports have "
-                                          "fixed names (0–3, fallback) and no labels; 'High' → port 0, 'None' → port 2, "
-                                          "'Other' → port fallback")]
+    config = by_name(doc)["Route"]["config"]
+    assert [r["output"] for r in config["rules"]] == ["High", "", "None"]
+    assert config["fallback_output"] == "Other"
+    assert messages(report.unmapped) == []
 
 
 def merge_node(parameters: dict[str, Any], version: float = 3) -> dict[str, Any]:

@@ -146,6 +146,8 @@ SWITCH_V3 = {
 def test_switch_v3_rules_use_the_new_types() -> None:
     node, report = one_node(SWITCH_V3)
     assert node["config"]["rules"] == [
-        {"field": "tags", "type": "list", "operator": "contains", "value": "urgent"},
-        {"field": "status", "type": "string", "operator": "not_matches", "value": "^closed"}]
+        {"conditions": [{"field": "tags", "type": "list", "operator": "contains", "value": "urgent"}],
+         "combine": "and", "output": ""},
+        {"conditions": [{"field": "status", "type": "string", "operator": "not_matches", "value": "^closed"}],
+         "combine": "and", "output": ""}]
     assert not report.unmapped

@@ -12,6 +12,7 @@ from engine.errors import RegistryError
 from engine.graph import Graph, NodeSpec, ports
 from engine.models import TERMINAL_STATUSES, Execution, NodeRun
 from engine.registry import Registry
+from webapp.templating import port_labels
 
 MIN_BAR_PERCENT = 0.6
 """An instant attempt (a skip, a trigger) still shows as a sliver."""
@@ -32,6 +33,7 @@ class CanvasNode:
     y: float
     status: str
     text: str
+    labels: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -82,15 +84,16 @@ def _canvas_node(node: NodeSpec, run: NodeRun | None, registry: Registry) -> Can
     try:
         node_type = registry.get(node.type, node.version)
         title, inputs, outputs = node_type.title, node_type.inputs, ports(node_type, "outputs", node.settings)
+        labels = port_labels(node_type, node.config)
     except RegistryError:  # a type no longer installed: still drawn, with one port each side
-        title, inputs, outputs = f"Unknown type “{node.type}”", ("main",), ("main",)
+        title, inputs, outputs, labels = f"Unknown type “{node.type}”", ("main",), ("main",), {}
     status, text = "idle", ""
     if run is not None:
         status = text = run.status
         if run.started_at and run.finished_at:
             text += f" · {format_seconds(_seconds(run.started_at, run.finished_at))}"
     return CanvasNode(node.id, node.name, node.type, title, tuple(inputs), tuple(outputs), node.position.x,
-                      node.position.y, status, text)
+                      node.position.y, status, text, labels)
 
 
 def connections(graph: Graph) -> list[dict[str, str]]:

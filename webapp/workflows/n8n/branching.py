@@ -8,6 +8,7 @@ from webapp.workflows.n8n.base import Context, Mapped, NodeMapper, Skip, registe
 from webapp.workflows.n8n.conditions import V1_OPERATIONS, condition_row, filter_conditions, v1_conditions
 
 MAX_SWITCH_RULES = 4
+MAX_OUTPUT_NAME = 60
 
 
 @register
@@ -33,7 +34,7 @@ class IfMapper(NodeMapper):
 
 @register
 class SwitchMapper(NodeMapper):
-    """Switch v1–v3 in rules mode: rule outputs → ports 0–3, the fallback."""
+    """Switch v1–v3 in rules mode → our Switch version 2: rule outputs → ports 0–3 (named as in n8n), the fallback."""
 
     n8n_types = ("switch",)
 
@@ -47,46 +48,41 @@ class SwitchMapper(NodeMapper):
 
 
 def _switch_v3(ctx: Context) -> Mapped:
+    """Every condition of every rule, with its combinator and output name (``renameOutput`` + ``outputKey``)."""
     options = ctx.params.get("options") or {}
-    rules, outputs = [], {}
-    for i, rule in enumerate((ctx.params.get("rules") or {}).get("values") or []):
-        conditions, _ = filter_conditions(ctx, rule.get("conditions"), f"rules[{i}]")
-        if len(conditions) > 1:
-            ctx.unmapped(f"rule {i} has {len(conditions)} conditions; a Patchwire rule has one: only the first is kept",
-                         f"rules[{i}]")
+    values = (ctx.params.get("rules") or {}).get("values") or []
+    rules, outputs, names = [], {}, {}
+    for i, rule in enumerate(values):
+        rule = rule if isinstance(rule, dict) else {}
+        conditions, combine = filter_conditions(ctx, rule.get("conditions"), f"rules[{i}]")
+        names[i] = _output_name(rule.get("outputKey")) if rule.get("renameOutput") else ""
         if not conditions or len(rules) == MAX_SWITCH_RULES:
             if conditions:
                 ctx.unmapped(f"rule {i}: Switch has at most {MAX_SWITCH_RULES} rules: dropped with its output",
                              f"rules[{i}]")
             continue
         outputs[i] = [str(len(rules))]
-        rules.append(conditions[0])
-    fallback = options.get("fallbackOutput", "none")
-    values = (ctx.params.get("rules") or {}).get("values") or []
+        rules.append({"conditions": conditions, "combine": combine, "output": names[i]})
+    fallback, fallback_name = options.get("fallbackOutput", "none"), ""
     if fallback == "extra":
         outputs[len(values)] = ["fallback"]
-    elif isinstance(fallback, int):
+        fallback_name = _output_name(options.get("renameFallbackOutput"))
+    elif isinstance(fallback, int) and not isinstance(fallback, bool) and fallback >= 0:
         outputs.setdefault(fallback, []).append("fallback")
-    _report_output_names(ctx, values, outputs, options.get("renameFallbackOutput") if fallback == "extra" else None)
+        fallback_name = names.get(fallback, "")  # n8n sends the unmatched items by that rule's (named) output
     for key in options:
         if key not in ("fallbackOutput", "allMatchingOutputs", "renameFallbackOutput"):
             ctx.unmapped(f"option {key!r} is not supported (ignored)", f"options.{key}")
-    return _switch(ctx, rules, outputs, bool(options.get("allMatchingOutputs")))
+    return _switch(ctx, rules, outputs, bool(options.get("allMatchingOutputs")), fallback_name)
 
 
-def _report_output_names(ctx: Context, values: list[Any], outputs: dict[int, list[str]], fallback_name: Any) -> None:
-    """n8n's output names (``renameOutput`` + ``outputKey``) have no place here: our ports carry no labels."""
-    names = [(str(rule["outputKey"]), "/".join(outputs.get(i, [])) or "dropped") for i, rule in enumerate(values)
-             if isinstance(rule, dict) and rule.get("renameOutput") and rule.get("outputKey")]
-    if isinstance(fallback_name, str) and fallback_name:
-        names.append((fallback_name, "fallback"))
-    if names:
-        shown = ", ".join(f"{name!r} → port {port}" for name, port in names)
-        ctx.unmapped(f"output names are not kept: Patchwire's Switch ports have fixed names (0–3, fallback) and no "
-                     f"labels; {shown}", "rules")
+def _output_name(value: Any) -> str:
+    return value.strip()[:MAX_OUTPUT_NAME] if isinstance(value, str) else ""
 
 
 def _switch_v1(ctx: Context) -> Mapped:
+    """n8n Switch v1 / v2: one comparison per rule against ``value1``. v1 rules name their n8n output
+    (``output``); v2 rules each have their own output, optionally named (``outputKey``)."""
     p = ctx.params
     kind, left = str(p.get("dataType", "number")), p.get("value1")
     rules, outputs = [], {}
@@ -98,18 +94,22 @@ def _switch_v1(ctx: Context) -> Mapped:
             if condition is not None:
                 ctx.unmapped(f"rule {i}: Switch has at most {MAX_SWITCH_RULES} rules: dropped", f"rules[{i}]")
             continue
-        outputs.setdefault(int(rule.get("output", 0)), []).append(str(len(rules)))
-        rules.append(condition)
+        output = int(rule.get("output", 0)) if ctx.type_version < 2 else i
+        outputs.setdefault(output, []).append(str(len(rules)))
+        rules.append({"conditions": [condition], "combine": "and", "output": _output_name(rule.get("outputKey"))})
     fallback = p.get("fallbackOutput", -1)
-    if isinstance(fallback, int) and fallback >= 0:
+    if fallback == "extra":
+        outputs.setdefault(len((p.get("rules") or {}).get("rules") or []), []).append("fallback")
+    elif isinstance(fallback, int) and fallback >= 0:
         outputs.setdefault(fallback, []).append("fallback")
-    return _switch(ctx, rules, outputs, False)
+    return _switch(ctx, rules, outputs, False, "")
 
 
-def _switch(ctx: Context, rules: list[dict[str, Any]], outputs: dict[int, list[str]], all_matches: bool) -> Mapped:
+def _switch(ctx: Context, rules: list[dict[str, Any]], outputs: dict[int, list[str]], all_matches: bool,
+            fallback_name: str) -> Mapped:
     if not rules:
         raise Skip("none of its rules could be mapped (see above)")
-    return Mapped("switch", {"mode": "all_matches" if all_matches else "first_match", "rules": rules},
-                  outputs=outputs)
-
-
+    config = {"mode": "all_matches" if all_matches else "first_match", "rules": rules}
+    if fallback_name:
+        config["fallback_output"] = fallback_name
+    return Mapped("switch", config, version=2, outputs=outputs)
