@@ -6,6 +6,7 @@ import importlib
 import inspect
 import pkgutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from jinja2 import Environment, FileSystemLoader
@@ -52,7 +53,8 @@ def test_config_template_renders(node_type: type[NodeType]) -> None:
     env.filters["pretty_json"] = pretty_json
     env.globals["field_specs"] = field_specs
     html = env.get_template(f"nodes/{node_type.type_name}/config.html").render(
-        type=node_type, config=default_config(node_type.Config), errors={"__none__": ""})
+        type=node_type, config=default_config(node_type.Config), errors={"__none__": ""},
+        node=SimpleNamespace(workflow_id=1, id="n1"))  # the panel's node: dynamic options name its URL
     for spec in field_specs(node_type.Config):
         assert f'name="{spec.name}' in html, f"field {spec.name} missing from {node_type.type_name}'s form"
     assert node_type.title and node_type.description
