@@ -60,4 +60,8 @@ def test_a_wire_from_true_to_a_node_below_clears_the_false_port(page: Page, serv
     page.wait_for_function("() => !!window.patchwireLayout")
     again: dict[str, Any] = connection(page, branch, "output_1", below, "input_1").evaluate(GEOMETRY_JS)
     assert again["hits"] == [] and " L " in again["d"]
+    # Nodes close side by side: a right-angled step halfway, never a loop back past either port.
+    close = page.evaluate("() => routeWire(100, 50, 130, 80, 0.5)")
+    xs = [float(n) for i, n in enumerate(close.replace("M", " ").replace("L", " ").replace("C", " ").split()) if i % 2 == 0]
+    assert min(xs) >= 100 and max(xs) <= 130, f"the wire between close nodes stays between their ports: {close}"
     assert page_errors.page_errors == []

@@ -6,11 +6,16 @@
 // clears the "false" port's box (right of it) before it turns. Drawflow calls this for every wire it
 // draws (this.createCurvature), including the one following the mouse.
 const WIRE_LEAD = 24;
+const WIRE_MIN_LEAD = 12;
 function routeWire(startX, startY, endX, endY, curvature) {
   'use strict';
-  const fromX = startX + WIRE_LEAD;
-  const toX = endX - WIRE_LEAD;
-  const bend = Math.max(WIRE_LEAD, Math.abs(toX - fromX) * curvature);
+  // Nodes close side by side (less than two leads apart): a right-angled step halfway, never a loop back.
+  const gap = endX - startX;
+  const close = gap > 0 && gap < 2 * WIRE_LEAD;
+  const lead = close ? Math.max(WIRE_MIN_LEAD, gap / 2) : WIRE_LEAD;
+  const fromX = startX + lead;
+  const toX = endX - lead;
+  const bend = close ? 0 : Math.max(WIRE_LEAD, Math.abs(toX - fromX) * curvature);
   return ` M ${startX} ${startY} L ${fromX} ${startY} C ${fromX + bend} ${startY} ${toX - bend} ${endY} ${toX} ${endY}`
     + ` L ${endX} ${endY}`;
 }
