@@ -147,7 +147,7 @@ def test_data_stored_deeper_than_the_limit_is_shown_cut_and_can_be_unpinned(brow
     for _ in range(900):
         deep = [deep]
     db_call(lambda db: _store_pin(db, trigger, {"main": [{"a": deep}]}))
-    data = browser.get(f"/workflows/{wid}/nodes/{trigger}/data")
+    data = browser.get(f"/workflows/{wid}/nodes/{trigger}/data?view=json")  # the JSON tree says where it is cut
     assert data.status_code == 200 and f"nested deeper than {MAX_JSON_DEPTH} levels: not shown" in data.text
     assert browser.post(f"/workflows/{wid}/nodes/{trigger}/unpin").status_code == 200
     assert db_call(lambda db: db.get(Node, trigger)).pinned_output is None
