@@ -7,26 +7,18 @@ from __future__ import annotations
 
 import json
 import re
-import sqlite3
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 from playwright.sync_api import Page, expect
 from test_editor_flow import create_workflow, register, save, select_node
-from test_editor_testing import Api
+from test_editor_testing import Api, stored
 
 if TYPE_CHECKING:
     from conftest import PageErrors, Server
 
 pytestmark = pytest.mark.e2e
 RUN_TIMEOUT = 30_000
-
-
-def stored(server: Server, sql: str, *args: Any) -> list[tuple[Any, ...]]:
-    path = Path(server.env["PATCHWIRE_DATA_DIR"]) / "patchwire.db"
-    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
-        return conn.execute(sql, args).fetchall()
 
 
 def config_of(server: Server, node_id: str) -> dict[str, Any]:

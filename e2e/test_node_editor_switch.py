@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +13,7 @@ import pytest
 from playwright.sync_api import Page, expect
 from test_editor_flow import create_workflow, register, save, select_node
 from test_editor_import import expect_editor, open_import
+from test_editor_testing import Api, stored
 
 if TYPE_CHECKING:
     from conftest import PageErrors, Server
@@ -22,34 +22,6 @@ pytestmark = pytest.mark.e2e
 RUN_TIMEOUT = 30_000
 ITEMS = [{"id": 1, "kind": "a", "total": 500}, {"id": 2, "kind": "a", "total": 5}, {"id": 3, "kind": "b", "total": 1},
          {"id": 4, "kind": "c", "total": 900}]
-
-
-def stored(server: Server, sql: str, *args: Any) -> list[tuple[Any, ...]]:
-    path = Path(server.env["PATCHWIRE_DATA_DIR"]) / "patchwire.db"
-    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
-        return conn.execute(sql, args).fetchall()
-
-
-class Api:
-    """The editor's own endpoints, called with the page's session: builds the workflow quickly."""
-
-    def __init__(self, page: Page, base: str) -> None:
-        self.page, self.base = page, base
-
-    def post(self, url: str, form: dict[str, str] | None = None) -> Any:
-        token = self.page.locator("meta[name=csrf-token]").get_attribute("content")
-        response = self.page.request.post(f"{self.base}{url}", form=form or {},
-                                          headers={"X-CSRFToken": token, "HX-Request": "true"})
-        assert response.ok, response.text()
-        return response
-
-    def add_node(self, wid: int, type_name: str, x: int, y: int) -> str:
-        html = self.post(f"/workflows/{wid}/nodes", {"type": type_name, "x": str(x), "y": str(y)}).text()
-        return re.search(r'data-node-id="([0-9a-f]+)"', html).group(1)
-
-    def connect(self, wid: int, source: str, target: str, port: str = "main") -> None:
-        self.post(f"/workflows/{wid}/connections", {"source": source, "target": target, "source_port": port,
-                                                    "target_port": "main"})
 
 
 def fill_row(row: Any, field: str, kind: str, operator: str, value: str) -> None:

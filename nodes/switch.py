@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
 
@@ -61,8 +61,12 @@ class Switch(NodeType):
     async def _ports(self, ctx: NodeContext, config: SwitchConfig, item: Item) -> list[str]:
         found = []
         for index, rule in enumerate(config.rules):
-            if await matches(ctx, rule, item, f"rules[{index}]"):
+            if await self._matches(ctx, rule, item, f"rules[{index}]"):
                 found.append(RULE_PORTS[index])
                 if config.mode == "first_match":
                     break
         return found or [FALLBACK]
+
+    async def _matches(self, ctx: NodeContext, rule: Any, item: Item, where: str) -> bool:
+        """Whether ``rule`` holds for ``item`` (a rule is one condition here; Switch version 2 overrides this)."""
+        return await matches(ctx, rule, item, where)

@@ -8,9 +8,9 @@ from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
 
-from engine.contract import Item, NodeContext, NodeResult, NodeType
-from nodes.conditions import HELP, MAX_CONDITIONS, OPERATORS, Condition, condition_problems, log_routes, matches
-from nodes.switch import FALLBACK, RULE_PORTS
+from engine.contract import Item, NodeContext
+from nodes.conditions import HELP, MAX_CONDITIONS, OPERATORS, Condition, condition_problems, matches
+from nodes.switch import FALLBACK, RULE_PORTS, Switch
 
 MAX_OUTPUT_NAME = 60
 
@@ -110,7 +110,7 @@ def port_labels(config: Any) -> dict[str, str]:
     return labels
 
 
-class SwitchV2(NodeType):
+class SwitchV2(Switch):
     """Routes each item by up to four rules of conditions; a condition on a missing field does not
     match (except ``not_exists``); items matching no rule leave by ``fallback``. Within a rule the
     conditions stop as soon as the result is known (as in If v2)."""
@@ -130,22 +130,8 @@ class SwitchV2(NodeType):
     condition_operators: ClassVar[dict[str, tuple[str, ...]]] = OPERATORS
     port_labels = staticmethod(port_labels)
 
-    async def run(self, ctx: NodeContext, config: SwitchV2Config, items: list[Item]) -> NodeResult:
-        routes: dict[str, list[Item]] = {}
-        for item in items:
-            for port in await self._ports(ctx, config, item):
-                routes.setdefault(port, []).append(item)
-        log_routes(ctx, routes, len(items))
-        return NodeResult(routes)
-
-    async def _ports(self, ctx: NodeContext, config: SwitchV2Config, item: Item) -> list[str]:
-        found = []
-        for index, rule in enumerate(config.rules):
-            if await _rule_matches(ctx, rule, item, f"rules[{index}]"):
-                found.append(RULE_PORTS[index])
-                if config.mode == "first_match":
-                    break
-        return found or [FALLBACK]
+    async def _matches(self, ctx: NodeContext, rule: Rule, item: Item, where: str) -> bool:
+        return await _rule_matches(ctx, rule, item, where)
 
 
 async def _rule_matches(ctx: NodeContext, rule: Rule, item: Item, where: str) -> bool:
