@@ -134,7 +134,6 @@
       old.closest('.field').classList.remove('has-error');
       old.remove(); // a server-rendered error of an earlier full save: replaced by the current answer
     }
-    for (const old of form.querySelectorAll('.condition-builder .row-error')) old.remove(); // server-rendered ones too
     if (window.pwForms) errors = window.pwForms.placeRowErrors(form, errors); // condition rows: next to each row
     const summary = form.querySelector('.autosave-summary');
     if (summary) summary.hidden = !Object.keys(errors).length;

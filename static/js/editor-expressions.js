@@ -352,10 +352,7 @@
     area.rows = 12;
     area.spellcheck = false;
     area.dataset.exprField = 'wide';
-    area.setAttribute('role', 'combobox');
-    area.setAttribute('aria-autocomplete', 'list');
-    area.setAttribute('aria-controls', list.id);
-    area.setAttribute('aria-expanded', 'false');
+    asCombobox(area);
     const hint = document.createElement('p');
     hint.className = 'hint';
     hint.textContent = 'Type {{ and a name for completions (Ctrl+Space to ask). Closing writes the text back.';
@@ -434,15 +431,20 @@
   }
 
   // --- wiring the panel's fields (they are replaced with the panel) ---------------------------------------
+  // An expression field offers completions from the one list (ARIA combobox with a listbox popup).
+  function asCombobox(el) {
+    el.setAttribute('role', 'combobox');
+    el.setAttribute('aria-autocomplete', 'list');
+    el.setAttribute('aria-controls', list.id);
+    el.setAttribute('aria-expanded', 'false');
+  }
+
   function wire() {
     const form = panel.querySelector('form.node-form');
     if (form) {
       for (const field of form.querySelectorAll('[data-expr-field]:not([data-expr-wired])')) {
         field.dataset.exprWired = 'on';
-        field.setAttribute('role', 'combobox');
-        field.setAttribute('aria-autocomplete', 'list');
-        field.setAttribute('aria-controls', list.id);
-        field.setAttribute('aria-expanded', 'false');
+        asCombobox(field);
         const button = document.createElement('button');
         button.type = 'button';
         button.className = 'expr-wide-button';

@@ -79,7 +79,7 @@
   }
 
   function placeRowErrors(form, errors) {
-    form.querySelectorAll('.row-error[data-autosave]').forEach((p) => p.remove());
+    form.querySelectorAll('.condition-builder .row-error').forEach((p) => p.remove()); // a full render's too
     form.querySelectorAll('.condition-row.has-error, .condition-rule.has-error').forEach((el) => el.classList.remove('has-error'));
     const result = { ...errors };
     form.querySelectorAll('.condition-builder').forEach((builder) => {
