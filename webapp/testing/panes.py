@@ -126,23 +126,33 @@ class Panes:
 
     async def _own_input(self, data: InputData, incoming: list[tuple[str, str]], pinned: dict[str, Any]) -> None:
         own = await self._last_input(data.node.id)
-        fed: list[Any] = []
-        newest = 0
-        for source, port in incoming:
-            if source in pinned:
-                fed.extend((pinned[source] or {}).get(port, []))
-                continue
-            run = await self._last_run(source, lambda q: q.where(NodeRun.status == "succeeded"))
-            if run is not None and run.output:
-                fed.extend(run.output.get(port, []))
-                newest = max(newest, run.execution_id)
+        # Which feeding runs are newest is read without their outputs: those are loaded (and decoded) only when
+        # they, not the node's own last input, are what the pane shows.
+        runs = {source: await self._last_succeeded(source) for source, _ in incoming if source not in pinned}
+        newest = max((execution_id for _, execution_id in filter(None, runs.values())), default=0)
         if own is not None and own.execution_id >= newest:
             data.items, data.execution_id = list(own.input or []), own.execution_id
             data.origin = f"last run’s input, execution #{own.execution_id}"
-        elif fed or newest:
+            return
+        fed: list[Any] = []
+        for source, port in incoming:
+            if source in pinned:
+                fed.extend((pinned[source] or {}).get(port, []))
+            elif (found := runs.get(source)) is not None:
+                run = await self.db.get(NodeRun, found[0])
+                fed.extend(((run.output if run is not None else None) or {}).get(port, []))
+        if fed or newest:
             data.items, data.execution_id = fed, newest or None
             data.origin = (f"outputs of the previous nodes, execution #{newest}" if newest
                            else "pinned data of the nodes feeding it")
+
+    async def _last_succeeded(self, node_id: str) -> tuple[int, int] | None:
+        """The id and execution of the node's last succeeded run, without its data."""
+        row = (await self.db.execute(
+            select(NodeRun.id, NodeRun.execution_id).join(Execution, Execution.id == NodeRun.execution_id)
+            .where(NodeRun.node_id == node_id, NodeRun.status == "succeeded").order_by(NodeRun.id.desc()).limit(1)
+        )).first()
+        return (row[0], row[1]) if row is not None else None
 
     async def _last_input(self, node_id: str) -> NodeRun | None:
         """The node's last settled run that recorded an input (a run given by pinned data has none)."""
